@@ -48,3 +48,5 @@ pub use model::{Model, TensorView};
 pub use state::State;
 pub use weights::{HeadWeights, LayerWeights, Weights};
 pub use writer::ModelWriter;
+pub mod import;
+pub mod npy;

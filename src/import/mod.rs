@@ -1,0 +1,36 @@
+//! Importers: bring trained models in from other frameworks, normalised to
+//! canonical [`crate::Weights`] plus [`crate::format::Metadata`]. The runtime
+//! never sees a foreign layout.
+
+pub mod pytorch;
+
+use std::fmt;
+
+/// What is wrong with a source file, naming the file and the tensor or node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportError {
+    pub file: String,
+    pub message: String,
+}
+
+impl ImportError {
+    pub fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
+        ImportError { file: file.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+/// A named tensor read from a source file, widened to f32, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}

@@ -1,0 +1,96 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use lstmrt::format::CellKind;
+use lstmrt::import::pytorch;
+use lstmrt::{Weights, format::Metadata};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A PyTorch golden case: the model, its input and PyTorch's outputs.
+pub struct Golden {
+    pub name: String,
+    pub meta: Metadata,
+    pub weights: Weights,
+    pub input: Vec<f32>,
+    pub batch: usize,
+    pub h0: Option<Vec<f32>>,
+    pub c0: Option<Vec<f32>>,
+    pub output: Vec<f32>,
+    pub output_shape: Vec<usize>,
+    pub h_n: Vec<f32>,
+    pub c_n: Option<Vec<f32>>,
+}
+
+fn npy(dir: &Path, name: &str) -> Option<lstmrt::npy::Array> {
+    let p = dir.join(name);
+    p.exists().then(|| lstmrt::npy::read(&p).unwrap_or_else(|e| panic!("{e}")))
+}
+
+pub fn golden_cases() -> Vec<Golden> {
+    let root = fixtures().join("pytorch");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 14, "expected the PyTorch fixtures in {}", root.display());
+    dirs.iter().map(|d| load_golden(d)).collect()
+}
+
+pub fn load_golden(dir: &Path) -> Golden {
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let cell = CellKind::from_name(config["cell"].as_str().unwrap()).unwrap();
+    let tensors = pytorch::read_safetensors(&dir.join("weights.safetensors")).unwrap();
+    let options = pytorch::Options { cell: Some(cell), ..Default::default() };
+    let (meta, weights) = pytorch::from_state_dict(&tensors, &options, "weights.safetensors").unwrap();
+    let input = npy(dir, "input.npy").unwrap();
+    let output = npy(dir, "output.npy").unwrap();
+    Golden {
+        name: dir.file_name().unwrap().to_string_lossy().into(),
+        meta,
+        weights,
+        batch: input.shape[1],
+        input: input.to_f32(),
+        h0: npy(dir, "h0.npy").map(|a| a.to_f32()),
+        c0: npy(dir, "c0.npy").map(|a| a.to_f32()),
+        output_shape: output.shape.clone(),
+        output: output.to_f32(),
+        h_n: npy(dir, "h_n.npy").unwrap().to_f32(),
+        c_n: npy(dir, "c_n.npy").map(|a| a.to_f32()),
+    }
+}
+
+/// Largest absolute difference; panics on a length mismatch.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("lstmrt-test-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
