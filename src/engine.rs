@@ -56,7 +56,11 @@ impl Model {
         }
         let per_step = state.batch() * self.architecture().input_size as usize;
         if x.len() != per_step {
-            return Err(Error::Shape { what: "step input", expected: format!("{per_step} (batch x input size)"), got: x.len() });
+            return Err(Error::Shape {
+                what: "step input",
+                expected: format!("{per_step} (batch x input size)"),
+                got: x.len(),
+            });
         }
         self.run(state, x)
     }

@@ -54,7 +54,8 @@ pub fn parse(bytes: &[u8]) -> Result<Array, NpyError> {
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize, 12),
         v => return Err(err(format!("unsupported .npy version {v}"))),
     };
-    let data_start = header_start.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| err("truncated header"))?;
+    let data_start =
+        header_start.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| err("truncated header"))?;
     let header = std::str::from_utf8(&bytes[header_start..data_start]).map_err(|_| err("header is not text"))?;
     let descr = dict_value(header, "descr").ok_or_else(|| err("header has no 'descr'"))?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
@@ -94,7 +95,11 @@ pub fn parse(bytes: &[u8]) -> Result<Array, NpyError> {
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| err("shape overflows"))?;
     let body = &bytes[data_start..];
     if count.checked_mul(size) != Some(body.len()) {
-        return Err(err(format!("shape {shape:?} of {name} needs {} bytes, file has {}", count.saturating_mul(size), body.len())));
+        return Err(err(format!(
+            "shape {shape:?} of {name} needs {} bytes, file has {}",
+            count.saturating_mul(size),
+            body.len()
+        )));
     }
     let data = body
         .chunks_exact(size)

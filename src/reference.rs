@@ -243,7 +243,8 @@ fn cell(arch: &Architecture, lw: &LayerWeights, x: &[f64], h: &[f64], c: &[f64])
 pub fn head(head: &Head, weights: &HeadWeights, x: &[f32]) -> Vec<f32> {
     let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let out = head.out_features as usize;
-    let mut y: Vec<f64> = (0..out).map(|o| weights.bias.get(o).map_or(0.0, |&b| b as f64) + dot_row(&weights.weight, o, &x)).collect();
+    let mut y: Vec<f64> =
+        (0..out).map(|o| weights.bias.get(o).map_or(0.0, |&b| b as f64) + dot_row(&weights.weight, o, &x)).collect();
     match head.activation {
         HeadActivation::None => {}
         HeadActivation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),

@@ -41,7 +41,8 @@ impl<'a> ModelWriter<'a> {
         for t in expected_tensors(self.meta) {
             let values = self.weights.get(arch, &t.name).expect("checked: every expected tensor is present");
             // Matrices take the chosen dtype; vectors (biases, peepholes) stay exact.
-            let dtype = if t.shape.len() == 2 && !t.name.starts_with("weight_peephole") { self.dtype } else { DType::F32 };
+            let dtype =
+                if t.shape.len() == 2 && !t.name.starts_with("weight_peephole") { self.dtype } else { DType::F32 };
             tensors.push(TensorBytes {
                 data: encode_values(&t.name, values, dtype)?,
                 name: t.name,

@@ -103,7 +103,10 @@ impl fmt::Display for Error {
             Io { path, message } => write!(f, "{path}: {message}"),
             BigEndianHost => write!(f, "lstmrt model files can only be used on little-endian machines"),
             TooShort { len, needed } => {
-                write!(f, "file is {len} bytes, shorter than the {needed}-byte header: not an lstmrt model or truncated")
+                write!(
+                    f,
+                    "file is {len} bytes, shorter than the {needed}-byte header: not an lstmrt model or truncated"
+                )
             }
             BadMagic { found } => write!(f, "not an lstmrt model file: the first 8 bytes are {found:02x?}"),
             UnsupportedVersion { file_major, file_minor, reader_major, reader_minor } => write!(

@@ -49,9 +49,7 @@ impl CellKind {
 
     /// Parses the names printed by [`CellKind::name`].
     pub fn from_name(name: &str) -> Option<CellKind> {
-        [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh, CellKind::RnnRelu]
-            .into_iter()
-            .find(|k| k.name() == name)
+        [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh, CellKind::RnnRelu].into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -165,7 +163,10 @@ impl Architecture {
             }
         }
         if self.num_layers > 1024 {
-            return Err(Error::invalid("architecture.num_layers", format!("{} layers is more than 1024", self.num_layers)));
+            return Err(Error::invalid(
+                "architecture.num_layers",
+                format!("{} layers is more than 1024", self.num_layers),
+            ));
         }
         let lstm = self.cell == CellKind::Lstm;
         if self.proj_size > 0 && !lstm {
@@ -314,7 +315,10 @@ impl Metadata {
         if let Some(e) = &self.embedding
             && (e.num_embeddings == 0 || e.num_embeddings > 1 << 26)
         {
-            return Err(Error::invalid("embedding.num_embeddings", format!("{} is outside 1..=2^26", e.num_embeddings)));
+            return Err(Error::invalid(
+                "embedding.num_embeddings",
+                format!("{} is outside 1..=2^26", e.num_embeddings),
+            ));
         }
         if let Some(h) = &self.head {
             if h.out_features == 0 || h.out_features > 1 << 26 {

@@ -22,7 +22,7 @@ pub use meta::{
     Vocabulary,
 };
 pub use read::{FileInfo, parse, verify_tensor};
-pub use write::{RawSection, encode_directory, TensorBytes, assemble, atomic_write, encode, seal_header};
+pub use write::{RawSection, TensorBytes, assemble, atomic_write, encode, encode_directory, seal_header};
 
 use serde::{Deserialize, Serialize};
 

@@ -114,11 +114,10 @@ pub fn parse(bytes: &[u8]) -> Result<FileInfo, Error> {
         return Err(Error::BadSectionTable { reason: format!("{count} sections is more than {MAX_SECTIONS}") });
     }
     let table_len = count as u64 * entry_size as u64; // both bounded: cannot overflow
-    let table_end = table_offset.checked_add(table_len).filter(|&e| e <= file_len).ok_or_else(|| {
-        Error::BadSectionTable {
+    let table_end =
+        table_offset.checked_add(table_len).filter(|&e| e <= file_len).ok_or_else(|| Error::BadSectionTable {
             reason: format!("table at offset {table_offset} with {count} entries runs past the end of the file"),
-        }
-    })?;
+        })?;
     let table = &bytes[table_offset as usize..table_end as usize];
 
     let stored_crc = u32_at(bytes, 60);
@@ -253,8 +252,7 @@ fn validate_directory(directory: Vec<DirectoryEntry>, data: (u64, u64)) -> Resul
             return Err(Error::DuplicateTensor { name });
         }
         let dtype = DType::from_code(e.dtype).ok_or(Error::UnknownDtype { name: name.clone(), code: e.dtype })?;
-        let layout =
-            Layout::from_code(e.layout).ok_or(Error::UnknownLayout { name: name.clone(), code: e.layout })?;
+        let layout = Layout::from_code(e.layout).ok_or(Error::UnknownLayout { name: name.clone(), code: e.layout })?;
         if e.shape.len() > MAX_RANK {
             return Err(Error::BadRank { name, rank: e.shape.len() });
         }
@@ -314,20 +312,17 @@ fn check_tensor_set(meta: &Metadata, tensors: &[TensorInfo], newer_minor: bool) 
         match tensors.iter().find(|t| t.name == want.name) {
             None if want.required => return Err(Error::MissingTensor { name: want.name.clone() }),
             None => {}
-            Some(t) => {
-                if t.shape != want.shape {
-                    return Err(Error::TensorShape {
-                        name: t.name.clone(),
-                        expected: want.shape.clone(),
-                        found: t.shape.clone(),
-                    });
-                }
+            Some(t) if t.shape != want.shape => {
+                return Err(Error::TensorShape {
+                    name: t.name.clone(),
+                    expected: want.shape.clone(),
+                    found: t.shape.clone(),
+                });
             }
+            Some(_) => {}
         }
     }
-    if !newer_minor
-        && let Some(extra) = tensors.iter().find(|t| !expected.iter().any(|e| e.name == t.name))
-    {
+    if !newer_minor && let Some(extra) = tensors.iter().find(|t| !expected.iter().any(|e| e.name == t.name)) {
         return Err(Error::UnexpectedTensor { name: extra.name.clone() });
     }
     Ok(())

@@ -101,12 +101,7 @@ impl RawSection {
 #[doc(hidden)]
 pub fn assemble(version: (u16, u16), sections: &[RawSection]) -> Vec<u8> {
     let table_len = sections.len() * SECTION_ENTRY_SIZE;
-    let end = sections
-        .iter()
-        .map(|s| s.offset as usize + s.body.len())
-        .max()
-        .unwrap_or(0)
-        .max(HEADER_SIZE + table_len);
+    let end = sections.iter().map(|s| s.offset as usize + s.body.len()).max().unwrap_or(0).max(HEADER_SIZE + table_len);
     let mut out = vec![0u8; end];
     out[0..8].copy_from_slice(&MAGIC);
     out[8..10].copy_from_slice(&version.0.to_le_bytes());
@@ -151,10 +146,9 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let file_name = path.file_name().ok_or_else(|| Error::Io {
-        path: path.display().to_string(),
-        message: "not a file name".into(),
-    })?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::Io { path: path.display().to_string(), message: "not a file name".into() })?;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{}.tmp-{}-{n}", file_name.to_string_lossy(), std::process::id()));

@@ -36,8 +36,9 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<SourceTensor>, ImportError> {
         .map_err(|e| ImportError::new(&file, format!("not a valid safetensors file: {e}")))?;
     let mut out = Vec::new();
     for (name, view) in st.iter() {
-        let data = widen(view.dtype(), view.data())
-            .ok_or_else(|| ImportError::new(&file, format!("tensor `{name}` has dtype {:?}; expected a float type", view.dtype())))?;
+        let data = widen(view.dtype(), view.data()).ok_or_else(|| {
+            ImportError::new(&file, format!("tensor `{name}` has dtype {:?}; expected a float type", view.dtype()))
+        })?;
         out.push(SourceTensor { name: name.to_string(), shape: view.shape().to_vec(), data });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -84,7 +85,11 @@ fn parse_param(name: &str) -> Option<ParamName<'_>> {
 }
 
 /// Builds metadata and canonical weights from a state dict.
-pub fn from_state_dict(tensors: &[SourceTensor], options: &Options, file: &str) -> Result<(Metadata, Weights), ImportError> {
+pub fn from_state_dict(
+    tensors: &[SourceTensor],
+    options: &Options,
+    file: &str,
+) -> Result<(Metadata, Weights), ImportError> {
     let fail = |m: String| ImportError::new(file, m);
     let by_name: BTreeMap<&str, &SourceTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
 
@@ -116,7 +121,8 @@ pub fn from_state_dict(tensors: &[SourceTensor], options: &Options, file: &str) 
         let name = format!("{prefix}{kind}_l{layer}{}", if reverse { "_reverse" } else { "" });
         by_name.get(name.as_str()).copied()
     };
-    let params: Vec<ParamName> = tensors.iter().filter_map(|t| parse_param(&t.name)).filter(|p| p.prefix == prefix).collect();
+    let params: Vec<ParamName> =
+        tensors.iter().filter_map(|t| parse_param(&t.name)).filter(|p| p.prefix == prefix).collect();
     let num_layers = params.iter().map(|p| p.layer).max().expect("at least one parameter") + 1;
     let bidirectional = params.iter().any(|p| p.reverse);
 
@@ -145,10 +151,7 @@ pub fn from_state_dict(tensors: &[SourceTensor], options: &Options, file: &str) 
         None => (out_size, 0),
     };
     if hidden == 0 || rows % hidden != 0 {
-        return Err(fail(format!(
-            "`{}` has {rows} rows, not a multiple of the hidden size {hidden}",
-            w_hh0.name
-        )));
+        return Err(fail(format!("`{}` has {rows} rows, not a multiple of the hidden size {hidden}", w_hh0.name)));
     }
     let gates = rows / hidden;
     let cell = match (gates, options.cell) {
@@ -157,7 +160,10 @@ pub fn from_state_dict(tensors: &[SourceTensor], options: &Options, file: &str) 
         (1, None) => CellKind::RnnTanh,
         (1, Some(k @ (CellKind::RnnTanh | CellKind::RnnRelu))) => k,
         (g, Some(k)) => {
-            return Err(fail(format!("the weights have {g} gate blocks, which does not fit the requested cell {}", k.name())));
+            return Err(fail(format!(
+                "the weights have {g} gate blocks, which does not fit the requested cell {}",
+                k.name()
+            )));
         }
         (g, None) => {
             return Err(fail(format!(
@@ -272,7 +278,9 @@ fn pick_module<'a, 'b>(
         let name = name.strip_suffix(".weight").unwrap_or(name);
         return match modules.iter().find(|m| m.name == name) {
             Some(m) if fits(m) => Ok(Some(m)),
-            Some(m) => Err(format!("`{}.weight` has shape {:?}, which does not fit as the {role}", m.name, m.weight.shape)),
+            Some(m) => {
+                Err(format!("`{}.weight` has shape {:?}, which does not fit as the {role}", m.name, m.weight.shape))
+            }
             None => Err(format!("no tensor `{name}.weight` for the {role}")),
         };
     }
@@ -297,7 +305,10 @@ mod tests {
             parse_param("encoder.rnn.weight_ih_l2_reverse"),
             Some(ParamName { prefix: "encoder.rnn.", kind: "weight_ih", layer: 2, reverse: true })
         );
-        assert_eq!(parse_param("bias_hh_l0"), Some(ParamName { prefix: "", kind: "bias_hh", layer: 0, reverse: false }));
+        assert_eq!(
+            parse_param("bias_hh_l0"),
+            Some(ParamName { prefix: "", kind: "bias_hh", layer: 0, reverse: false })
+        );
         assert_eq!(parse_param("fc.weight"), None);
         assert_eq!(parse_param("weight_ih_lx"), None);
     }
