@@ -91,11 +91,58 @@ impl Model {
             return Ok(());
         }
         let arch = self.architecture();
-        let c0 = if arch.has_cell_state() { Some(state.c.as_slice()) } else { None };
-        let result = reference::run(arch, &self.weights, xs, state.batch(), Some(&state.h), c0);
-        out.copy_from_slice(&result.output);
-        state.h.copy_from_slice(&result.h_n);
-        state.c.copy_from_slice(&result.c_n);
+        let batch = state.batch();
+        let threads = state.threads.min(batch);
+        if threads <= 1 {
+            let c0 = if arch.has_cell_state() { Some(state.c.as_slice()) } else { None };
+            let result = reference::run(arch, &self.weights, xs, batch, Some(&state.h), c0);
+            out.copy_from_slice(&result.output);
+            state.h.copy_from_slice(&result.h_n);
+            state.c.copy_from_slice(&result.c_n);
+            return Ok(());
+        }
+        // Split the batch into contiguous groups of sequences, one per thread.
+        let per = batch.div_ceil(threads);
+        let groups: Vec<(usize, usize)> = (0..batch).step_by(per).map(|b0| (b0, (b0 + per).min(batch))).collect();
+        let results: Vec<reference::Output> = std::thread::scope(|scope| {
+            let handles: Vec<_> = groups
+                .iter()
+                .map(|&(b0, b1)| {
+                    let g = (b0, b1);
+                    let xs_g = gather(xs, batch, arch.input_size as usize, g);
+                    let h_g = gather(&state.h, batch, arch.output_size(), g);
+                    let c_g =
+                        if arch.has_cell_state() { gather(&state.c, batch, arch.hidden(), g) } else { Vec::new() };
+                    scope.spawn(move || {
+                        let c0 = arch.has_cell_state().then_some(c_g.as_slice());
+                        reference::run(arch, &self.weights, &xs_g, b1 - b0, Some(&h_g), c0)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a worker thread panicked")).collect()
+        });
+        for (&g, r) in groups.iter().zip(&results) {
+            scatter(&r.output, out, batch, arch.sequence_output_size(), g);
+            scatter(&r.h_n, &mut state.h, batch, arch.output_size(), g);
+            if arch.has_cell_state() {
+                scatter(&r.c_n, &mut state.c, batch, arch.hidden(), g);
+            }
+        }
         Ok(())
+    }
+}
+
+/// Copies sequences `b0..b1` out of a `[rows, batch, width]` buffer.
+fn gather(all: &[f32], batch: usize, width: usize, (b0, b1): (usize, usize)) -> Vec<f32> {
+    all.chunks_exact(batch * width).flat_map(|row| &row[b0 * width..b1 * width]).copied().collect()
+}
+
+/// Writes `[rows, b1-b0, width]` back as sequences `b0..b1` of `[rows, batch, width]`.
+fn scatter(part: &[f32], all: &mut [f32], batch: usize, width: usize, (b0, b1): (usize, usize)) {
+    if width == 0 {
+        return;
+    }
+    for (dst, src) in all.chunks_exact_mut(batch * width).zip(part.chunks_exact((b1 - b0) * width)) {
+        dst[b0 * width..b1 * width].copy_from_slice(src);
     }
 }

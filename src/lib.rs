@@ -36,7 +36,10 @@
 pub mod engine;
 mod error;
 pub mod format;
+pub mod import;
+pub mod kernels;
 pub mod model;
+pub mod npy;
 pub mod reference;
 pub mod state;
 pub mod text;
@@ -44,9 +47,14 @@ pub mod weights;
 pub mod writer;
 
 pub use error::Error;
+pub use kernels::{Isa, IsaError};
 pub use model::{Model, TensorView};
 pub use state::State;
 pub use weights::{HeadWeights, LayerWeights, Weights};
 pub use writer::ModelWriter;
-pub mod import;
-pub mod npy;
+
+/// The instruction-set tier this process runs its kernels on: the best the CPU
+/// has, or the one `LSTMRT_ISA` names (an error if this CPU lacks it).
+pub fn isa() -> Result<Isa, IsaError> {
+    kernels::selected()
+}

@@ -141,6 +141,7 @@ impl Model {
     }
 
     fn from_backing(backing: Backing) -> Result<Model, crate::Error> {
+        crate::isa().map_err(|e| crate::Error::Unsupported { what: e.to_string() })?;
         let info = format::parse(backing.bytes())?;
         let mut model = Model { backing, info, weights: Weights::default() };
         model.weights = model.weights();

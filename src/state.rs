@@ -41,6 +41,8 @@ pub struct State {
     pub(crate) c: Vec<f32>,
     /// Output of the last `step` or `run`, `[steps, batch, directions * P]`.
     pub(crate) out: Vec<f32>,
+    /// Threads `run` and `step` may use (1 = the calling thread only).
+    pub(crate) threads: usize,
 }
 
 const STATE_MAGIC: &[u8; 8] = b"LSTMRTS1";
@@ -53,12 +55,24 @@ impl State {
             h: vec![0.0; shape.slots * batch * shape.h_size],
             c: vec![0.0; shape.slots * batch * shape.c_size],
             out: Vec::new(),
+            threads: 1,
         }
     }
 
     /// Number of sequences this state carries.
     pub fn batch(&self) -> usize {
         self.shape.batch
+    }
+
+    /// Lets `run` and `step` use up to `threads` threads (1, the default,
+    /// runs on the calling thread only). Batches are split across threads.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    /// Threads this state may use.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Zeroes `h` and `c`: the next step starts a new sequence.

@@ -1,0 +1,123 @@
+//! The fast kernels and the choice of instruction set.
+//!
+//! The tier is chosen once per process: the best the CPU has, or the one named
+//! by the `LSTMRT_ISA` environment variable (`scalar`, `wide`, `avx2`,
+//! `avx512`). Naming a tier the CPU lacks is an error, never a crash.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// An instruction-set tier, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Plain Rust, one lane at a time.
+    Scalar,
+    /// The `wide` crate at the target's baseline (SSE2 on x86-64, NEON on aarch64).
+    Wide,
+    /// AVX2 + FMA + F16C.
+    Avx2,
+    /// AVX-512 F/BW/VL/DQ (with F16C).
+    Avx512,
+}
+
+impl Isa {
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Wide, Isa::Avx2, Isa::Avx512];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Wide => "wide",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// Whether this CPU can run the tier.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Scalar | Isa::Wide => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.available()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512dq")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => false,
+        }
+    }
+
+    /// Every tier this CPU can run, lowest first.
+    pub fn available_tiers() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.available()).collect()
+    }
+
+    /// The best tier this CPU can run.
+    pub fn best() -> Isa {
+        Isa::ALL.into_iter().rev().find(|i| i.available()).unwrap_or(Isa::Scalar)
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why the tier named in `LSTMRT_ISA` cannot be used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IsaError(pub String);
+
+impl fmt::Display for IsaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for IsaError {}
+
+/// The tier a value of `LSTMRT_ISA` asks for (`None` or empty: the best).
+pub fn choose(requested: Option<&str>) -> Result<Isa, IsaError> {
+    let Some(name) = requested.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(Isa::best()) };
+    let isa = Isa::from_name(name)
+        .ok_or_else(|| IsaError(format!("LSTMRT_ISA={name} is not a tier; use one of scalar, wide, avx2, avx512")))?;
+    if !isa.available() {
+        return Err(IsaError(format!(
+            "LSTMRT_ISA={name}: this CPU cannot run the {name} tier (available: {})",
+            Isa::available_tiers().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(isa)
+}
+
+static SELECTED: OnceLock<Result<Isa, IsaError>> = OnceLock::new();
+
+/// The tier in use in this process, chosen on first call from the CPU and
+/// `LSTMRT_ISA`. An impossible `LSTMRT_ISA` is returned as the error.
+pub fn selected() -> Result<Isa, IsaError> {
+    SELECTED.get_or_init(|| choose(std::env::var("LSTMRT_ISA").ok().as_deref())).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_or_unavailable_tiers_are_errors() {
+        assert!(choose(Some("sse9")).unwrap_err().0.contains("not a tier"));
+        assert_eq!(choose(Some("scalar")), Ok(Isa::Scalar));
+        assert_eq!(choose(None), Ok(Isa::best()));
+        for isa in Isa::ALL {
+            assert_eq!(choose(Some(isa.name())).is_ok(), isa.available());
+        }
+    }
+}
