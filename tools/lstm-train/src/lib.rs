@@ -6,9 +6,17 @@
 //! forward and backward passes (generic over f32/f64, see [`real`]), [`optim`]
 //! updates the flat parameter vector, [`train`] drives minibatches, evaluation,
 //! early stopping and checkpoints, and [`export`] writes the model file.
-//! [`experiment`] is the vanishing/exploding gradient study.
+//! [`experiment`] is the vanishing/exploding gradient study; [`cli`] is the
+//! command line.
 
 pub mod bptt;
+pub mod cli;
+pub mod data;
+pub mod error;
+pub mod experiment;
+pub mod export;
 pub mod net;
+pub mod optim;
 pub mod real;
 pub mod rng;
+pub mod train;
