@@ -332,6 +332,17 @@ const OBJECT_INTRO_PREFIXES: &[&[&str]] = &[
     &["the", "door", "opened", "for"],
 ];
 
+// Meeting someone: PREVIOUS (the last person's name or pronoun) VERB NAME
+// SUFFIX. The new person comes right after a word about the previous one.
+const MEETING_VERBS: &[&str] = &["met", "saw", "called", "greeted", "visited"];
+const MEETING_SUFFIXES: &[&[&str]] = &[
+    &["."],
+    &["at", "the", "door", "."],
+    &["outside", "."],
+    &["in", "the", "park", "."],
+    &["at", "the", "station", "."],
+];
+
 // Talking about a person: PRONOUN PREDICATE, POSSESSIVE THING, or ... OBJECT .
 const SUBJECT_PREDICATES: &[&[&str]] = &[
     &["was", "tired", "."],
@@ -438,11 +449,18 @@ impl Lexicon {
             }
         };
         PUNCTUATION.iter().chain(GENDERED).for_each(|w| add(w));
-        let phrase_lists: [&[&[&str]]; 6] =
-            [INTRO_PREFIXES, INTRO_SUFFIXES, OBJECT_INTRO_PREFIXES, SUBJECT_PREDICATES, POSSESSIVE_PREDICATES, CUES];
+        let phrase_lists: [&[&[&str]]; 7] = [
+            INTRO_PREFIXES,
+            INTRO_SUFFIXES,
+            OBJECT_INTRO_PREFIXES,
+            MEETING_SUFFIXES,
+            SUBJECT_PREDICATES,
+            POSSESSIVE_PREDICATES,
+            CUES,
+        ];
         phrase_lists.iter().flat_map(|l| l.iter()).flat_map(|p| p.iter()).for_each(|w| add(w));
         OBJECT_FRAMES.iter().flat_map(|(a, b)| a.iter().chain(b.iter())).for_each(|w| add(w));
-        [NOUNS, ADJECTIVES, VERBS, ADVERBS, PREPOSITIONS, CONJUNCTIONS, &["the"]]
+        [MEETING_VERBS, NOUNS, ADJECTIVES, VERBS, ADVERBS, PREPOSITIONS, CONJUNCTIONS, &["the"]]
             .iter()
             .flat_map(|l| l.iter())
             .for_each(|w| add(w));
@@ -634,17 +652,22 @@ pub fn story(lex: &Lexicon, shape: StoryShape, rng: &mut Rng) -> Story {
             return n;
         }
     };
+    let mut previous: Option<(&'static str, Gender)> = None;
     for k in 0..shape.people {
         let g = if rng.chance(0.5) { Gender::He } else { Gender::She };
         let last = k + 1 == shape.people;
         let name = name_for(g, rng);
         // Pick the introduction (and for the last person the cue and filler
         // length) so that the tokens after the name add up to the distance.
-        let (prefix, suffix, cue, fill): (&[&str], &[&str], &[&str], usize) = loop {
-            let (prefix, suffix): (&[&str], &[&str]) = if rng.chance(0.7) {
-                (*rng.pick(INTRO_PREFIXES), *rng.pick(INTRO_SUFFIXES))
-            } else {
-                (*rng.pick(OBJECT_INTRO_PREFIXES), &["."])
+        let (prefix, suffix, cue, fill): (Vec<&'static str>, &[&str], &[&str], usize) = loop {
+            let roll = rng.uniform();
+            let (prefix, suffix): (Vec<&'static str>, &[&str]) = match previous {
+                Some((prev_name, prev_g)) if roll < 0.25 => {
+                    let subject = if rng.chance(0.5) { prev_name } else { prev_g.subject() };
+                    (vec![subject, *rng.pick(MEETING_VERBS)], *rng.pick(MEETING_SUFFIXES))
+                }
+                _ if roll < 0.75 => (rng.pick(INTRO_PREFIXES).to_vec(), *rng.pick(INTRO_SUFFIXES)),
+                _ => (rng.pick(OBJECT_INTRO_PREFIXES).to_vec(), &["."]),
             };
             if !last {
                 break (prefix, suffix, &[], 0);
@@ -660,10 +683,11 @@ pub fn story(lex: &Lexicon, shape: StoryShape, rng: &mut Rng) -> Story {
             // Very short distances need the shortest pieces; make sure they come up.
             if shape.distance <= 3 && rng.chance(0.5) {
                 let cue: &[&str] = if shape.distance == 2 { &["then"] } else { &["and", "then"] };
-                break (*rng.pick(OBJECT_INTRO_PREFIXES), &["."], cue, 0);
+                break (rng.pick(OBJECT_INTRO_PREFIXES).to_vec(), &["."], cue, 0);
             }
         };
-        words.extend_from_slice(prefix);
+        previous = Some((name, g));
+        words.extend_from_slice(&prefix);
         people.push((words.len(), g));
         words.push(name);
         words.extend_from_slice(suffix);
