@@ -134,6 +134,9 @@ pub struct Workspace<R> {
     /// is the summed loss the backward pass was given; filled when
     /// [`BackwardOptions::record_dh_norms`] is set.
     pub dh_norms: Vec<f64>,
+    /// `[T*B]`: `||dL/dc_t||` of the top layer's LSTM cell state (the total
+    /// derivative, through `h_t` and through `c_{t+1}`); LSTM only.
+    pub dc_norms: Vec<f64>,
 }
 
 impl<R: Real> Workspace<R> {
@@ -156,6 +159,7 @@ impl<R: Real> Workspace<R> {
             dc_rec: Vec::new(),
             dr: Vec::new(),
             dh_norms: Vec::new(),
+            dc_norms: Vec::new(),
         }
     }
 
@@ -461,6 +465,10 @@ pub fn backward<R: Real>(
     if opts.record_dh_norms {
         ws.dh_norms.clear();
         ws.dh_norms.resize(rows, 0.0);
+        ws.dc_norms.clear();
+        if spec.cell == Cell::Lstm {
+            ws.dc_norms.resize(rows, 0.0);
+        }
     }
 
     for l in (0..spec.layers).rev() {
@@ -548,11 +556,17 @@ fn layer_backward<R: Real>(
                         let cp = if t > 0 { cache.c[((t - 1) * b + bi) * h + j] } else { R::ZERO };
                         let dr = dr[bi * h + j];
                         let dc = ws.dc_rec[bi * h + j] + dr * o * (R::ONE - tc * tc);
+                        if record {
+                            ws.dc_norms[t * b + bi] += dc.to_f64() * dc.to_f64();
+                        }
                         d[j] = dc * g * i * (R::ONE - i);
                         d[h + j] = dc * cp * f * (R::ONE - f);
                         d[2 * h + j] = dc * i * (R::ONE - g * g);
                         d[3 * h + j] = dr * tc * o * (R::ONE - o);
                         ws.dc_rec[bi * h + j] = dc * f;
+                    }
+                    if record {
+                        ws.dc_norms[t * b + bi] = ws.dc_norms[t * b + bi].sqrt();
                     }
                 }
             }

@@ -283,18 +283,34 @@ pub struct ExperimentArgs {
     #[arg(long, value_delimiter = ',', default_value = "5,10,20,50,100")]
     pub distances: Vec<usize>,
     /// Updates per training run.
-    #[arg(long, default_value_t = 1200)]
+    #[arg(long, default_value_t = 2000)]
     pub steps: u64,
     /// Training stories per run.
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = 8000)]
     pub train_size: usize,
     /// LSTM hidden size; the RNN gets the hidden size with the same parameter count.
     #[arg(long, default_value_t = 24)]
     pub hidden: usize,
+    /// Distance of the exploding-gradient runs.
+    #[arg(long, default_value_t = 5)]
+    pub exploding_distance: usize,
+    /// Recurrent initialisation scale of the exploding-gradient runs.
+    #[arg(long, default_value_t = 3.0)]
+    pub exploding_scale: f64,
+    /// SGD learning rate of the exploding-gradient runs.
+    #[arg(long, default_value_t = 0.3)]
+    pub exploding_lr: f64,
+    /// Updates of each exploding-gradient run.
+    #[arg(long, default_value_t = 5000)]
+    pub exploding_steps: u64,
+    /// Gradient clipping (global norm) of the clipped exploding-gradient run.
+    #[arg(long, default_value_t = 0.25)]
+    pub exploding_clip: f64,
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seeds each distance run is repeated with.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
@@ -479,9 +495,15 @@ fn experiment_command(args: &ExperimentArgs) -> Result<(), Error> {
                 steps: args.steps,
                 train_size: args.train_size,
                 hidden: args.hidden,
+                exploding_distance: args.exploding_distance,
+                exploding_scale: args.exploding_scale,
+                exploding_lr: args.exploding_lr,
+                exploding_steps: args.exploding_steps,
+                exploding_clip: args.exploding_clip,
                 threads: args.threads,
-                seed: args.seed,
+                seeds: args.seeds.clone(),
                 progress: !args.quiet,
+                ..experiment::Settings::default()
             };
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             experiment::vanishing(&settings, &args.out, &command)

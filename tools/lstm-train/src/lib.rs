@@ -17,6 +17,7 @@ pub mod experiment;
 pub mod export;
 pub mod net;
 pub mod optim;
+pub mod plot;
 pub mod real;
 pub mod rng;
 pub mod train;

@@ -585,37 +585,39 @@ fn finish_outcome(trainer: Trainer<'_>, finish: Finish, test: bool) -> Outcome {
     Outcome { net, params, state, test, valid, finish }
 }
 
-/// Mean over sequences of `||dL_b/dh_{t}||` for `t = last - k`, for `k` in
-/// `0..=max_k`, where `L_b` is the loss at sequence `b`'s last step (the
-/// blank) and `h` the top layer's hidden state: how much the answer's loss
-/// can still move the state `k` steps before it. Sequences shorter than
-/// `k + 1` do not count for that `k`. NaN where no sequence counts.
-pub fn gradient_norms(net: &Net, params: &[f32], examples: &[Example], max_k: usize) -> Vec<f64> {
+/// How strongly the loss at a sequence's last step (the blank) can still be
+/// moved by the top layer's state `k` steps earlier, for `k = 0..=min(max_k, last)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateGradients {
+    /// `||dL/dh_{last-k}||`.
+    pub h: Vec<f64>,
+    /// `||dL/dc_{last-k}||` (LSTM cell state; empty for other cells).
+    pub c: Vec<f64>,
+}
+
+/// [`StateGradients`] for each sequence. `L` is that sequence's own loss,
+/// computed in f64 so that tiny norms do not underflow.
+pub fn gradient_norms(net: &Net, params: &[f32], examples: &[Example], max_k: usize) -> Vec<StateGradients> {
     let params64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
     let mut ws = Workspace::<f64>::new();
     let mut grad = vec![0.0f64; params64.len()];
-    let mut sums = vec![0.0f64; max_k + 1];
-    let mut counts = vec![0usize; max_k + 1];
+    let mut out = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(64) {
         let batch = collate(chunk.iter().collect::<Vec<_>>().as_slice());
-        // Scale 1: each sequence's rows of dL/dh are exactly its own loss's gradient.
-        bptt::loss_and_gradient(
-            net,
-            &params64,
-            &batch,
-            &mut ws,
-            &mut grad,
-            1.0,
-            &BackwardOptions { truncate: 0, record_dh_norms: true },
-        );
+        // Scale 1 and independent sequences: row b of dL/dh is exactly the
+        // gradient of sequence b's own loss.
+        let opts = BackwardOptions { truncate: 0, record_dh_norms: true };
+        bptt::loss_and_gradient(net, &params64, &batch, &mut ws, &mut grad, 1.0, &opts);
         for (b, e) in chunk.iter().enumerate() {
             let last = e.input.len() - 1;
-            for k in 0..=max_k.min(last) {
-                let t = last - k;
-                sums[k] += ws.dh_norms[t * batch.batch + b];
-                counts[k] += 1;
-            }
+            let at = |norms: &[f64]| -> Vec<f64> {
+                if norms.is_empty() {
+                    return Vec::new();
+                }
+                (0..=max_k.min(last)).map(|k| norms[(last - k) * batch.batch + b]).collect()
+            };
+            out.push(StateGradients { h: at(&ws.dh_norms), c: at(&ws.dc_norms) });
         }
     }
-    sums.iter().zip(&counts).map(|(&s, &c)| if c == 0 { f64::NAN } else { s / c as f64 }).collect()
+    out
 }
