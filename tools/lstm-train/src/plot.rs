@@ -183,7 +183,7 @@ mod tests {
         ];
         let svg = line_chart_svg(&chart, &series).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert!(svg.contains(">RNN<") && svg.contains(">LSTM<"));
+        assert!(svg.contains(">\nRNN\n</text>") && svg.contains(">\nLSTM\n</text>"), "legend labels");
         let empty = vec![Series { label: "x".into(), points: vec![(0.0, -1.0)], color: 0 }];
         assert!(line_chart_svg(&chart, &empty).is_err());
     }
