@@ -505,7 +505,9 @@ fn experiment_command(args: &ExperimentArgs) -> Result<(), Error> {
                 progress: !args.quiet,
                 ..experiment::Settings::default()
             };
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            // The command as run from the repository root, whatever the binary's path.
+            let argv: Vec<String> = std::env::args().skip(1).collect();
+            let command = format!("cargo run --release -p lstm-train -- {}", argv.join(" "));
             experiment::vanishing(&settings, &args.out, &command)
         }
     }
