@@ -163,13 +163,16 @@ pub struct DataArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
+    /// The recurrent cell.
     #[arg(long, value_enum, default_value = "lstm")]
     pub cell: Cell,
+    /// Hidden units per layer.
     #[arg(long, default_value_t = 64)]
     pub hidden: usize,
     /// LSTM projection size (0 = none).
     #[arg(long, default_value_t = 0)]
     pub proj: usize,
+    /// Stacked recurrent layers.
     #[arg(long, default_value_t = 1)]
     pub layers: usize,
     /// Embedding width for token inputs (0 = one-hot inputs).
@@ -188,10 +191,13 @@ pub struct ModelArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct OptimArgs {
+    /// The update rule.
     #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: Optimizer,
+    /// Learning rate (the peak, with a schedule).
     #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
+    /// How the learning rate changes after the warm-up.
     #[arg(long, value_enum, default_value = "constant")]
     pub schedule: Schedule,
     /// Updates of linear learning-rate warm-up.
@@ -206,6 +212,7 @@ pub struct OptimArgs {
     /// Clip the gradient's global norm to this (0 = no clipping).
     #[arg(long, default_value_t = 1.0)]
     pub clip: f64,
+    /// Sequences per minibatch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Updates to run.
@@ -258,13 +265,16 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
+    /// The task (only pronoun prints stories).
     #[arg(value_enum, default_value = "pronoun")]
     pub task: TaskName,
+    /// Stories to print.
     #[arg(long, default_value_t = 5)]
     pub count: usize,
     /// pronoun: tokens between the last name and the blank.
     #[arg(long, default_value = "5..20")]
     pub distance: Range,
+    /// People introduced per story.
     #[arg(long, default_value = "1..3")]
     pub people: Range,
     #[arg(long, default_value_t = 1)]
@@ -306,6 +316,7 @@ pub struct ExperimentArgs {
     /// Gradient clipping (global norm) of the clipped exploding-gradient run.
     #[arg(long, default_value_t = 0.25)]
     pub exploding_clip: f64,
+    /// Threads each training run splits its minibatches over.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
     /// Seeds each distance run is repeated with.

@@ -436,7 +436,8 @@ pub fn write_report(results: &Results, dir: &Path, command: &str) -> Result<(), 
             y_range: None,
             legend: Corner::LowerLeft,
         },
-        &curve_series(&results.norms),
+        // The RNN's state and the LSTM's memory; the LSTM's h is in the table.
+        &curve_series(&results.norms.iter().filter(|c| !c.label.starts_with("LSTM h")).cloned().collect::<Vec<_>>()),
     )?;
     plot::line_chart(
         &dir.join(PLOTS[2]),
@@ -610,16 +611,34 @@ pub fn write_report(results: &Results, dir: &Path, command: &str) -> Result<(), 
     };
     norm_table(w, &results.norms);
     let find = |label: &str| results.norms.iter().find(|c| c.label == label);
-    if let (Some(rnn), Some(lstm_c)) = (find("RNN h, trained"), find("LSTM c, trained")) {
-        let k = rnn.ratio.len().min(lstm_c.ratio.len()).saturating_sub(1);
+    if let (Some(rnn), Some(lstm_c)) = (find("RNN h, init"), find("LSTM c, init")) {
+        let k_max = rnn.ratio.len().min(lstm_c.ratio.len()).saturating_sub(1);
+        let k_mid = 20.min(k_max);
         let _ = writeln!(
             w,
-            "After training, over the {k} steps from the last name to the blank, the RNN's gradient shrinks by a \
-             factor of {:.3} per step ({} in all), the LSTM's cell-state gradient by {:.3} per step ({} in all).\n",
-            rnn.per_step(k),
-            fmt_sci(rnn.ratio[k] / rnn.ratio[0]),
-            lstm_c.per_step(k),
-            fmt_sci(lstm_c.ratio[k] / lstm_c.ratio[0])
+            "At initialisation, {k_mid} steps before the blank the RNN's gradient is {} of its value at the blank \
+             and the LSTM's cell-state gradient {}; {k_max} steps before, {} against {}.",
+            fmt_sci(rnn.ratio[k_mid]),
+            fmt_sci(lstm_c.ratio[k_mid]),
+            fmt_sci(rnn.ratio[k_max]),
+            fmt_sci(lstm_c.ratio[k_max])
+        );
+        let learned = |cell| {
+            distances.iter().copied().filter(|&d| accuracy_of(results, cell, d).is_some_and(|a| a.0 >= 0.9)).max()
+        };
+        let describe = |cell| match learned(cell) {
+            Some(d) => format!("up to distance {d}"),
+            None => "at none of the distances".to_string(),
+        };
+        let _ = writeln!(
+            w,
+            "This is what decides whether training can tie the answer to a name far back: the RNN learns the task \
+             (mean test accuracy at least 90%) {}, the LSTM {}. The trained models' curves are shown too, but \
+             they say less: a trained model that has stored the name in saturated units no longer needs a large \
+             gradient, and one that failed may have grown its recurrent weights without finding a way to hold \
+             the name through the filler.\n",
+            describe(Cell::Rnn),
+            describe(Cell::Lstm)
         );
     }
     let _ = writeln!(w, "![gradient norm against k]({})\n", PLOTS[1]);

@@ -158,3 +158,42 @@ fn gru_embedding_without_head_matches_finite_differences() {
     let batch = last_step_class_batch(5, 3, &mut Rng::new(5));
     check(&net, &batch, 15);
 }
+
+#[test]
+fn truncated_bptt_stops_the_gradient_at_multiples_of_k() {
+    let net = Net::new(NetSpec {
+        cell: Cell::Lstm,
+        input: Input::Tokens { vocab: 6, embed: 3 },
+        hidden: 4,
+        proj: 0,
+        layers: 1,
+        head: Some(HeadSpec { out: 2 }),
+        loss: Loss::CrossEntropy,
+    });
+    // One sequence of 6 distinct tokens, target at the last step.
+    let batch = Batch {
+        steps: 6,
+        batch: 1,
+        inputs: BatchInputs::Tokens(vec![0, 1, 2, 3, 4, 5]),
+        positions: vec![5],
+        targets: TargetValues::Classes(vec![1]),
+    };
+    let params = params_for(&net, 21);
+    let embedding_grad = |truncate: usize| {
+        let mut ws = Workspace::<f64>::new();
+        let mut grad = vec![0.0; params.len()];
+        let opts = BackwardOptions { truncate, record_dh_norms: false };
+        bptt::loss_and_gradient(&net, &params, &batch, &mut ws, &mut grad, 1.0, &opts);
+        let off = net.layout.embedding.unwrap();
+        (0..6)
+            .map(|token| grad[off + token * 3..off + token * 3 + 3].iter().map(|g| g.abs()).sum::<f64>())
+            .collect::<Vec<_>>()
+    };
+    let full = embedding_grad(0);
+    assert!(full.iter().all(|&g| g > 0.0), "full BPTT reaches every step: {full:?}");
+    // k = 4: steps 4 and 5 are in the last window; nothing flows from step 4 to 3.
+    let cut = embedding_grad(4);
+    assert!(cut[..4].iter().all(|&g| g == 0.0) && cut[4] > 0.0 && cut[5] > 0.0, "{cut:?}");
+    // A window longer than the sequence is full BPTT.
+    assert_eq!(embedding_grad(6), full);
+}
