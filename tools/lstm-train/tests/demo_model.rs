@@ -161,14 +161,21 @@ fn forget_gate_of_the_memory_units_drops_when_a_new_person_is_introduced() {
     let lex = Lexicon::new();
     let stories = pronoun::stories(&lex, 150, (10, 40), (2, 3), &mut Rng::new(77), &mut Default::default());
     let (mut at_names, mut in_filler) = (Vec::new(), Vec::new());
+    // Per gender of the new person: mean f, and whether some memory unit's f fell below 0.1.
+    let mut by_gender: [Vec<(f64, bool)>; 2] = [Vec::new(), Vec::new()];
     for s in &stories {
         let xs = model.token_inputs(&s.tokens).unwrap();
         let mut forget: Vec<f64> = Vec::new(); // mean f of the memory units per step
+        let mut lowest: Vec<f64> = Vec::new(); // lowest f among them
         reference::run_traced(&arch, &weights, &xs, 1, None, None, &mut |step| {
             forget.push(units.iter().map(|&j| step.gates[h + j]).sum::<f64>() / units.len() as f64);
+            lowest.push(units.iter().map(|&j| step.gates[h + j]).fold(1.0, f64::min));
         });
         // Every person after the first replaces the one held in memory.
-        at_names.extend(s.people[1..].iter().map(|&(pos, _)| forget[pos]));
+        for &(pos, gender) in &s.people[1..] {
+            at_names.push(forget[pos]);
+            by_gender[gender as usize].push((forget[pos], lowest[pos] < 0.1));
+        }
         // After the last name (and the token right after it) only neutral filler follows.
         let last = s.people.last().unwrap().0;
         in_filler.extend_from_slice(&forget[last + 2..]);
@@ -176,6 +183,15 @@ fn forget_gate_of_the_memory_units_drops_when_a_new_person_is_introduced() {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (names, filler) = (mean(&at_names), mean(&in_filler));
     eprintln!("memory units {units:?}: mean forget gate {names:.3} at a new name, {filler:.3} in filler");
+    for (gender, events) in ["he", "she"].iter().zip(&by_gender) {
+        let n = events.len() as f64;
+        eprintln!(
+            "  new {gender}: mean f {:.3}, some unit below 0.1 in {:.0}% of {} cases",
+            events.iter().map(|e| e.0).sum::<f64>() / n,
+            100.0 * events.iter().filter(|e| e.1).count() as f64 / n,
+            events.len()
+        );
+    }
     assert!(filler > 0.8, "memory is kept through filler: {filler}");
     assert!(names < filler - 0.25, "forget gate at new names {names} vs filler {filler}");
 }
