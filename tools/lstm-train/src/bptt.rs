@@ -140,32 +140,9 @@ pub struct Workspace<R> {
 }
 
 impl<R: Real> Workspace<R> {
+    /// Empty buffers; they grow to the largest batch seen and are reused.
     pub fn new() -> Self {
-        Workspace {
-            steps: 0,
-            batch: 0,
-            x0: Vec::new(),
-            layers: Vec::new(),
-            hsel: Vec::new(),
-            predictions: Vec::new(),
-            d_pred: Vec::new(),
-            gh: Vec::new(),
-            dh_layer: Vec::new(),
-            dx: Vec::new(),
-            dg: Vec::new(),
-            dgh: Vec::new(),
-            dh_tot: Vec::new(),
-            dh_rec: Vec::new(),
-            dc_rec: Vec::new(),
-            dr: Vec::new(),
-            dh_norms: Vec::new(),
-            dc_norms: Vec::new(),
-        }
-    }
-
-    /// The top layer's output `h` at every position, `[T*B, P]`, from the last forward pass.
-    pub fn top_output(&self) -> &[R] {
-        &self.layers.last().expect("forward ran").h
+        Self::default()
     }
 }
 

@@ -227,11 +227,6 @@ impl Layout {
         };
         Layout { tensors, embedding, layers, head_weight, head_bias, len }
     }
-
-    /// The slot named `name`.
-    pub fn tensor(&self, name: &str) -> Option<&TensorSlot> {
-        self.tensors.iter().find(|t| t.name == name)
-    }
 }
 
 /// A network: its shape and where its parameters sit.
