@@ -2,6 +2,7 @@
 //! buffers a step needs, so stepping never allocates.
 
 use crate::Error;
+use crate::engine::Scratch;
 use crate::format::{Architecture, CellKind};
 use crate::model::Model;
 
@@ -43,6 +44,8 @@ pub struct State {
     pub(crate) out: Vec<f32>,
     /// Threads `run` and `step` may use (1 = the calling thread only).
     pub(crate) threads: usize,
+    /// Kernel buffers, sized once for the model and batch.
+    pub(crate) scratch: Scratch,
 }
 
 const STATE_MAGIC: &[u8; 8] = b"LSTMRTS1";
@@ -56,6 +59,7 @@ impl State {
             c: vec![0.0; shape.slots * batch * shape.c_size],
             out: Vec::new(),
             threads: 1,
+            scratch: Scratch::new(arch, batch),
         }
     }
 

@@ -107,6 +107,9 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
     let n = bytes.len();
+    if n == 0 {
+        return; // truncated to nothing by an earlier mutation
+    }
     match m {
         Mutation::Flip { at, bit } => bytes[at % n] ^= 1 << bit,
         Mutation::Truncate { keep } => bytes.truncate(keep % n),
