@@ -94,3 +94,34 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// SplitMix64: a tiny deterministic generator for test data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [-scale, scale).
+    pub fn uniform(&mut self, scale: f32) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(scale)).collect()
+    }
+}
+
+/// Random weights for `meta`, uniform in ±1/sqrt(H) like PyTorch's init, times `gain`.
+pub fn random_weights(meta: &Metadata, rng: &mut Rng, gain: f32) -> Weights {
+    let mut w = Weights::zeros(meta);
+    let scale = gain / (meta.architecture.hidden_size as f32).sqrt();
+    for t in lstmrt::format::expected_tensors(meta) {
+        let n = t.shape.iter().product::<u64>() as usize;
+        w.set(&meta.architecture, &t.name, rng.vec(n, scale));
+    }
+    w
+}
