@@ -106,7 +106,11 @@ fn metadata(c: &Case) -> Metadata {
 fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) }) / scale
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) })
+        / scale
 }
 
 fn check(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64) {

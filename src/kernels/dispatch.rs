@@ -228,3 +228,64 @@ impl Drop for FlushDenormals {
         }
     }
 }
+
+/// An activation the kernels compute, for [`activation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Sigmoid,
+    Tanh,
+}
+
+#[inline(always)]
+unsafe fn activation_generic<S: Simd>(which: Activation, xs: &[f32], out: &mut [f32]) {
+    use super::simd::{LANES, sigmoid, tanh};
+    let _ftz = FlushDenormals::new();
+    for (x, o) in xs.chunks_exact(LANES).zip(out.chunks_exact_mut(LANES)) {
+        // SAFETY: each chunk holds exactly 16 floats.
+        unsafe {
+            let v = S::load(x.as_ptr());
+            let r = match which {
+                Activation::Sigmoid => sigmoid::<S>(v),
+                Activation::Tanh => tanh::<S>(v),
+            };
+            S::store(o.as_mut_ptr(), r);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn activation_avx2(which: Activation, xs: &[f32], out: &mut [f32]) {
+    // SAFETY: the caller checked the tier is available.
+    unsafe { activation_generic::<crate::kernels::avx2::Avx2>(which, xs, out) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn activation_avx512(which: Activation, xs: &[f32], out: &mut [f32]) {
+    // SAFETY: the caller checked the tier is available.
+    unsafe { activation_generic::<crate::kernels::avx512::Avx512>(which, xs, out) }
+}
+
+/// Applies the kernels' own sigmoid or tanh of tier `isa` to `xs` (a multiple
+/// of 16 values), exactly as a recurrent step computes it. For accuracy tests.
+pub fn activation(isa: Isa, which: Activation, xs: &[f32], out: &mut [f32]) -> Result<(), super::IsaError> {
+    if !isa.available() {
+        return Err(super::IsaError(format!("this CPU cannot run the {isa} tier")));
+    }
+    assert!(xs.len() == out.len() && xs.len().is_multiple_of(16), "activation takes whole vectors of 16");
+    // SAFETY: the tier is available (checked above).
+    unsafe {
+        match isa {
+            Isa::Scalar => activation_generic::<Scalar>(which, xs, out),
+            Isa::Wide => activation_generic::<Wide>(which, xs, out),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => activation_avx2(which, xs, out),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => activation_avx512(which, xs, out),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => unreachable!("x86 tiers are never available here"),
+        }
+    }
+    Ok(())
+}

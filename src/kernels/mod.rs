@@ -10,6 +10,7 @@ mod avx2;
 mod avx512;
 pub(crate) mod body;
 pub(crate) mod dispatch;
+pub use dispatch::{Activation, activation};
 pub mod pack;
 mod portable;
 mod scalar;
