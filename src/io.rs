@@ -283,6 +283,8 @@ pub fn parse_csv(text: &str, source: &str, allow_nonfinite: bool) -> Result<Tabl
     let mut rows = 0;
     let mut data = Vec::new();
     let mut first_row = 0;
+    // Spreadsheets often start UTF-8 files with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (index, line) in text.lines().enumerate() {
         let row = index + 1;
         let line = line.trim();
@@ -586,7 +588,7 @@ mod tests {
         assert_eq!(t.header, Some(vec!["x0".to_string(), "x1".to_string()]));
         assert_eq!((t.rows, t.columns), (2, 2));
         assert_eq!(t.data, [1.0, 2.0, 3.0, 4.5]);
-        let t = parse_csv("1.0 2.0 -3e-2\r\n4 5 6\r\n", "a.csv", false).unwrap();
+        let t = parse_csv("\u{feff}1.0 2.0 -3e-2\r\n4 5 6\r\n", "a.csv", false).unwrap();
         assert_eq!(t.header, None);
         assert_eq!(t.data, [1.0, 2.0, -0.03, 4.0, 5.0, 6.0]);
     }
