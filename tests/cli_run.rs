@@ -408,6 +408,41 @@ fn long_stream_processed_in_two_pieces_with_saved_state_equals_one_run() {
     }
 }
 
+#[test]
+fn a_200_step_sequence_run_as_120_then_80_steps_matches_pytorch() {
+    let dir = TempDir::new("cli-long");
+    let g = golden("lstm_seq200");
+    let model = write_model(&dir, &g);
+    let (input, hidden) = (3, 16);
+    write_npy_f32(&dir.path("a.npy"), &[120, input], &g.input[..120 * input]);
+    write_npy_f32(&dir.path("b.npy"), &[80, input], &g.input[120 * input..]);
+    ok(lstm_run([
+        &model,
+        &dir.path("a.npy"),
+        Path::new("-o"),
+        &dir.path("a.out.npy"),
+        Path::new("--final-state"),
+        &dir.path("mid"),
+    ]));
+    ok(lstm_run([
+        &model,
+        &dir.path("b.npy"),
+        Path::new("-o"),
+        &dir.path("b.out.npy"),
+        Path::new("--initial-state"),
+        &dir.path("mid"),
+        Path::new("--final-state"),
+        &dir.path("end"),
+    ]));
+    let mut pieces = read_npy(&dir.path("a.out.npy")).to_f32();
+    pieces.extend(read_npy(&dir.path("b.out.npy")).to_f32());
+    assert!(max_abs_diff(&pieces, &g.output) <= 1e-5);
+    let c_n = read_npy(&dir.path("end.c.npy"));
+    assert_eq!(c_n.shape, [1, hidden]);
+    assert!(max_abs_diff(&c_n.to_f32(), g.c_n.as_ref().unwrap()) <= 1e-5);
+    assert!(max_abs_diff(&read_npy(&dir.path("end.h.npy")).to_f32(), &g.h_n) <= 1e-5);
+}
+
 // ---------------------------------------------------------------- streaming
 
 /// Spawns `lstm-run MODEL - ARGS` with piped stdin/stdout; lines read from
@@ -901,6 +936,12 @@ fn bad_input_files_exit_2_with_one_line_and_leave_no_output() {
         &out,
         &["--batch-first needs 3-D input"],
     );
+    let mut short = npy_bytes("<f8", &[4, 3], &[0.5; 12]);
+    short.truncate(short.len() - 8);
+    let short = case("short.npy", &short);
+    assert_refused_leaving_nothing(&[m, short.as_os_str(), "-o".as_ref(), o], &out, &["short.npy", "needs 96 bytes"]);
+    let not_npy = case("not.npy", b"1,2,3\n");
+    assert_refused_leaving_nothing(&[m, not_npy.as_os_str(), "-o".as_ref(), o], &out, &["not.npy", "not a .npy file"]);
     let missing = dir.path("missing.npy");
     assert_refused_leaving_nothing(&[m, missing.as_os_str(), "-o".as_ref(), o], &out, &["missing.npy"]);
     let text = case("in.txt", b"1,2,3\n");
