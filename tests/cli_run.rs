@@ -40,6 +40,11 @@ where
     }
 }
 
+/// `MODEL` followed by `rest`, as arguments.
+fn with_model(model: &Path, rest: &[&str]) -> Vec<std::ffi::OsString> {
+    std::iter::once(model.as_os_str().to_owned()).chain(rest.iter().map(|a| a.into())).collect()
+}
+
 fn ok(ran: Ran) -> Ran {
     assert_eq!(ran.code, 0, "lstm-run failed: {}", ran.stderr);
     ran
@@ -260,15 +265,15 @@ fn batch_first_input_gives_batch_first_output_with_the_same_values() {
     std::fs::copy(fixture("lstm_batch5", "c0.npy"), dir.path("init.c.npy")).unwrap();
     let out = dir.path("out.npy");
     ok(lstm_run([
-        model.as_os_str(),
-        dir.path("bf.npy").as_os_str(),
-        "--batch-first".as_ref(),
-        "--initial-state".as_ref(),
-        dir.path("init").as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--threads".as_ref(),
-        "2".as_ref(),
+        &model,
+        &dir.path("bf.npy"),
+        Path::new("--batch-first"),
+        Path::new("--initial-state"),
+        &dir.path("init"),
+        Path::new("-o"),
+        &out,
+        Path::new("--threads"),
+        Path::new("2"),
     ]));
     let got = read_npy(&out);
     assert_eq!(got.shape, [batch, steps, hidden]);
@@ -360,27 +365,14 @@ fn head_flag_applies_the_head_to_every_step() {
     assert_eq!(read_npy(&dir.path("raw.npy")).shape, [ids.len(), 6]);
 }
 
-#[test]
-fn long_stream_processed_in_two_pieces_with_saved_state_equals_one_run() {
-    let dir = TempDir::new("cli-pieces");
-    let g = golden("lstm_h0_c0");
-    let model = write_model(&dir, &g);
-    let (steps, batch, input) = (5, 3, 4);
-    let split = 2 * batch * input;
-    write_npy_f32(&dir.path("a.npy"), &[2, batch, input], &g.input[..split]);
-    write_npy_f32(&dir.path("b.npy"), &[steps - 2, batch, input], &g.input[split..]);
-    ok(lstm_run([&model, &fixture("lstm_h0_c0", "input.npy"), Path::new("-o"), &dir.path("whole.npy")]));
+/// Runs `first` then `second` (npy files) with the state carried through
+/// `PREFIX` files; returns both outputs concatenated. The final state is left
+/// at `dir/end.{h,c}.npy`.
+fn run_in_two_pieces(dir: &TempDir, model: &Path, first: &Path, second: &Path) -> Vec<f32> {
+    ok(lstm_run([model, first, Path::new("-o"), &dir.path("a.out.npy"), Path::new("--final-state"), &dir.path("mid")]));
     ok(lstm_run([
-        &model,
-        &dir.path("a.npy"),
-        Path::new("-o"),
-        &dir.path("a.out.npy"),
-        Path::new("--final-state"),
-        &dir.path("mid"),
-    ]));
-    ok(lstm_run([
-        &model,
-        &dir.path("b.npy"),
+        model,
+        second,
         Path::new("-o"),
         &dir.path("b.out.npy"),
         Path::new("--initial-state"),
@@ -388,18 +380,31 @@ fn long_stream_processed_in_two_pieces_with_saved_state_equals_one_run() {
         Path::new("--final-state"),
         &dir.path("end"),
     ]));
+    let mut pieces = read_npy(&dir.path("a.out.npy")).to_f32();
+    pieces.extend(read_npy(&dir.path("b.out.npy")).to_f32());
+    pieces
+}
+
+#[test]
+fn a_batch_processed_in_two_pieces_with_saved_state_equals_one_run() {
+    let dir = TempDir::new("cli-pieces");
+    let g = golden("lstm_h0_c0");
+    let model = write_model(&dir, &g);
+    let (steps, batch, input) = (5, 3, 4);
+    let split = 2 * batch * input;
+    write_npy_f32(&dir.path("a.npy"), &[2, batch, input], &g.input[..split]);
+    write_npy_f32(&dir.path("b.npy"), &[steps - 2, batch, input], &g.input[split..]);
+    let whole_input = fixture("lstm_h0_c0", "input.npy");
     ok(lstm_run([
         &model,
-        &fixture("lstm_h0_c0", "input.npy"),
+        &whole_input,
         Path::new("-o"),
-        &dir.path("w2.npy"),
+        &dir.path("whole.npy"),
         Path::new("--final-state"),
         &dir.path("whole"),
     ]));
-    let whole = read_npy(&dir.path("whole.npy")).to_f32();
-    let mut pieces = read_npy(&dir.path("a.out.npy")).to_f32();
-    pieces.extend(read_npy(&dir.path("b.out.npy")).to_f32());
-    assert!(max_abs_diff(&pieces, &whole) <= 1e-6);
+    let pieces = run_in_two_pieces(&dir, &model, &dir.path("a.npy"), &dir.path("b.npy"));
+    assert!(max_abs_diff(&pieces, &read_npy(&dir.path("whole.npy")).to_f32()) <= 1e-6);
     for part in ["h", "c"] {
         let one = read_npy(&dir.path(&format!("whole.{part}.npy")));
         let two = read_npy(&dir.path(&format!("end.{part}.npy")));
@@ -416,26 +421,7 @@ fn a_200_step_sequence_run_as_120_then_80_steps_matches_pytorch() {
     let (input, hidden) = (3, 16);
     write_npy_f32(&dir.path("a.npy"), &[120, input], &g.input[..120 * input]);
     write_npy_f32(&dir.path("b.npy"), &[80, input], &g.input[120 * input..]);
-    ok(lstm_run([
-        &model,
-        &dir.path("a.npy"),
-        Path::new("-o"),
-        &dir.path("a.out.npy"),
-        Path::new("--final-state"),
-        &dir.path("mid"),
-    ]));
-    ok(lstm_run([
-        &model,
-        &dir.path("b.npy"),
-        Path::new("-o"),
-        &dir.path("b.out.npy"),
-        Path::new("--initial-state"),
-        &dir.path("mid"),
-        Path::new("--final-state"),
-        &dir.path("end"),
-    ]));
-    let mut pieces = read_npy(&dir.path("a.out.npy")).to_f32();
-    pieces.extend(read_npy(&dir.path("b.out.npy")).to_f32());
+    let pieces = run_in_two_pieces(&dir, &model, &dir.path("a.npy"), &dir.path("b.npy"));
     assert!(max_abs_diff(&pieces, &g.output) <= 1e-5);
     let c_n = read_npy(&dir.path("end.c.npy"));
     assert_eq!(c_n.shape, [1, hidden]);
@@ -585,7 +571,7 @@ fn text_classifier_prints_the_prediction_and_probabilities_of_the_reference() {
     let ids = word_ids("the dog chased the cat because it was hungry .");
     let probs = reference_last_head(&meta, &weights, &ids);
     let best = (0..3).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap();
-    let ran = ok(lstm_run([model.as_os_str(), "--text".as_ref(), text.as_ref()]));
+    let ran = ok(lstm_run(with_model(&model, &["--text", text])));
     assert!(ran.stdout.contains(text), "the story is shown: {}", ran.stdout);
     assert!(ran.stdout.contains("Tokens:  10"), "{}", ran.stdout);
     let prediction = format!("Prediction: {} ({:.1}%)", LABELS[best], probs[best] * 100.0);
@@ -602,7 +588,7 @@ fn text_top_k_limits_the_list() {
     let dir = TempDir::new("cli-text-top");
     let (meta, weights) = text_classifier(true);
     let model = write(&dir, "clf.lstm", &meta, &weights);
-    let ran = ok(lstm_run([model.as_os_str(), "--text".as_ref(), "the dog".as_ref(), "--top".as_ref(), "1".as_ref()]));
+    let ran = ok(lstm_run(with_model(&model, &["--text", "the dog", "--top", "1"])));
     assert_eq!(ran.stdout.lines().filter(|l| l.contains('%') && !l.starts_with("Prediction")).count(), 1);
 }
 
@@ -611,7 +597,7 @@ fn unknown_word_is_read_as_the_unknown_token_or_refused_with_its_position() {
     let dir = TempDir::new("cli-unk");
     let (meta, weights) = text_classifier(true);
     let with_unk = write(&dir, "unk.lstm", &meta, &weights);
-    let ran = ok(lstm_run([with_unk.as_os_str(), "--text".as_ref(), "the zebra was tired".as_ref()]));
+    let ran = ok(lstm_run(with_model(&with_unk, &["--text", "the zebra was tired"])));
     assert!(ran.stdout.contains("\"zebra\" (position 1)"), "{}", ran.stdout);
     assert!(ran.stdout.contains("\"<unk>\""), "{}", ran.stdout);
     let probs = reference_last_head(&meta, &weights, &word_ids("the <unk> was tired"));
@@ -620,7 +606,7 @@ fn unknown_word_is_read_as_the_unknown_token_or_refused_with_its_position() {
 
     let (meta, weights) = text_classifier(false);
     let strict = write(&dir, "strict.lstm", &meta, &weights);
-    let ran = lstm_run([strict.as_os_str(), "--text".as_ref(), "the zebra was tired".as_ref()]);
+    let ran = lstm_run(with_model(&strict, &["--text", "the zebra was tired"]));
     assert_bad_input(&ran, &["strict.lstm", "unknown token \"zebra\" at position 1"]);
 }
 
@@ -630,13 +616,7 @@ fn trace_gates_writes_every_gate_cell_and_hidden_value_for_every_token_and_layer
     let (meta, weights) = text_classifier(true);
     let model = write(&dir, "clf.lstm", &meta, &weights);
     let trace = dir.path("trace.csv");
-    ok(lstm_run([
-        model.as_os_str(),
-        "--text".as_ref(),
-        "the dog, it was tired".as_ref(),
-        "--trace-gates".as_ref(),
-        trace.as_os_str(),
-    ]));
+    ok(lstm_run(with_model(&model, &["--text", "the dog, it was tired", "--trace-gates", trace.to_str().unwrap()])));
     let text = std::fs::read_to_string(&trace).unwrap();
     let mut lines = text.lines();
     assert_eq!(
@@ -675,7 +655,7 @@ fn language_model_text_lists_the_next_token_distribution() {
     let ids: Vec<usize> = "ab".chars().map(|c| CHARS.chars().position(|v| v == c).unwrap()).collect();
     let probs = reference_last_head(&meta, &weights, &ids);
     let best = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap();
-    let ran = ok(lstm_run([model.as_os_str(), "--text".as_ref(), "ab".as_ref(), "--top".as_ref(), "3".as_ref()]));
+    let ran = ok(lstm_run(with_model(&model, &["--text", "ab", "--top", "3"])));
     assert!(ran.stdout.contains("Most likely next tokens (top 3 of 8)"), "{}", ran.stdout);
     let first = ran.stdout.lines().find(|l| l.contains('%')).unwrap();
     let token = CHARS.chars().nth(best).unwrap();
@@ -689,15 +669,7 @@ fn generate_with_a_seed_is_reproducible_and_another_seed_gives_other_text() {
     let (meta, weights) = char_language_model();
     let model = write(&dir, "lm.lstm", &meta, &weights);
     let generated = |seed: &str| {
-        let ran = ok(lstm_run([
-            model.as_os_str(),
-            "--generate".as_ref(),
-            "40".as_ref(),
-            "--prompt".as_ref(),
-            "ab".as_ref(),
-            "--seed".as_ref(),
-            seed.as_ref(),
-        ]));
+        let ran = ok(lstm_run(with_model(&model, &["--generate", "40", "--prompt", "ab", "--seed", seed])));
         ran.stdout
     };
     let a = generated("7");
@@ -709,18 +681,8 @@ fn generate_with_a_seed_is_reproducible_and_another_seed_gives_other_text() {
     // 40 draws from distributions far from one-hot: equal texts would be a broken seed.
     assert_ne!(a, generated("8"));
     let greedy = |seed: &str| {
-        ok(lstm_run([
-            model.as_os_str(),
-            "--generate".as_ref(),
-            "10".as_ref(),
-            "--prompt".as_ref(),
-            "ab".as_ref(),
-            "--temperature".as_ref(),
-            "0".as_ref(),
-            "--seed".as_ref(),
-            seed.as_ref(),
-        ]))
-        .stdout
+        ok(lstm_run(with_model(&model, &["--generate", "10", "--prompt", "ab", "--temperature", "0", "--seed", seed])))
+            .stdout
     };
     assert_eq!(greedy("1"), greedy("2"), "temperature 0 is greedy: the seed does not matter");
 }
@@ -730,17 +692,9 @@ fn generate_without_seed_reports_the_seed_it_used() {
     let dir = TempDir::new("cli-gen-noseed");
     let (meta, weights) = char_language_model();
     let model = write(&dir, "lm.lstm", &meta, &weights);
-    let ran = ok(lstm_run([model.as_os_str(), "--generate".as_ref(), "5".as_ref(), "--prompt".as_ref(), "a".as_ref()]));
+    let ran = ok(lstm_run(with_model(&model, &["--generate", "5", "--prompt", "a"])));
     let seed = ran.stderr.trim().rsplit(' ').next().unwrap();
-    let again = ok(lstm_run([
-        model.as_os_str(),
-        "--generate".as_ref(),
-        "5".as_ref(),
-        "--prompt".as_ref(),
-        "a".as_ref(),
-        "--seed".as_ref(),
-        seed.as_ref(),
-    ]));
+    let again = ok(lstm_run(with_model(&model, &["--generate", "5", "--prompt", "a", "--seed", seed])));
     assert_eq!(ran.stdout, again.stdout, "the reported seed reproduces the text ({})", ran.stderr);
 }
 
@@ -749,12 +703,12 @@ fn generate_on_a_classifier_and_text_on_a_model_without_vocabulary_are_refused()
     let dir = TempDir::new("cli-text-bad");
     let (meta, weights) = text_classifier(true);
     let clf = write(&dir, "clf.lstm", &meta, &weights);
-    let ran = lstm_run([clf.as_os_str(), "--generate".as_ref(), "5".as_ref(), "--prompt".as_ref(), "the".as_ref()]);
+    let ran = lstm_run(with_model(&clf, &["--generate", "5", "--prompt", "the"]));
     assert_bad_input(&ran, &["clf.lstm", "needs a language model", "classifier head"]);
     let plain = write_model(&dir, &golden("lstm_1layer"));
-    let ran = lstm_run([plain.as_os_str(), "--text".as_ref(), "hello".as_ref()]);
+    let ran = lstm_run(with_model(&plain, &["--text", "hello"]));
     assert_bad_input(&ran, &["lstm_1layer.lstm", "no vocabulary"]);
-    let ran = lstm_run([plain.as_os_str(), "--generate".as_ref(), "3".as_ref(), "--prompt".as_ref(), "hi".as_ref()]);
+    let ran = lstm_run(with_model(&plain, &["--generate", "3", "--prompt", "hi"]));
     assert_bad_input(&ran, &["needs a language model", "no output head"]);
 }
 
@@ -766,7 +720,7 @@ fn info_describes_the_model_as_text_and_as_json() {
     let (meta, weights) = text_classifier(true);
     let model = write(&dir, "clf.lstm", &meta, &weights);
     let size = std::fs::metadata(&model).unwrap().len();
-    let ran = ok(lstm_run([model.as_os_str(), "--info".as_ref()]));
+    let ran = ok(lstm_run(with_model(&model, &["--info"])));
     for needle in [
         "lstm, 2 layers, input 4, hidden 6",
         "format version 1.",
@@ -779,7 +733,7 @@ fn info_describes_the_model_as_text_and_as_json() {
     ] {
         assert!(ran.stdout.contains(needle), "{needle:?} in {}", ran.stdout);
     }
-    let ran = ok(lstm_run([model.as_os_str(), "--info".as_ref(), "--json".as_ref(), "--verify".as_ref()]));
+    let ran = ok(lstm_run(with_model(&model, &["--info", "--json", "--verify"])));
     let v: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
     let m = Model::open(&model).unwrap();
     assert_eq!(v["file_size"], size);
@@ -798,7 +752,7 @@ fn info_verify_passes_on_a_good_file_and_names_the_tensor_after_a_flipped_byte()
     let dir = TempDir::new("cli-verify");
     let g = golden("lstm_proj");
     let model = write_model(&dir, &g);
-    let ran = ok(lstm_run([model.as_os_str(), "--info".as_ref(), "--verify".as_ref()]));
+    let ran = ok(lstm_run(with_model(&model, &["--info", "--verify"])));
     assert!(ran.stdout.contains("verified"), "{}", ran.stdout);
     let mut bytes = std::fs::read(&model).unwrap();
     let parsed = format::parse(&bytes).unwrap();
@@ -807,8 +761,8 @@ fn info_verify_passes_on_a_good_file_and_names_the_tensor_after_a_flipped_byte()
     let corrupt = dir.path("corrupt.lstm");
     std::fs::write(&corrupt, &bytes).unwrap();
     // Without --verify the tensor bytes are not read, so --info still works.
-    ok(lstm_run([corrupt.as_os_str(), "--info".as_ref()]));
-    let ran = lstm_run([corrupt.as_os_str(), "--info".as_ref(), "--verify".as_ref()]);
+    ok(lstm_run(with_model(&corrupt, &["--info"])));
+    let ran = lstm_run(with_model(&corrupt, &["--info", "--verify"]));
     assert_bad_input(&ran, &["corrupt.lstm", "weight_hh_l1", "checksum mismatch"]);
 }
 
@@ -819,11 +773,9 @@ fn bench_json_is_one_parseable_object_with_the_documented_keys() {
     let dir = TempDir::new("cli-bench");
     let model = write_model(&dir, &golden("lstm_3layer"));
     for extra in [&[][..], &["--stream"][..], &["--batch", "3", "--threads", "2"][..]] {
-        let mut args: Vec<&OsStr> =
-            vec![model.as_os_str(), "--bench".as_ref(), "--steps".as_ref(), "7".as_ref(), "--json".as_ref()];
-        args.extend(["--repeats", "3", "--warmup", "1"].map(OsStr::new));
-        args.extend(extra.iter().map(OsStr::new));
-        let ran = ok(lstm_run(&args));
+        let mut args = vec!["--bench", "--steps", "7", "--json", "--repeats", "3", "--warmup", "1"];
+        args.extend(extra);
+        let ran = ok(lstm_run(with_model(&model, &args)));
         assert_eq!(ran.stdout.trim().lines().count(), 1, "one line: {}", ran.stdout);
         let v: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
         for key in [
@@ -856,26 +808,22 @@ fn bench_json_is_one_parseable_object_with_the_documented_keys() {
             assert_eq!((v["batch"].as_u64(), v["threads"].as_u64()), (Some(3), Some(2)));
         }
     }
-    let ran = ok(lstm_run([
-        model.as_os_str(),
-        "--bench".as_ref(),
-        "--steps".as_ref(),
-        "3".as_ref(),
-        "--repeats".as_ref(),
-        "2".as_ref(),
-    ]));
+    let ran = ok(lstm_run(with_model(&model, &["--bench", "--steps", "3", "--repeats", "2"])));
     assert!(ran.stdout.contains("time per step"), "{}", ran.stdout);
 }
 
 // ---------------------------------------------------------------- bad input
 
-/// Runs a file job that must fail with exit 2, and checks nothing was left at `out`.
-fn assert_refused_leaving_nothing(args: &[&OsStr], out: &Path, needles: &[&str]) {
-    let ran = lstm_run(args);
-    assert_bad_input(&ran, needles);
+/// Runs `lstm-run MODEL INPUT EXTRA... -o OUT`, which must fail with exit 2
+/// and one line containing `needles`, leaving nothing at `out` (not even a
+/// temporary file).
+fn assert_refused_leaving_nothing(model: &Path, input: &Path, extra: &[&str], out: &Path, needles: &[&str]) {
+    let mut args = vec![model.as_os_str().to_owned(), input.as_os_str().to_owned()];
+    args.extend(extra.iter().map(|a| a.into()));
+    args.extend(["-o".into(), out.as_os_str().to_owned()]);
+    assert_bad_input(&lstm_run(&args), needles);
     assert!(!out.exists(), "{} must not be written", out.display());
-    let dir = out.parent().unwrap();
-    let leftovers: Vec<_> = std::fs::read_dir(dir)
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(".tmp-"))
@@ -886,87 +834,47 @@ fn assert_refused_leaving_nothing(args: &[&OsStr], out: &Path, needles: &[&str])
 #[test]
 fn bad_input_files_exit_2_with_one_line_and_leave_no_output() {
     let dir = TempDir::new("cli-bad");
-    let g = golden("lstm_seq1");
-    let model = write_model(&dir, &g);
+    let model = write_model(&dir, &golden("lstm_seq1"));
     let out = dir.path("out.npy");
-    let m = model.as_os_str();
-    let o = out.as_os_str();
     let case = |name: &str, bytes: &[u8]| {
         let p = dir.path(name);
         std::fs::write(&p, bytes).unwrap();
         p
     };
+    let refused = |input: &Path, extra: &[&str], needles: &[&str]| {
+        assert_refused_leaving_nothing(&model, input, extra, &out, needles);
+    };
     let wide = case("wide.npy", &npy_bytes("<f8", &[2, 4], &[0.0; 8]));
-    assert_refused_leaving_nothing(
-        &[m, wide.as_os_str(), "-o".as_ref(), o],
-        &out,
-        &["wide.npy", "4 features per step", "takes 3"],
-    );
+    refused(&wide, &[], &["wide.npy", "4 features per step", "takes 3"]);
     let rank = case("rank.npy", &npy_bytes("<f8", &[6], &[0.0; 6]));
-    assert_refused_leaving_nothing(&[m, rank.as_os_str(), "-o".as_ref(), o], &out, &["rank.npy", "rank 1"]);
+    refused(&rank, &[], &["rank.npy", "rank 1"]);
     let ints = case("ints.npy", &npy_bytes("<i8", &[2, 3], &[1.0; 6]));
-    assert_refused_leaving_nothing(
-        &[m, ints.as_os_str(), "-o".as_ref(), o],
-        &out,
-        &["ints.npy", "int64", "float32 or float64"],
-    );
+    refused(&ints, &[], &["ints.npy", "int64", "float32 or float64"]);
     let nan = case("nan.npy", &npy_bytes("<f8", &[2, 3], &[0.0, 0.0, 0.0, 0.0, f64::NAN, 0.0]));
-    assert_refused_leaving_nothing(
-        &[m, nan.as_os_str(), "-o".as_ref(), o],
-        &out,
-        &["nan.npy", "element [1, 1]", "NaN", "--allow-nonfinite"],
-    );
-    ok(lstm_run([m, nan.as_os_str(), "--allow-nonfinite".as_ref(), "-o".as_ref(), o]));
+    refused(&nan, &[], &["nan.npy", "element [1, 1]", "NaN", "--allow-nonfinite"]);
+    ok(lstm_run([&model, &nan, Path::new("--allow-nonfinite"), Path::new("-o"), &out]));
     std::fs::remove_file(&out).unwrap();
     let words = case("words.csv", b"1,2,3\n4,five,6\n");
-    assert_refused_leaving_nothing(
-        &[m, words.as_os_str(), "-o".as_ref(), o],
-        &out,
-        &["words.csv, row 2, column 2", "\"five\" is not a number"],
-    );
+    refused(&words, &[], &["words.csv, row 2, column 2", "\"five\" is not a number"]);
     let inf = case("inf.csv", b"x,y,z\n1,2,3\n4,5,inf\n");
-    assert_refused_leaving_nothing(
-        &[m, inf.as_os_str(), "-o".as_ref(), o],
-        &out,
-        &["inf.csv, row 3, column 3", "not finite"],
-    );
+    refused(&inf, &[], &["inf.csv, row 3, column 3", "not finite"]);
     let two_d = case("two_d.npy", &npy_bytes("<f8", &[2, 3], &[0.0; 6]));
-    assert_refused_leaving_nothing(
-        &[m, two_d.as_os_str(), "--batch-first".as_ref(), "-o".as_ref(), o],
-        &out,
-        &["--batch-first needs 3-D input"],
-    );
+    refused(&two_d, &["--batch-first"], &["--batch-first needs 3-D input"]);
     let mut short = npy_bytes("<f8", &[4, 3], &[0.5; 12]);
     short.truncate(short.len() - 8);
-    let short = case("short.npy", &short);
-    assert_refused_leaving_nothing(&[m, short.as_os_str(), "-o".as_ref(), o], &out, &["short.npy", "needs 96 bytes"]);
-    let not_npy = case("not.npy", b"1,2,3\n");
-    assert_refused_leaving_nothing(&[m, not_npy.as_os_str(), "-o".as_ref(), o], &out, &["not.npy", "not a .npy file"]);
-    let missing = dir.path("missing.npy");
-    assert_refused_leaving_nothing(&[m, missing.as_os_str(), "-o".as_ref(), o], &out, &["missing.npy"]);
-    let text = case("in.txt", b"1,2,3\n");
-    assert_refused_leaving_nothing(
-        &[m, text.as_os_str(), "-o".as_ref(), o],
-        &out,
-        &["in.txt", "must end in .npy or .csv"],
-    );
+    refused(&case("short.npy", &short), &[], &["short.npy", "needs 96 bytes"]);
+    refused(&case("not.npy", b"1,2,3\n"), &[], &["not.npy", "not a .npy file"]);
+    refused(&dir.path("missing.npy"), &[], &["missing.npy"]);
+    refused(&case("in.txt", b"1,2,3\n"), &[], &["in.txt", "must end in .npy or .csv"]);
     let good = case("good.csv", b"1,2,3\n");
     let bad_out = dir.path("out.txt");
-    assert_refused_leaving_nothing(
-        &[m, good.as_os_str(), "-o".as_ref(), bad_out.as_os_str()],
-        &bad_out,
-        &["out.txt", ".npy, .csv or .json"],
-    );
+    assert_refused_leaving_nothing(&model, &good, &[], &bad_out, &["out.txt", ".npy, .csv or .json"]);
     let nowhere = dir.path("no/such/dir/out.npy");
-    assert_bad_input(&lstm_run([m, good.as_os_str(), "-o".as_ref(), nowhere.as_os_str()]), &["does not exist"]);
-    let mismatched = dir.path("st");
+    assert_bad_input(&lstm_run([&model, &good, Path::new("-o"), &nowhere]), &["does not exist"]);
     write_npy_f32(&dir.path("st.h.npy"), &[1, 1, 4], &[0.0; 4]);
     write_npy_f32(&dir.path("st.c.npy"), &[1, 1, 5], &[0.0; 5]);
-    assert_refused_leaving_nothing(
-        &[m, good.as_os_str(), "--initial-state".as_ref(), mismatched.as_os_str(), "-o".as_ref(), o],
-        &out,
-        &["st.h.npy", "has shape [1, 1, 4]", "[1, 1, 5]"],
-    );
+    let st = dir.path("st");
+    refused(&good, &["--initial-state", st.to_str().unwrap()], &["st.h.npy", "has shape [1, 1, 4]", "[1, 1, 5]"]);
 }
 
 #[test]
@@ -978,7 +886,7 @@ fn missing_or_corrupt_model_files_exit_2_naming_the_file() {
     assert_bad_input(&ran, &["nope.lstm"]);
     let junk = dir.path("junk.lstm");
     std::fs::write(&junk, vec![7u8; 200]).unwrap();
-    assert_bad_input(&lstm_run([junk.as_os_str(), "--info".as_ref()]), &["junk.lstm", "not an lstmrt model"]);
+    assert_bad_input(&lstm_run(with_model(&junk, &["--info"])), &["junk.lstm", "not an lstmrt model"]);
     let g = golden("lstm_seq1");
     let bytes = ModelWriter::new(&g.meta, &g.weights).to_bytes().unwrap();
     let cut = dir.path("cut.lstm");

@@ -470,12 +470,34 @@ pub fn run_info(job: &InfoJob, stdout: &mut dyn Write) -> Result<(), Failure> {
         model.verify().map_err(|e| model_failure(&job.model, e))?;
         info.checksums_verified = Some(true);
     }
-    let text = if job.json {
-        let mut s = serde_json::to_string_pretty(&info).map_err(|e| Failure::internal(e.to_string()))?;
-        s.push('\n');
-        s
-    } else {
-        info.to_string()
+    let style = if job.json { Style::PrettyJson } else { Style::Text };
+    print_report(&info, style, stdout)
+}
+
+/// How a summary is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Text,
+    /// One JSON object over several indented lines.
+    PrettyJson,
+    /// One JSON object on one line (easy to append to a log of runs).
+    JsonLine,
+}
+
+/// Prints `value` as text or JSON, ending with a newline, and flushes.
+fn print_report<T: serde::Serialize + std::fmt::Display>(
+    value: &T,
+    style: Style,
+    stdout: &mut dyn Write,
+) -> Result<(), Failure> {
+    let json = match style {
+        Style::Text => None,
+        Style::PrettyJson => Some(serde_json::to_string_pretty(value)),
+        Style::JsonLine => Some(serde_json::to_string(value)),
+    };
+    let text = match json {
+        None => value.to_string(),
+        Some(j) => j.map_err(|e| Failure::internal(e.to_string()))? + "\n",
     };
     stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(stdout_failure)
 }
@@ -493,14 +515,8 @@ pub fn run_bench(job: &BenchJob, stdout: &mut dyn Write) -> Result<(), Failure> 
     let model = open_model(&job.model)?;
     let mut report = bench::run(&model, &job.config).map_err(|e| model_failure(&job.model, e))?;
     report.model = job.model.display().to_string();
-    let text = if job.json {
-        let mut s = serde_json::to_string(&report).map_err(|e| Failure::internal(e.to_string()))?;
-        s.push('\n');
-        s
-    } else {
-        report.to_string()
-    };
-    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(stdout_failure)
+    let style = if job.json { Style::JsonLine } else { Style::Text };
+    print_report(&report, style, stdout)
 }
 
 #[cfg(test)]
