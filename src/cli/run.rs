@@ -139,13 +139,16 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
         }
         _ => (raw, None),
     };
-    match (&job.output, format) {
-        (Some(path), Some(format)) => write_file(path, &io::encode_output(format, &result, names))?,
-        _ => summarize(&model, job, &seq, &result, stdout).map_err(stdout_failure)?,
+    if let (Some(path), Some(format)) = (&job.output, format) {
+        write_file(path, &io::encode_output(format, &result, names))?;
     }
     if let Some(prefix) = &job.final_state {
         io::write_state(prefix, arch, seq.batch, seq.is_batched(), state.h(), state.c())
             .map_err(|e| Failure::internal(format!("cannot write {e}")))?;
+    }
+    // Last, so a reader closing stdout early cannot stop the files being written.
+    if job.output.is_none() {
+        summarize(&model, job, &seq, &result, stdout).map_err(stdout_failure)?;
     }
     Ok(())
 }
@@ -522,6 +525,47 @@ pub fn run_bench(job: &BenchJob, stdout: &mut dyn Write) -> Result<(), Failure> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::{Architecture, CellKind, Metadata};
+    use crate::{ModelWriter, Weights};
+
+    /// A writer whose reader has gone away after `lines` lines.
+    struct ClosingPipe {
+        lines: usize,
+        written: Vec<u8>,
+    }
+
+    impl Write for ClosingPipe {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.written.iter().filter(|&&b| b == b'\n').count() >= self.lines {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stream_stops_quietly_when_the_reader_goes_away_and_still_saves_the_state() {
+        let dir = std::env::temp_dir().join(format!("lstmrt-cli-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let meta = Metadata::new(Architecture::new(CellKind::Lstm, 2, 3, 1));
+        let mut weights = Weights::zeros(&meta);
+        weights.layers[0].w_ih.iter_mut().enumerate().for_each(|(i, w)| *w = (i as f32 * 0.37).sin());
+        let model = dir.join("m.lstm");
+        ModelWriter::new(&meta, &weights).write(&model).unwrap();
+        let job = StreamJob { model, final_state: Some(dir.join("s")), threads: 1, ..Default::default() };
+        let mut pipe = ClosingPipe { lines: 2, written: Vec::new() };
+        let result = run_stream(&job, &mut "1,2\n3,4\n5,6\n7,8\n".as_bytes(), &mut pipe);
+        assert_eq!(result, Err(Failure { code: EXIT_OK, message: String::new() }));
+        assert_eq!(String::from_utf8(pipe.written).unwrap().lines().count(), 2);
+        let h = crate::npy::read(dir.join("s.h.npy")).unwrap();
+        assert_eq!(h.shape, [1, 3]);
+        assert!(h.data.iter().any(|&v| v != 0.0), "the state after the steps taken is saved");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn bars_fill_in_proportion() {
