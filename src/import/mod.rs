@@ -2,9 +2,29 @@
 //! canonical [`crate::Weights`] plus [`crate::format::Metadata`]. The runtime
 //! never sees a foreign layout.
 
+pub mod convert;
+pub mod pickle;
 pub mod pytorch;
+pub mod torch_save;
 
 use std::fmt;
+
+use crate::format::{CellKind, HeadActivation};
+
+/// Choices a source file cannot express, given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The cell, when it cannot be inferred (`nn.RNN` with ReLU looks like tanh).
+    pub cell: Option<CellKind>,
+    /// Module prefix of the recurrent layer, when the file holds several.
+    pub prefix: Option<String>,
+    /// Module name of the `nn.Embedding` in front (`embed` for `embed.weight`).
+    pub embedding: Option<String>,
+    /// Module name of the `nn.Linear` after the stack.
+    pub head: Option<String>,
+    /// Activation of the head.
+    pub head_activation: Option<HeadActivation>,
+}
 
 /// What is wrong with a source file, naming the file and the tensor or node.
 #[derive(Debug, Clone, PartialEq)]
