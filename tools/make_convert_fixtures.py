@@ -169,6 +169,143 @@ def make_pytorch():
     torch.save({"weight_ih_l0": torch.zeros(4, 2), "config": Config()}, os.path.join(refused, "custom_class.pt"))
 
 
+# ---------------------------------------------------------------- ONNX
+
+
+def make_onnx():
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    kind = "onnx"
+    rng = np.random.default_rng(11)
+    versions = dict(onnx=onnx.__version__, onnxruntime=ort.__version__)
+
+    def ort_run(path, feeds):
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return sess.run(None, feeds)
+
+    # Exported by torch.onnx.export (the TorchScript exporter, which emits
+    # LSTM/GRU/RNN nodes chained with Transpose/Reshape/Squeeze).
+    def export(name, module, x, note, args=()):
+        d = case_dir(kind, name)
+        path = os.path.join(d, "model.onnx")
+        torch.onnx.export(module.eval(), (x,), path, dynamo=False, input_names=["x"], opset_version=17)
+        y = ort_run(path, {"x": x.numpy()})[0]
+        with torch.no_grad():
+            y_torch = module(x)[0].numpy()
+        assert np.abs(y - y_torch).max() < 1e-5, name
+        write_case(d, x.numpy(), y, args=list(args), note=note, torch=torch.__version__, **versions)
+
+    torch.manual_seed(3)
+    export("torch_lstm_2layer_bidirectional", torch.nn.LSTM(3, 4, 2, bidirectional=True), torch.randn(5, 2, 3),
+           "torch.onnx.export of nn.LSTM(3, 4, 2, bidirectional=True)")
+    export("torch_gru_2layer", torch.nn.GRU(3, 5, 2), torch.randn(6, 2, 3),
+           "torch.onnx.export of nn.GRU: linear_before_reset=1")
+    export("torch_rnn_relu", torch.nn.RNN(4, 3, 1, nonlinearity="relu"), torch.randn(5, 1, 4),
+           "torch.onnx.export of nn.RNN(relu): activations=[Relu]")
+
+    # Hand-built single nodes exercising the ONNX-only options.
+    def node_model(op, x_shape, inits, attrs, n_inputs, extra_inputs=()):
+        inputs = ["X", "W", "R", "B", "", "", "", "P"][:n_inputs]
+        node = helper.make_node(op, inputs, ["Y"], name=f"{op.lower()}_0", **attrs)
+        graph = helper.make_graph(
+            [node], "g",
+            [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)] + list(extra_inputs),
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
+        )
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="make_convert_fixtures")
+
+    def rand(*shape, scale=0.6):
+        return rng.uniform(-scale, scale, shape).astype(np.float32)
+
+    def hand(name, op, T, B, I, H, attrs, peepholes=False, layout=0, note="", save=None):
+        D = 2 if attrs.get("direction") == "bidirectional" else 1
+        G = dict(LSTM=4, GRU=3, RNN=1)[op]
+        inits = dict(W=rand(D, G * H, I), R=rand(D, G * H, H), B=rand(D, 2 * G * H))
+        n_inputs = 4
+        if peepholes:
+            inits["P"] = rand(D, 3 * H)
+            n_inputs = 8
+        x = rng.standard_normal((T, B, I)).astype(np.float32) * 1.5
+        x_onnx = x.transpose(1, 0, 2).copy() if layout else x
+        model = node_model(op, list(x_onnx.shape), inits, attrs, n_inputs)
+        d = case_dir(kind, name)
+        path = os.path.join(d, "model.onnx")
+        if save:
+            save(model, path)
+        else:
+            onnx.save(model, path)
+        if layout:
+            # ONNX Runtime refuses layout=1: use ONNX's reference evaluator, and
+            # check it against ONNX Runtime on the same node with layout=0.
+            from onnx.reference import ReferenceEvaluator
+            y = ReferenceEvaluator(path).run(None, {"X": x_onnx})[0]
+            twin = node_model(op, list(x.shape), inits, dict(attrs, layout=0), n_inputs)
+            y0 = ort.InferenceSession(twin.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
+            assert np.abs(y.transpose(1, 2, 0, 3) - y0).max() < 1e-5, name
+        else:
+            y = ort_run(path, {"X": x_onnx})[0]
+        # Y is [T, D, B, H] (layout 0) or [B, T, D, H] (layout 1): lstmrt gives [T, B, D*H].
+        y = (y.transpose(1, 0, 2, 3) if layout else y.transpose(0, 2, 1, 3)).reshape(T, B, D * H)
+        write_case(d, x, y, note=note, **versions)
+
+    hand("lstm_peepholes_clip", "LSTM", 6, 2, 3, 4, dict(hidden_size=4, clip=0.7), peepholes=True,
+         note="peepholes P and clip=0.7 (active: inputs scaled so pre-activations exceed it)")
+    hand("lstm_input_forget_bidirectional", "LSTM", 5, 2, 3, 3,
+         dict(hidden_size=3, input_forget=1, direction="bidirectional"), peepholes=True,
+         note="input_forget=1, bidirectional, peepholes")
+    hand("gru_linear_before_reset_0_clip", "GRU", 6, 2, 3, 4, dict(hidden_size=4, clip=0.8),
+         note="GRU with ONNX's default linear_before_reset=0 and clip")
+    hand("gru_linear_before_reset_1", "GRU", 5, 1, 2, 3, dict(hidden_size=3, linear_before_reset=1),
+         note="GRU linear_before_reset=1 (PyTorch's form)")
+    hand("rnn_tanh_bidirectional_layout1", "RNN", 4, 3, 2, 3, dict(hidden_size=3, direction="bidirectional", layout=1),
+         layout=1, note="layout=1 (batch-major X and Y), bidirectional tanh RNN; expected output from "
+         "onnx.reference (ONNX Runtime refuses layout=1), checked against ONNX Runtime with layout=0")
+
+    def external(model, path):
+        onnx.save(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location="weights.bin", size_threshold=0)
+
+    hand("lstm_external_data", "LSTM", 4, 1, 3, 3, dict(hidden_size=3), save=external,
+         note="initializers in an external data file (weights.bin)")
+
+    # Refused models.
+    refused = os.path.join(ROOT, kind, "refused")
+    os.makedirs(refused, exist_ok=True)
+    W, R = rand(1, 12, 2), rand(1, 12, 3)
+    onnx.save(node_model("LSTM", [3, 1, 2], dict(W=W, R=R), dict(hidden_size=3, direction="reverse"), 3),
+              os.path.join(refused, "reverse.onnx"))
+    onnx.save(node_model("LSTM", [3, 1, 2], dict(W=W, R=R),
+                         dict(hidden_size=3, activations=["HardSigmoid", "Tanh", "Tanh"]), 3),
+              os.path.join(refused, "hardsigmoid.onnx"))
+    h0 = numpy_helper.from_array(np.ones((1, 1, 3), np.float32), "h0")
+    node = helper.make_node("LSTM", ["X", "W", "R", "", "", "h0"], ["Y"], name="lstm_h0", hidden_size=3)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3, 1, 2])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"), h0])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              os.path.join(refused, "nonzero_initial_h.onnx"))
+    m = node_model("LSTM", [3, 1, 2], dict(W=W, R=R), dict(hidden_size=3), 3)
+    for init in m.graph.initializer:
+        if init.name == "W":
+            raw = init.raw_data
+            init.ClearField("raw_data")
+            init.data_location = TensorProto.EXTERNAL
+            for k, v in (("location", "../escape.bin"), ("offset", "0"), ("length", str(len(raw)))):
+                e = init.external_data.add()
+                e.key, e.value = k, v
+    onnx.save(m, os.path.join(refused, "external_escape.onnx"))
+    graph = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3, 2])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(rand(2, 2), "W")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              os.path.join(refused, "not_recurrent.onnx"))
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -176,7 +313,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["pytorch", "onnx", "keras"])
     args = parser.parse_args()
-    makers = dict(pytorch=make_pytorch)
+    makers = dict(pytorch=make_pytorch, onnx=make_onnx)
     for kind, make in makers.items():
         if args.only in (None, kind):
             make()

@@ -152,6 +152,9 @@ fn main() -> ExitCode {
     let request = Args::parse().request();
     match convert::convert(&request) {
         Ok(outcome) => {
+            for note in &outcome.notes {
+                eprintln!("lstm-convert: note: {note}");
+            }
             println!("{}", convert::summary(&request, &outcome));
             if let Some(report) = &outcome.check {
                 println!("{report}");

@@ -52,6 +52,8 @@ pub enum SourceKind {
     TorchZip,
     /// `torch.save(..., _use_new_zipfile_serialization=False)`.
     TorchLegacy,
+    /// An ONNX `ModelProto`.
+    Onnx,
 }
 
 impl SourceKind {
@@ -61,12 +63,14 @@ impl SourceKind {
             SourceKind::Safetensors => "pytorch-safetensors",
             SourceKind::TorchZip => "pytorch-zip",
             SourceKind::TorchLegacy => "pytorch-legacy",
+            SourceKind::Onnx => "onnx",
         }
     }
 
     pub fn family(self) -> Family {
         match self {
             SourceKind::Safetensors | SourceKind::TorchZip | SourceKind::TorchLegacy => Family::PyTorch,
+            SourceKind::Onnx => Family::Onnx,
         }
     }
 }
@@ -94,6 +98,9 @@ pub fn detect(bytes: &[u8]) -> Result<SourceKind, String> {
     if super::torch_save::is_legacy(bytes) {
         return Ok(SourceKind::TorchLegacy);
     }
+    if super::onnx::is_onnx(bytes) {
+        return Ok(SourceKind::Onnx);
+    }
     Err("unrecognised content: expected a PyTorch state dict (.pt/.pth/.safetensors), an ONNX model or a Keras \
          export (.npz)"
         .into())
@@ -119,6 +126,8 @@ pub struct Imported {
     pub meta: Metadata,
     pub weights: Weights,
     pub kind: SourceKind,
+    /// Things the user should know: parts of the source not converted, inputs to feed.
+    pub notes: Vec<String>,
 }
 
 /// Imports the source file `path` whose content is `bytes`. With `from`, the
@@ -139,14 +148,31 @@ pub fn import(path: &Path, bytes: &[u8], from: Option<Family>, options: &Options
             ),
         ));
     }
-    let (meta, weights) = match kind.family() {
+    if kind.family() != Family::PyTorch {
+        let pytorch_only = [
+            ("--cell", options.cell.is_some()),
+            ("--prefix", options.prefix.is_some()),
+            ("--embedding", options.embedding.is_some()),
+            ("--head", options.head.is_some()),
+            ("--head-activation", options.head_activation.is_some()),
+        ];
+        if let Some((flag, _)) = pytorch_only.iter().find(|(_, given)| *given) {
+            return Err(ImportError::new(
+                &file,
+                format!("{flag} applies to PyTorch state dicts; this is a {} file", kind.family().name()),
+            ));
+        }
+    }
+    let (meta, weights, notes) = match kind.family() {
         Family::PyTorch => {
             let tensors = super::pytorch::parse(bytes, &file)?;
-            super::pytorch::from_state_dict(&tensors, options, &file)?
+            let (meta, weights) = super::pytorch::from_state_dict(&tensors, options, &file)?;
+            (meta, weights, Vec::new())
         }
-        Family::Onnx | Family::Keras => unreachable!("not detected yet"),
+        Family::Onnx => super::onnx::import(bytes, path)?,
+        Family::Keras => unreachable!("not detected yet"),
     };
-    Ok(Imported { meta, weights, kind })
+    Ok(Imported { meta, weights, kind, notes })
 }
 
 /// Everything `lstm-convert` is asked to do.
@@ -252,6 +278,8 @@ pub struct Outcome {
     pub bytes_written: usize,
     /// Present when the request asked for a check.
     pub check: Option<CheckReport>,
+    /// See [`Imported::notes`].
+    pub notes: Vec<String>,
 }
 
 /// Why a conversion failed.
@@ -294,7 +322,7 @@ pub fn convert(request: &Request) -> Result<Outcome, ConvertError> {
     }
     let bytes = std::fs::read(&request.input).map_err(|e| ImportError::new(&file, e.to_string()))?;
     let sha256 = hex(&Sha256::digest(&bytes));
-    let Imported { mut meta, weights, kind } = import(&request.input, &bytes, request.from, &request.options)?;
+    let Imported { mut meta, weights, kind, notes } = import(&request.input, &bytes, request.from, &request.options)?;
     record_provenance(&mut meta, request, kind, &sha256);
 
     let out_path = request.output.display().to_string();
@@ -318,7 +346,7 @@ pub fn convert(request: &Request) -> Result<Outcome, ConvertError> {
     };
     crate::format::atomic_write(&request.output, &model_bytes)
         .map_err(|e| ConvertError::Output { path: out_path, message: e.to_string() })?;
-    Ok(Outcome { meta, kind, sha256, bytes_written: model_bytes.len(), check })
+    Ok(Outcome { meta, kind, sha256, bytes_written: model_bytes.len(), check, notes })
 }
 
 /// One line describing what was written, for the command line.

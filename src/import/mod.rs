@@ -3,7 +3,9 @@
 //! never sees a foreign layout.
 
 pub mod convert;
+pub mod onnx;
 pub mod pickle;
+pub mod protobuf;
 pub mod pytorch;
 pub mod torch_save;
 
