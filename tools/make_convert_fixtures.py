@@ -306,6 +306,69 @@ def make_onnx():
               os.path.join(refused, "not_recurrent.onnx"))
 
 
+# ---------------------------------------------------------------- Keras
+
+
+def make_keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    from keras import layers
+
+    sys.path.insert(0, HERE)
+    import export_keras
+
+    kind = "keras"
+    keras.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    versions = dict(keras=keras.__version__)
+
+    def save(name, model, x, note, tokens=False, args=(), directory=None):
+        d = directory or case_dir(kind, name)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, name + ".keras")
+            model.save(path)
+            reloaded = keras.models.load_model(path, compile=False)
+            np.savez_compressed(os.path.join(d, "model.npz" if directory is None else name + ".npz"),
+                                **export_keras.export(reloaded, path))
+        if directory is not None:
+            return
+        # Keras is batch-major: feed [B, T, ...], store [T, B, ...] as lstmrt takes it.
+        y = reloaded.predict(x, verbose=0)
+        x_t = x.transpose(1, 0) if tokens else x.transpose(1, 0, 2)
+        write_case(d, x_t, y.transpose(1, 0, 2), note=note, tokens=tokens, args=list(args), **versions)
+
+    def seq_input(b, t, i):
+        return rng.standard_normal((b, t, i)).astype(np.float32)
+
+    m = keras.Sequential([keras.Input((None, 3)), layers.LSTM(4, return_sequences=True),
+                          layers.Dropout(0.5), layers.LSTM(4, return_sequences=True)])
+    save("lstm_2layer", m, seq_input(2, 5, 3), "two LSTM layers with Dropout between (a no-op at inference)")
+
+    m = keras.Sequential([keras.Input((None, 3)), layers.Bidirectional(layers.LSTM(3, return_sequences=True))])
+    save("lstm_bidirectional", m, seq_input(2, 6, 3), "Bidirectional(LSTM), merge_mode=concat")
+
+    m = keras.Sequential([keras.Input((None, 3)), layers.GRU(4, return_sequences=True)])
+    save("gru_reset_after", m, seq_input(2, 5, 3), "GRU reset_after=True (two biases): PyTorch's form")
+
+    m = keras.Sequential([keras.Input((None, 2)), layers.GRU(3, return_sequences=True, reset_after=False),
+                          layers.GRU(3, return_sequences=True, reset_after=False)])
+    save("gru_reset_before_2layer", m, seq_input(1, 6, 2), "GRU reset_after=False: linear_before_reset=false")
+
+    m = keras.Sequential([keras.Input((None,), dtype="int32"), layers.Embedding(10, 4),
+                          layers.SimpleRNN(5, activation="relu", return_sequences=True),
+                          layers.Dense(3, activation="softmax")])
+    ids = rng.integers(0, 10, (2, 6)).astype(np.int64)
+    save("simplernn_relu_tagger", m, ids, "Embedding, SimpleRNN(relu), Dense(softmax) head", tokens=True)
+
+    refused = os.path.join(ROOT, kind, "refused")
+    os.makedirs(refused, exist_ok=True)
+    m = keras.Sequential([keras.Input((None, 3)),
+                          layers.LSTM(2, return_sequences=True, recurrent_activation="hard_sigmoid")])
+    save("hard_sigmoid", m, None, "", directory=refused)
+    m = keras.Sequential([keras.Input((None, 3)), layers.LSTM(2, return_sequences=True, go_backwards=True)])
+    save("go_backwards", m, None, "", directory=refused)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -313,7 +376,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["pytorch", "onnx", "keras"])
     args = parser.parse_args()
-    makers = dict(pytorch=make_pytorch, onnx=make_onnx)
+    makers = dict(pytorch=make_pytorch, onnx=make_onnx, keras=make_keras)
     for kind, make in makers.items():
         if args.only in (None, kind):
             make()

@@ -54,6 +54,8 @@ pub enum SourceKind {
     TorchLegacy,
     /// An ONNX `ModelProto`.
     Onnx,
+    /// The `.npz` written by `tools/export_keras.py`.
+    Keras,
 }
 
 impl SourceKind {
@@ -64,6 +66,7 @@ impl SourceKind {
             SourceKind::TorchZip => "pytorch-zip",
             SourceKind::TorchLegacy => "pytorch-legacy",
             SourceKind::Onnx => "onnx",
+            SourceKind::Keras => "keras-npz",
         }
     }
 
@@ -71,6 +74,7 @@ impl SourceKind {
         match self {
             SourceKind::Safetensors | SourceKind::TorchZip | SourceKind::TorchLegacy => Family::PyTorch,
             SourceKind::Onnx => Family::Onnx,
+            SourceKind::Keras => Family::Keras,
         }
     }
 }
@@ -89,6 +93,12 @@ pub fn detect(bytes: &[u8]) -> Result<SourceKind, String> {
         let names = zip_names(bytes)?;
         if super::torch_save::is_torch_zip(&names) {
             return Ok(SourceKind::TorchZip);
+        }
+        if super::keras::is_keras_export(&names) {
+            return Ok(SourceKind::Keras);
+        }
+        if names.iter().any(|n| n == "config.json") && names.iter().any(|n| n.ends_with(".h5")) {
+            return Err("a Keras .keras archive: export it to .npz with tools/export_keras.py first".into());
         }
         return Err(format!("a zip archive that is not a torch.save file (entries: {})", preview(&names)));
     }
@@ -170,7 +180,7 @@ pub fn import(path: &Path, bytes: &[u8], from: Option<Family>, options: &Options
             (meta, weights, Vec::new())
         }
         Family::Onnx => super::onnx::import(bytes, path)?,
-        Family::Keras => unreachable!("not detected yet"),
+        Family::Keras => super::keras::import(bytes, &file)?,
     };
     Ok(Imported { meta, weights, kind, notes })
 }

@@ -3,6 +3,7 @@
 //! never sees a foreign layout.
 
 pub mod convert;
+pub mod keras;
 pub mod onnx;
 pub mod pickle;
 pub mod protobuf;
@@ -12,6 +13,10 @@ pub mod torch_save;
 use std::fmt;
 
 use crate::format::{CellKind, HeadActivation};
+
+/// What a conversion found worth telling the user: parts of the source that
+/// were not converted, inputs to feed at run time.
+pub type Notes = Vec<String>;
 
 /// Choices a source file cannot express, given on the command line.
 #[derive(Debug, Clone, Default)]

@@ -29,8 +29,8 @@
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
-use super::ImportError;
 use super::protobuf::{DecodeError, Field, Reader};
+use super::{ImportError, Notes};
 use crate::format::{Architecture, CellKind, Metadata};
 use crate::weights::{LayerWeights, Weights};
 
@@ -48,9 +48,6 @@ pub fn is_onnx(bytes: &[u8]) -> bool {
     }
     ir_version && graph
 }
-
-/// What the conversion found worth telling the user (ignored parts of the graph, inputs to feed).
-pub type Notes = Vec<String>;
 
 /// Converts the recurrent stack of an ONNX model. `path` locates external data files.
 pub fn import(bytes: &[u8], path: &Path) -> Result<(Metadata, Weights, Notes), ImportError> {
