@@ -270,11 +270,12 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
     }
     meta.provenance.push("keras.layers", recurrent.iter().map(|r| r.name).collect::<Vec<_>>().join(","));
 
-    let mut weights = Weights::zeros(&meta);
+    // Shapes are checked against the arrays before anything is sized from the config.
+    let mut layers = Vec::with_capacity(recurrent.len() * arch.directions());
     let order: &[usize] = if cell == CellKind::Gru { &[1, 0, 2] } else { &[0, 1, 2, 3][..gates] };
     for (k, r) in recurrent.iter().enumerate() {
         let in_size = arch.layer_input_size(k);
-        for (d, names) in r.weights.iter().enumerate() {
+        for names in &r.weights {
             let get = |i: usize, role: &str| -> Result<&npy::Array, String> {
                 let key = names.get(i).ok_or_else(|| format!("layer `{}`: no {role}", r.name))?;
                 arrays.get(*key).ok_or_else(|| format!("layer `{}`: array `{key}` is missing", r.name))
@@ -304,17 +305,17 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
                     lw.b_ih = reorder_rows(&b, order, hidden);
                 }
             }
-            weights.layers[k * arch.directions() + d] = lw;
+            layers.push(lw);
         }
     }
-    if let Some((_, table)) = embedding {
-        weights.embedding = Some(table.to_f32());
-    }
-    if let Some((_, kernel, bias, _)) = &dense {
-        let out = kernel.shape[1];
-        weights.head =
-            Some(HeadWeights { weight: transpose(kernel), bias: bias.map_or_else(|| vec![0.0; out], |b| b.to_f32()) });
-    }
+    let weights = Weights {
+        layers,
+        embedding: embedding.map(|(_, table)| table.to_f32()),
+        head: dense.as_ref().map(|(_, kernel, bias, _)| HeadWeights {
+            weight: transpose(kernel),
+            bias: bias.map_or_else(|| vec![0.0; kernel.shape[1]], |b| b.to_f32()),
+        }),
+    };
     weights.check(&meta).map_err(|e| e.to_string())?;
     Ok((meta, weights, notes))
 }

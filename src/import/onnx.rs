@@ -732,7 +732,7 @@ impl<'g, 'a> Graph<'g, 'a> {
             Some(h) => return Err(format!("{node}: hidden_size {h} is not positive")),
             None => w_rows / gates,
         };
-        let gh = gates * hidden;
+        let gh = gates.checked_mul(hidden).ok_or_else(|| format!("{node}: hidden_size {hidden} is too large"))?;
         if w_rows != gh {
             return Err(format!("{node}: W has {w_rows} rows, expected {gates} gates x hidden {hidden} = {gh}"));
         }

@@ -143,6 +143,11 @@ pub fn from_state_dict(
             s => Err(fail(format!("tensor `{}` has shape {s:?}, expected a matrix", t.name))),
         }
     };
+    // Every layer up to the highest numbered one must be there (this also
+    // bounds what a stray `weight_ih_l99999` could make us allocate).
+    for layer in 0..num_layers {
+        need("weight_ih", layer, false)?;
+    }
     let w_hh0 = need("weight_hh", 0, false)?;
     let w_ih0 = need("weight_ih", 0, false)?;
     let (rows, out_size) = dims2(w_hh0)?;
