@@ -92,3 +92,31 @@ fn refuses_external_data_outside_the_model_folder() {
 fn refuses_a_graph_without_recurrent_nodes() {
     refused("not_recurrent.onnx", &["not a recurrent model", "MatMul"]);
 }
+
+/// The ONNX-only options really shape the fixtures' outputs: without each one
+/// the reference engine would miss ONNX Runtime by far more than the tolerance,
+/// so the match above is evidence that they are implemented as ONNX defines them.
+#[test]
+fn fixtures_exercise_clip_peepholes_input_forget_and_reset_form() {
+    use lstmrt::import::Options;
+    use lstmrt::reference;
+    let cases = common::convert::cases("onnx");
+    let run = |name: &str, tweak: &dyn Fn(&mut lstmrt::format::Architecture, &mut lstmrt::Weights)| -> f32 {
+        let case = cases.iter().find(|c| c.name == name).unwrap();
+        let bytes = std::fs::read(&case.model).unwrap();
+        let mut imported = convert::import(&case.model, &bytes, None, &Options::default()).unwrap();
+        tweak(&mut imported.meta.architecture, &mut imported.weights);
+        let batch = case.input.shape[1];
+        let out =
+            reference::run(&imported.meta.architecture, &imported.weights, &case.input.to_f32(), batch, None, None);
+        common::max_abs_diff(&out.output, &case.output.to_f32())
+    };
+    assert!(run("lstm_peepholes_clip", &|_, _| {}) <= TOLERANCE);
+    assert!(run("lstm_peepholes_clip", &|a, _| a.clip = None) > 1e-3, "clip is not active in the fixture");
+    let no_peepholes = |_: &mut lstmrt::format::Architecture, w: &mut lstmrt::Weights| {
+        w.layers.iter_mut().for_each(|l| l.peephole.as_mut().unwrap().fill(0.0))
+    };
+    assert!(run("lstm_peepholes_clip", &no_peepholes) > 1e-3);
+    assert!(run("lstm_input_forget_bidirectional", &|a, _| a.input_forget = false) > 1e-3);
+    assert!(run("gru_linear_before_reset_0_clip", &|a, _| a.linear_before_reset = true) > 1e-3);
+}
