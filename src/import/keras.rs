@@ -30,7 +30,7 @@ use std::io::{Cursor, Read};
 
 use serde_json::Value;
 
-use super::{ImportError, Notes};
+use super::{ImportError, Notes, reorder_gates};
 use crate::format::{Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, Metadata};
 use crate::npy;
 use crate::weights::{HeadWeights, LayerWeights, Weights};
@@ -286,8 +286,8 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
             expect_shape(r.name, "kernel", kernel, &[in_size, gh])?;
             expect_shape(r.name, "recurrent_kernel", recurrent_kernel, &[hidden, gh])?;
             let mut lw = LayerWeights {
-                w_ih: reorder_rows(&transpose(kernel), order, hidden * in_size),
-                w_hh: reorder_rows(&transpose(recurrent_kernel), order, hidden * hidden),
+                w_ih: reorder_gates(&transpose(kernel), order, hidden * in_size),
+                w_hh: reorder_gates(&transpose(recurrent_kernel), order, hidden * hidden),
                 b_ih: vec![0.0; gh],
                 b_hh: vec![0.0; gh],
                 w_hr: None,
@@ -298,11 +298,11 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
                 let b = bias.to_f32();
                 if cell == CellKind::Gru && reset_after(r) {
                     expect_shape(r.name, "bias", bias, &[2, gh])?;
-                    lw.b_ih = reorder_rows(&b[..gh], order, hidden);
-                    lw.b_hh = reorder_rows(&b[gh..], order, hidden);
+                    lw.b_ih = reorder_gates(&b[..gh], order, hidden);
+                    lw.b_hh = reorder_gates(&b[gh..], order, hidden);
                 } else {
                     expect_shape(r.name, "bias", bias, &[gh])?;
-                    lw.b_ih = reorder_rows(&b, order, hidden);
+                    lw.b_ih = reorder_gates(&b, order, hidden);
                 }
             }
             layers.push(lw);
@@ -344,11 +344,6 @@ fn transpose(a: &npy::Array) -> Vec<f32> {
     (0..cols).flat_map(|c| (0..rows).map(move |r| a.data[r * cols + c] as f32)).collect()
 }
 
-/// Block `k` of the result is block `order[k]` of `data` (blocks of `block` values).
-fn reorder_rows(data: &[f32], order: &[usize], block: usize) -> Vec<f32> {
-    order.iter().flat_map(|&k| data[k * block..][..block].iter().copied()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,11 +352,6 @@ mod tests {
     fn transposes_kernels() {
         let a = npy::Array { shape: vec![2, 3], data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], dtype: "float32" };
         assert_eq!(transpose(&a), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
-    }
-
-    #[test]
-    fn reorders_gru_gates_from_zrh_to_rzn() {
-        assert_eq!(reorder_rows(&[0.0, 0.0, 1.0, 1.0, 2.0, 2.0], &[1, 0, 2], 2), [1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
     }
 
     #[test]

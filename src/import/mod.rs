@@ -61,3 +61,10 @@ pub struct SourceTensor {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
 }
+
+/// Rearranges gate blocks of `block` values each: block `k` of the result is
+/// block `order[k]` of `data`. Importers use it to bring a framework's gate
+/// order into the canonical one (LSTM `i, f, g, o`, GRU `r, z, n`).
+pub(crate) fn reorder_gates(data: &[f32], order: &[usize], block: usize) -> Vec<f32> {
+    order.iter().flat_map(|&k| data[k * block..][..block].iter().copied()).collect()
+}

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use super::protobuf::{DecodeError, Field, Reader};
-use super::{ImportError, Notes};
+use super::{ImportError, Notes, reorder_gates};
 use crate::format::{Architecture, CellKind, Metadata};
 use crate::weights::{LayerWeights, Weights};
 
@@ -779,16 +779,17 @@ impl<'g, 'a> Graph<'g, 'a> {
         };
         let mut weights = Vec::with_capacity(directions);
         for d in 0..directions {
-            let w_ih = reorder(&w.data[d * gh * input_size..][..gh * input_size], order, hidden * input_size);
-            let w_hh = reorder(&r.data[d * gh * hidden..][..gh * hidden], order, hidden * hidden);
+            let w_ih = reorder_gates(&w.data[d * gh * input_size..][..gh * input_size], order, hidden * input_size);
+            let w_hh = reorder_gates(&r.data[d * gh * hidden..][..gh * hidden], order, hidden * hidden);
             let (b_ih, b_hh) = match &b {
                 Some(b) => {
                     let row = &b.data[d * 2 * gh..][..2 * gh];
-                    (reorder(&row[..gh], order, hidden), reorder(&row[gh..], order, hidden))
+                    (reorder_gates(&row[..gh], order, hidden), reorder_gates(&row[gh..], order, hidden))
                 }
                 None => (vec![0.0; gh], vec![0.0; gh]),
             };
-            let peephole = p.as_ref().map(|p| reorder(&p.data[d * 3 * hidden..][..3 * hidden], &[0, 2, 1], hidden));
+            let peephole =
+                p.as_ref().map(|p| reorder_gates(&p.data[d * 3 * hidden..][..3 * hidden], &[0, 2, 1], hidden));
             weights.push(LayerWeights { w_ih, w_hh, b_ih, b_hh, w_hr: None, peephole });
         }
         Ok(Layer {
@@ -876,12 +877,6 @@ fn attr<'n, 'a>(n: &'n NodeProto<'a>, name: &str) -> Option<&'n AttributeProto<'
     n.attributes.iter().find(|a| a.name == name)
 }
 
-/// Rearranges gate blocks of `block` values each: block `k` of the result is
-/// block `order[k]` of `data`.
-fn reorder(data: &[f32], order: &[usize], block: usize) -> Vec<f32> {
-    order.iter().flat_map(|&k| data[k * block..][..block].iter().copied()).collect()
-}
-
 /// `Add x3, MatMul` style summary of op types.
 fn summarize(ops: &[&str]) -> String {
     let mut counts: Vec<(&str, usize)> = Vec::new();
@@ -905,9 +900,9 @@ mod tests {
     fn reorders_lstm_gates_from_iofc_to_ifgo() {
         // Blocks of 2 values: i=[0,0] o=[1,1] f=[2,2] c=[3,3].
         let onnx = [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0];
-        assert_eq!(reorder(&onnx, &[0, 2, 3, 1], 2), [0.0, 0.0, 2.0, 2.0, 3.0, 3.0, 1.0, 1.0]);
+        assert_eq!(reorder_gates(&onnx, &[0, 2, 3, 1], 2), [0.0, 0.0, 2.0, 2.0, 3.0, 3.0, 1.0, 1.0]);
         // GRU z r h -> r z n.
-        assert_eq!(reorder(&[0.0, 1.0, 2.0], &[1, 0, 2], 1), [1.0, 0.0, 2.0]);
+        assert_eq!(reorder_gates(&[0.0, 1.0, 2.0], &[1, 0, 2], 1), [1.0, 0.0, 2.0]);
     }
 
     #[test]
