@@ -107,6 +107,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
     let n = bytes.len();
+    if n == 0 {
+        // An earlier truncation emptied the file; `at % n` would divide by zero.
+        return;
+    }
     match m {
         Mutation::Flip { at, bit } => bytes[at % n] ^= 1 << bit,
         Mutation::Truncate { keep } => bytes.truncate(keep % n),
