@@ -67,7 +67,7 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     head: Option<String>,
 
-    /// Activation applied after the head. Example: --head-activation softmax
+    /// PyTorch: activation applied after the head (a state dict cannot say). Example: --head-activation softmax
     #[arg(long, value_enum, value_name = "ACT")]
     head_activation: Option<HeadActArg>,
 
