@@ -125,3 +125,4 @@ pub fn random_weights(meta: &Metadata, rng: &mut Rng, gain: f32) -> Weights {
     }
     w
 }
+pub mod convert;
