@@ -115,7 +115,7 @@ fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
 
 fn check(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64) {
     let meta = metadata(c);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // Gain 2 pushes gates into saturation, where activation errors show.
     let weights = random_weights(&meta, &mut rng, 2.0);
     let bytes = ModelWriter::new(&meta, &weights).dtype(dtype).layout(layout).to_bytes().unwrap();

@@ -95,20 +95,16 @@ impl Drop for TempDir {
     }
 }
 
-/// SplitMix64: a tiny deterministic generator for test data.
-pub struct Rng(pub u64);
+/// Deterministic test data from the library's seeded generator.
+pub struct Rng(lstmrt::rng::Rng);
 
 impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    pub fn new(seed: u64) -> Rng {
+        Rng(lstmrt::rng::Rng::new(seed))
     }
     /// Uniform in [-scale, scale).
     pub fn uniform(&mut self, scale: f32) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        self.0.uniform_f32(-scale, scale)
     }
     pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
         (0..n).map(|_| self.uniform(scale)).collect()
