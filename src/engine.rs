@@ -9,8 +9,11 @@
 //! stacks go layer by layer, the backward direction visiting chunks from the end.
 //! A single step fuses `[x; h]` into one pass over `W_ih` and `W_hh`.
 
+use std::ops::Range;
+
 use crate::Error;
 use crate::aligned::AlignedVec;
+use crate::threads::share;
 use crate::format::Architecture;
 use crate::kernels::dispatch::{self, GemmCall, StepsCall};
 use crate::kernels::{body, pack, simd::LANES};
@@ -297,44 +300,131 @@ impl Model {
             r: s.rbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
             c_stride,
         };
-        let source = if steps == 1 {
-            body::Source::Fused { x, x_stride: in_width }
-        } else {
-            let row_stride = layer.w_ih.panels * layer.w_ih.gates * LANES;
-            let gemm = GemmCall {
-                w: layer.w_ih,
-                bias: layer.bias_x,
-                x,
-                x_stride: in_width,
-                rows: steps * batch,
-                out: s.pre.as_mut_ptr(),
-                panels: 0..layer.w_ih.panels,
-            };
-            // SAFETY: `pre` holds chunk*batch rows of `row_stride` (steps <= chunk).
-            unsafe { dispatch::gemm(self.isa(), &gemm) };
-            body::Source::Pre { ptr: s.pre.as_mut_ptr(), row_stride }
-        };
+        let panels = layer.w_hh.panels;
+        let proj_panels = layer.w_hr.map_or(0, |m| m.panels);
+        let row_stride = layer.w_ih.panels * layer.w_ih.gates * LANES;
+        let pre = s.pre.as_mut_ptr();
         let job = body::Job {
             steps,
             reverse,
-            source,
+            // A single step fuses the input projection into the recurrence.
+            source: if steps == 1 {
+                body::Source::Fused { x, x_stride: in_width }
+            } else {
+                body::Source::Pre { ptr: pre, row_stride }
+            },
             out: dest.ptr,
             out_step: dest.step,
             out_row: dest.row,
             cur: s.cur[slot],
         };
-        let call = StepsCall {
-            layer: &layer,
-            io: &io,
-            job: &job,
-            rows: 0..batch,
-            panels: 0..layer.w_hh.panels,
-            proj_panels: 0..layer.w_hr.map_or(0, |m| m.panels),
-            sync: &|| {},
+        let split = Split::choose(state.pool.as_deref().map_or(1, |p| p.threads()), batch, panels);
+        let isa = self.isa();
+        let shared = SharedPtrs { x, pre };
+        let work = |part: usize| {
+            let (x, pre) = shared.get();
+            let (rows, own_panels, own_proj) = split.part(part, batch, panels, proj_panels);
+            if steps > 1 {
+                // Each thread projects the inputs it will read itself: its
+                // panels of every row, or every panel of its rows.
+                let gemm_rows: Vec<(usize, usize)> = if rows.len() == batch {
+                    vec![(0, steps * batch)]
+                } else {
+                    (0..steps).map(|t| (t * batch + rows.start, rows.len())).collect()
+                };
+                for (first, count) in gemm_rows {
+                    let gemm = GemmCall {
+                        w: layer.w_ih,
+                        bias: layer.bias_x,
+                        x: x.wrapping_add(first * in_width),
+                        x_stride: in_width,
+                        rows: count,
+                        out: pre.wrapping_add(first * row_stride),
+                        panels: own_panels.clone(),
+                    };
+                    // SAFETY: `pre` holds chunk*batch rows of `row_stride`
+                    // (steps <= chunk); `x` holds steps*batch rows.
+                    unsafe { dispatch::gemm(isa, &gemm) };
+                }
+            }
+            let barrier = || {
+                if let (Split::Panels(_), Some(pool)) = (split, state.pool.as_deref()) {
+                    pool.barrier().wait();
+                }
+            };
+            let call = StepsCall {
+                layer: &layer,
+                io: &io,
+                job: &job,
+                rows,
+                panels: own_panels,
+                proj_panels: own_proj,
+                sync: &barrier,
+            };
+            // SAFETY: the buffers are sized for this layer; the parts cover
+            // disjoint rows or panels and meet at the barrier after each phase.
+            unsafe { dispatch::run_steps(isa, &call) };
         };
-        // SAFETY: the buffers are sized for this layer; one thread covers all rows and panels.
-        unsafe { dispatch::run_steps(self.isa(), &call) };
+        match (split, state.pool.as_deref()) {
+            (Split::Single, _) | (_, None) => work(0),
+            (_, Some(pool)) => pool.run(&work),
+        }
+        let s = &mut state.scratch;
         s.cur[slot] ^= steps & 1;
+    }
+}
+
+/// The input and GEMM-output pointers one layer's threads share.
+#[derive(Clone, Copy)]
+struct SharedPtrs {
+    x: *const f32,
+    pre: *mut f32,
+}
+
+// SAFETY: `x` is only read; each thread writes the rows or panels of `pre`
+// that it alone reads back.
+unsafe impl Sync for SharedPtrs {}
+
+impl SharedPtrs {
+    // A method, so closures capture the whole `Sync` struct, not its raw fields.
+    fn get(&self) -> (*const f32, *mut f32) {
+        (self.x, self.pre)
+    }
+}
+
+/// How one layer's work is shared between threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Split {
+    Single,
+    /// Each of n threads takes a share of the sequences (no per-step barrier).
+    Rows(usize),
+    /// Each of n threads takes a share of the hidden units' panels; they meet
+    /// at a barrier after every step.
+    Panels(usize),
+}
+
+impl Split {
+    /// Threads pay for a batch with at least a sequence per thread, or for a
+    /// single sequence with at least 4 panels (64 units) per thread.
+    fn choose(threads: usize, batch: usize, panels: usize) -> Split {
+        if threads <= 1 {
+            Split::Single
+        } else if batch >= threads {
+            Split::Rows(threads)
+        } else if panels >= 4 * threads {
+            Split::Panels(threads)
+        } else {
+            Split::Single
+        }
+    }
+
+    /// Rows, panels and projection panels of part `i`.
+    fn part(self, i: usize, batch: usize, panels: usize, proj: usize) -> (Range<usize>, Range<usize>, Range<usize>) {
+        match self {
+            Split::Single => (0..batch, 0..panels, 0..proj),
+            Split::Rows(n) => (share(batch, n, i), 0..panels, 0..proj),
+            Split::Panels(n) => (0..batch, share(panels, n, i), share(proj, n, i)),
+        }
     }
 }
 

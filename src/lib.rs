@@ -51,6 +51,7 @@ pub mod reference;
 pub mod rng;
 pub mod state;
 pub mod text;
+mod threads;
 pub mod trace;
 pub mod weights;
 pub mod writer;

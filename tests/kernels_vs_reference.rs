@@ -114,6 +114,10 @@ fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
 }
 
 fn check(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64) {
+    check_threads(c, dtype, layout, tolerance, seed, 1)
+}
+
+fn check_threads(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64, threads: usize) {
     let meta = metadata(c);
     let mut rng = Rng::new(seed);
     // Gain 2 pushes gates into saturation, where activation errors show.
@@ -129,8 +133,9 @@ fn check(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64) {
     let want = reference::run(arch, &stored, &xs, c.batch, Some(&h0), arch.has_cell_state().then_some(&c0[..]));
     for isa in Isa::available_tiers() {
         let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
-        let what = format!("{isa} {} {}: {c:?}", dtype.name(), layout.name());
+        let what = format!("{isa} {} {} {threads} threads: {c:?}", dtype.name(), layout.name());
         let mut state = model.new_batch_state(c.batch);
+        state.set_threads(threads);
         state.set_h(&h0).unwrap();
         if arch.has_cell_state() {
             state.set_c(&c0).unwrap();
@@ -146,6 +151,7 @@ fn check(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64) {
         if !arch.bidirectional {
             // The same through single steps (the fused streaming path).
             let mut state = model.new_batch_state(c.batch);
+            state.set_threads(threads);
             state.set_h(&h0).unwrap();
             if arch.has_cell_state() {
                 state.set_c(&c0).unwrap();
@@ -181,6 +187,33 @@ fn canonical_files_repacked_at_open_match_the_reference() {
     for (i, c) in cases().iter().enumerate().step_by(3) {
         check(c, DType::F32, Layout::Canonical, 1e-5, 4000 + i as u64);
         check(c, DType::BF16, Layout::Canonical, 1e-4, 5000 + i as u64);
+    }
+}
+
+#[test]
+fn threads_split_by_sequence_or_by_panel_match_the_reference() {
+    use CellKind::*;
+    let mut v = vec![
+        case(Lstm, 33, 200, 2, 1, 40), // panels split: 13 panels
+        case(Lstm, 33, 200, 1, 7, 20), // sequences split
+        case(Gru, 5, 260, 2, 1, 30),
+        case(RnnTanh, 17, 300, 1, 1, 25),
+        case(RnnRelu, 17, 300, 1, 3, 25),
+    ];
+    let mut proj = case(Lstm, 16, 256, 2, 1, 30);
+    proj.proj = 100;
+    v.push(proj);
+    let mut onnx = case(Gru, 16, 200, 1, 1, 30);
+    onnx.onnx = true;
+    v.push(onnx.clone());
+    onnx.cell = Lstm;
+    onnx.bidirectional = true;
+    v.push(onnx);
+    for (i, c) in v.iter().enumerate() {
+        for threads in [2, 3] {
+            check_threads(c, DType::F32, Layout::Panel16, 1e-5, 6000 + i as u64, threads);
+        }
+        check_threads(c, DType::F16, Layout::Panel16, 1e-4, 7000 + i as u64, 2);
     }
 }
 

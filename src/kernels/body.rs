@@ -91,6 +91,12 @@ pub(crate) struct StepIo {
     pub c_stride: usize,
 }
 
+// SAFETY: the pointers are shared by the threads of one `run_steps` split;
+// each thread writes only its own rows or panels, and reads what others wrote
+// only after the barrier (`sync`) that follows the write.
+unsafe impl Send for StepIo {}
+unsafe impl Sync for StepIo {}
+
 /// Where the input part of the pre-activations comes from.
 #[derive(Clone, Copy)]
 pub(crate) enum Source {
@@ -99,6 +105,11 @@ pub(crate) enum Source {
     /// Computed in the same pass from the inputs `[steps][batch][x_stride]`.
     Fused { x: *const f32, x_stride: usize },
 }
+
+// SAFETY: as for `StepIo`: read-only pointers to inputs, and an output that
+// threads write in disjoint rows or panels.
+unsafe impl Send for Job {}
+unsafe impl Sync for Job {}
 
 /// A run of timesteps of one layer and direction.
 #[derive(Clone, Copy)]
