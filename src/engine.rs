@@ -1,10 +1,108 @@
 //! Running a model: `step` (one timestep, streaming) and `run` (a whole
-//! sequence), for one stream or a batch.
+//! sequence), for one stream or a batch, on the fused SIMD kernels.
+//!
+//! Whole sequences are cut into chunks of timesteps. For each chunk and layer,
+//! the input projection `W_ih x_t + b` of every timestep is one GEMM
+//! (`kernels::gemm`); the recurrence then only does `W_hh h_{t-1}` per step
+//! (`kernels::run_steps`). Unidirectional stacks go chunk by chunk through all
+//! layers (a wavefront), so no buffer grows with the sequence; bidirectional
+//! stacks go layer by layer, the backward direction visiting chunks from the end.
+//! A single step fuses `[x; h]` into one pass over `W_ih` and `W_hh`.
+
+use std::ops::Range;
 
 use crate::Error;
+use crate::aligned::AlignedVec;
+use crate::threads::share;
+use crate::format::Architecture;
+use crate::kernels::dispatch::{self, GemmCall, StepsCall};
+use crate::kernels::{body, pack, simd::LANES};
 use crate::model::Model;
-use crate::reference;
 use crate::state::{State, StateShape};
+
+/// Rows (timesteps x batch) of input projection computed per GEMM.
+const CHUNK_ROWS: usize = 128;
+
+/// Kernel buffers of one state: padded `h`/`c` per layer and direction, and
+/// the GEMM output and inter-layer buffers of one chunk.
+#[derive(Debug, Clone)]
+pub(crate) struct Scratch {
+    /// Floats per row of the padded `h` buffers (P rounded up to 16).
+    h_stride: usize,
+    /// Floats per row of the padded `c`/`r` buffers (H rounded up to 16).
+    c_stride: usize,
+    /// `[slots][2][batch][h_stride]`: `h_{t-1}` and `h_t` of every layer and direction.
+    hbuf: AlignedVec<f32>,
+    /// `[slots][batch][c_stride]`
+    cbuf: AlignedVec<f32>,
+    /// `[slots][batch][c_stride]`
+    rbuf: AlignedVec<f32>,
+    /// `[chunk * batch][panels * G * 16]`: one chunk's input projection.
+    pre: AlignedVec<f32>,
+    /// `[2][chunk * batch][P]`: a unidirectional stack's inter-layer outputs.
+    mid: AlignedVec<f32>,
+    /// `[2][steps * batch][D * P]`: a bidirectional stack's inter-layer
+    /// sequences (grown to the longest sequence run).
+    seq: AlignedVec<f32>,
+    /// Timesteps per chunk.
+    chunk: usize,
+    /// Per slot, which of the two `h` buffers holds the latest `h`.
+    cur: Vec<usize>,
+}
+
+impl Scratch {
+    pub(crate) fn new(arch: &Architecture, batch: usize) -> Scratch {
+        let slots = arch.layers() * arch.directions();
+        let h_stride = pack::panels(arch.output_size()) * LANES;
+        let c_stride = pack::panels(arch.hidden()) * LANES;
+        let chunk = (CHUNK_ROWS / batch).max(1);
+        let pre_row = pack::panels(arch.hidden()) * arch.cell.gates() * LANES;
+        let mid = if !arch.bidirectional && arch.layers() > 1 { 2 * chunk * batch * arch.output_size() } else { 0 };
+        Scratch {
+            h_stride,
+            c_stride,
+            hbuf: AlignedVec::zeroed(slots * 2 * batch * h_stride),
+            cbuf: AlignedVec::zeroed(slots * batch * c_stride),
+            rbuf: AlignedVec::zeroed(slots * batch * c_stride),
+            pre: AlignedVec::zeroed(chunk * batch * pre_row),
+            mid: AlignedVec::zeroed(mid),
+            seq: AlignedVec::zeroed(0),
+            chunk,
+            cur: vec![0; slots],
+        }
+    }
+
+    /// Makes room for bidirectional inter-layer sequences of `steps` steps
+    /// (the only buffer that depends on the sequence length).
+    fn reserve_sequence(&mut self, arch: &Architecture, batch: usize, steps: usize) {
+        if arch.bidirectional && arch.layers() > 1 {
+            let need = 2 * steps * batch * arch.sequence_output_size();
+            if self.seq.len() < need {
+                self.seq.resize(need);
+            }
+        }
+    }
+}
+
+impl State {
+    /// Makes room so that `run` on sequences up to `steps` long never
+    /// allocates (only bidirectional models with several layers need it).
+    pub fn reserve(&mut self, model: &Model, steps: usize) {
+        self.scratch.reserve_sequence(model.architecture(), self.batch(), steps);
+        let width = self.batch() * model.architecture().sequence_output_size();
+        if self.out.capacity() < steps * width {
+            self.out.reserve(steps * width - self.out.len());
+        }
+    }
+}
+
+/// Where a layer's output goes: `out[t*step + b*row + unit]`.
+#[derive(Clone, Copy)]
+struct Dest {
+    ptr: *mut f32,
+    step: usize,
+    row: usize,
+}
 
 impl Model {
     /// A fresh zero state for one stream.
@@ -30,7 +128,7 @@ impl Model {
     /// Number of timesteps in `xs` (`[steps, batch, input_size]`).
     fn steps_in(&self, state: &State, xs: &[f32]) -> Result<usize, Error> {
         let per_step = state.batch() * self.architecture().input_size as usize;
-        if xs.len() % per_step != 0 {
+        if !xs.len().is_multiple_of(per_step) {
             return Err(Error::Shape {
                 what: "input",
                 expected: format!(
@@ -74,75 +172,293 @@ impl Model {
         let width = state.batch() * self.architecture().sequence_output_size();
         let mut out = std::mem::take(&mut state.out);
         out.resize(steps * width, 0.0);
-        self.run_into(state, xs, &mut out)?;
+        let result = self.run_into(state, xs, &mut out);
         state.out = out;
-        Ok(&state.out)
+        result.map(|()| state.out.as_slice())
     }
 
     /// [`Model::run`] writing the output into `out` (`[steps, batch, directions * P]`).
     pub fn run_into(&self, state: &mut State, xs: &[f32], out: &mut [f32]) -> Result<(), Error> {
         self.check_state(state)?;
         let steps = self.steps_in(state, xs)?;
-        let width = state.batch() * self.architecture().sequence_output_size();
+        let arch = self.architecture();
+        let width = state.batch() * arch.sequence_output_size();
         if out.len() != steps * width {
             return Err(Error::Shape { what: "output buffer", expected: (steps * width).to_string(), got: out.len() });
         }
         if steps == 0 {
             return Ok(());
         }
-        let arch = self.architecture();
-        let batch = state.batch();
-        let threads = state.threads.min(batch);
-        if threads <= 1 {
-            let c0 = if arch.has_cell_state() { Some(state.c.as_slice()) } else { None };
-            let result = reference::run(arch, &self.weights, xs, batch, Some(&state.h), c0);
-            out.copy_from_slice(&result.output);
-            state.h.copy_from_slice(&result.h_n);
-            state.c.copy_from_slice(&result.c_n);
-            return Ok(());
+        state.scratch.reserve_sequence(arch, state.batch(), steps);
+        load_state(arch, state);
+        let dest = Dest { ptr: out.as_mut_ptr(), step: width, row: arch.sequence_output_size() };
+        if arch.bidirectional {
+            self.run_layerwise(state, xs, steps, dest);
+        } else {
+            self.run_wavefront(state, xs, steps, dest);
         }
-        // Split the batch into contiguous groups of sequences, one per thread.
-        let per = batch.div_ceil(threads);
-        let groups: Vec<(usize, usize)> = (0..batch).step_by(per).map(|b0| (b0, (b0 + per).min(batch))).collect();
-        let results: Vec<reference::Output> = std::thread::scope(|scope| {
-            let handles: Vec<_> = groups
-                .iter()
-                .map(|&(b0, b1)| {
-                    let g = (b0, b1);
-                    let xs_g = gather(xs, batch, arch.input_size as usize, g);
-                    let h_g = gather(&state.h, batch, arch.output_size(), g);
-                    let c_g =
-                        if arch.has_cell_state() { gather(&state.c, batch, arch.hidden(), g) } else { Vec::new() };
-                    scope.spawn(move || {
-                        let c0 = arch.has_cell_state().then_some(c_g.as_slice());
-                        reference::run(arch, &self.weights, &xs_g, b1 - b0, Some(&h_g), c0)
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("a worker thread panicked")).collect()
-        });
-        for (&g, r) in groups.iter().zip(&results) {
-            scatter(&r.output, out, batch, arch.sequence_output_size(), g);
-            scatter(&r.h_n, &mut state.h, batch, arch.output_size(), g);
-            if arch.has_cell_state() {
-                scatter(&r.c_n, &mut state.c, batch, arch.hidden(), g);
-            }
-        }
+        store_state(arch, state);
         Ok(())
     }
-}
 
-/// Copies sequences `b0..b1` out of a `[rows, batch, width]` buffer.
-fn gather(all: &[f32], batch: usize, width: usize, (b0, b1): (usize, usize)) -> Vec<f32> {
-    all.chunks_exact(batch * width).flat_map(|row| &row[b0 * width..b1 * width]).copied().collect()
-}
-
-/// Writes `[rows, b1-b0, width]` back as sequences `b0..b1` of `[rows, batch, width]`.
-fn scatter(part: &[f32], all: &mut [f32], batch: usize, width: usize, (b0, b1): (usize, usize)) {
-    if width == 0 {
-        return;
+    /// Unidirectional stacks: chunk by chunk, each chunk through every layer.
+    /// A single step skips the GEMM and fuses `[x; h]` in one pass.
+    fn run_wavefront(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
+        let arch = self.architecture();
+        let (batch, p) = (state.batch(), arch.output_size());
+        let chunk = state.scratch.chunk;
+        let mid_len = chunk * batch * p;
+        for c0 in (0..steps).step_by(chunk) {
+            let n = chunk.min(steps - c0);
+            let mut input = xs[c0 * batch * arch.input_size as usize..].as_ptr();
+            let mut in_width = arch.input_size as usize;
+            for layer in 0..arch.layers() {
+                let dest = if layer + 1 == arch.layers() {
+                    Dest { ptr: top.ptr.wrapping_add(c0 * top.step), ..top }
+                } else {
+                    let ptr = state.scratch.mid.as_mut_ptr().wrapping_add((layer % 2) * mid_len);
+                    Dest { ptr, step: batch * p, row: p }
+                };
+                // SAFETY: `input` holds n*batch rows of `in_width`; `dest` n
+                // steps of `batch` rows; the scratch is sized for this model.
+                unsafe { self.run_layer(state, layer, input, in_width, n, false, dest) };
+                input = dest.ptr;
+                in_width = p;
+            }
+        }
     }
-    for (dst, src) in all.chunks_exact_mut(batch * width).zip(part.chunks_exact((b1 - b0) * width)) {
-        dst[b0 * width..b1 * width].copy_from_slice(src);
+
+    /// Bidirectional stacks: layer by layer over the whole sequence; the
+    /// backward direction walks the chunks from the end.
+    fn run_layerwise(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
+        let arch = self.architecture();
+        let (batch, p, dirs) = (state.batch(), arch.output_size(), arch.directions());
+        let chunk = state.scratch.chunk;
+        let seq_len = steps * batch * arch.sequence_output_size();
+        let mut input = xs.as_ptr();
+        let mut in_width = arch.input_size as usize;
+        for layer in 0..arch.layers() {
+            let base = if layer + 1 == arch.layers() {
+                top
+            } else {
+                let ptr = state.scratch.seq.as_mut_ptr().wrapping_add((layer % 2) * seq_len);
+                Dest { ptr, step: batch * dirs * p, row: dirs * p }
+            };
+            for dir in 0..dirs {
+                let starts: Vec<usize> = (0..steps).step_by(chunk).collect();
+                let order: Box<dyn Iterator<Item = &usize>> =
+                    if dir == 0 { Box::new(starts.iter()) } else { Box::new(starts.iter().rev()) };
+                for &c0 in order {
+                    let n = chunk.min(steps - c0);
+                    let dest = Dest { ptr: base.ptr.wrapping_add(c0 * base.step + dir * p), ..base };
+                    // SAFETY: as in `run_wavefront`; `seq` was reserved for `steps`.
+                    unsafe {
+                        self.run_layer(
+                            state,
+                            layer * dirs + dir,
+                            input.wrapping_add(c0 * batch * in_width),
+                            in_width,
+                            n,
+                            dir == 1,
+                            dest,
+                        )
+                    };
+                }
+            }
+            input = base.ptr;
+            in_width = dirs * p;
+        }
+    }
+
+    /// Runs `steps` timesteps of one layer and direction (`slot`) from inputs
+    /// `x` (`[steps][batch][in_width]`) into `dest`.
+    ///
+    /// # Safety
+    /// `x` must hold `steps * batch * in_width` floats and `dest` must have
+    /// room for `steps` steps of `batch` rows of this layer's output.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_layer(
+        &self,
+        state: &mut State,
+        slot: usize,
+        x: *const f32,
+        in_width: usize,
+        steps: usize,
+        reverse: bool,
+        dest: Dest,
+    ) {
+        let layer = self.layer_ref(slot);
+        let batch = state.batch();
+        let s = &mut state.scratch;
+        let (h_stride, c_stride) = (s.h_stride, s.c_stride);
+        let h0 = s.hbuf.as_mut_ptr().wrapping_add(slot * 2 * batch * h_stride);
+        let io = body::StepIo {
+            batch,
+            h: [h0, h0.wrapping_add(batch * h_stride)],
+            h_stride,
+            c: s.cbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
+            r: s.rbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
+            c_stride,
+        };
+        let panels = layer.w_hh.panels;
+        let proj_panels = layer.w_hr.map_or(0, |m| m.panels);
+        let row_stride = layer.w_ih.panels * layer.w_ih.gates * LANES;
+        let pre = s.pre.as_mut_ptr();
+        let job = body::Job {
+            steps,
+            reverse,
+            // A single step fuses the input projection into the recurrence.
+            source: if steps == 1 {
+                body::Source::Fused { x, x_stride: in_width }
+            } else {
+                body::Source::Pre { ptr: pre, row_stride }
+            },
+            out: dest.ptr,
+            out_step: dest.step,
+            out_row: dest.row,
+            cur: s.cur[slot],
+        };
+        let split = Split::choose(state.pool.as_deref().map_or(1, |p| p.threads()), batch, panels);
+        let isa = self.isa();
+        let shared = SharedPtrs { x, pre };
+        let work = |part: usize| {
+            let (x, pre) = shared.get();
+            let (rows, own_panels, own_proj) = split.part(part, batch, panels, proj_panels);
+            if steps > 1 {
+                // Each thread projects the inputs it will read itself: its
+                // panels of every row, or every panel of its rows.
+                let gemm_rows: Vec<(usize, usize)> = if rows.len() == batch {
+                    vec![(0, steps * batch)]
+                } else {
+                    (0..steps).map(|t| (t * batch + rows.start, rows.len())).collect()
+                };
+                for (first, count) in gemm_rows {
+                    let gemm = GemmCall {
+                        w: layer.w_ih,
+                        bias: layer.bias_x,
+                        x: x.wrapping_add(first * in_width),
+                        x_stride: in_width,
+                        rows: count,
+                        out: pre.wrapping_add(first * row_stride),
+                        panels: own_panels.clone(),
+                    };
+                    // SAFETY: `pre` holds chunk*batch rows of `row_stride`
+                    // (steps <= chunk); `x` holds steps*batch rows.
+                    unsafe { dispatch::gemm(isa, &gemm) };
+                }
+            }
+            let barrier = || {
+                if let (Split::Panels(_), Some(pool)) = (split, state.pool.as_deref()) {
+                    pool.barrier().wait();
+                }
+            };
+            let call = StepsCall {
+                layer: &layer,
+                io: &io,
+                job: &job,
+                rows,
+                panels: own_panels,
+                proj_panels: own_proj,
+                sync: &barrier,
+            };
+            // SAFETY: the buffers are sized for this layer; the parts cover
+            // disjoint rows or panels and meet at the barrier after each phase.
+            unsafe { dispatch::run_steps(isa, &call) };
+        };
+        match (split, state.pool.as_deref()) {
+            (Split::Single, _) | (_, None) => work(0),
+            (_, Some(pool)) => pool.run(&work),
+        }
+        let s = &mut state.scratch;
+        s.cur[slot] ^= steps & 1;
+    }
+}
+
+/// The input and GEMM-output pointers one layer's threads share.
+#[derive(Clone, Copy)]
+struct SharedPtrs {
+    x: *const f32,
+    pre: *mut f32,
+}
+
+// SAFETY: `x` is only read; each thread writes the rows or panels of `pre`
+// that it alone reads back.
+unsafe impl Sync for SharedPtrs {}
+
+impl SharedPtrs {
+    // A method, so closures capture the whole `Sync` struct, not its raw fields.
+    fn get(&self) -> (*const f32, *mut f32) {
+        (self.x, self.pre)
+    }
+}
+
+/// How one layer's work is shared between threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Split {
+    Single,
+    /// Each of n threads takes a share of the sequences (no per-step barrier).
+    Rows(usize),
+    /// Each of n threads takes a share of the hidden units' panels; they meet
+    /// at a barrier after every step.
+    Panels(usize),
+}
+
+impl Split {
+    /// Threads pay for a batch with at least a sequence per thread, or for a
+    /// single sequence with at least 4 panels (64 units) per thread.
+    fn choose(threads: usize, batch: usize, panels: usize) -> Split {
+        if threads <= 1 {
+            Split::Single
+        } else if batch >= threads {
+            Split::Rows(threads)
+        } else if panels >= 4 * threads {
+            Split::Panels(threads)
+        } else {
+            Split::Single
+        }
+    }
+
+    /// Rows, panels and projection panels of part `i`.
+    fn part(self, i: usize, batch: usize, panels: usize, proj: usize) -> (Range<usize>, Range<usize>, Range<usize>) {
+        match self {
+            Split::Single => (0..batch, 0..panels, 0..proj),
+            Split::Rows(n) => (share(batch, n, i), 0..panels, 0..proj),
+            Split::Panels(n) => (0..batch, share(panels, n, i), share(proj, n, i)),
+        }
+    }
+}
+
+/// Copies the state's public `h`/`c` into the padded kernel buffers.
+fn load_state(arch: &Architecture, state: &mut State) {
+    let (batch, p, h) = (state.batch(), arch.output_size(), arch.hidden());
+    let s = &mut state.scratch;
+    let (hs, cs) = (s.h_stride, s.c_stride);
+    for slot in 0..s.cur.len() {
+        s.cur[slot] = 0;
+        for b in 0..batch {
+            let src = &state.h[(slot * batch + b) * p..][..p];
+            s.hbuf.as_mut_slice()[(slot * 2 * batch + b) * hs..][..p].copy_from_slice(src);
+            if arch.has_cell_state() {
+                let src = &state.c[(slot * batch + b) * h..][..h];
+                s.cbuf.as_mut_slice()[(slot * batch + b) * cs..][..h].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// Copies the latest `h`/`c` from the kernel buffers back to the state.
+fn store_state(arch: &Architecture, state: &mut State) {
+    let (batch, p, h) = (state.batch(), arch.output_size(), arch.hidden());
+    let s = &state.scratch;
+    let (hs, cs) = (s.h_stride, s.c_stride);
+    for slot in 0..s.cur.len() {
+        for b in 0..batch {
+            let src = &s.hbuf.as_slice()[((slot * 2 + s.cur[slot]) * batch + b) * hs..][..p];
+            state.h[(slot * batch + b) * p..][..p].copy_from_slice(src);
+            if arch.has_cell_state() {
+                let src = &s.cbuf.as_slice()[(slot * batch + b) * cs..][..h];
+                state.c[(slot * batch + b) * h..][..h].copy_from_slice(src);
+            }
+        }
     }
 }

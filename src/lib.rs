@@ -33,16 +33,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod aligned;
+pub mod bench;
+pub mod cli;
 pub mod engine;
 mod error;
 pub mod format;
+pub mod generate;
 pub mod import;
+pub mod info;
+pub mod io;
 pub mod kernels;
 pub mod model;
 pub mod npy;
+pub mod predict;
 pub mod reference;
+pub mod rng;
 pub mod state;
 pub mod text;
+mod threads;
+pub mod trace;
 pub mod weights;
 pub mod writer;
 

@@ -4,37 +4,57 @@ use std::path::Path;
 
 use half::{bf16, f16};
 
-use crate::format::{self, DType, FileInfo, Layout, Metadata, TensorInfo, names};
+use crate::aligned::AlignedVec;
+use crate::format::{self, CellKind, DType, ExpectedTensor, FileInfo, Layout, Metadata, TensorInfo, names};
+use crate::kernels::dispatch::{LayerRef, MatrixRef};
+use crate::kernels::{Isa, pack};
 use crate::weights::{HeadWeights, LayerWeights, Weights};
 
 /// The bytes of a model file: a read-only memory map, or an owned copy
 /// aligned to 64 bytes (so tensors can be viewed in place either way).
 enum Backing {
     Mapped(memmap2::Mmap),
-    Owned { blocks: Vec<Block>, len: usize },
+    Owned(AlignedVec<u8>),
 }
-
-#[repr(C, align(64))]
-#[derive(Clone, Copy)]
-struct Block([u8; 64]);
 
 impl Backing {
     fn copy_of(bytes: &[u8]) -> Backing {
-        let mut blocks = vec![Block([0; 64]); bytes.len().div_ceil(64)];
-        for (block, chunk) in blocks.iter_mut().zip(bytes.chunks(64)) {
-            block.0[..chunk.len()].copy_from_slice(chunk);
-        }
-        Backing::Owned { blocks, len: bytes.len() }
+        Backing::Owned(AlignedVec::from_slice(bytes))
     }
 
     fn bytes(&self) -> &[u8] {
         match self {
             Backing::Mapped(m) => m,
-            // SAFETY: `blocks` is a contiguous allocation of `blocks.len() * 64`
-            // initialised bytes and `len <= blocks.len() * 64`.
-            Backing::Owned { blocks, len } => unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<u8>(), *len) },
+            Backing::Owned(v) => v.as_slice(),
         }
     }
+}
+
+/// Where a packed weight matrix lives: in the file (used in place), or in a
+/// buffer it was repacked into at open (for files in the canonical layout).
+enum Storage {
+    File { offset: usize, len: usize },
+    Owned(AlignedVec<u8>),
+}
+
+/// A weight matrix in the panel16 layout.
+struct PackedMatrix {
+    storage: Storage,
+    dtype: DType,
+    panels: usize,
+    k: usize,
+    gates: usize,
+}
+
+/// The kernels' view of one layer and direction: packed matrices plus the
+/// small vectors (biases, peepholes) packed at open.
+struct PackedLayer {
+    w_ih: PackedMatrix,
+    w_hh: PackedMatrix,
+    w_hr: Option<PackedMatrix>,
+    bias_x: Vec<f32>,
+    bias_h: Vec<f32>,
+    peephole: Option<Vec<f32>>,
 }
 
 /// A borrowed view of one tensor's bytes in the file.
@@ -92,15 +112,11 @@ impl<'a> TensorView<'a> {
     }
 }
 
-/// Views validated tensor bytes as elements of `T` (f32, f16 or bf16).
-fn cast_slice<T: Copy>(bytes: &[u8]) -> &[T] {
-    let size = std::mem::size_of::<T>();
-    assert!(bytes.len() % size == 0 && (bytes.as_ptr() as usize) % std::mem::align_of::<T>() == 0);
-    // SAFETY: the length is a whole number of elements and the pointer is
-    // aligned (both asserted; tensors start on 64-byte boundaries of a 64-byte
-    // aligned buffer); f32/f16/bf16 are plain data valid for any bit pattern,
-    // and the host is little-endian like the file (checked by `format::parse`).
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) }
+/// Views validated tensor bytes as elements of `T` (f32, f16 or bf16). Tensors
+/// start on 64-byte boundaries of a 64-byte aligned buffer and hold whole
+/// elements (checked by `format::parse`), so the cast cannot fail.
+fn cast_slice<T: bytemuck::Pod>(bytes: &[u8]) -> &[T] {
+    bytemuck::cast_slice(bytes)
 }
 
 /// A recurrent model loaded from a file: validated once, weights used in place.
@@ -110,8 +126,9 @@ fn cast_slice<T: Copy>(bytes: &[u8]) -> &[T] {
 pub struct Model {
     backing: Backing,
     info: FileInfo,
-    /// Canonical f32 weights for the reference-backed engine.
-    pub(crate) weights: Weights,
+    layers: Vec<PackedLayer>,
+    repacked: bool,
+    isa: Isa,
 }
 
 impl Model {
@@ -141,11 +158,126 @@ impl Model {
     }
 
     fn from_backing(backing: Backing) -> Result<Model, crate::Error> {
-        crate::isa().map_err(|e| crate::Error::Unsupported { what: e.to_string() })?;
+        let isa = crate::isa().map_err(|e| crate::Error::Unsupported { what: e.to_string() })?;
         let info = format::parse(backing.bytes())?;
-        let mut model = Model { backing, info, weights: Weights::default() };
-        model.weights = model.weights();
+        let mut model = Model { backing, info, layers: Vec::new(), repacked: false, isa };
+        model.layers = model.pack_layers();
         Ok(model)
+    }
+
+    /// Uses instruction-set tier `isa` for this model instead of the process
+    /// default (an error if this CPU lacks it).
+    pub fn with_isa(mut self, isa: Isa) -> Result<Model, crate::Error> {
+        if !isa.available() {
+            return Err(crate::Error::Unsupported { what: format!("this CPU cannot run the {isa} tier") });
+        }
+        self.isa = isa;
+        Ok(self)
+    }
+
+    /// The instruction-set tier this model's kernels run on.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Whether the file stored weights in the canonical layout, so they were
+    /// repacked into the kernels' panel16 layout at open (a copy). Files
+    /// written by lstmrt's writer are packed already and are used in place.
+    pub fn repacked(&self) -> bool {
+        self.repacked
+    }
+
+    fn expected(&self, name: &str) -> ExpectedTensor {
+        format::expected_tensors(self.metadata())
+            .into_iter()
+            .find(|t| t.name == name)
+            .expect("only called for tensors of this architecture")
+    }
+
+    /// The panel16 form of weight matrix `name`: the file's bytes when stored
+    /// packed, else a repacked copy (same dtype, so no rounding).
+    fn packed_matrix(&mut self, name: &str) -> PackedMatrix {
+        let expected = self.expected(name);
+        let (gates, n) = expected.packable.expect("weight matrices are packable");
+        let k = expected.shape[1] as usize;
+        let info = self.info.tensor(name).expect("validated: present").clone();
+        let storage = match info.layout {
+            Layout::Panel16 => Storage::File { offset: info.offset as usize, len: info.length as usize },
+            Layout::Canonical => {
+                self.repacked = true;
+                let view = self.view(&info);
+                let bytes: Vec<u8> = match info.dtype {
+                    DType::F32 => bytemuck::cast_slice(&pack::pack(view.as_f32().expect("f32"), gates, n, k)).to_vec(),
+                    DType::F16 => bytemuck::cast_slice(&pack::pack(view.as_f16().expect("f16"), gates, n, k)).to_vec(),
+                    DType::BF16 => {
+                        bytemuck::cast_slice(&pack::pack(view.as_bf16().expect("bf16"), gates, n, k)).to_vec()
+                    }
+                };
+                Storage::Owned(AlignedVec::from_slice(&bytes))
+            }
+        };
+        PackedMatrix { storage, dtype: info.dtype, panels: pack::panels(n), k, gates }
+    }
+
+    fn pack_layers(&mut self) -> Vec<PackedLayer> {
+        let arch = self.architecture().clone();
+        let (g, h) = (arch.cell.gates(), arch.hidden());
+        let vector =
+            |m: &Model, name: String| m.tensor(&name).map(|t| t.to_f32_vec()).unwrap_or_else(|| vec![0.0; g * h]);
+        let mut layers = Vec::new();
+        for layer in 0..arch.layers() {
+            for dir in 0..arch.directions() {
+                let b_ih = vector(self, names::bias_ih(layer, dir));
+                let b_hh = vector(self, names::bias_hh(layer, dir));
+                // The input part carries every bias that is simply added; only
+                // GRU's b_hn sits inside r * (W_hn h + b_hn) and stays apart.
+                let mut bias_x: Vec<f32> = b_ih.iter().zip(&b_hh).map(|(a, b)| a + b).collect();
+                let mut bias_h = vec![0.0; g * h];
+                if arch.cell == CellKind::Gru {
+                    bias_x[2 * h..].copy_from_slice(&b_ih[2 * h..]);
+                    bias_h[2 * h..].copy_from_slice(&b_hh[2 * h..]);
+                }
+                let peephole =
+                    self.tensor(&names::weight_peephole(layer, dir)).map(|t| pack::pack_vector(&t.to_f32_vec(), 3, h));
+                layers.push(PackedLayer {
+                    w_ih: self.packed_matrix(&names::weight_ih(layer, dir)),
+                    w_hh: self.packed_matrix(&names::weight_hh(layer, dir)),
+                    w_hr: (arch.proj_size > 0).then(|| self.packed_matrix(&names::weight_hr(layer, dir))),
+                    bias_x: pack::pack_vector(&bias_x, g, h),
+                    bias_h: pack::pack_vector(&bias_h, g, h),
+                    peephole,
+                });
+            }
+        }
+        layers
+    }
+
+    fn matrix_ref<'a>(&'a self, m: &'a PackedMatrix) -> MatrixRef<'a> {
+        let bytes = match &m.storage {
+            Storage::File { offset, len } => &self.backing.bytes()[*offset..offset + len],
+            Storage::Owned(v) => v.as_slice(),
+        };
+        MatrixRef { bytes, dtype: m.dtype, panels: m.panels, k: m.k, gates: m.gates }
+    }
+
+    /// The kernels' view of layer `index` (`layer * directions + direction`).
+    pub(crate) fn layer_ref(&self, index: usize) -> LayerRef<'_> {
+        let arch = self.architecture();
+        let l = &self.layers[index];
+        LayerRef {
+            cell: arch.cell,
+            clip: arch.clip,
+            input_forget: arch.input_forget,
+            linear_before_reset: arch.linear_before_reset,
+            hidden: arch.hidden(),
+            out_size: arch.output_size(),
+            w_ih: self.matrix_ref(&l.w_ih),
+            w_hh: self.matrix_ref(&l.w_hh),
+            w_hr: l.w_hr.as_ref().map(|m| self.matrix_ref(m)),
+            bias_x: &l.bias_x,
+            bias_h: &l.bias_h,
+            peephole: l.peephole.as_deref(),
+        }
     }
 
     /// Everything the metadata section holds.
@@ -192,10 +324,24 @@ impl Model {
         Ok(())
     }
 
+    /// Tensor `name` in canonical layout, widened to f32 (unpacking panel16).
+    pub fn canonical_f32(&self, name: &str) -> Option<Vec<f32>> {
+        let t = self.tensor(name)?;
+        let values = t.to_f32_vec();
+        Some(match t.layout() {
+            Layout::Canonical => values,
+            Layout::Panel16 => {
+                let e = self.expected(name);
+                let (gates, n) = e.packable.expect("only matrices are packed");
+                pack::unpack(&values, gates, n, e.shape[1] as usize)
+            }
+        })
+    }
+
     /// All weights in canonical f32 form (a copy; absent biases are zeros).
     pub fn weights(&self) -> Weights {
         let arch = self.architecture();
-        let get = |name: &str| self.tensor(name).map(|t| t.to_f32_vec());
+        let get = |name: &str| self.canonical_f32(name);
         let gates_h = arch.cell.gates() * arch.hidden();
         let mut layers = Vec::with_capacity(arch.layers() * arch.directions());
         for layer in 0..arch.layers() {

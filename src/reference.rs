@@ -95,7 +95,7 @@ pub fn run_traced(
 ) -> Output {
     let (hidden, p, dirs) = (arch.hidden(), arch.output_size(), arch.directions());
     let input_size = arch.input_size as usize;
-    assert!(batch > 0 && xs.len() % (batch * input_size) == 0, "xs is not [steps, batch, input_size]");
+    assert!(batch > 0 && xs.len().is_multiple_of(batch * input_size), "xs is not [steps, batch, input_size]");
     let steps = xs.len() / (batch * input_size);
     let states = arch.layers() * dirs;
     if let Some(h0) = h0 {

@@ -2,6 +2,7 @@
 //! buffers a step needs, so stepping never allocates.
 
 use crate::Error;
+use crate::engine::Scratch;
 use crate::format::{Architecture, CellKind};
 use crate::model::Model;
 
@@ -41,8 +42,10 @@ pub struct State {
     pub(crate) c: Vec<f32>,
     /// Output of the last `step` or `run`, `[steps, batch, directions * P]`.
     pub(crate) out: Vec<f32>,
-    /// Threads `run` and `step` may use (1 = the calling thread only).
-    pub(crate) threads: usize,
+    /// Workers that `run` and `step` split work across (none: the calling thread only).
+    pub(crate) pool: Option<std::sync::Arc<crate::threads::Pool>>,
+    /// Kernel buffers, sized once for the model and batch.
+    pub(crate) scratch: Scratch,
 }
 
 const STATE_MAGIC: &[u8; 8] = b"LSTMRTS1";
@@ -55,7 +58,8 @@ impl State {
             h: vec![0.0; shape.slots * batch * shape.h_size],
             c: vec![0.0; shape.slots * batch * shape.c_size],
             out: Vec::new(),
-            threads: 1,
+            pool: None,
+            scratch: Scratch::new(arch, batch),
         }
     }
 
@@ -64,15 +68,19 @@ impl State {
         self.shape.batch
     }
 
-    /// Lets `run` and `step` use up to `threads` threads (1, the default,
-    /// runs on the calling thread only). Batches are split across threads.
+    /// Lets `run` and `step` use `threads` threads (1, the default, runs on
+    /// the calling thread only). A batch of several sequences is split across
+    /// threads by sequence; a single sequence with enough hidden units is split
+    /// by panels of units, each core keeping its slice of the weights in its
+    /// own cache, with one barrier per step. The workers persist in this state
+    /// (and its clones) and park when idle.
     pub fn set_threads(&mut self, threads: usize) {
-        self.threads = threads.max(1);
+        self.pool = if threads > 1 { crate::threads::Pool::new(threads).map(std::sync::Arc::new) } else { None };
     }
 
-    /// Threads this state may use.
+    /// Threads this state uses.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.pool.as_ref().map_or(1, |p| p.threads())
     }
 
     /// Zeroes `h` and `c`: the next step starts a new sequence.

@@ -2,7 +2,7 @@
 //! into input vectors, and the output head.
 
 use crate::Error;
-use crate::format::{HeadActivation, Tokenizer, Vocabulary};
+use crate::format::{DType, HeadActivation, Tokenizer, Vocabulary, names};
 use crate::model::Model;
 
 /// Punctuation the word tokenizer splits off into tokens of their own.
@@ -82,12 +82,12 @@ impl Model {
         if out.len() != input {
             return Err(Error::Shape { what: "token input buffer", expected: input.to_string(), got: out.len() });
         }
-        match (&self.metadata().embedding, &self.weights.embedding) {
+        match (&self.metadata().embedding, self.tensor(names::EMBEDDING)) {
             (Some(e), Some(table)) => {
                 if id >= e.num_embeddings {
                     return Err(Error::BadTokenId { id, vocab_size: e.num_embeddings as usize });
                 }
-                out.copy_from_slice(&table[id as usize * input..][..input]);
+                widen_row(&table, id as usize, out);
             }
             _ => {
                 if id as usize >= input {
@@ -113,7 +113,7 @@ impl Model {
     /// Applies the output head to one timestep's output `x`
     /// (`[directions * P]`), writing `[out_features]` into `out`.
     pub fn apply_head(&self, x: &[f32], out: &mut [f32]) -> Result<(), Error> {
-        let (Some(head), Some(w)) = (&self.metadata().head, &self.weights.head) else {
+        let (Some(head), Some(weight)) = (&self.metadata().head, self.tensor(names::HEAD_WEIGHT)) else {
             return Err(Error::Unsupported { what: "this model has no output head".into() });
         };
         let width = self.architecture().sequence_output_size();
@@ -124,9 +124,11 @@ impl Model {
         if out.len() != n {
             return Err(Error::Shape { what: "head output buffer", expected: n.to_string(), got: out.len() });
         }
+        let bias = self.tensor(names::HEAD_BIAS).map(|b| b.to_f32_vec());
+        let mut row = vec![0.0; width];
         for (o, y) in out.iter_mut().enumerate() {
-            let row = &w.weight[o * width..][..width];
-            *y = w.bias[o] + row.iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
+            widen_row(&weight, o, &mut row);
+            *y = bias.as_ref().map_or(0.0, |b| b[o]) + row.iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
         }
         match head.activation {
             HeadActivation::None => {}
@@ -134,6 +136,18 @@ impl Model {
             HeadActivation::Softmax => softmax(out),
         }
         Ok(())
+    }
+}
+
+/// Row `row` of a canonical matrix tensor, widened to f32, into `out`.
+fn widen_row(t: &crate::TensorView<'_>, row: usize, out: &mut [f32]) {
+    let n = out.len();
+    match t.dtype() {
+        DType::F32 => out.copy_from_slice(&t.as_f32().expect("f32")[row * n..][..n]),
+        DType::F16 => out.iter_mut().zip(&t.as_f16().expect("f16")[row * n..][..n]).for_each(|(o, v)| *o = v.to_f32()),
+        DType::BF16 => {
+            out.iter_mut().zip(&t.as_bf16().expect("bf16")[row * n..][..n]).for_each(|(o, v)| *o = v.to_f32())
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use half::{bf16, f16};
 
 use crate::format::{self, DType, Error, Layout, Metadata, TensorBytes, expected_tensors};
+use crate::kernels::pack;
 use crate::weights::Weights;
 
 /// Writes a model file from metadata and canonical weights.
@@ -20,11 +21,20 @@ pub struct ModelWriter<'a> {
     meta: &'a Metadata,
     weights: &'a Weights,
     dtype: DType,
+    layout: Layout,
 }
 
 impl<'a> ModelWriter<'a> {
     pub fn new(meta: &'a Metadata, weights: &'a Weights) -> Self {
-        ModelWriter { meta, weights, dtype: DType::F32 }
+        ModelWriter { meta, weights, dtype: DType::F32, layout: Layout::Panel16 }
+    }
+
+    /// Layout of the weight matrices: [`Layout::Panel16`] (the default) is what
+    /// the kernels read in place; [`Layout::Canonical`] is PyTorch's row-major
+    /// form, repacked at every open.
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// Element type of the weight matrices (biases and peepholes stay f32).
@@ -43,12 +53,19 @@ impl<'a> ModelWriter<'a> {
             // Matrices take the chosen dtype; vectors (biases, peepholes) stay exact.
             let dtype =
                 if t.shape.len() == 2 && !t.name.starts_with("weight_peephole") { self.dtype } else { DType::F32 };
+            let (layout, shape, data) = match (self.layout, t.packable) {
+                (Layout::Panel16, Some((gates, n))) => {
+                    let packed = pack::pack(values, gates, n, t.shape[1] as usize);
+                    (Layout::Panel16, t.shape_in(Layout::Panel16).expect("packable"), packed)
+                }
+                _ => (Layout::Canonical, t.shape.clone(), values.to_vec()),
+            };
             tensors.push(TensorBytes {
-                data: encode_values(&t.name, values, dtype)?,
+                data: encode_values(&t.name, &data, dtype)?,
                 name: t.name,
                 dtype,
-                layout: Layout::Canonical,
-                shape: t.shape,
+                layout,
+                shape,
             });
         }
         format::encode(self.meta, &tensors)

@@ -138,18 +138,30 @@ fn failed_write_leaves_nothing_behind() {
 }
 
 #[test]
-fn tensors_are_viewed_in_place_with_their_dtype() {
-    let (model, g) = model_for("lstm_1layer");
+fn tensors_are_viewed_in_place_with_their_dtype_and_layout() {
+    use lstmrt::format::{DType, Layout};
+    let g = golden_cases().into_iter().find(|g| g.name == "lstm_1layer").unwrap(); // H = 7, input 5
+    let canonical = ModelWriter::new(&g.meta, &g.weights).layout(Layout::Canonical).to_bytes().unwrap();
+    let model = Model::from_bytes(&canonical).unwrap();
+    assert!(model.repacked(), "a canonical file is repacked at open");
     let t = model.tensor("weight_ih_l0").unwrap();
-    assert_eq!(t.shape(), &[28, 5]);
+    assert_eq!((t.shape(), t.layout()), (&[28u64, 5][..], Layout::Canonical));
     assert_eq!(t.as_f32().unwrap(), g.weights.layers[0].w_ih.as_slice());
     assert!(t.as_f16().is_none());
-    let bytes = ModelWriter::new(&g.meta, &g.weights).dtype(lstmrt::format::DType::F16).to_bytes().unwrap();
+
+    let packed = ModelWriter::new(&g.meta, &g.weights).to_bytes().unwrap();
+    let model = Model::from_bytes(&packed).unwrap();
+    assert!(!model.repacked(), "the writer's default layout is used in place");
+    let t = model.tensor("weight_ih_l0").unwrap();
+    assert_eq!((t.shape(), t.layout()), (&[1u64, 5, 4, 16][..], Layout::Panel16));
+    assert_eq!(model.canonical_f32("weight_ih_l0").unwrap(), g.weights.layers[0].w_ih);
+
+    let bytes = ModelWriter::new(&g.meta, &g.weights).dtype(DType::F16).to_bytes().unwrap();
     let m16 = Model::from_bytes(&bytes).unwrap();
     let t = m16.tensor("weight_ih_l0").unwrap();
-    assert_eq!(t.as_f16().unwrap().len(), 140);
-    assert!(max_abs_diff(&t.to_f32_vec(), &g.weights.layers[0].w_ih) < 1e-3);
-    assert_eq!(m16.tensor("bias_ih_l0").unwrap().dtype(), lstmrt::format::DType::F32);
+    assert_eq!(t.as_f16().unwrap().len(), 5 * 4 * 16);
+    assert!(max_abs_diff(&m16.canonical_f32("weight_ih_l0").unwrap(), &g.weights.layers[0].w_ih) < 1e-3);
+    assert_eq!(m16.tensor("bias_ih_l0").unwrap().dtype(), DType::F32);
 }
 
 #[test]

@@ -108,8 +108,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
     let n = bytes.len();
     if n == 0 {
-        // An earlier Truncate emptied the file; there is nothing left to mutate.
-        return;
+        return; // truncated to nothing by an earlier mutation
     }
     match m {
         Mutation::Flip { at, bit } => bytes[at % n] ^= 1 << bit,

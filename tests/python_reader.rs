@@ -23,7 +23,7 @@ fn python_reader(args: &[&Path], extra: &[&str]) -> std::process::Output {
         .expect("python3 must be installed to run the spec-conformance test (see .ci/run)")
 }
 
-/// Fixture models: every PyTorch golden case in each dtype, plus models using
+/// Fixture models: every PyTorch golden case in each dtype and layout, plus models using
 /// the metadata the golden cases do not (vocabulary, head, embedding, ONNX options).
 fn fixture_models(dir: &TempDir) -> Vec<PathBuf> {
     let mut paths = Vec::new();
@@ -33,6 +33,9 @@ fn fixture_models(dir: &TempDir) -> Vec<PathBuf> {
             ModelWriter::new(&g.meta, &g.weights).dtype(dtype).write(&p).unwrap();
             paths.push(p);
         }
+        let p = dir.path(&format!("{}-canonical.lstm", g.name));
+        ModelWriter::new(&g.meta, &g.weights).layout(lstmrt::format::Layout::Canonical).write(&p).unwrap();
+        paths.push(p);
     }
     let mut text = Metadata::new(Architecture::new(CellKind::Lstm, 4, 6, 1));
     text.embedding = Some(Embedding { num_embeddings: 4 });
@@ -114,6 +117,11 @@ fn python_reader_written_from_the_spec_reads_every_fixture_like_lstmrt() {
             let py_sum = t["sum"].as_f64().unwrap();
             assert!((sum - py_sum).abs() <= 1e-9 * abs_sum.max(1.0), "{}: {sum} vs {py_sum}", view.name());
             assert!((abs_sum - t["abs_sum"].as_f64().unwrap()).abs() <= 1e-9 * abs_sum.max(1.0));
+            let canonical = model.canonical_f32(view.name()).unwrap();
+            let weighted: f64 = canonical.iter().enumerate().map(|(i, &v)| v as f64 * (i + 1) as f64).sum();
+            let scale: f64 = canonical.iter().enumerate().map(|(i, &v)| (v as f64 * (i + 1) as f64).abs()).sum();
+            let py = t["canonical_weighted_sum"].as_f64().unwrap();
+            assert!((weighted - py).abs() <= 1e-9 * scale.max(1.0), "{}: unpacked differently", view.name());
         }
     }
 }

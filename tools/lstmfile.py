@@ -26,7 +26,7 @@ FLAG_REQUIRED = 1
 CELLS = {0: "lstm", 1: "gru", 2: "rnn_tanh", 3: "rnn_relu"}
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 DTYPES = {0: ("f32", 4), 1: ("f16", 2), 2: ("bf16", 2)}
-LAYOUTS = {0: "canonical"}
+LAYOUTS = {0: "canonical", 1: "panel16"}
 
 
 class FormatError(Exception):
@@ -155,29 +155,30 @@ def decode_directory(d):
 
 
 def expected_tensors(meta):
-    """(name, shape, required) for every tensor the metadata calls for (spec section 5)."""
+    """(name, canonical shape, required, packable) for every tensor the metadata calls
+    for (spec section 5); packable is (gates, units per gate) for weight matrices."""
     a = meta["architecture"]
     g, h = GATES[a["cell"]], a["hidden_size"]
     p = a["proj_size"] or h
     dirs = 2 if a["bidirectional"] else 1
     out = []
     if meta["embedding"]:
-        out.append(("embedding.weight", [meta["embedding"]["num_embeddings"], a["input_size"]], True))
+        out.append(("embedding.weight", [meta["embedding"]["num_embeddings"], a["input_size"]], True, None))
     for layer in range(a["num_layers"]):
         inp = a["input_size"] if layer == 0 else dirs * p
         for d in range(dirs):
             s = "_reverse" if d else ""
-            out.append((f"weight_ih_l{layer}{s}", [g * h, inp], True))
-            out.append((f"weight_hh_l{layer}{s}", [g * h, p], True))
-            out.append((f"bias_ih_l{layer}{s}", [g * h], False))
-            out.append((f"bias_hh_l{layer}{s}", [g * h], False))
+            out.append((f"weight_ih_l{layer}{s}", [g * h, inp], True, (g, h)))
+            out.append((f"weight_hh_l{layer}{s}", [g * h, p], True, (g, h)))
+            out.append((f"bias_ih_l{layer}{s}", [g * h], False, None))
+            out.append((f"bias_hh_l{layer}{s}", [g * h], False, None))
             if a["proj_size"]:
-                out.append((f"weight_hr_l{layer}{s}", [p, h], True))
+                out.append((f"weight_hr_l{layer}{s}", [p, h], True, (1, p)))
             if a["peepholes"]:
-                out.append((f"weight_peephole_l{layer}{s}", [3, h], True))
+                out.append((f"weight_peephole_l{layer}{s}", [3, h], True, None))
     if meta["head"]:
-        out.append(("head.weight", [meta["head"]["out_features"], dirs * p], True))
-        out.append(("head.bias", [meta["head"]["out_features"]], False))
+        out.append(("head.weight", [meta["head"]["out_features"], dirs * p], True, None))
+        out.append(("head.bias", [meta["head"]["out_features"]], False, None))
     return out
 
 
@@ -290,13 +291,22 @@ class LstmFile:
             if s1 < e0:
                 raise FormatError(f"tensors {n0} and {n1} overlap")
         expected = expected_tensors(self.metadata)
-        for name, shape, required in expected:
+        self.packable = {}
+        for name, shape, required, packable in expected:
             if name not in self.tensors:
                 if required:
                     raise FormatError(f"tensor {name} missing")
-            elif self.tensors[name]["shape"] != shape:
-                raise FormatError(f"tensor {name} has shape {self.tensors[name]['shape']}, expected {shape}")
-        known = {name for name, _, _ in expected}
+                continue
+            e = self.tensors[name]
+            if e["layout_name"] == "panel16":
+                if packable is None:
+                    raise FormatError(f"tensor {name}: only weight matrices may be panel16")
+                gates, n = packable
+                shape = [(n + 15) // 16, shape[1], gates, 16]
+                self.packable[name] = (packable, e["shape"][1])
+            if e["shape"] != shape:
+                raise FormatError(f"tensor {name} has shape {e['shape']}, expected {shape}")
+        known = {name for name, _, _, _ in expected}
         for name in self.tensors:
             if name not in known and not newer:
                 raise FormatError(f"unexpected tensor {name}")
@@ -312,6 +322,16 @@ class LstmFile:
         else:  # bf16: the upper 16 bits of a float32
             arr = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
         return arr.reshape([int(d) for d in e["shape"]])
+
+    def canonical(self, name):
+        """The tensor in canonical layout (PyTorch's shape and gate order), float32."""
+        t = self.tensor(name)
+        if self.tensors[name]["layout_name"] == "canonical":
+            return t
+        (gates, n), k = self.packable[name]
+        # t is [panels, k, gates, 16]: move to [gates, panels*16, k] and drop the padding units.
+        units = t.transpose(2, 0, 3, 1).reshape(gates, -1, k)[:, :n, :]
+        return np.ascontiguousarray(units.reshape(gates * n, k))
 
     def verify(self):
         for name, e in self.tensors.items():
@@ -338,9 +358,12 @@ def main(argv):
         tensors = []
         for name, e in f.tensors.items():
             values = f.tensor(name).astype(np.float64)
+            canonical = f.canonical(name).astype(np.float64).ravel()
+            # A position-weighted sum: catches any permutation error in unpacking.
+            weighted = float((canonical * np.arange(1, canonical.size + 1)).sum())
             tensors.append({"name": name, "dtype": e["dtype_name"], "layout": e["layout_name"],
                             "shape": [int(d) for d in e["shape"]], "sum": float(values.sum()),
-                            "abs_sum": float(np.abs(values).sum())})
+                            "abs_sum": float(np.abs(values).sum()), "canonical_weighted_sum": weighted})
         results.append({"path": path, "version": list(f.version), "metadata": f.metadata, "tensors": tensors})
         if not as_json:
             a = f.metadata["architecture"]

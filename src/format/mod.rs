@@ -118,22 +118,28 @@ impl DType {
 pub enum Layout {
     /// Row-major in PyTorch's shape and gate order (`i, f, g, o` for LSTM).
     Canonical,
+    /// Weight matrices packed for the kernels: shape `[panels, K, G, 16]`, for
+    /// each panel of 16 units and each input index the 16 weights of every
+    /// gate side by side (see `kernels::pack` and `format-spec.md` 5.1).
+    Panel16,
 }
 
 impl Layout {
     pub fn code(self) -> u32 {
         match self {
             Layout::Canonical => 0,
+            Layout::Panel16 => 1,
         }
     }
 
     pub fn from_code(code: u32) -> Option<Layout> {
-        [Layout::Canonical].into_iter().find(|l| l.code() == code)
+        [Layout::Canonical, Layout::Panel16].into_iter().find(|l| l.code() == code)
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Layout::Canonical => "canonical",
+            Layout::Panel16 => "panel16",
         }
     }
 }
@@ -212,6 +218,22 @@ pub struct ExpectedTensor {
     pub shape: Vec<u64>,
     /// Optional tensors (biases) may be absent, meaning zeros.
     pub required: bool,
+    /// For weight matrices that may be stored in the panel16 layout: `(gates,
+    /// units per gate)`; the packed shape is `[ceil(units/16), shape[1], gates, 16]`.
+    pub packable: Option<(usize, usize)>,
+}
+
+impl ExpectedTensor {
+    /// The shape the tensor must have when stored in `layout`.
+    pub fn shape_in(&self, layout: Layout) -> Option<Vec<u64>> {
+        match (layout, self.packable) {
+            (Layout::Canonical, _) => Some(self.shape.clone()),
+            (Layout::Panel16, Some((gates, n))) => {
+                Some(crate::kernels::pack::packed_shape(gates, n, self.shape[1] as usize).to_vec())
+            }
+            (Layout::Panel16, None) => None,
+        }
+    }
 }
 
 /// Every tensor the metadata calls for, in the order the writer stores them.
@@ -221,29 +243,32 @@ pub fn expected_tensors(meta: &Metadata) -> Vec<ExpectedTensor> {
     let h = arch.hidden_size as u64;
     let out = arch.output_size() as u64;
     let mut v = Vec::new();
-    let mut push = |name: String, shape: Vec<u64>, required: bool| v.push(ExpectedTensor { name, shape, required });
+    let gh = (g as usize, h as usize);
+    let mut push = |name: String, shape: Vec<u64>, required: bool, packable: Option<(usize, usize)>| {
+        v.push(ExpectedTensor { name, shape, required, packable })
+    };
     if let Some(e) = &meta.embedding {
-        push(names::EMBEDDING.into(), vec![e.num_embeddings as u64, arch.input_size as u64], true);
+        push(names::EMBEDDING.into(), vec![e.num_embeddings as u64, arch.input_size as u64], true, None);
     }
     for layer in 0..arch.layers() {
         for dir in 0..arch.directions() {
             let input = arch.layer_input_size(layer) as u64;
-            push(names::weight_ih(layer, dir), vec![g * h, input], true);
-            push(names::weight_hh(layer, dir), vec![g * h, out], true);
-            push(names::bias_ih(layer, dir), vec![g * h], false);
-            push(names::bias_hh(layer, dir), vec![g * h], false);
+            push(names::weight_ih(layer, dir), vec![g * h, input], true, Some(gh));
+            push(names::weight_hh(layer, dir), vec![g * h, out], true, Some(gh));
+            push(names::bias_ih(layer, dir), vec![g * h], false, None);
+            push(names::bias_hh(layer, dir), vec![g * h], false, None);
             if arch.proj_size > 0 {
-                push(names::weight_hr(layer, dir), vec![out, h], true);
+                push(names::weight_hr(layer, dir), vec![out, h], true, Some((1, out as usize)));
             }
             if arch.peepholes {
-                push(names::weight_peephole(layer, dir), vec![3, h], true);
+                push(names::weight_peephole(layer, dir), vec![3, h], true, None);
             }
         }
     }
     if let Some(head) = &meta.head {
         let o = head.out_features as u64;
-        push(names::HEAD_WEIGHT.into(), vec![o, arch.sequence_output_size() as u64], true);
-        push(names::HEAD_BIAS.into(), vec![o], false);
+        push(names::HEAD_WEIGHT.into(), vec![o, arch.sequence_output_size() as u64], true, None);
+        push(names::HEAD_BIAS.into(), vec![o], false, None);
     }
     v
 }

@@ -100,12 +100,12 @@ pub fn parse(bytes: &[u8]) -> Result<FileInfo, Error> {
     let table_offset = u64_at(bytes, 40);
     let count = u32_at(bytes, 48);
     let entry_size = u32_at(bytes, 52);
-    if table_offset < HEADER_SIZE as u64 || table_offset % 8 != 0 {
+    if table_offset < HEADER_SIZE as u64 || !table_offset.is_multiple_of(8) {
         return Err(Error::BadSectionTable {
             reason: format!("offset {table_offset} is inside the header or not a multiple of 8"),
         });
     }
-    if (entry_size as usize) < SECTION_ENTRY_SIZE || entry_size > 1024 || entry_size % 8 != 0 {
+    if (entry_size as usize) < SECTION_ENTRY_SIZE || entry_size > 1024 || !entry_size.is_multiple_of(8) {
         return Err(Error::BadSectionTable {
             reason: format!("entry size {entry_size} is not a multiple of 8 in 32..=1024"),
         });
@@ -312,14 +312,15 @@ fn check_tensor_set(meta: &Metadata, tensors: &[TensorInfo], newer_minor: bool) 
         match tensors.iter().find(|t| t.name == want.name) {
             None if want.required => return Err(Error::MissingTensor { name: want.name.clone() }),
             None => {}
-            Some(t) if t.shape != want.shape => {
-                return Err(Error::TensorShape {
+            Some(t) => {
+                let shape = want.shape_in(t.layout).ok_or_else(|| Error::TensorKind {
                     name: t.name.clone(),
-                    expected: want.shape.clone(),
-                    found: t.shape.clone(),
-                });
+                    reason: format!("the {} layout is only for weight matrices", t.layout.name()),
+                })?;
+                if t.shape != shape {
+                    return Err(Error::TensorShape { name: t.name.clone(), expected: shape, found: t.shape.clone() });
+                }
             }
-            Some(_) => {}
         }
     }
     if !newer_minor && let Some(extra) = tensors.iter().find(|t| !expected.iter().any(|e| e.name == t.name)) {

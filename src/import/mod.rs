@@ -2,9 +2,36 @@
 //! canonical [`crate::Weights`] plus [`crate::format::Metadata`]. The runtime
 //! never sees a foreign layout.
 
+pub mod convert;
+pub mod keras;
+pub mod onnx;
+pub mod pickle;
+pub mod protobuf;
 pub mod pytorch;
+pub mod torch_save;
 
 use std::fmt;
+
+use crate::format::{CellKind, HeadActivation};
+
+/// What a conversion found worth telling the user: parts of the source that
+/// were not converted, inputs to feed at run time.
+pub type Notes = Vec<String>;
+
+/// Choices a source file cannot express, given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The cell, when it cannot be inferred (`nn.RNN` with ReLU looks like tanh).
+    pub cell: Option<CellKind>,
+    /// Module prefix of the recurrent layer, when the file holds several.
+    pub prefix: Option<String>,
+    /// Module name of the `nn.Embedding` in front (`embed` for `embed.weight`).
+    pub embedding: Option<String>,
+    /// Module name of the `nn.Linear` after the stack.
+    pub head: Option<String>,
+    /// Activation of the head.
+    pub head_activation: Option<HeadActivation>,
+}
 
 /// What is wrong with a source file, naming the file and the tensor or node.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,4 +60,11 @@ pub struct SourceTensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
+}
+
+/// Rearranges gate blocks of `block` values each: block `k` of the result is
+/// block `order[k]` of `data`. Importers use it to bring a framework's gate
+/// order into the canonical one (LSTM `i, f, g, o`, GRU `r, z, n`).
+pub(crate) fn reorder_gates(data: &[f32], order: &[usize], block: usize) -> Vec<f32> {
+    order.iter().flat_map(|&k| data[k * block..][..block].iter().copied()).collect()
 }

@@ -13,36 +13,42 @@ use super::{ImportError, SourceTensor};
 use crate::format::{Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, Metadata};
 use crate::weights::{HeadWeights, Weights};
 
-/// Choices the file cannot express.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// The cell, when it cannot be inferred (`nn.RNN` with ReLU looks like tanh).
-    pub cell: Option<CellKind>,
-    /// Module prefix of the recurrent layer, when the file holds several.
-    pub prefix: Option<String>,
-    /// Module name of the `nn.Embedding` in front (`embed` for `embed.weight`).
-    pub embedding: Option<String>,
-    /// Module name of the `nn.Linear` after the stack.
-    pub head: Option<String>,
-    /// Activation of the head.
-    pub head_activation: Option<HeadActivation>,
-}
+pub use super::Options;
 
-/// Reads every tensor of a `.safetensors` file, widening to f32.
+/// Reads every floating-point tensor of a `.safetensors` file, widening to f32.
 pub fn read_safetensors(path: &Path) -> Result<Vec<SourceTensor>, ImportError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ImportError::new(&file, e.to_string()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| ImportError::new(&file, format!("not a valid safetensors file: {e}")))?;
+    parse_safetensors(&bytes, &file)
+}
+
+/// Whether `bytes` start like a safetensors file: a little-endian u64 header
+/// length that fits the file, then a JSON object.
+pub fn is_safetensors(bytes: &[u8]) -> bool {
+    bytes.len() >= 10
+        && u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) <= (bytes.len() - 8) as u64
+        && bytes[8] == b'{'
+}
+
+/// The tensors of a safetensors file held in memory. Integer and bool tensors
+/// (never weights of a recurrent model) are skipped, as in [`torch_save`](super::torch_save).
+pub fn parse_safetensors(bytes: &[u8], file: &str) -> Result<Vec<SourceTensor>, ImportError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| ImportError::new(file, format!("not a valid safetensors file: {e}")))?;
     let mut out = Vec::new();
     for (name, view) in st.iter() {
-        let data = widen(view.dtype(), view.data()).ok_or_else(|| {
-            ImportError::new(&file, format!("tensor `{name}` has dtype {:?}; expected a float type", view.dtype()))
-        })?;
-        out.push(SourceTensor { name: name.to_string(), shape: view.shape().to_vec(), data });
+        if let Some(data) = widen(view.dtype(), view.data()) {
+            out.push(SourceTensor { name: name.to_string(), shape: view.shape().to_vec(), data });
+        }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// Reads the tensors of a PyTorch state dict held in `bytes`: safetensors, or
+/// a `torch.save` file (zip or legacy), told apart by their first bytes.
+pub fn parse(bytes: &[u8], file: &str) -> Result<Vec<SourceTensor>, ImportError> {
+    if is_safetensors(bytes) { parse_safetensors(bytes, file) } else { super::torch_save::parse(bytes, file) }
 }
 
 fn widen(dtype: safetensors::Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
@@ -137,6 +143,11 @@ pub fn from_state_dict(
             s => Err(fail(format!("tensor `{}` has shape {s:?}, expected a matrix", t.name))),
         }
     };
+    // Every layer up to the highest numbered one must be there (this also
+    // bounds what a stray `weight_ih_l99999` could make us allocate).
+    for layer in 0..num_layers {
+        need("weight_ih", layer, false)?;
+    }
     let w_hh0 = need("weight_hh", 0, false)?;
     let w_ih0 = need("weight_ih", 0, false)?;
     let (rows, out_size) = dims2(w_hh0)?;

@@ -4,6 +4,18 @@
 //! by the `LSTMRT_ISA` environment variable (`scalar`, `wide`, `avx2`,
 //! `avx512`). Naming a tier the CPU lacks is an error, never a crash.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub(crate) mod body;
+pub(crate) mod dispatch;
+pub use dispatch::{Activation, activation};
+pub mod pack;
+mod portable;
+mod scalar;
+pub(crate) mod simd;
+
 use std::fmt;
 use std::sync::OnceLock;
 

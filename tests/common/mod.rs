@@ -94,3 +94,31 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Deterministic test data from the library's seeded generator.
+pub struct Rng(lstmrt::rng::Rng);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(lstmrt::rng::Rng::new(seed))
+    }
+    /// Uniform in [-scale, scale).
+    pub fn uniform(&mut self, scale: f32) -> f32 {
+        self.0.uniform_f32(-scale, scale)
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(scale)).collect()
+    }
+}
+
+/// Random weights for `meta`, uniform in ±1/sqrt(H) like PyTorch's init, times `gain`.
+pub fn random_weights(meta: &Metadata, rng: &mut Rng, gain: f32) -> Weights {
+    let mut w = Weights::zeros(meta);
+    let scale = gain / (meta.architecture.hidden_size as f32).sqrt();
+    for t in lstmrt::format::expected_tensors(meta) {
+        let n = t.shape.iter().product::<u64>() as usize;
+        w.set(&meta.architecture, &t.name, rng.vec(n, scale));
+    }
+    w
+}
+pub mod convert;

@@ -12,7 +12,7 @@ use lstmrt::Weights;
 use lstmrt::format::{Architecture, CellKind, names};
 use serde::{Deserialize, Serialize};
 
-use crate::rng::Rng;
+use crate::rng::{Rng, Sample};
 
 /// The recurrent cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]

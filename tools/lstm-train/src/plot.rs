@@ -87,7 +87,9 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// The SVG text of a line chart.
 pub fn line_chart_svg(chart: &Chart, series: &[Series]) -> Result<String, String> {
-    let usable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!chart.log_y || y > 0.0);
+    // Points outside a fixed y range are left out (a line leaving the chart ends there).
+    let in_range = |y: f64| chart.y_range.is_none_or(|(lo, hi)| (lo..=hi).contains(&y));
+    let usable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!chart.log_y || y > 0.0) && in_range(y);
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).filter(usable).collect();
     if all.is_empty() {
         return Err("no finite points to plot".into());

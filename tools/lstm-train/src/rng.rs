@@ -1,68 +1,71 @@
-//! A small, fast, seedable random number generator whose whole state is four
-//! words, so a checkpoint can store it and a resumed run continues the same stream.
+//! Sampling on lstmrt's seeded generator ([`lstmrt::rng::Rng`], xoshiro256**):
+//! unbiased integers, normals, shuffles, and independent sub-streams of one seed.
 //!
-//! xoshiro256++ (Blackman and Vigna), seeded through SplitMix64. Not for
-//! cryptography; for shuffles, initialisation and generated data.
+//! A run's randomness is a function of its seed and a position in the run
+//! (a split, an epoch), each drawn from its own sub-stream ([`derive`]), so a
+//! checkpoint needs no generator state and changing one use never shifts another.
 
-use serde::{Deserialize, Serialize};
+pub use lstmrt::rng::Rng;
+use lstmrt::rng::splitmix64;
 
-/// xoshiro256++ state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rng {
-    s: [u64; 4],
+/// A generator for the sub-stream `stream` of `seed`.
+pub fn derive(seed: u64, stream: u64) -> Rng {
+    let mut x = seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mixed = splitmix64(&mut x);
+    Rng::new(mixed ^ stream.rotate_left(17))
 }
 
-/// One SplitMix64 step: a good 64-bit mix of `x`, used for seeding.
-pub fn splitmix64(x: &mut u64) -> u64 {
-    *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-impl Rng {
-    /// A generator seeded from `seed`.
-    pub fn new(seed: u64) -> Rng {
-        let mut x = seed;
-        Rng { s: [splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x)] }
-    }
-
-    /// An independent generator for the sub-stream `stream` of `seed`
-    /// (e.g. one per epoch, or one per data split), so that one stream's use
-    /// never shifts another's.
-    pub fn derive(seed: u64, stream: u64) -> Rng {
-        let mut x = seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        let mixed = splitmix64(&mut x);
-        Rng::new(mixed ^ stream.rotate_left(17))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
-    }
-
+/// What the trainer draws, on top of the 64-bit generator.
+pub trait Sample {
     /// Uniform in `[0, 1)` with 53 random bits.
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
+    fn uniform(&mut self) -> f64;
+    /// Uniform integer in `0..n` (`n > 0`), without modulo bias.
+    fn below(&mut self, n: usize) -> usize;
 
     /// Uniform in `[lo, hi)`.
-    pub fn range_f64(&mut self, lo: f64, hi: f64) -> f64 {
+    fn range_f64(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.uniform()
     }
 
-    /// Uniform integer in `0..n` (`n > 0`), without modulo bias.
-    pub fn below(&mut self, n: usize) -> usize {
-        assert!(n > 0, "Rng::below(0)");
+    /// Uniform integer in `lo..=hi`.
+    fn between(&mut self, lo: usize, hi: usize) -> usize {
+        assert!(lo <= hi, "between({lo}, {hi})");
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// `true` with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        self.uniform() < p
+    }
+
+    /// A standard normal sample (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform(); // (0, 1]
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// A uniformly chosen element.
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    /// Fisher-Yates shuffle.
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i + 1);
+            items.swap(i, j);
+        }
+    }
+}
+
+impl Sample for Rng {
+    fn uniform(&mut self) -> f64 {
+        self.next_f64()
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        assert!(n > 0, "below(0)");
         let n = n as u64;
         // Lemire's multiply-and-reject.
         loop {
@@ -72,37 +75,6 @@ impl Rng {
             }
         }
     }
-
-    /// Uniform integer in `lo..=hi`.
-    pub fn between(&mut self, lo: usize, hi: usize) -> usize {
-        assert!(lo <= hi, "Rng::between({lo}, {hi})");
-        lo + self.below(hi - lo + 1)
-    }
-
-    /// `true` with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.uniform() < p
-    }
-
-    /// A standard normal sample (Box-Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform(); // (0, 1]
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    /// A uniformly chosen element.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    /// Fisher-Yates shuffle.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i + 1);
-            items.swap(i, j);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -110,17 +82,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_seed_gives_same_stream_and_streams_differ() {
-        let a: Vec<u64> = (0..8)
-            .map({
-                let mut r = Rng::new(7);
-                move |_| r.next_u64()
-            })
-            .collect();
-        let mut r = Rng::new(7);
-        assert!(a.iter().all(|&v| v == r.next_u64()));
-        assert_ne!(Rng::derive(7, 1).next_u64(), Rng::derive(7, 2).next_u64());
-        assert_ne!(Rng::new(7).next_u64(), Rng::new(8).next_u64());
+    fn sub_streams_differ_and_repeat() {
+        assert_eq!(derive(7, 1).next_u64(), derive(7, 1).next_u64());
+        assert_ne!(derive(7, 1).next_u64(), derive(7, 2).next_u64());
+        assert_ne!(derive(7, 1).next_u64(), derive(8, 1).next_u64());
     }
 
     #[test]
@@ -140,5 +105,14 @@ mod tests {
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.03, "mean {mean} var {var}");
+    }
+
+    #[test]
+    fn shuffle_is_a_permutation() {
+        let mut v: Vec<usize> = (0..100).collect();
+        Rng::new(5).shuffle(&mut v);
+        assert_ne!(v, (0..100).collect::<Vec<_>>());
+        v.sort_unstable();
+        assert_eq!(v, (0..100).collect::<Vec<_>>());
     }
 }

@@ -3,7 +3,7 @@
 //! early stopping, a CSV log, and atomic checkpoints to resume from.
 //!
 //! Determinism: every random choice is a pure function of `--seed` and a
-//! position in the run (the epoch's shuffle comes from `Rng::derive(seed,
+//! position in the run (the epoch's shuffle comes from `rng::derive(seed,
 //! epoch)`), and each thread's share of a minibatch and the order in which
 //! the shares' gradients are added are fixed by the thread count. So a run
 //! is reproducible bit for bit for a given seed and `--threads`, and a run
@@ -19,7 +19,7 @@ use crate::data::{DataInput, Dataset, Example, collate, epoch_batches};
 use crate::error::Error;
 use crate::net::{Cell, HeadSpec, Init, Input, Net, NetSpec, init_params};
 use crate::optim::{self, OptimConfig, OptimState};
-use crate::rng::Rng;
+use crate::rng;
 
 /// Everything that decides a run's result (besides the data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -361,7 +361,7 @@ impl<'a> Trainer<'a> {
     /// A fresh run (parameters initialised from the seed).
     pub fn new(config: TrainConfig, data: &'a Dataset) -> Result<Trainer<'a>, Error> {
         let net = Net::new(config.net_spec(data)?);
-        let params = init_params(&net.spec, &net.layout, &config.init, &mut Rng::derive(config.seed, INIT_STREAM));
+        let params = init_params(&net.spec, &net.layout, &config.init, &mut rng::derive(config.seed, INIT_STREAM));
         let state = TrainState {
             step: 0,
             epoch: 0,
@@ -386,7 +386,7 @@ impl<'a> Trainer<'a> {
         loop {
             let epoch = self.state.epoch;
             if self.epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                let mut rng = Rng::derive(self.config.seed, EPOCH_STREAM + epoch);
+                let mut rng = rng::derive(self.config.seed, EPOCH_STREAM + epoch);
                 self.epoch_cache = Some((epoch, epoch_batches(&self.lengths, self.config.batch_size, &mut rng)));
             }
             let batches = &self.epoch_cache.as_ref().expect("just set").1;

@@ -51,13 +51,16 @@ fn large_recurrent_init_makes_the_gradient_grow_with_k_and_default_init_makes_it
     // The default sizes (RNN hidden 55): chaos needs enough units.
     let settings = Settings { distances: vec![30], seeds: vec![1], hidden: 24, embed: 16, ..tiny() };
     let results = experiment::run(&settings).unwrap();
-    let [default, large] = &results.exploding_norms[..] else { panic!("two curves") };
+    // Init x1, x2.5 and x4, then the ends of the unclipped and the clipped SGD runs.
+    assert_eq!(results.exploding_norms.len(), 5);
+    let curve = |label: &str| results.exploding_norms.iter().find(|c| c.label == label).unwrap();
+    let (default, large) = (curve("RNN, init x1"), curve("RNN, init x4"));
     let k = default.ratio.len() - 1;
     assert_eq!(k, 30);
     assert!(default.ratio[k] < 1e-3, "default init: {}", default.ratio[k]);
     assert!(large.ratio[k] > 1.0, "large init: {}", large.ratio[k]);
     // The untrained RNN's gradient vanishes faster than the LSTM's cell-state gradient.
-    let curve = |label: &str| results.norms.iter().find(|c| c.label == label).unwrap();
-    assert!(curve("RNN h, init").per_step(k) < curve("LSTM c, init").per_step(k));
+    let norm = |label: &str| results.norms.iter().find(|c| c.label == label).unwrap();
+    assert!(norm("RNN h, init").per_step(k) < norm("LSTM c, init").per_step(k));
     assert!(results.runs.iter().any(|r| r.cell == Cell::Lstm));
 }

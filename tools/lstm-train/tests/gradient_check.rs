@@ -3,7 +3,7 @@
 
 use lstm_train::bptt::{self, BackwardOptions, Batch, BatchInputs, TargetValues, Workspace};
 use lstm_train::net::{Cell, HeadSpec, Init, Input, Loss, Net, NetSpec, init_params};
-use lstm_train::rng::Rng;
+use lstm_train::rng::{Rng, Sample};
 
 /// Central differences with step 1e-6 in f64 have a rounding error of about
 /// `ulp(loss) / 1e-6 ≈ 1e-10` and a truncation error of order 1e-12, so a

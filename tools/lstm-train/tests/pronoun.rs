@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use lstm_train::data::pronoun::{self, Gender, Lexicon, PronounConfig, StoryShape};
 use lstm_train::data::{Sequence, Target};
-use lstm_train::rng::Rng;
+use lstm_train::rng::{Rng, Sample};
 
 #[test]
 fn distance_is_exactly_the_tokens_after_the_last_name() {
@@ -12,7 +12,7 @@ fn distance_is_exactly_the_tokens_after_the_last_name() {
     let mut rng = Rng::new(1);
     for distance in pronoun::MIN_DISTANCE..=130 {
         for people in 1..=4 {
-            let s = pronoun::story(&lex, StoryShape { distance, people }, &mut rng);
+            let s = pronoun::story(&lex, StoryShape { distance, people, mention_last: false }, &mut rng);
             let last = s.people.last().unwrap().0;
             assert_eq!(s.distance, distance);
             assert_eq!(s.tokens.len() - 1 - last, distance, "{}", lex.text(&s.tokens));
@@ -26,7 +26,7 @@ fn answer_is_the_gender_of_the_last_introduced_person_and_the_rest_is_neutral() 
     let lex = Lexicon::new();
     let mut rng = Rng::new(2);
     for _ in 0..2000 {
-        let shape = StoryShape { distance: rng.between(2, 60), people: rng.between(1, 3) };
+        let shape = StoryShape { distance: rng.between(2, 60), people: rng.between(1, 3), mention_last: false };
         let s = pronoun::story(&lex, shape, &mut rng);
         for &(pos, g) in &s.people {
             assert_eq!(lex.gender(s.tokens[pos]), Some(g), "{}", lex.text(&s.tokens));
@@ -55,7 +55,8 @@ fn earlier_people_are_distractors_that_simple_rules_cannot_use() {
     let mut she = 0;
     let n = 4000;
     for _ in 0..n {
-        let s = pronoun::story(&lex, StoryShape { distance: 20, people: rng.between(1, 3) }, &mut rng);
+        let s =
+            pronoun::story(&lex, StoryShape { distance: 20, people: rng.between(1, 3), mention_last: false }, &mut rng);
         she += usize::from(s.answer == Gender::She);
         if s.people.len() > 1 {
             multi += 1;
@@ -124,4 +125,28 @@ fn training_stories_have_some_neutral_words_unknown_but_never_names_or_pronouns(
     assert!((rate - 0.2).abs() < 0.01, "{rate}");
     // Held-out stories are left as generated.
     assert!(data.test.iter().all(|e| matches!(&e.input, Sequence::Tokens(ids) if !ids.contains(&unk))));
+}
+
+#[test]
+fn training_stories_may_talk_about_the_last_person_but_only_with_their_gender() {
+    let lex = Lexicon::new();
+    let mut rng = Rng::new(6);
+    let mut mentioned = 0;
+    for _ in 0..1000 {
+        let shape = StoryShape { distance: rng.between(2, 40), people: rng.between(1, 3), mention_last: true };
+        let s = pronoun::story(&lex, shape, &mut rng);
+        let &(last, g) = s.people.last().unwrap();
+        assert_eq!(s.tokens.len() - 1 - last, shape.distance);
+        let after = &s.tokens[last + 1..];
+        assert!(after.iter().all(|&t| lex.gender(t).is_none()), "no names after the last: {}", lex.text(&s.tokens));
+        let gendered: Vec<u32> = after.iter().copied().filter(|&t| lex.is_gendered_word(t)).collect();
+        let own: Vec<&str> = match g {
+            Gender::He => vec!["he", "him", "his"],
+            Gender::She => vec!["she", "her"],
+        };
+        assert!(gendered.iter().all(|&t| own.contains(&lex.text(&[t]).as_str())), "{}", lex.text(&s.tokens));
+        mentioned += usize::from(!gendered.is_empty());
+    }
+    // Long enough stories get the mention; the shortest have no room for it.
+    assert!(mentioned > 700, "{mentioned}");
 }

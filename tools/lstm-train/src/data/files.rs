@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{DataInput, Dataset, Example, Sequence, SourceFile, Target, Task, split};
 use crate::error::Error;
 use crate::net::Loss;
-use crate::rng::Rng;
+use crate::rng;
 
 /// The unknown token of word vocabularies.
 pub const WORD_UNKNOWN: &str = "<unk>";
@@ -334,7 +334,7 @@ pub fn text_classification(path: &Path, opts: &TextOptions) -> Result<Dataset, E
         let class = labels.binary_search(label).expect("label collected above") as u32;
         tokenized.push((tokens, class));
     }
-    let (train, valid, test) = split(tokenized, opts.valid, opts.test, &mut Rng::derive(opts.seed, 0x5b11));
+    let (train, valid, test) = split(tokenized, opts.valid, opts.test, &mut rng::derive(opts.seed, 0x5b11));
     let vocab = build_vocabulary(
         &train.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
         opts.tokenizer,
@@ -410,7 +410,7 @@ pub fn npy_classification(x_path: &Path, y_path: &Path, opts: &TextOptions) -> R
             target: Target::Class(class_ids[i]),
         })
         .collect();
-    let (train, valid, test) = split(examples, opts.valid, opts.test, &mut Rng::derive(opts.seed, 0x5b12));
+    let (train, valid, test) = split(examples, opts.valid, opts.test, &mut rng::derive(opts.seed, 0x5b12));
     Ok(Dataset {
         task: Task {
             name: "classify".into(),

@@ -13,7 +13,7 @@ use lstmrt::format::{HeadTask, Vocabulary};
 
 use crate::bptt::{Batch, BatchInputs, NO_CLASS, TargetValues};
 use crate::net::Loss;
-use crate::rng::Rng;
+use crate::rng::{Rng, Sample};
 
 /// One input sequence.
 #[derive(Debug, Clone, PartialEq)]

@@ -27,7 +27,7 @@ use lstmrt::format::{HeadTask, Tokenizer, Vocabulary};
 
 use super::{DataInput, Dataset, Example, Sequence, Target, Task};
 use crate::net::Loss;
-use crate::rng::Rng;
+use crate::rng::{self, Rng, Sample};
 
 /// The unknown-word token.
 pub const UNKNOWN: &str = "<unk>";
@@ -178,6 +178,20 @@ pub const MALE_NAMES: &[&str] = &[
     "ian",
     "colin",
     "neil",
+    "bob",
+    "bill",
+    "fred",
+    "harry",
+    "jim",
+    "mike",
+    "dan",
+    "steve",
+    "nick",
+    "tony",
+    "mark",
+    "frank",
+    "max",
+    "sean",
 ];
 
 /// Names read as female.
@@ -289,6 +303,22 @@ pub const FEMALE_NAMES: &[&str] = &[
     "nora",
     "stella",
     "eva",
+    "grace",
+    "rose",
+    "ruby",
+    "ivy",
+    "kate",
+    "beth",
+    "jenny",
+    "sue",
+    "meg",
+    "liz",
+    "ellie",
+    "molly",
+    "sophie",
+    "lily",
+    "sally",
+    "anne",
 ];
 
 /// Words that carry gender; never in filler, never replaced by the unknown token.
@@ -637,6 +667,11 @@ pub struct StoryShape {
     pub distance: usize,
     /// People introduced (1 or more); all but the last are distractors.
     pub people: usize,
+    /// Talk about the last person (with gendered words) right after their
+    /// introduction, before the neutral filler. Training stories only: it
+    /// teaches that a pronoun after a name is about that name's person, as in
+    /// the stories people type; held-out stories never do it.
+    pub mention_last: bool,
 }
 
 /// Generates one story of the given shape.
@@ -659,7 +694,7 @@ pub fn story(lex: &Lexicon, shape: StoryShape, rng: &mut Rng) -> Story {
         let name = name_for(g, rng);
         // Pick the introduction (and for the last person the cue and filler
         // length) so that the tokens after the name add up to the distance.
-        let (prefix, suffix, cue, fill): (Vec<&'static str>, &[&str], &[&str], usize) = loop {
+        let (prefix, suffix, cue, mut fill): (Vec<&'static str>, &[&str], &[&str], usize) = loop {
             let roll = rng.uniform();
             let (prefix, suffix): (Vec<&'static str>, &[&str]) = match previous {
                 Some((prev_name, prev_g)) if roll < 0.25 => {
@@ -692,10 +727,19 @@ pub fn story(lex: &Lexicon, shape: StoryShape, rng: &mut Rng) -> Story {
         words.push(name);
         words.extend_from_slice(suffix);
         if last {
+            if shape.mention_last {
+                let mut talk = Vec::new();
+                talk_about(g, rng, &mut talk);
+                if talk.len() == fill || talk.len() + FILLER_MIN <= fill {
+                    words.extend_from_slice(&talk);
+                    fill -= talk.len();
+                }
+            }
             filler(fill, rng, &mut words);
             words.extend_from_slice(cue);
         } else {
-            for _ in 0..rng.between(1, 2) {
+            // Zero to two sentences about them, so that introductions also follow each other directly.
+            for _ in 0..rng.between(0, 2) {
                 talk_about(g, rng, &mut words);
             }
             if rng.chance(0.5) {
@@ -722,6 +766,9 @@ pub struct PronounConfig {
     pub people: (usize, usize),
     /// Probability that a neutral word of a training story is replaced by `<unk>`.
     pub unknown_rate: f64,
+    /// Share of training stories that talk about the last person right after
+    /// the name ([`StoryShape::mention_last`]).
+    pub mention_last: f64,
     pub train: usize,
     pub valid: usize,
     pub test: usize,
@@ -735,6 +782,7 @@ impl Default for PronounConfig {
             test_distance: (50, 100),
             people: (1, 3),
             unknown_rate: 0.1,
+            mention_last: 0.5,
             train: 12_000,
             valid: 500,
             test: 1_000,
@@ -756,20 +804,26 @@ fn fingerprint(tokens: &[u32]) -> u64 {
     h.finish()
 }
 
-/// Generates `count` stories with distances in `distance`, none of whose
-/// texts is in `seen` (which they are added to).
+/// Generates `count` stories with distances in `distance`, a share
+/// `mention_last` of them talking about the last person right after the
+/// name (see [`StoryShape::mention_last`]), none of whose texts is in `seen`
+/// (which they are added to).
 pub fn stories(
     lex: &Lexicon,
     count: usize,
     distance: (usize, usize),
     people: (usize, usize),
+    mention_last: f64,
     rng: &mut Rng,
     seen: &mut HashSet<u64>,
 ) -> Vec<Story> {
     let mut out = Vec::with_capacity(count);
     while out.len() < count {
-        let shape =
-            StoryShape { distance: rng.between(distance.0, distance.1), people: rng.between(people.0, people.1) };
+        let shape = StoryShape {
+            distance: rng.between(distance.0, distance.1),
+            people: rng.between(people.0, people.1),
+            mention_last: mention_last > 0.0 && rng.chance(mention_last),
+        };
         let s = story(lex, shape, rng);
         if seen.insert(fingerprint(&s.tokens)) {
             out.push(s);
@@ -799,7 +853,8 @@ pub fn splits(lex: &Lexicon, config: &PronounConfig) -> [Vec<Story>; 3] {
         config.train,
         config.train_distance,
         config.people,
-        &mut Rng::derive(config.seed, STREAM_TRAIN),
+        config.mention_last,
+        &mut rng::derive(config.seed, STREAM_TRAIN),
         &mut seen,
     );
     let valid = stories(
@@ -807,7 +862,8 @@ pub fn splits(lex: &Lexicon, config: &PronounConfig) -> [Vec<Story>; 3] {
         config.valid,
         config.test_distance,
         config.people,
-        &mut Rng::derive(config.seed, STREAM_VALID),
+        0.0,
+        &mut rng::derive(config.seed, STREAM_VALID),
         &mut seen,
     );
     let test = stories(
@@ -815,7 +871,8 @@ pub fn splits(lex: &Lexicon, config: &PronounConfig) -> [Vec<Story>; 3] {
         config.test,
         config.test_distance,
         config.people,
-        &mut Rng::derive(config.seed, STREAM_TEST),
+        0.0,
+        &mut rng::derive(config.seed, STREAM_TEST),
         &mut seen,
     );
     [train, valid, test]
@@ -835,6 +892,9 @@ pub fn validate(config: &PronounConfig) -> Result<(), String> {
     if !(0.0..1.0).contains(&config.unknown_rate) {
         return Err(format!("--unknown-rate {} is not in [0, 1)", config.unknown_rate));
     }
+    if !(0.0..=1.0).contains(&config.mention_last) {
+        return Err(format!("--mention-last {} is not in [0, 1]", config.mention_last));
+    }
     if config.train == 0 {
         return Err("--train-size must be at least 1".into());
     }
@@ -845,7 +905,7 @@ pub fn validate(config: &PronounConfig) -> Result<(), String> {
 pub fn dataset(config: &PronounConfig) -> Dataset {
     let lex = Lexicon::new();
     let [train, valid, test] = splits(&lex, config);
-    let mut mask_rng = Rng::derive(config.seed, STREAM_TRAIN ^ 0xff);
+    let mut mask_rng = rng::derive(config.seed, STREAM_TRAIN ^ 0xff);
     let train = train
         .iter()
         .map(|s| {
@@ -872,6 +932,7 @@ pub fn dataset(config: &PronounConfig) -> Dataset {
                 ("pronoun.test_distance".into(), range(config.test_distance)),
                 ("pronoun.people".into(), range(config.people)),
                 ("pronoun.unknown_rate".into(), config.unknown_rate.to_string()),
+                ("pronoun.mention_last".into(), config.mention_last.to_string()),
                 ("pronoun.sizes".into(), format!("{}/{}/{}", config.train, config.valid, config.test)),
                 ("pronoun.seed".into(), config.seed.to_string()),
             ],

@@ -13,7 +13,7 @@ use lstmrt::format::HeadTask;
 use super::{DataInput, Dataset, Example, Sequence, Target, Task};
 use crate::bptt::NO_CLASS;
 use crate::net::Loss;
-use crate::rng::Rng;
+use crate::rng::{self, Rng, Sample};
 
 /// Sizes of the three splits and the seed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,7 +25,7 @@ pub struct SplitSizes {
 }
 
 fn generate(sizes: &SplitSizes, mut make: impl FnMut(&mut Rng) -> Example) -> [Vec<Example>; 3] {
-    let mut rng = Rng::derive(sizes.seed, 0xadd);
+    let mut rng = rng::derive(sizes.seed, 0xadd);
     let mut split = |n: usize| (0..n).map(|_| make(&mut rng)).collect::<Vec<_>>();
     [split(sizes.train), split(sizes.valid), split(sizes.test)]
 }

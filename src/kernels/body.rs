@@ -1,0 +1,666 @@
+//! The kernel bodies, written once, generic over the SIMD tier `S` and the
+//! weight element type `W` (f32, f16, bf16), and instantiated per tier inside
+//! `#[target_feature]` functions (see `dispatch`).
+//!
+//! Everything here works on the panel16 layout (`kernels::pack`): a panel is
+//! 16 hidden units; for each input index `k` the 16 weights of every gate sit
+//! side by side. A step broadcasts `h[k]` (or `x[k]`), does one FMA per gate
+//! into per-gate accumulators, and ends with a panel's pre-activations in
+//! registers, where the activations and the cell update happen:
+//!
+//! ```text
+//! LSTM  i = σ(a_i + p_i c)  f = σ(a_f + p_f c) | 1 - i  g = tanh(a_g)
+//!       c' = f c + i g      o = σ(a_o + p_o c')          h' = o tanh(c')  (then W_hr h')
+//! GRU   r = σ(x_r + h_r)    z = σ(x_z + h_z)
+//!       n = tanh(x_n + r (W_hn h + b_hn))   or   tanh(x_n + W_hn (r h) + b_hn)
+//!       h' = (1 - z) n + z h
+//! RNN   h' = tanh(a) | max(a, 0)
+//! ```
+//! (`a` = input part + hidden part + biases; `clip` clamps each pre-activation.)
+
+// Register blocks are indexed [row][panel][gate] across several arrays at once;
+// index loops over the const bounds read like the math.
+#![allow(clippy::needless_range_loop)]
+
+use std::ops::Range;
+
+use super::simd::{LANES, Simd, Weight, clamp, relu, sigmoid, tanh};
+use crate::format::CellKind;
+
+/// A packed weight matrix: `[panels][k][gates][16]` elements.
+#[derive(Clone, Copy)]
+pub(crate) struct Panels<'a, W> {
+    pub data: &'a [W],
+    pub panels: usize,
+    pub k: usize,
+    pub gates: usize,
+}
+
+impl<W> Panels<'_, W> {
+    /// First element of panel `p` (k = 0, gate 0).
+    #[inline(always)]
+    fn panel(&self, p: usize) -> *const W {
+        debug_assert!(p < self.panels);
+        // In bounds: the data holds `panels * k * gates * 16` elements.
+        self.data[p * self.k * self.gates * LANES..].as_ptr()
+    }
+
+    /// Elements between consecutive input indices.
+    #[inline(always)]
+    fn stride(&self) -> usize {
+        self.gates * LANES
+    }
+}
+
+/// The weights and options of one layer and direction, typed for the kernels.
+pub(crate) struct LayerKernel<'a, W> {
+    pub cell: CellKind,
+    pub clip: Option<f32>,
+    pub input_forget: bool,
+    pub linear_before_reset: bool,
+    /// H: units per gate.
+    pub hidden: usize,
+    /// P: size of `h` (projection size or H).
+    pub out_size: usize,
+    pub w_ih: Panels<'a, W>,
+    pub w_hh: Panels<'a, W>,
+    /// `[P, H]` packed as 1 gate over P units.
+    pub w_hr: Option<Panels<'a, W>>,
+    /// `[panels][G][16]`: biases added to the input part (LSTM/RNN: `b_ih + b_hh`;
+    /// GRU: `b_ir + b_hr, b_iz + b_hz, b_in`).
+    pub bias_x: &'a [f32],
+    /// `[panels][G][16]`: GRU only, `0, 0, b_hn`.
+    pub bias_h: &'a [f32],
+    /// `[panels][3][16]`: peepholes `i, f, o`.
+    pub peephole: Option<&'a [f32]>,
+}
+
+/// The buffers one layer and direction's recurrence reads and writes. Raw
+/// pointers because several threads share them, each writing disjoint panels
+/// or rows between barriers.
+#[derive(Clone, Copy)]
+pub(crate) struct StepIo {
+    pub batch: usize,
+    /// Two `[batch][h_stride]` buffers: `h_{t-1}` in `h[cur]`, `h_t` written to the other.
+    pub h: [*mut f32; 2],
+    pub h_stride: usize,
+    /// `[batch][c_stride]`: LSTM `c`; GRU (ONNX form) `z`.
+    pub c: *mut f32,
+    /// `[batch][c_stride]`: LSTM with projection `o tanh(c')`; GRU (ONNX form) `r h`.
+    pub r: *mut f32,
+    pub c_stride: usize,
+}
+
+// SAFETY: the pointers are shared by the threads of one `run_steps` split;
+// each thread writes only its own rows or panels, and reads what others wrote
+// only after the barrier (`sync`) that follows the write.
+unsafe impl Send for StepIo {}
+unsafe impl Sync for StepIo {}
+
+/// Where the input part of the pre-activations comes from.
+#[derive(Clone, Copy)]
+pub(crate) enum Source {
+    /// Precomputed by [`gemm`]: `[steps][batch][row_stride]`, biases included.
+    Pre { ptr: *const f32, row_stride: usize },
+    /// Computed in the same pass from the inputs `[steps][batch][x_stride]`.
+    Fused { x: *const f32, x_stride: usize },
+}
+
+// SAFETY: as for `StepIo`: read-only pointers to inputs, and an output that
+// threads write in disjoint rows or panels.
+unsafe impl Send for Job {}
+unsafe impl Sync for Job {}
+
+/// A run of timesteps of one layer and direction.
+#[derive(Clone, Copy)]
+pub(crate) struct Job {
+    pub steps: usize,
+    /// Visit the steps from the last to the first (backward direction).
+    pub reverse: bool,
+    pub source: Source,
+    /// Output `h` of step `t`, row `b`, unit `u` goes to `out[t*out_step + b*out_row + u]`.
+    pub out: *mut f32,
+    pub out_step: usize,
+    pub out_row: usize,
+    /// Which of `io.h` holds `h_{t-1}` at the start.
+    pub cur: usize,
+}
+
+/// Adds `Σ_k x_r[k] · W_q[k][g]` to `acc[r][q][g]` for `R` rows and `Q` panels.
+///
+/// `w[q]` points at panel `q`'s first weight of the first gate to read;
+/// consecutive input indices are `stride` elements apart; gates are 16
+/// elements apart. Each weight vector is loaded once and used for all rows.
+#[inline(always)]
+unsafe fn accumulate<S: Simd, W: Weight, const R: usize, const Q: usize, const G: usize>(
+    acc: &mut [[[S::V; G]; Q]; R],
+    w: [*const W; Q],
+    stride: usize,
+    x: [*const f32; R],
+    k: usize,
+) {
+    // SAFETY: the caller guarantees `k` input indices of `G` gates at each `w[q]`
+    // and `k` readable inputs at each `x[r]`.
+    unsafe {
+        for kk in 0..k {
+            let mut wv = [[S::zero(); G]; Q];
+            for q in 0..Q {
+                for g in 0..G {
+                    wv[q][g] = W::load::<S>(w[q].add(kk * stride + g * LANES));
+                }
+            }
+            for r in 0..R {
+                let xv = S::splat(*x[r].add(kk));
+                for q in 0..Q {
+                    for g in 0..G {
+                        acc[r][q][g] = S::fma(wv[q][g], xv, acc[r][q][g]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Loads the `[Q][G]` vectors of panels `p0..p0+Q` from a `[panels][G][16]` buffer.
+#[inline(always)]
+unsafe fn load_panels<S: Simd, const Q: usize, const G: usize>(dst: &mut [[S::V; G]; Q], src: *const f32, p0: usize) {
+    // SAFETY: the caller guarantees panels p0..p0+Q exist in `src`.
+    unsafe {
+        for (q, panel) in dst.iter_mut().enumerate() {
+            for (g, v) in panel.iter_mut().enumerate() {
+                *v = S::load(src.add(((p0 + q) * G + g) * LANES));
+            }
+        }
+    }
+}
+
+/// `out[row][p][g][:] = bias[p][g][:] + Σ_k x[row][k] W[p][k][g][:]` for panels
+/// `panels` and rows `0..rows`: the input projection of many timesteps at once.
+#[inline(always)]
+pub(crate) unsafe fn gemm<S: Simd, W: Weight>(
+    w: Panels<'_, W>,
+    bias: &[f32],
+    x: *const f32,
+    x_stride: usize,
+    rows: usize,
+    out: *mut f32,
+    panels: Range<usize>,
+) {
+    // SAFETY: `x` has `rows` rows of `w.k` inputs; `out` has `rows` rows of
+    // `w.panels * w.gates * 16` floats; the bias has `w.panels * w.gates * 16`.
+    unsafe {
+        match w.gates {
+            4 => gemm_g::<S, W, 4>(w, bias, x, x_stride, rows, out, panels),
+            3 => gemm_g::<S, W, 3>(w, bias, x, x_stride, rows, out, panels),
+            _ => gemm_g::<S, W, 1>(w, bias, x, x_stride, rows, out, panels),
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn gemm_g<S: Simd, W: Weight, const G: usize>(
+    w: Panels<'_, W>,
+    bias: &[f32],
+    x: *const f32,
+    x_stride: usize,
+    rows: usize,
+    out: *mut f32,
+    panels: Range<usize>,
+) {
+    let out_stride = w.panels * G * LANES;
+    for p in panels {
+        let mut r = 0;
+        // SAFETY: as for `gemm`; blocks never pass `rows`.
+        unsafe {
+            if S::GEMM_ROWS >= 6 {
+                while r + 6 <= rows {
+                    gemm_block::<S, W, 6, G>(w, bias, x, x_stride, r, out, out_stride, p);
+                    r += 6;
+                }
+            }
+            while r < rows {
+                gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p);
+                r += 1;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_block<S: Simd, W: Weight, const R: usize, const G: usize>(
+    w: Panels<'_, W>,
+    bias: &[f32],
+    x: *const f32,
+    x_stride: usize,
+    r0: usize,
+    out: *mut f32,
+    out_stride: usize,
+    p: usize,
+) {
+    // SAFETY: rows r0..r0+R exist in `x` and `out`; panel p exists.
+    unsafe {
+        let b = bias[p * G * LANES..].as_ptr();
+        let mut acc = [[[S::zero(); G]; 1]; R];
+        for row in acc.iter_mut() {
+            for g in 0..G {
+                row[0][g] = S::load(b.add(g * LANES));
+            }
+        }
+        let xs: [*const f32; R] = std::array::from_fn(|r| x.add((r0 + r) * x_stride));
+        accumulate::<S, W, R, 1, G>(&mut acc, [w.panel(p)], w.stride(), xs, w.k);
+        for (r, a) in acc.iter().enumerate() {
+            let o = out.add((r0 + r) * out_stride + p * G * LANES);
+            for (g, v) in a[0].iter().enumerate() {
+                S::store(o.add(g * LANES), *v);
+            }
+        }
+    }
+}
+
+/// Runs `job.steps` timesteps of one layer and direction for rows `rows` and
+/// panels `panels` (and projection panels `proj_panels`). `sync` is called
+/// wherever the next phase reads what other threads wrote (after each step,
+/// and between the gates and the projection); with one thread it does nothing.
+#[inline(always)]
+pub(crate) unsafe fn run_steps<S: Simd, W: Weight>(
+    k: &LayerKernel<'_, W>,
+    io: &StepIo,
+    job: &Job,
+    rows: Range<usize>,
+    panels: Range<usize>,
+    proj_panels: Range<usize>,
+    sync: &dyn Fn(),
+) {
+    let mut cur = job.cur;
+    for n in 0..job.steps {
+        let t = if job.reverse { job.steps - 1 - n } else { n };
+        let (h_prev, h_new) = (io.h[cur], io.h[cur ^ 1]);
+        let out_t = job.out.wrapping_add(t * job.out_step);
+        let ctx = StepCtx { k, io, job, t, h_prev, h_new, out_t };
+        // SAFETY: buffers are sized by the engine for this layer; each thread
+        // writes only its rows x panels; `sync` orders cross-thread reads.
+        unsafe {
+            let onnx_gru = k.cell == CellKind::Gru && !k.linear_before_reset;
+            if onnx_gru {
+                ctx.for_blocks::<S>(rows.clone(), panels.clone(), Phase::GruResetGates);
+                sync();
+                ctx.for_blocks::<S>(rows.clone(), panels.clone(), Phase::GruCandidate);
+            } else {
+                ctx.for_blocks::<S>(rows.clone(), panels.clone(), Phase::Gates);
+            }
+            if k.w_hr.is_some() {
+                sync();
+                ctx.for_blocks::<S>(rows.clone(), proj_panels.clone(), Phase::Projection);
+            }
+        }
+        sync();
+        cur ^= 1;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    /// LSTM, RNN, GRU (PyTorch form): gates and state update, one pass.
+    Gates,
+    /// GRU (ONNX form) first pass: `r`, `z`, and `r h` for the second.
+    GruResetGates,
+    /// GRU (ONNX form) second pass: `n` from `W_hn (r h)`, then `h'`.
+    GruCandidate,
+    /// LSTM projection `h' = W_hr (o tanh(c'))`.
+    Projection,
+}
+
+struct StepCtx<'a, 'k, W> {
+    k: &'a LayerKernel<'k, W>,
+    io: &'a StepIo,
+    job: &'a Job,
+    t: usize,
+    h_prev: *mut f32,
+    h_new: *mut f32,
+    out_t: *mut f32,
+}
+
+impl<W: Weight> StepCtx<'_, '_, W> {
+    /// Walks rows x panels in register blocks: batch 1 takes `Q` panels at a
+    /// time (more independent FMA chains); larger batches take 4 rows per panel
+    /// where the tier has the registers, so each weight is loaded once for them.
+    #[inline(always)]
+    unsafe fn for_blocks<S: Simd>(&self, rows: Range<usize>, panels: Range<usize>, phase: Phase) {
+        // SAFETY: forwarded; every block lies inside rows x panels.
+        unsafe {
+            let mut r = rows.start;
+            let wide_rows = S::GEMM_ROWS >= 4;
+            while wide_rows && r + 4 <= rows.end {
+                for p in panels.clone() {
+                    self.block::<S, 4, 1>(r, p, phase);
+                }
+                r += 4;
+            }
+            while r < rows.end {
+                let mut p = panels.start;
+                match phase {
+                    Phase::Projection => {
+                        while p + 4 <= panels.end {
+                            self.block::<S, 1, 4>(r, p, phase);
+                            p += 4;
+                        }
+                    }
+                    _ if self.k.cell.gates() == 1 => {
+                        while p + 4 <= panels.end {
+                            self.block::<S, 1, 4>(r, p, phase);
+                            p += 4;
+                        }
+                    }
+                    _ => {
+                        while p + 2 <= panels.end {
+                            self.block::<S, 1, 2>(r, p, phase);
+                            p += 2;
+                        }
+                    }
+                }
+                while p < panels.end {
+                    self.block::<S, 1, 1>(r, p, phase);
+                    p += 1;
+                }
+                r += 1;
+            }
+        }
+    }
+
+    /// One register block: rows `r0..r0+R`, panels `p0..p0+Q`.
+    #[inline(always)]
+    unsafe fn block<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, phase: Phase) {
+        // SAFETY: forwarded.
+        unsafe {
+            match (phase, self.k.cell) {
+                (Phase::Projection, _) => self.projection::<S, R, Q>(r0, p0),
+                (Phase::GruResetGates, _) => self.gru_reset_gates::<S, R, Q>(r0, p0),
+                (Phase::GruCandidate, _) => self.gru_candidate::<S, R, Q>(r0, p0),
+                (Phase::Gates, CellKind::Lstm) => self.lstm::<S, R, Q>(r0, p0),
+                (Phase::Gates, CellKind::Gru) => self.gru::<S, R, Q>(r0, p0),
+                (Phase::Gates, CellKind::RnnTanh | CellKind::RnnRelu) => self.rnn::<S, R, Q>(r0, p0),
+            }
+        }
+    }
+
+    /// Rows' `h_{t-1}` pointers.
+    #[inline(always)]
+    fn h_rows<const R: usize>(&self, r0: usize) -> [*const f32; R] {
+        std::array::from_fn(|r| self.h_prev.wrapping_add((r0 + r) * self.io.h_stride).cast_const())
+    }
+
+    /// The input part of the pre-activations of `G` gates (biases included):
+    /// loaded from the GEMM output, or computed here from `x` and `W_ih`.
+    #[inline(always)]
+    unsafe fn input_part<S: Simd, const R: usize, const Q: usize, const G: usize>(
+        &self,
+        r0: usize,
+        p0: usize,
+    ) -> [[[S::V; G]; Q]; R] {
+        // SAFETY: rows and panels exist in the source buffers.
+        unsafe {
+            let batch = self.io.batch;
+            let mut acc = [[[S::zero(); G]; Q]; R];
+            match self.job.source {
+                Source::Pre { ptr, row_stride } => {
+                    for (r, row_acc) in acc.iter_mut().enumerate() {
+                        let row = ptr.add((self.t * batch + r0 + r) * row_stride);
+                        load_panels::<S, Q, G>(row_acc, row, p0);
+                    }
+                }
+                Source::Fused { x, x_stride } => {
+                    for row_acc in acc.iter_mut() {
+                        load_panels::<S, Q, G>(row_acc, self.k.bias_x.as_ptr(), p0);
+                    }
+                    let xs: [*const f32; R] = std::array::from_fn(|r| x.add((self.t * batch + r0 + r) * x_stride));
+                    let w = &self.k.w_ih;
+                    accumulate::<S, W, R, Q, G>(
+                        &mut acc,
+                        std::array::from_fn(|q| w.panel(p0 + q)),
+                        w.stride(),
+                        xs,
+                        w.k,
+                    );
+                }
+            }
+            acc
+        }
+    }
+
+    /// Stores a finished `h` vector for (row, panel) to the padded buffer `dst`
+    /// and, for the units that exist, to the output sequence.
+    #[inline(always)]
+    unsafe fn emit<S: Simd>(&self, dst: *mut f32, stride: usize, row: usize, panel: usize, v: S::V, units: usize) {
+        // SAFETY: `dst` rows are `stride` floats (a multiple of 16); the output row has `units` floats.
+        unsafe {
+            S::store(dst.add(row * stride + panel * LANES), v);
+            if dst == self.h_new {
+                let n = (units - panel * LANES).min(LANES);
+                let src = dst.add(row * stride + panel * LANES);
+                let out = self.out_t.add(row * self.job.out_row + panel * LANES);
+                std::ptr::copy_nonoverlapping(src, out, n);
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn lstm<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+        let k = self.k;
+        // SAFETY: rows and panels exist; the state buffers are padded to whole panels.
+        unsafe {
+            let mut acc = self.input_part::<S, R, Q, 4>(r0, p0);
+            let w = &k.w_hh;
+            accumulate::<S, W, R, Q, 4>(
+                &mut acc,
+                std::array::from_fn(|q| w.panel(p0 + q)),
+                w.stride(),
+                self.h_rows::<R>(r0),
+                w.k,
+            );
+            let clip = k.clip.map(|c| S::splat(c));
+            let one = S::splat(1.0);
+            for (r, row_acc) in acc.iter().enumerate() {
+                let row = r0 + r;
+                for (q, a) in row_acc.iter().enumerate() {
+                    let p = p0 + q;
+                    let c_ptr = self.io.c.add(row * self.io.c_stride + p * LANES);
+                    let c = S::load(c_ptr);
+                    let [mut ai, mut af, mut ag, mut ao] = *a;
+                    let peep = k.peephole.map(|pp| pp[p * 3 * LANES..].as_ptr());
+                    if let Some(pp) = peep {
+                        ai = S::fma(S::load(pp), c, ai);
+                        af = S::fma(S::load(pp.add(LANES)), c, af);
+                    }
+                    if let Some(l) = clip {
+                        ai = clamp::<S>(ai, l);
+                        af = clamp::<S>(af, l);
+                        ag = clamp::<S>(ag, l);
+                    }
+                    let i = sigmoid::<S>(ai);
+                    let f = if k.input_forget { S::sub(one, i) } else { sigmoid::<S>(af) };
+                    let g = tanh::<S>(ag);
+                    let c_new = S::fma(f, c, S::mul(i, g));
+                    S::store(c_ptr, c_new);
+                    if let Some(pp) = peep {
+                        ao = S::fma(S::load(pp.add(2 * LANES)), c_new, ao);
+                    }
+                    if let Some(l) = clip {
+                        ao = clamp::<S>(ao, l);
+                    }
+                    let h = S::mul(sigmoid::<S>(ao), tanh::<S>(c_new));
+                    if k.w_hr.is_some() {
+                        self.emit::<S>(self.io.r, self.io.c_stride, row, p, h, k.hidden);
+                    } else {
+                        self.emit::<S>(self.h_new, self.io.h_stride, row, p, h, k.out_size);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn projection<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+        let k = self.k;
+        // SAFETY: `w_hr` is present in this phase; rows and output panels exist.
+        unsafe {
+            let w = k.w_hr.as_ref().expect("projection phase only with w_hr");
+            let mut acc = [[[S::zero(); 1]; Q]; R];
+            let xs: [*const f32; R] = std::array::from_fn(|r| self.io.r.add((r0 + r) * self.io.c_stride).cast_const());
+            accumulate::<S, W, R, Q, 1>(&mut acc, std::array::from_fn(|q| w.panel(p0 + q)), w.stride(), xs, w.k);
+            for (r, row_acc) in acc.iter().enumerate() {
+                for (q, a) in row_acc.iter().enumerate() {
+                    self.emit::<S>(self.h_new, self.io.h_stride, r0 + r, p0 + q, a[0], k.out_size);
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rnn<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+        let k = self.k;
+        // SAFETY: rows and panels exist.
+        unsafe {
+            let mut acc = self.input_part::<S, R, Q, 1>(r0, p0);
+            let w = &k.w_hh;
+            accumulate::<S, W, R, Q, 1>(
+                &mut acc,
+                std::array::from_fn(|q| w.panel(p0 + q)),
+                w.stride(),
+                self.h_rows::<R>(r0),
+                w.k,
+            );
+            for (r, row_acc) in acc.iter().enumerate() {
+                for (q, a) in row_acc.iter().enumerate() {
+                    let mut v = a[0];
+                    if let Some(c) = k.clip {
+                        v = clamp::<S>(v, S::splat(c));
+                    }
+                    let h = if k.cell == CellKind::RnnTanh { tanh::<S>(v) } else { relu::<S>(v) };
+                    self.emit::<S>(self.h_new, self.io.h_stride, r0 + r, p0 + q, h, k.out_size);
+                }
+            }
+        }
+    }
+
+    /// GRU, PyTorch form: `n = tanh(x_n + r (W_hn h + b_hn))`.
+    #[inline(always)]
+    unsafe fn gru<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+        let k = self.k;
+        // SAFETY: rows and panels exist.
+        unsafe {
+            let x = self.input_part::<S, R, Q, 3>(r0, p0);
+            let mut acc = [[[S::zero(); 3]; Q]; R];
+            for row_acc in acc.iter_mut() {
+                load_panels::<S, Q, 3>(row_acc, k.bias_h.as_ptr(), p0);
+            }
+            let w = &k.w_hh;
+            accumulate::<S, W, R, Q, 3>(
+                &mut acc,
+                std::array::from_fn(|q| w.panel(p0 + q)),
+                w.stride(),
+                self.h_rows::<R>(r0),
+                w.k,
+            );
+            for r in 0..R {
+                for q in 0..Q {
+                    let (row, p) = (r0 + r, p0 + q);
+                    let (xg, hg) = (x[r][q], acc[r][q]);
+                    let mut ar = S::add(xg[0], hg[0]);
+                    let mut az = S::add(xg[1], hg[1]);
+                    if let Some(c) = k.clip {
+                        ar = clamp::<S>(ar, S::splat(c));
+                        az = clamp::<S>(az, S::splat(c));
+                    }
+                    let rg = sigmoid::<S>(ar);
+                    let z = sigmoid::<S>(az);
+                    let mut an = S::fma(rg, hg[2], xg[2]);
+                    if let Some(c) = k.clip {
+                        an = clamp::<S>(an, S::splat(c));
+                    }
+                    let n = tanh::<S>(an);
+                    let h_old = S::load(self.h_prev.add(row * self.io.h_stride + p * LANES));
+                    // h' = (1 - z) n + z h = n + z (h - n)
+                    let h = S::fma(z, S::sub(h_old, n), n);
+                    self.emit::<S>(self.h_new, self.io.h_stride, row, p, h, k.out_size);
+                }
+            }
+        }
+    }
+
+    /// GRU, ONNX form, first pass: `r`, `z`; stores `r h` (for the second
+    /// pass's broadcast) in `io.r` and `z` in `io.c`.
+    #[inline(always)]
+    unsafe fn gru_reset_gates<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+        let k = self.k;
+        // SAFETY: rows and panels exist; this form always has a precomputed source.
+        unsafe {
+            let x = self.input_part::<S, R, Q, 3>(r0, p0);
+            let mut acc = [[[S::zero(); 2]; Q]; R];
+            for r in 0..R {
+                for q in 0..Q {
+                    acc[r][q] = [x[r][q][0], x[r][q][1]];
+                }
+            }
+            let w = &k.w_hh;
+            accumulate::<S, W, R, Q, 2>(
+                &mut acc,
+                std::array::from_fn(|q| w.panel(p0 + q)),
+                w.stride(),
+                self.h_rows::<R>(r0),
+                w.k,
+            );
+            for r in 0..R {
+                for q in 0..Q {
+                    let (row, p) = (r0 + r, p0 + q);
+                    let [mut ar, mut az] = acc[r][q];
+                    if let Some(c) = k.clip {
+                        ar = clamp::<S>(ar, S::splat(c));
+                        az = clamp::<S>(az, S::splat(c));
+                    }
+                    let at = row * self.io.c_stride + p * LANES;
+                    let h_old = S::load(self.h_prev.add(row * self.io.h_stride + p * LANES));
+                    S::store(self.io.r.add(at), S::mul(sigmoid::<S>(ar), h_old));
+                    S::store(self.io.c.add(at), sigmoid::<S>(az));
+                }
+            }
+        }
+    }
+
+    /// GRU, ONNX form, second pass: `n = tanh(x_n + W_hn (r h) + b_hn)`, `h'`.
+    #[inline(always)]
+    unsafe fn gru_candidate<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+        let k = self.k;
+        // SAFETY: rows and panels exist; `io.r` holds `r h` of every panel (synced).
+        unsafe {
+            let x = self.input_part::<S, R, Q, 3>(r0, p0);
+            let b = k.bias_h.as_ptr();
+            let mut acc = [[[S::zero(); 1]; Q]; R];
+            for row_acc in acc.iter_mut() {
+                for (q, a) in row_acc.iter_mut().enumerate() {
+                    a[0] = S::load(b.add(((p0 + q) * 3 + 2) * LANES));
+                }
+            }
+            let w = &k.w_hh;
+            let rh: [*const f32; R] = std::array::from_fn(|r| self.io.r.add((r0 + r) * self.io.c_stride).cast_const());
+            // Gate n is the third 16-element block of each input index.
+            let wn: [*const W; Q] = std::array::from_fn(|q| w.panel(p0 + q).add(2 * LANES));
+            accumulate::<S, W, R, Q, 1>(&mut acc, wn, w.stride(), rh, w.k);
+            for r in 0..R {
+                for q in 0..Q {
+                    let (row, p) = (r0 + r, p0 + q);
+                    let mut an = S::add(x[r][q][2], acc[r][q][0]);
+                    if let Some(c) = k.clip {
+                        an = clamp::<S>(an, S::splat(c));
+                    }
+                    let n = tanh::<S>(an);
+                    let at = row * self.io.c_stride + p * LANES;
+                    let z = S::load(self.io.c.add(at));
+                    let h_old = S::load(self.h_prev.add(row * self.io.h_stride + p * LANES));
+                    let h = S::fma(z, S::sub(h_old, n), n);
+                    self.emit::<S>(self.h_new, self.io.h_stride, row, p, h, k.out_size);
+                }
+            }
+        }
+    }
+}

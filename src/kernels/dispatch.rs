@@ -1,0 +1,291 @@
+//! One `#[target_feature]` entry point per kernel and tier: the generic bodies
+//! of `body` are inlined into each, so they compile for that instruction set.
+//! The tier is chosen by the caller (`Model` keeps the process-wide choice).
+
+use std::ops::Range;
+
+use half::{bf16, f16};
+
+use super::Isa;
+use super::body::{self, Job, LayerKernel, Panels, StepIo};
+use super::portable::Wide;
+use super::scalar::Scalar;
+use super::simd::{Simd, Weight};
+use crate::format::{CellKind, DType};
+
+/// A packed matrix as stored in the model: bytes, element type and shape.
+#[derive(Clone, Copy)]
+pub(crate) struct MatrixRef<'a> {
+    pub bytes: &'a [u8],
+    pub dtype: DType,
+    pub panels: usize,
+    pub k: usize,
+    pub gates: usize,
+}
+
+impl<'a> MatrixRef<'a> {
+    fn typed<W: Weight + bytemuck::Pod>(&self) -> Panels<'a, W> {
+        Panels { data: bytemuck::cast_slice(self.bytes), panels: self.panels, k: self.k, gates: self.gates }
+    }
+}
+
+/// One layer and direction as the model stores it (any dtype).
+#[derive(Clone, Copy)]
+pub(crate) struct LayerRef<'a> {
+    pub cell: CellKind,
+    pub clip: Option<f32>,
+    pub input_forget: bool,
+    pub linear_before_reset: bool,
+    pub hidden: usize,
+    pub out_size: usize,
+    pub w_ih: MatrixRef<'a>,
+    pub w_hh: MatrixRef<'a>,
+    pub w_hr: Option<MatrixRef<'a>>,
+    pub bias_x: &'a [f32],
+    pub bias_h: &'a [f32],
+    pub peephole: Option<&'a [f32]>,
+}
+
+impl<'a> LayerRef<'a> {
+    fn typed<W: Weight + bytemuck::Pod>(&self) -> LayerKernel<'a, W> {
+        LayerKernel {
+            cell: self.cell,
+            clip: self.clip,
+            input_forget: self.input_forget,
+            linear_before_reset: self.linear_before_reset,
+            hidden: self.hidden,
+            out_size: self.out_size,
+            w_ih: self.w_ih.typed(),
+            w_hh: self.w_hh.typed(),
+            w_hr: self.w_hr.map(|m| m.typed()),
+            bias_x: self.bias_x,
+            bias_h: self.bias_h,
+            peephole: self.peephole,
+        }
+    }
+}
+
+/// The arguments of [`run_steps`], bundled so each tier's entry point takes one.
+pub(crate) struct StepsCall<'a, 'b> {
+    pub layer: &'b LayerRef<'a>,
+    pub io: &'b StepIo,
+    pub job: &'b Job,
+    pub rows: Range<usize>,
+    pub panels: Range<usize>,
+    pub proj_panels: Range<usize>,
+    pub sync: &'b dyn Fn(),
+}
+
+/// The arguments of [`gemm`].
+pub(crate) struct GemmCall<'a> {
+    pub w: MatrixRef<'a>,
+    pub bias: &'a [f32],
+    pub x: *const f32,
+    pub x_stride: usize,
+    pub rows: usize,
+    pub out: *mut f32,
+    pub panels: Range<usize>,
+}
+
+#[inline(always)]
+unsafe fn steps_generic<S: Simd>(c: &StepsCall) {
+    // SAFETY: forwarded from `run_steps`.
+    unsafe {
+        let _ftz = FlushDenormals::new();
+        let (l, io, job, sync) = (c.layer, c.io, c.job, c.sync);
+        let (rows, panels, proj) = (c.rows.clone(), c.panels.clone(), c.proj_panels.clone());
+        match l.w_hh.dtype {
+            DType::F32 => body::run_steps::<S, f32>(&l.typed(), io, job, rows, panels, proj, sync),
+            DType::F16 => body::run_steps::<S, f16>(&l.typed(), io, job, rows, panels, proj, sync),
+            DType::BF16 => body::run_steps::<S, bf16>(&l.typed(), io, job, rows, panels, proj, sync),
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn gemm_generic<S: Simd>(c: &GemmCall) {
+    // SAFETY: forwarded from `gemm`.
+    unsafe {
+        let _ftz = FlushDenormals::new();
+        let (w, p) = (&c.w, c.panels.clone());
+        match w.dtype {
+            DType::F32 => body::gemm::<S, f32>(w.typed(), c.bias, c.x, c.x_stride, c.rows, c.out, p),
+            DType::F16 => body::gemm::<S, f16>(w.typed(), c.bias, c.x, c.x_stride, c.rows, c.out, p),
+            DType::BF16 => body::gemm::<S, bf16>(w.typed(), c.bias, c.x, c.x_stride, c.rows, c.out, p),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use crate::kernels::avx2::Avx2;
+    use crate::kernels::avx512::Avx512;
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn steps_avx2(c: &StepsCall) {
+        // SAFETY: the dispatch checked the CPU has these features.
+        unsafe { steps_generic::<Avx2>(c) }
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+    pub(super) unsafe fn steps_avx512(c: &StepsCall) {
+        // SAFETY: the dispatch checked the CPU has these features.
+        unsafe { steps_generic::<Avx512>(c) }
+    }
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn gemm_avx2(c: &GemmCall) {
+        // SAFETY: the dispatch checked the CPU has these features.
+        unsafe { gemm_generic::<Avx2>(c) }
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+    pub(super) unsafe fn gemm_avx512(c: &GemmCall) {
+        // SAFETY: the dispatch checked the CPU has these features.
+        unsafe { gemm_generic::<Avx512>(c) }
+    }
+}
+
+/// Runs timesteps of one layer and direction on tier `isa`.
+///
+/// # Safety
+/// `isa` must be available on this CPU; the buffers in `io` and `job` must be
+/// sized for the layer (see `engine`), and threads sharing them must cover
+/// disjoint rows or panels and synchronise through `sync`.
+pub(crate) unsafe fn run_steps(isa: Isa, c: &StepsCall) {
+    debug_assert!(isa.available());
+    // SAFETY: forwarded; the tier is available (checked when it was chosen).
+    unsafe {
+        match isa {
+            Isa::Scalar => steps_generic::<Scalar>(c),
+            Isa::Wide => steps_generic::<Wide>(c),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::steps_avx2(c),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::steps_avx512(c),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => unreachable!("x86 tiers are never available here"),
+        }
+    }
+}
+
+/// The input projection of many rows at once, on tier `isa`.
+///
+/// # Safety
+/// `isa` must be available; `x` must hold `rows` rows of `w.k` floats
+/// `x_stride` apart; `out` must hold `rows` rows of `w.panels * w.gates * 16` floats.
+pub(crate) unsafe fn gemm(isa: Isa, c: &GemmCall) {
+    debug_assert!(isa.available());
+    // SAFETY: forwarded.
+    unsafe {
+        match isa {
+            Isa::Scalar => gemm_generic::<Scalar>(c),
+            Isa::Wide => gemm_generic::<Wide>(c),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::gemm_avx2(c),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::gemm_avx512(c),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => unreachable!("x86 tiers are never available here"),
+        }
+    }
+}
+
+/// Sets flush-to-zero and denormals-are-zero for the current thread while
+/// alive, so a kernel's speed never depends on denormal inputs; restores the
+/// previous mode on drop.
+pub(crate) struct FlushDenormals {
+    #[cfg(target_arch = "x86_64")]
+    saved: u32,
+}
+
+impl FlushDenormals {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut saved: u32 = 0;
+            // SAFETY: stmxcsr/ldmxcsr read and write this thread's SSE control
+            // register (present on every x86-64); bits 15 (FTZ) and 6 (DAZ)
+            // only change how denormals are treated.
+            unsafe {
+                std::arch::asm!("stmxcsr [{}]", in(reg) &mut saved, options(nostack));
+                let mode = saved | 0x8040;
+                std::arch::asm!("ldmxcsr [{}]", in(reg) &mode, options(nostack, readonly));
+            }
+            FlushDenormals { saved }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        FlushDenormals {}
+    }
+}
+
+impl Drop for FlushDenormals {
+    #[inline(always)]
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: restores the value read in `new`.
+        unsafe {
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &self.saved, options(nostack, readonly));
+        }
+    }
+}
+
+/// An activation the kernels compute, for [`activation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Sigmoid,
+    Tanh,
+}
+
+#[inline(always)]
+unsafe fn activation_generic<S: Simd>(which: Activation, xs: &[f32], out: &mut [f32]) {
+    use super::simd::{LANES, sigmoid, tanh};
+    let _ftz = FlushDenormals::new();
+    for (x, o) in xs.chunks_exact(LANES).zip(out.chunks_exact_mut(LANES)) {
+        // SAFETY: each chunk holds exactly 16 floats.
+        unsafe {
+            let v = S::load(x.as_ptr());
+            let r = match which {
+                Activation::Sigmoid => sigmoid::<S>(v),
+                Activation::Tanh => tanh::<S>(v),
+            };
+            S::store(o.as_mut_ptr(), r);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn activation_avx2(which: Activation, xs: &[f32], out: &mut [f32]) {
+    // SAFETY: the caller checked the tier is available.
+    unsafe { activation_generic::<crate::kernels::avx2::Avx2>(which, xs, out) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn activation_avx512(which: Activation, xs: &[f32], out: &mut [f32]) {
+    // SAFETY: the caller checked the tier is available.
+    unsafe { activation_generic::<crate::kernels::avx512::Avx512>(which, xs, out) }
+}
+
+/// Applies the kernels' own sigmoid or tanh of tier `isa` to `xs` (a multiple
+/// of 16 values), exactly as a recurrent step computes it. For accuracy tests.
+pub fn activation(isa: Isa, which: Activation, xs: &[f32], out: &mut [f32]) -> Result<(), super::IsaError> {
+    if !isa.available() {
+        return Err(super::IsaError(format!("this CPU cannot run the {isa} tier")));
+    }
+    assert!(xs.len() == out.len() && xs.len().is_multiple_of(16), "activation takes whole vectors of 16");
+    // SAFETY: the tier is available (checked above).
+    unsafe {
+        match isa {
+            Isa::Scalar => activation_generic::<Scalar>(which, xs, out),
+            Isa::Wide => activation_generic::<Wide>(which, xs, out),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => activation_avx2(which, xs, out),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => activation_avx512(which, xs, out),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => unreachable!("x86 tiers are never available here"),
+        }
+    }
+    Ok(())
+}
