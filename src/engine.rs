@@ -13,12 +13,12 @@ use std::ops::Range;
 
 use crate::Error;
 use crate::aligned::AlignedVec;
-use crate::threads::share;
 use crate::format::Architecture;
 use crate::kernels::dispatch::{self, GemmCall, StepsCall};
 use crate::kernels::{body, pack, simd::LANES};
 use crate::model::Model;
 use crate::state::{State, StateShape};
+use crate::threads::share;
 
 /// Rows (timesteps x batch) of input projection computed per GEMM.
 const CHUNK_ROWS: usize = 128;
@@ -404,15 +404,17 @@ enum Split {
 }
 
 impl Split {
-    /// Threads pay for a batch with at least a sequence per thread, or for a
-    /// single sequence with at least 4 panels (64 units) per thread.
+    /// Splitting panels keeps each core's slice of the weights in its own
+    /// cache and halves what each reads per step; it pays from 8 panels (128
+    /// units) per thread, where a step's work dwarfs the barrier. Below that,
+    /// a batch of at least one sequence per thread splits by sequence.
     fn choose(threads: usize, batch: usize, panels: usize) -> Split {
         if threads <= 1 {
             Split::Single
+        } else if panels >= 8 * threads {
+            Split::Panels(threads)
         } else if batch >= threads {
             Split::Rows(threads)
-        } else if panels >= 4 * threads {
-            Split::Panels(threads)
         } else {
             Split::Single
         }

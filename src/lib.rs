@@ -49,6 +49,7 @@ pub mod npy;
 pub mod predict;
 pub mod reference;
 pub mod rng;
+pub mod roofline;
 pub mod state;
 pub mod text;
 mod threads;
