@@ -85,8 +85,9 @@ impl Scratch {
 }
 
 impl State {
-    /// Makes room so that `run` on sequences up to `steps` long never
-    /// allocates (only bidirectional models with several layers need it).
+    /// Makes room so that `run` and `run_into` on sequences up to `steps` long
+    /// never allocate (`run_into` needs it only for bidirectional models with
+    /// several layers, whose inter-layer sequences are buffered whole).
     pub fn reserve(&mut self, model: &Model, steps: usize) {
         self.scratch.reserve_sequence(model.architecture(), self.batch(), steps);
         let width = self.batch() * model.architecture().sequence_output_size();
@@ -166,6 +167,10 @@ impl Model {
     /// Runs a whole sequence `xs` (`[steps, batch, input_size]`, sequence-major
     /// as in PyTorch) from the state's `h`/`c`, leaves the final `h`/`c` in the
     /// state, and returns the top layer's output `[steps, batch, directions * P]`.
+    ///
+    /// The output lives in the state; it grows (allocates) only for a sequence
+    /// longer than any before on this state — [`State::reserve`] makes room up
+    /// front. [`Model::run_into`] and [`Model::step`] never allocate.
     pub fn run<'s>(&self, state: &'s mut State, xs: &[f32]) -> Result<&'s [f32], Error> {
         self.check_state(state)?;
         let steps = self.steps_in(state, xs)?;
@@ -245,10 +250,10 @@ impl Model {
                 Dest { ptr, step: batch * dirs * p, row: dirs * p }
             };
             for dir in 0..dirs {
-                let starts: Vec<usize> = (0..steps).step_by(chunk).collect();
-                let order: Box<dyn Iterator<Item = &usize>> =
-                    if dir == 0 { Box::new(starts.iter()) } else { Box::new(starts.iter().rev()) };
-                for &c0 in order {
+                let chunks = steps.div_ceil(chunk);
+                for i in 0..chunks {
+                    // The backward direction walks the chunks from the end.
+                    let c0 = if dir == 0 { i } else { chunks - 1 - i } * chunk;
                     let n = chunk.min(steps - c0);
                     let dest = Dest { ptr: base.ptr.wrapping_add(c0 * base.step + dir * p), ..base };
                     // SAFETY: as in `run_wavefront`; `seq` was reserved for `steps`.
@@ -327,12 +332,10 @@ impl Model {
             if steps > 1 {
                 // Each thread projects the inputs it will read itself: its
                 // panels of every row, or every panel of its rows.
-                let gemm_rows: Vec<(usize, usize)> = if rows.len() == batch {
-                    vec![(0, steps * batch)]
-                } else {
-                    (0..steps).map(|t| (t * batch + rows.start, rows.len())).collect()
-                };
-                for (first, count) in gemm_rows {
+                // All rows at once, or this thread's rows of each timestep.
+                let (calls, count) = if rows.len() == batch { (1, steps * batch) } else { (steps, rows.len()) };
+                for i in 0..calls {
+                    let first = if calls == 1 { 0 } else { i * batch + rows.start };
                     let gemm = GemmCall {
                         w: layer.w_ih,
                         bias: layer.bias_x,
