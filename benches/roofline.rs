@@ -11,41 +11,10 @@
 
 use std::time::Instant;
 
-use lstmrt::bench::{self, Mode};
-use lstmrt::format::{Architecture, CellKind, DType, Metadata, expected_tensors};
+use lstmrt::bench::{self, Mode, WORKLOADS, Workload};
+use lstmrt::format::DType;
 use lstmrt::roofline::Probe;
-use lstmrt::{Model, ModelWriter, Weights, reference, rng::Rng};
-
-/// The workloads of the issues: input size = hidden size.
-#[derive(Clone, Copy)]
-struct Workload {
-    name: &'static str,
-    hidden: usize,
-    layers: usize,
-    batch: usize,
-    steps: usize,
-}
-
-const WORKLOADS: [Workload; 5] = [
-    Workload { name: "W1", hidden: 128, layers: 1, batch: 1, steps: 1000 },
-    Workload { name: "W2", hidden: 512, layers: 1, batch: 1, steps: 200 },
-    Workload { name: "W3", hidden: 1024, layers: 1, batch: 1, steps: 100 },
-    Workload { name: "W4", hidden: 512, layers: 1, batch: 32, steps: 100 },
-    Workload { name: "W5", hidden: 256, layers: 2, batch: 1, steps: 500 },
-];
-
-fn model(w: &Workload, dtype: DType) -> (Model, Weights, Metadata) {
-    let meta = Metadata::new(Architecture::new(CellKind::Lstm, w.hidden, w.hidden, w.layers));
-    let mut weights = Weights::zeros(&meta);
-    let mut rng = Rng::new(7);
-    let scale = 1.0 / (w.hidden as f32).sqrt();
-    for t in expected_tensors(&meta) {
-        let n = t.shape.iter().product::<u64>() as usize;
-        weights.set(&meta.architecture, &t.name, (0..n).map(|_| rng.uniform_f32(-scale, scale)).collect());
-    }
-    let bytes = ModelWriter::new(&meta, &weights).dtype(dtype).to_bytes().unwrap();
-    (Model::from_bytes(&bytes).unwrap(), weights, meta)
-}
+use lstmrt::{Model, Weights, reference, rng::Rng};
 
 fn measure(model: &Model, w: &Workload, mode: Mode, threads: usize) -> f64 {
     let steps = if mode == Mode::Stream { w.steps.min(200) } else { w.steps };
@@ -63,8 +32,8 @@ fn main() {
     println!("|---|---|---|---|---:|---:|---:|---:|");
     for w in &WORKLOADS {
         for dtype in [DType::F32, DType::F16] {
-            let (model, _, meta) = model(w, dtype);
-            let bounds = probe.bounds(&meta.architecture, dtype, w.batch);
+            let model = w.model(dtype);
+            let bounds = probe.bounds(model.architecture(), dtype, w.batch);
             for (mode, threads) in [(Mode::Sequence, 1), (Mode::Stream, 1), (Mode::Sequence, 2)] {
                 let label = format!("{} {} {:?} {threads}t", w.name, dtype.name(), mode);
                 if !wanted(&label) || (w.batch > 1 && mode == Mode::Stream) {
@@ -90,7 +59,8 @@ fn main() {
     if wanted("reference W2") {
         // The fast path against the scalar reference engine on W2 (a short sequence: the reference is slow).
         let w = &WORKLOADS[1];
-        let (model, weights, meta) = model(w, DType::F32);
+        let model = w.model(DType::F32);
+        let (weights, meta): (Weights, _) = (model.weights(), model.metadata().clone());
         let steps = 20;
         let mut rng = Rng::new(3);
         let xs: Vec<f32> = (0..steps * w.hidden).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();

@@ -9,43 +9,16 @@
 //! puts the same workloads next to this machine's limits.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use lstmrt::format::{Architecture, CellKind, DType, Metadata, expected_tensors};
-use lstmrt::{Model, ModelWriter, Weights, rng::Rng};
-
-struct Workload {
-    name: &'static str,
-    hidden: usize,
-    layers: usize,
-    batch: usize,
-    steps: usize,
-}
-
-const WORKLOADS: [Workload; 5] = [
-    Workload { name: "W1", hidden: 128, layers: 1, batch: 1, steps: 1000 },
-    Workload { name: "W2", hidden: 512, layers: 1, batch: 1, steps: 200 },
-    Workload { name: "W3", hidden: 1024, layers: 1, batch: 1, steps: 100 },
-    Workload { name: "W4", hidden: 512, layers: 1, batch: 32, steps: 100 },
-    Workload { name: "W5", hidden: 256, layers: 2, batch: 1, steps: 500 },
-];
-
-fn model(w: &Workload, dtype: DType) -> Model {
-    let meta = Metadata::new(Architecture::new(CellKind::Lstm, w.hidden, w.hidden, w.layers));
-    let mut weights = Weights::zeros(&meta);
-    let mut rng = Rng::new(7);
-    let scale = 1.0 / (w.hidden as f32).sqrt();
-    for t in expected_tensors(&meta) {
-        let n = t.shape.iter().product::<u64>() as usize;
-        weights.set(&meta.architecture, &t.name, (0..n).map(|_| rng.uniform_f32(-scale, scale)).collect());
-    }
-    Model::from_bytes(&ModelWriter::new(&meta, &weights).dtype(dtype).to_bytes().unwrap()).unwrap()
-}
+use lstmrt::bench::WORKLOADS;
+use lstmrt::format::DType;
+use lstmrt::rng::Rng;
 
 fn workloads(c: &mut Criterion) {
     for w in &WORKLOADS {
         let mut group = c.benchmark_group(w.name);
         group.sample_size(10).measurement_time(std::time::Duration::from_secs(3));
         for dtype in [DType::F32, DType::F16] {
-            let model = model(w, dtype);
+            let model = w.model(dtype);
             let mut rng = Rng::new(1);
             let per_step = w.batch * w.hidden;
             let xs: Vec<f32> = (0..w.steps * per_step).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();

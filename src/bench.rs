@@ -21,6 +21,41 @@ use crate::Error;
 use crate::model::Model;
 use crate::rng::Rng;
 
+/// A benchmark workload of the project's issues: an LSTM with input size =
+/// hidden size, run over `steps` timesteps of `batch` sequences.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Workload {
+    pub name: &'static str,
+    pub hidden: usize,
+    pub layers: usize,
+    pub batch: usize,
+    pub steps: usize,
+}
+
+/// W1-W5, the workloads every performance figure of the project refers to.
+pub const WORKLOADS: [Workload; 5] = [
+    Workload { name: "W1", hidden: 128, layers: 1, batch: 1, steps: 1000 },
+    Workload { name: "W2", hidden: 512, layers: 1, batch: 1, steps: 200 },
+    Workload { name: "W3", hidden: 1024, layers: 1, batch: 1, steps: 100 },
+    Workload { name: "W4", hidden: 512, layers: 1, batch: 32, steps: 100 },
+    Workload { name: "W5", hidden: 256, layers: 2, batch: 1, steps: 500 },
+];
+
+impl Workload {
+    pub fn metadata(&self) -> crate::format::Metadata {
+        use crate::format::{Architecture, CellKind, Metadata};
+        Metadata::new(Architecture::new(CellKind::Lstm, self.hidden, self.hidden, self.layers))
+    }
+
+    /// The workload's model with seeded random weights in `dtype`, in memory.
+    pub fn model(&self, dtype: crate::format::DType) -> Model {
+        let meta = self.metadata();
+        let weights = crate::Weights::random(&meta, &mut Rng::new(7), 1.0);
+        let bytes = crate::ModelWriter::new(&meta, &weights).dtype(dtype).to_bytes().expect("finite weights");
+        Model::from_bytes(&bytes).expect("a freshly written model opens")
+    }
+}
+
 /// Whole-sequence runs or one call per step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
