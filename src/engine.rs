@@ -10,6 +10,7 @@
 //! A single step fuses `[x; h]` into one pass over `W_ih` and `W_hh`.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::Error;
 use crate::aligned::AlignedVec;
@@ -64,7 +65,8 @@ impl Scratch {
             hbuf: AlignedVec::zeroed(slots * 2 * batch * h_stride),
             cbuf: AlignedVec::zeroed(slots * batch * c_stride),
             rbuf: AlignedVec::zeroed(slots * batch * c_stride),
-            pre: AlignedVec::zeroed(chunk * batch * pre_row),
+            // Two halves for a bidirectional stack: its directions can run at once.
+            pre: AlignedVec::zeroed(arch.directions() * chunk * batch * pre_row),
             mid: AlignedVec::zeroed(mid),
             seq: AlignedVec::zeroed(0),
             chunk,
@@ -103,6 +105,14 @@ struct Dest {
     ptr: *mut f32,
     step: usize,
     row: usize,
+}
+
+impl Dest {
+    /// The same layout starting `floats` further (a method, so closures
+    /// capture the whole `Sync` struct, not its raw pointer).
+    fn offset(&self, floats: usize) -> Dest {
+        Dest { ptr: self.ptr.wrapping_add(floats), ..*self }
+    }
 }
 
 impl Model {
@@ -249,25 +259,46 @@ impl Model {
                 let ptr = state.scratch.seq.as_mut_ptr().wrapping_add((layer % 2) * seq_len);
                 Dest { ptr, step: batch * dirs * p, row: dirs * p }
             };
-            for dir in 0..dirs {
+            let in_ptr = SharedPtrs { x: input, pre: std::ptr::null_mut() };
+            // One direction: all its chunks, the backward one from the end.
+            let direction = |dir: usize, bufs: &mut SlotBuffers, pool: Option<&crate::threads::Pool>| {
                 let chunks = steps.div_ceil(chunk);
                 for i in 0..chunks {
-                    // The backward direction walks the chunks from the end.
                     let c0 = if dir == 0 { i } else { chunks - 1 - i } * chunk;
                     let n = chunk.min(steps - c0);
-                    let dest = Dest { ptr: base.ptr.wrapping_add(c0 * base.step + dir * p), ..base };
-                    // SAFETY: as in `run_wavefront`; `seq` was reserved for `steps`.
-                    unsafe {
-                        self.run_layer(
-                            state,
-                            layer * dirs + dir,
-                            input.wrapping_add(c0 * batch * in_width),
-                            in_width,
-                            n,
-                            dir == 1,
-                            dest,
-                        )
-                    };
+                    let dest = base.offset(c0 * base.step + dir * p);
+                    let x = in_ptr.get().0.wrapping_add(c0 * batch * in_width);
+                    // SAFETY: as in `run_wavefront`; `seq` was reserved for
+                    // `steps`; each direction has its own slot, GEMM buffer
+                    // half, and half of every output row.
+                    bufs.cur =
+                        unsafe { self.run_slot(layer * dirs + dir, *bufs, pool, x, in_width, n, dir == 1, dest) };
+                }
+            };
+            let slots = [layer * dirs, layer * dirs + dirs - 1];
+            match state.pool.clone() {
+                // With two threads or more, the directions run side by side.
+                Some(pool) if dirs == 2 => {
+                    let bufs = [Self::slot_buffers(state, slots[0], 0), Self::slot_buffers(state, slots[1], 1)];
+                    let curs = [AtomicUsize::new(bufs[0].cur), AtomicUsize::new(bufs[1].cur)];
+                    pool.run(&|dir| {
+                        if dir < 2 {
+                            let mut b = bufs[dir];
+                            direction(dir, &mut b, None);
+                            curs[dir].store(b.cur, Ordering::Relaxed);
+                        }
+                    });
+                    for (slot, cur) in slots.iter().zip(&curs) {
+                        state.scratch.cur[*slot] = cur.load(Ordering::Relaxed);
+                    }
+                }
+                pool => {
+                    for dir in 0..dirs {
+                        let slot = layer * dirs + dir;
+                        let mut bufs = Self::slot_buffers(state, slot, 0);
+                        direction(dir, &mut bufs, pool.as_deref());
+                        state.scratch.cur[slot] = bufs.cur;
+                    }
                 }
             }
             input = base.ptr;
@@ -275,12 +306,32 @@ impl Model {
         }
     }
 
+    /// The kernel buffers of layer-direction `slot`; `pre_half` picks which
+    /// half of the GEMM buffer it uses (two directions can run at once).
+    fn slot_buffers(state: &mut State, slot: usize, pre_half: usize) -> SlotBuffers {
+        let batch = state.batch();
+        let s = &mut state.scratch;
+        let (h_stride, c_stride) = (s.h_stride, s.c_stride);
+        let h0 = s.hbuf.as_mut_ptr().wrapping_add(slot * 2 * batch * h_stride);
+        SlotBuffers {
+            io: body::StepIo {
+                batch,
+                h: [h0, h0.wrapping_add(batch * h_stride)],
+                h_stride,
+                c: s.cbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
+                r: s.rbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
+                c_stride,
+            },
+            pre: s.pre.as_mut_ptr().wrapping_add(pre_half * s.pre.len() / 2),
+            cur: s.cur[slot],
+        }
+    }
+
     /// Runs `steps` timesteps of one layer and direction (`slot`) from inputs
-    /// `x` (`[steps][batch][in_width]`) into `dest`.
+    /// `x` (`[steps][batch][in_width]`) into `dest`, with the state's threads.
     ///
     /// # Safety
-    /// `x` must hold `steps * batch * in_width` floats and `dest` must have
-    /// room for `steps` steps of `batch` rows of this layer's output.
+    /// As for [`Model::run_slot`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn run_layer(
         &self,
@@ -292,23 +343,40 @@ impl Model {
         reverse: bool,
         dest: Dest,
     ) {
+        let bufs = Self::slot_buffers(state, slot, 0);
+        // SAFETY: forwarded.
+        let cur = unsafe { self.run_slot(slot, bufs, state.pool.as_deref(), x, in_width, steps, reverse, dest) };
+        state.scratch.cur[slot] = cur;
+    }
+
+    /// Runs `steps` timesteps of layer-direction `slot` on `bufs`, splitting
+    /// the work across `pool` when that pays. Returns which `h` buffer holds
+    /// the latest `h`.
+    ///
+    /// # Safety
+    /// `x` must hold `steps * batch * in_width` floats, `dest` must have room
+    /// for `steps` steps of `batch` rows of this layer's output, `bufs` must
+    /// be this slot's buffers with a GEMM buffer of at least `steps * batch`
+    /// rows, and nothing else may use them meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_slot(
+        &self,
+        slot: usize,
+        bufs: SlotBuffers,
+        pool: Option<&crate::threads::Pool>,
+        x: *const f32,
+        in_width: usize,
+        steps: usize,
+        reverse: bool,
+        dest: Dest,
+    ) -> usize {
         let layer = self.layer_ref(slot);
-        let batch = state.batch();
-        let s = &mut state.scratch;
-        let (h_stride, c_stride) = (s.h_stride, s.c_stride);
-        let h0 = s.hbuf.as_mut_ptr().wrapping_add(slot * 2 * batch * h_stride);
-        let io = body::StepIo {
-            batch,
-            h: [h0, h0.wrapping_add(batch * h_stride)],
-            h_stride,
-            c: s.cbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
-            r: s.rbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
-            c_stride,
-        };
+        let io = bufs.io;
+        let batch = io.batch;
         let panels = layer.w_hh.panels;
         let proj_panels = layer.w_hr.map_or(0, |m| m.panels);
         let row_stride = layer.w_ih.panels * layer.w_ih.gates * LANES;
-        let pre = s.pre.as_mut_ptr();
+        let pre = bufs.pre;
         let job = body::Job {
             steps,
             reverse,
@@ -321,9 +389,9 @@ impl Model {
             out: dest.ptr,
             out_step: dest.step,
             out_row: dest.row,
-            cur: s.cur[slot],
+            cur: bufs.cur,
         };
-        let split = Split::choose(state.pool.as_deref().map_or(1, |p| p.threads()), batch, panels);
+        let split = Split::choose(pool.map_or(1, |p| p.threads()), batch, panels);
         let isa = self.isa();
         let shared = SharedPtrs { x, pre };
         let work = |part: usize| {
@@ -351,7 +419,7 @@ impl Model {
                 }
             }
             let barrier = || {
-                if let (Split::Panels(_), Some(pool)) = (split, state.pool.as_deref()) {
+                if let (Split::Panels(_), Some(pool)) = (split, pool) {
                     pool.barrier().wait();
                 }
             };
@@ -368,14 +436,28 @@ impl Model {
             // disjoint rows or panels and meet at the barrier after each phase.
             unsafe { dispatch::run_steps(isa, &call) };
         };
-        match (split, state.pool.as_deref()) {
+        match (split, pool) {
             (Split::Single, _) | (_, None) => work(0),
             (_, Some(pool)) => pool.run(&work),
         }
-        let s = &mut state.scratch;
-        s.cur[slot] ^= steps & 1;
+        bufs.cur ^ (steps & 1)
     }
 }
+
+/// One layer-direction's kernel buffers (pointers into a state's scratch).
+#[derive(Clone, Copy)]
+struct SlotBuffers {
+    io: body::StepIo,
+    /// GEMM output rows for this slot's chunks.
+    pre: *mut f32,
+    /// Which of `io.h` holds the latest `h`.
+    cur: usize,
+}
+
+// SAFETY: the two directions of a bidirectional layer run at once on
+// different slots' buffers and different halves of the GEMM buffer.
+unsafe impl Sync for SlotBuffers {}
+unsafe impl Sync for Dest {}
 
 /// The input and GEMM-output pointers one layer's threads share.
 #[derive(Clone, Copy)]
