@@ -5,7 +5,7 @@
 //!     cargo run --release --example random_model -- /tmp/w2.lstm lstm 512 512 1 f16
 
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
-use lstmrt::{ModelWriter, Weights, format::expected_tensors, rng::Rng};
+use lstmrt::{ModelWriter, Weights, rng::Rng};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,13 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let meta = Metadata::new(arch);
-    let mut weights = Weights::zeros(&meta);
-    let mut rng = Rng::new(42);
-    let scale = 1.0 / (hidden as f32).sqrt();
-    for t in expected_tensors(&meta) {
-        let n = t.shape.iter().product::<u64>() as usize;
-        weights.set(&meta.architecture, &t.name, (0..n).map(|_| rng.uniform_f32(-scale, scale)).collect());
-    }
+    let weights = Weights::random(&meta, &mut Rng::new(42), 1.0);
     ModelWriter::new(&meta, &weights).dtype(dtype).write(&args[0])?;
     Ok(())
 }

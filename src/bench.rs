@@ -21,6 +21,41 @@ use crate::Error;
 use crate::model::Model;
 use crate::rng::Rng;
 
+/// A benchmark workload of the project's issues: an LSTM with input size =
+/// hidden size, run over `steps` timesteps of `batch` sequences.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Workload {
+    pub name: &'static str,
+    pub hidden: usize,
+    pub layers: usize,
+    pub batch: usize,
+    pub steps: usize,
+}
+
+/// W1-W5, the workloads every performance figure of the project refers to.
+pub const WORKLOADS: [Workload; 5] = [
+    Workload { name: "W1", hidden: 128, layers: 1, batch: 1, steps: 1000 },
+    Workload { name: "W2", hidden: 512, layers: 1, batch: 1, steps: 200 },
+    Workload { name: "W3", hidden: 1024, layers: 1, batch: 1, steps: 100 },
+    Workload { name: "W4", hidden: 512, layers: 1, batch: 32, steps: 100 },
+    Workload { name: "W5", hidden: 256, layers: 2, batch: 1, steps: 500 },
+];
+
+impl Workload {
+    pub fn metadata(&self) -> crate::format::Metadata {
+        use crate::format::{Architecture, CellKind, Metadata};
+        Metadata::new(Architecture::new(CellKind::Lstm, self.hidden, self.hidden, self.layers))
+    }
+
+    /// The workload's model with seeded random weights in `dtype`, in memory.
+    pub fn model(&self, dtype: crate::format::DType) -> Model {
+        let meta = self.metadata();
+        let weights = crate::Weights::random(&meta, &mut Rng::new(7), 1.0);
+        let bytes = crate::ModelWriter::new(&meta, &weights).dtype(dtype).to_bytes().expect("finite weights");
+        Model::from_bytes(&bytes).expect("a freshly written model opens")
+    }
+}
+
 /// Whole-sequence runs or one call per step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +79,8 @@ pub struct Config {
     pub warmup: Option<usize>,
     /// Seed of the random inputs (uniform in `[-1, 1)`).
     pub seed: u64,
+    /// Also measure the machine's roofline and report the bound (see [`crate::roofline`]).
+    pub roofline: bool,
 }
 
 impl Default for Config {
@@ -57,6 +94,7 @@ impl Default for Config {
             seconds: 1.0,
             warmup: None,
             seed: 0x5eed,
+            roofline: false,
         }
     }
 }
@@ -98,6 +136,14 @@ pub struct Report {
     pub steps_per_second: f64,
     /// Sequence-steps per second: `steps_per_second * batch`.
     pub sequence_steps_per_second: f64,
+    /// With `roofline`: the single-core bound per step for this mode (sequence
+    /// or stream bound), in nanoseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_ns_per_step: Option<f64>,
+    /// With `roofline`: bound / median, the fraction of the machine's limit reached
+    /// (above 1 is possible with several threads: the bound is for one core).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraction_of_bound: Option<f64>,
 }
 
 /// The nearest-rank `p`-quantile (`0 < p <= 1`) of sorted samples.
@@ -118,7 +164,7 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
             what: "a bidirectional model cannot be streamed one step at a time; benchmark whole sequences".into(),
         });
     }
-    let isa = crate::isa().map_err(|e| Error::Unsupported { what: e.to_string() })?;
+    let isa = model.isa();
     let per_step = config.batch * arch.input_size as usize;
     let mut rng = Rng::new(config.seed);
     let xs: Vec<f32> = (0..config.steps * per_step).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
@@ -181,15 +227,23 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
         repeat(&mut samples, true)?;
         repeats += 1;
     }
+    let threads = state.threads();
     samples.sort_by(f64::total_cmp);
     let median = percentile(&samples, 0.5);
+    let bound = config.roofline.then(|| {
+        let b = crate::roofline::Probe::new(isa).bounds(arch, model.dtype(), config.batch);
+        match config.mode {
+            Mode::Sequence => b.sequence_ns,
+            Mode::Stream => b.stream_ns,
+        }
+    });
     let steps_per_second = if median > 0.0 { 1e9 / median } else { f64::INFINITY };
     Ok(Report {
         model: String::new(),
         mode: config.mode,
         batch: config.batch,
         steps: config.steps,
-        threads: config.threads,
+        threads,
         isa: isa.name().to_string(),
         dtype: model.dtype().name(),
         cell: arch.cell.name(),
@@ -207,6 +261,8 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
         ns_per_step_mean: samples.iter().sum::<f64>() / samples.len() as f64,
         steps_per_second,
         sequence_steps_per_second: steps_per_second * config.batch as f64,
+        bound_ns_per_step: bound,
+        fraction_of_bound: bound.map(|b| b / median),
     })
 }
 
@@ -246,7 +302,11 @@ impl std::fmt::Display for Report {
             f,
             "throughput      {:.0} steps/s ({:.0} sequence-steps/s)",
             self.steps_per_second, self.sequence_steps_per_second
-        )
+        )?;
+        if let (Some(bound), Some(fraction)) = (self.bound_ns_per_step, self.fraction_of_bound) {
+            writeln!(f, "roofline        bound {bound:.0} ns per step (one core); reached {:.0}%", fraction * 100.0)?;
+        }
+        Ok(())
     }
 }
 

@@ -10,15 +10,16 @@
 //! A single step fuses `[x; h]` into one pass over `W_ih` and `W_hh`.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::Error;
 use crate::aligned::AlignedVec;
-use crate::threads::share;
 use crate::format::Architecture;
 use crate::kernels::dispatch::{self, GemmCall, StepsCall};
 use crate::kernels::{body, pack, simd::LANES};
 use crate::model::Model;
 use crate::state::{State, StateShape};
+use crate::threads::share;
 
 /// Rows (timesteps x batch) of input projection computed per GEMM.
 const CHUNK_ROWS: usize = 128;
@@ -64,7 +65,8 @@ impl Scratch {
             hbuf: AlignedVec::zeroed(slots * 2 * batch * h_stride),
             cbuf: AlignedVec::zeroed(slots * batch * c_stride),
             rbuf: AlignedVec::zeroed(slots * batch * c_stride),
-            pre: AlignedVec::zeroed(chunk * batch * pre_row),
+            // Two halves for a bidirectional stack: its directions can run at once.
+            pre: AlignedVec::zeroed(arch.directions() * chunk * batch * pre_row),
             mid: AlignedVec::zeroed(mid),
             seq: AlignedVec::zeroed(0),
             chunk,
@@ -85,8 +87,9 @@ impl Scratch {
 }
 
 impl State {
-    /// Makes room so that `run` on sequences up to `steps` long never
-    /// allocates (only bidirectional models with several layers need it).
+    /// Makes room so that `run` and `run_into` on sequences up to `steps` long
+    /// never allocate (`run_into` needs it only for bidirectional models with
+    /// several layers, whose inter-layer sequences are buffered whole).
     pub fn reserve(&mut self, model: &Model, steps: usize) {
         self.scratch.reserve_sequence(model.architecture(), self.batch(), steps);
         let width = self.batch() * model.architecture().sequence_output_size();
@@ -102,6 +105,14 @@ struct Dest {
     ptr: *mut f32,
     step: usize,
     row: usize,
+}
+
+impl Dest {
+    /// The same layout starting `floats` further (a method, so closures
+    /// capture the whole `Sync` struct, not its raw pointer).
+    fn offset(&self, floats: usize) -> Dest {
+        Dest { ptr: self.ptr.wrapping_add(floats), ..*self }
+    }
 }
 
 impl Model {
@@ -166,6 +177,10 @@ impl Model {
     /// Runs a whole sequence `xs` (`[steps, batch, input_size]`, sequence-major
     /// as in PyTorch) from the state's `h`/`c`, leaves the final `h`/`c` in the
     /// state, and returns the top layer's output `[steps, batch, directions * P]`.
+    ///
+    /// The output lives in the state; it grows (allocates) only for a sequence
+    /// longer than any before on this state — [`State::reserve`] makes room up
+    /// front. [`Model::run_into`] and [`Model::step`] never allocate.
     pub fn run<'s>(&self, state: &'s mut State, xs: &[f32]) -> Result<&'s [f32], Error> {
         self.check_state(state)?;
         let steps = self.steps_in(state, xs)?;
@@ -244,25 +259,46 @@ impl Model {
                 let ptr = state.scratch.seq.as_mut_ptr().wrapping_add((layer % 2) * seq_len);
                 Dest { ptr, step: batch * dirs * p, row: dirs * p }
             };
-            for dir in 0..dirs {
-                let starts: Vec<usize> = (0..steps).step_by(chunk).collect();
-                let order: Box<dyn Iterator<Item = &usize>> =
-                    if dir == 0 { Box::new(starts.iter()) } else { Box::new(starts.iter().rev()) };
-                for &c0 in order {
+            let in_ptr = SharedPtrs { x: input, pre: std::ptr::null_mut() };
+            // One direction: all its chunks, the backward one from the end.
+            let direction = |dir: usize, bufs: &mut SlotBuffers, pool: Option<&crate::threads::Pool>| {
+                let chunks = steps.div_ceil(chunk);
+                for i in 0..chunks {
+                    let c0 = if dir == 0 { i } else { chunks - 1 - i } * chunk;
                     let n = chunk.min(steps - c0);
-                    let dest = Dest { ptr: base.ptr.wrapping_add(c0 * base.step + dir * p), ..base };
-                    // SAFETY: as in `run_wavefront`; `seq` was reserved for `steps`.
-                    unsafe {
-                        self.run_layer(
-                            state,
-                            layer * dirs + dir,
-                            input.wrapping_add(c0 * batch * in_width),
-                            in_width,
-                            n,
-                            dir == 1,
-                            dest,
-                        )
-                    };
+                    let dest = base.offset(c0 * base.step + dir * p);
+                    let x = in_ptr.get().0.wrapping_add(c0 * batch * in_width);
+                    // SAFETY: as in `run_wavefront`; `seq` was reserved for
+                    // `steps`; each direction has its own slot, GEMM buffer
+                    // half, and half of every output row.
+                    bufs.cur =
+                        unsafe { self.run_slot(layer * dirs + dir, *bufs, pool, x, in_width, n, dir == 1, dest) };
+                }
+            };
+            let slots = [layer * dirs, layer * dirs + dirs - 1];
+            match state.pool.clone() {
+                // With two threads or more, the directions run side by side.
+                Some(pool) if dirs == 2 => {
+                    let bufs = [Self::slot_buffers(state, slots[0], 0), Self::slot_buffers(state, slots[1], 1)];
+                    let curs = [AtomicUsize::new(bufs[0].cur), AtomicUsize::new(bufs[1].cur)];
+                    pool.run(&|dir| {
+                        if dir < 2 {
+                            let mut b = bufs[dir];
+                            direction(dir, &mut b, None);
+                            curs[dir].store(b.cur, Ordering::Relaxed);
+                        }
+                    });
+                    for (slot, cur) in slots.iter().zip(&curs) {
+                        state.scratch.cur[*slot] = cur.load(Ordering::Relaxed);
+                    }
+                }
+                pool => {
+                    for dir in 0..dirs {
+                        let slot = layer * dirs + dir;
+                        let mut bufs = Self::slot_buffers(state, slot, 0);
+                        direction(dir, &mut bufs, pool.as_deref());
+                        state.scratch.cur[slot] = bufs.cur;
+                    }
                 }
             }
             input = base.ptr;
@@ -270,12 +306,32 @@ impl Model {
         }
     }
 
+    /// The kernel buffers of layer-direction `slot`; `pre_half` picks which
+    /// half of the GEMM buffer it uses (two directions can run at once).
+    fn slot_buffers(state: &mut State, slot: usize, pre_half: usize) -> SlotBuffers {
+        let batch = state.batch();
+        let s = &mut state.scratch;
+        let (h_stride, c_stride) = (s.h_stride, s.c_stride);
+        let h0 = s.hbuf.as_mut_ptr().wrapping_add(slot * 2 * batch * h_stride);
+        SlotBuffers {
+            io: body::StepIo {
+                batch,
+                h: [h0, h0.wrapping_add(batch * h_stride)],
+                h_stride,
+                c: s.cbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
+                r: s.rbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
+                c_stride,
+            },
+            pre: s.pre.as_mut_ptr().wrapping_add(pre_half * s.pre.len() / 2),
+            cur: s.cur[slot],
+        }
+    }
+
     /// Runs `steps` timesteps of one layer and direction (`slot`) from inputs
-    /// `x` (`[steps][batch][in_width]`) into `dest`.
+    /// `x` (`[steps][batch][in_width]`) into `dest`, with the state's threads.
     ///
     /// # Safety
-    /// `x` must hold `steps * batch * in_width` floats and `dest` must have
-    /// room for `steps` steps of `batch` rows of this layer's output.
+    /// As for [`Model::run_slot`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn run_layer(
         &self,
@@ -287,23 +343,40 @@ impl Model {
         reverse: bool,
         dest: Dest,
     ) {
+        let bufs = Self::slot_buffers(state, slot, 0);
+        // SAFETY: forwarded.
+        let cur = unsafe { self.run_slot(slot, bufs, state.pool.as_deref(), x, in_width, steps, reverse, dest) };
+        state.scratch.cur[slot] = cur;
+    }
+
+    /// Runs `steps` timesteps of layer-direction `slot` on `bufs`, splitting
+    /// the work across `pool` when that pays. Returns which `h` buffer holds
+    /// the latest `h`.
+    ///
+    /// # Safety
+    /// `x` must hold `steps * batch * in_width` floats, `dest` must have room
+    /// for `steps` steps of `batch` rows of this layer's output, `bufs` must
+    /// be this slot's buffers with a GEMM buffer of at least `steps * batch`
+    /// rows, and nothing else may use them meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_slot(
+        &self,
+        slot: usize,
+        bufs: SlotBuffers,
+        pool: Option<&crate::threads::Pool>,
+        x: *const f32,
+        in_width: usize,
+        steps: usize,
+        reverse: bool,
+        dest: Dest,
+    ) -> usize {
         let layer = self.layer_ref(slot);
-        let batch = state.batch();
-        let s = &mut state.scratch;
-        let (h_stride, c_stride) = (s.h_stride, s.c_stride);
-        let h0 = s.hbuf.as_mut_ptr().wrapping_add(slot * 2 * batch * h_stride);
-        let io = body::StepIo {
-            batch,
-            h: [h0, h0.wrapping_add(batch * h_stride)],
-            h_stride,
-            c: s.cbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
-            r: s.rbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
-            c_stride,
-        };
+        let io = bufs.io;
+        let batch = io.batch;
         let panels = layer.w_hh.panels;
         let proj_panels = layer.w_hr.map_or(0, |m| m.panels);
         let row_stride = layer.w_ih.panels * layer.w_ih.gates * LANES;
-        let pre = s.pre.as_mut_ptr();
+        let pre = bufs.pre;
         let job = body::Job {
             steps,
             reverse,
@@ -316,9 +389,9 @@ impl Model {
             out: dest.ptr,
             out_step: dest.step,
             out_row: dest.row,
-            cur: s.cur[slot],
+            cur: bufs.cur,
         };
-        let split = Split::choose(state.pool.as_deref().map_or(1, |p| p.threads()), batch, panels);
+        let split = Split::choose(pool.map_or(1, |p| p.threads()), batch, panels);
         let isa = self.isa();
         let shared = SharedPtrs { x, pre };
         let work = |part: usize| {
@@ -327,12 +400,10 @@ impl Model {
             if steps > 1 {
                 // Each thread projects the inputs it will read itself: its
                 // panels of every row, or every panel of its rows.
-                let gemm_rows: Vec<(usize, usize)> = if rows.len() == batch {
-                    vec![(0, steps * batch)]
-                } else {
-                    (0..steps).map(|t| (t * batch + rows.start, rows.len())).collect()
-                };
-                for (first, count) in gemm_rows {
+                // All rows at once, or this thread's rows of each timestep.
+                let (calls, count) = if rows.len() == batch { (1, steps * batch) } else { (steps, rows.len()) };
+                for i in 0..calls {
+                    let first = if calls == 1 { 0 } else { i * batch + rows.start };
                     let gemm = GemmCall {
                         w: layer.w_ih,
                         bias: layer.bias_x,
@@ -348,7 +419,7 @@ impl Model {
                 }
             }
             let barrier = || {
-                if let (Split::Panels(_), Some(pool)) = (split, state.pool.as_deref()) {
+                if let (Split::Panels(_), Some(pool)) = (split, pool) {
                     pool.barrier().wait();
                 }
             };
@@ -365,14 +436,28 @@ impl Model {
             // disjoint rows or panels and meet at the barrier after each phase.
             unsafe { dispatch::run_steps(isa, &call) };
         };
-        match (split, state.pool.as_deref()) {
+        match (split, pool) {
             (Split::Single, _) | (_, None) => work(0),
             (_, Some(pool)) => pool.run(&work),
         }
-        let s = &mut state.scratch;
-        s.cur[slot] ^= steps & 1;
+        bufs.cur ^ (steps & 1)
     }
 }
+
+/// One layer-direction's kernel buffers (pointers into a state's scratch).
+#[derive(Clone, Copy)]
+struct SlotBuffers {
+    io: body::StepIo,
+    /// GEMM output rows for this slot's chunks.
+    pre: *mut f32,
+    /// Which of `io.h` holds the latest `h`.
+    cur: usize,
+}
+
+// SAFETY: the two directions of a bidirectional layer run at once on
+// different slots' buffers and different halves of the GEMM buffer.
+unsafe impl Sync for SlotBuffers {}
+unsafe impl Sync for Dest {}
 
 /// The input and GEMM-output pointers one layer's threads share.
 #[derive(Clone, Copy)]
@@ -404,15 +489,17 @@ enum Split {
 }
 
 impl Split {
-    /// Threads pay for a batch with at least a sequence per thread, or for a
-    /// single sequence with at least 4 panels (64 units) per thread.
+    /// Splitting panels keeps each core's slice of the weights in its own
+    /// cache and halves what each reads per step; it pays from 8 panels (128
+    /// units) per thread, where a step's work dwarfs the barrier. Below that,
+    /// a batch of at least one sequence per thread splits by sequence.
     fn choose(threads: usize, batch: usize, panels: usize) -> Split {
         if threads <= 1 {
             Split::Single
+        } else if panels >= 8 * threads {
+            Split::Panels(threads)
         } else if batch >= threads {
             Split::Rows(threads)
-        } else if panels >= 4 * threads {
-            Split::Panels(threads)
         } else {
             Split::Single
         }

@@ -5,7 +5,7 @@
 //!
 //! Semantics follow `torch.nn.LSTM` / `GRU` / `RNN` exactly (gate order, stacked
 //! and bidirectional layers, `proj_size`, `h0`/`c0`), plus ONNX's peepholes,
-//! `clip` and `input_forget`. [`reference`] is a plain implementation of those
+//! `clip` and `input_forget`. [`mod@reference`] is a plain implementation of those
 //! semantics and the oracle every fast path is tested against.
 //!
 //! ```
@@ -49,6 +49,7 @@ pub mod npy;
 pub mod predict;
 pub mod reference;
 pub mod rng;
+pub mod roofline;
 pub mod state;
 pub mod text;
 mod threads;

@@ -57,7 +57,8 @@ impl State {
             shape,
             h: vec![0.0; shape.slots * batch * shape.h_size],
             c: vec![0.0; shape.slots * batch * shape.c_size],
-            out: Vec::new(),
+            // Room for one step's output, so stepping never allocates.
+            out: Vec::with_capacity(batch * arch.sequence_output_size()),
             pool: None,
             scratch: Scratch::new(arch, batch),
         }

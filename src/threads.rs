@@ -72,7 +72,11 @@ impl Pool {
                 .ok()?;
             workers.push(handle);
         }
-        Some(Pool { shared, workers, running: Mutex::new(()) })
+        let pool = Pool { shared, workers, running: Mutex::new(()) };
+        // One empty job, so whatever each worker sets up lazily on its first
+        // job happens now and not inside a caller's step.
+        pool.run(&|_| {});
+        Some(pool)
     }
 
     /// Number of participants, the caller included.

@@ -56,6 +56,19 @@ impl Weights {
         w
     }
 
+    /// Random weights for `meta`, uniform in `±gain/sqrt(H)` (PyTorch's
+    /// initialisation when `gain` is 1), from a seeded generator: for
+    /// benchmarks, tests and experiments.
+    pub fn random(meta: &Metadata, rng: &mut crate::rng::Rng, gain: f32) -> Weights {
+        let mut w = Weights::default();
+        let scale = gain / (meta.architecture.hidden_size as f32).sqrt();
+        for t in expected_tensors(meta) {
+            let n = t.shape.iter().product::<u64>() as usize;
+            w.set(&meta.architecture, &t.name, (0..n).map(|_| rng.uniform_f32(-scale, scale)).collect());
+        }
+        w
+    }
+
     /// Stores tensor `name` (canonical layout, f32). Returns `false` if the
     /// architecture has no tensor of that name.
     pub fn set(&mut self, arch: &Architecture, name: &str, values: Vec<f32>) -> bool {

@@ -3,28 +3,16 @@
 //! the deeper checks, and assert that `Model::from_bytes` returns `Ok` or
 //! `Err` and never panics; when it returns `Ok`, running the model works.
 
-use lstmrt::format::{
-    Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, Metadata, Tokenizer, Vocabulary, seal_header,
-};
+mod common;
+
+use lstmrt::format::{Architecture, CellKind, Metadata, seal_header};
 use lstmrt::{Model, ModelWriter, Weights};
 use proptest::prelude::*;
 
 fn base_files() -> Vec<Vec<u8>> {
     let mut files = Vec::new();
-    let mut text = Metadata::new(Architecture::new(CellKind::Lstm, 4, 5, 2));
-    text.embedding = Some(Embedding { num_embeddings: 3 });
-    text.vocabulary = Some(Vocabulary {
-        tokenizer: Tokenizer::Word,
-        lowercase: true,
-        tokens: vec!["<unk>".into(), "he".into(), "she".into()],
-        unknown: Some(0),
-    });
-    text.head = Some(Head {
-        out_features: 2,
-        activation: HeadActivation::Softmax,
-        task: HeadTask::Classifier,
-        labels: vec!["he".into(), "she".into()],
-    });
+    let mut text = common::text_classifier(4, 5, &["he", "she"]);
+    text.architecture.num_layers = 2;
     text.provenance.producer = "fuzz".into();
     text.provenance.push("key", "value");
     let mut proj = Architecture::new(CellKind::Lstm, 3, 6, 1);

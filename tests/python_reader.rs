@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{TempDir, golden_cases};
-use lstmrt::format::{
-    Architecture, CellKind, DType, Embedding, Head, HeadActivation, HeadTask, Metadata, Tokenizer, Vocabulary,
-};
+use lstmrt::format::{Architecture, CellKind, DType, Metadata};
 use lstmrt::{Model, ModelWriter, Weights};
 
 fn python_reader(args: &[&Path], extra: &[&str]) -> std::process::Output {
@@ -37,20 +35,7 @@ fn fixture_models(dir: &TempDir) -> Vec<PathBuf> {
         ModelWriter::new(&g.meta, &g.weights).layout(lstmrt::format::Layout::Canonical).write(&p).unwrap();
         paths.push(p);
     }
-    let mut text = Metadata::new(Architecture::new(CellKind::Lstm, 4, 6, 1));
-    text.embedding = Some(Embedding { num_embeddings: 4 });
-    text.vocabulary = Some(Vocabulary {
-        tokenizer: Tokenizer::Word,
-        lowercase: true,
-        tokens: vec!["<unk>".into(), "he".into(), "she".into(), "é".into()],
-        unknown: Some(0),
-    });
-    text.head = Some(Head {
-        out_features: 2,
-        activation: HeadActivation::Softmax,
-        task: HeadTask::Classifier,
-        labels: vec!["he".into(), "she".into()],
-    });
+    let mut text = common::text_classifier(4, 6, &["he", "she", "é"]);
     text.provenance.producer = "test".into();
     text.provenance.source_file = "stories.txt".into();
     text.provenance.push("seed", "7");

@@ -139,6 +139,11 @@ struct Args {
     /// With --bench: warm-up repeats (default: 10% of --seconds)
     #[arg(long, value_name = "R", requires = "bench")]
     warmup: Option<u32>,
+
+    /// With --bench: also measure this machine's single-core roofline (FMA peak, read bandwidth
+    /// at the weights' working set) and report the bound per step and the fraction of it reached
+    #[arg(long, requires = "bench")]
+    roofline: bool,
 }
 
 fn usage_error(message: &str) -> ! {
@@ -161,6 +166,7 @@ fn dispatch(args: Args) -> Result<(), Failure> {
             seconds: args.seconds,
             warmup: args.warmup.map(|r| r as usize),
             seed: args.seed.unwrap_or(bench::Config::default().seed),
+            roofline: args.roofline,
         };
         return run::run_bench(&BenchJob { model: args.model, config, json: args.json }, &mut stdout);
     }

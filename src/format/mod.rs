@@ -1,5 +1,5 @@
 //! The model file, format v1: constants, the tensor directory, reading with
-//! validation ([`read`]) and atomic writing ([`write`]).
+//! validation ([`parse`]) and atomic writing ([`encode`], [`atomic_write`]).
 //!
 //! `format-spec.md` at the repository root is the normative description; this
 //! module is one implementation of it. Layout of a file:

@@ -5,17 +5,17 @@ use std::arch::x86_64::*;
 use super::simd::Simd;
 
 #[derive(Clone, Copy)]
-pub struct Avx2;
+pub(crate) struct Avx2;
 
 #[derive(Clone, Copy)]
-pub struct V(__m256, __m256);
+pub(crate) struct V(__m256, __m256);
 
 // SAFETY (whole impl): every method is only called from code compiled with
 // `avx2,fma,f16c` enabled, which the dispatch guarantees the CPU has; loads and
 // stores touch the 16 lanes the caller guarantees are valid.
 impl Simd for Avx2 {
     type V = V;
-    const GEMM_ROWS: usize = 1;
+    type Blocking = super::body::FewRegisters;
 
     #[inline(always)]
     unsafe fn zero() -> V {

@@ -5,7 +5,7 @@ use std::arch::x86_64::*;
 use super::simd::Simd;
 
 #[derive(Clone, Copy)]
-pub struct Avx512;
+pub(crate) struct Avx512;
 
 // SAFETY (whole impl): every method is only called from code compiled with
 // `avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c` enabled, which the
@@ -13,8 +13,7 @@ pub struct Avx512;
 // caller guarantees are valid.
 impl Simd for Avx512 {
     type V = __m512;
-    // 6 rows x 4 gates = 24 accumulators + 4 weight vectors fit in 32 zmm registers.
-    const GEMM_ROWS: usize = 6;
+    type Blocking = super::body::ManyRegisters;
 
     #[inline(always)]
     unsafe fn zero() -> __m512 {

@@ -101,7 +101,9 @@ unsafe impl Sync for StepIo {}
 #[derive(Clone, Copy)]
 pub(crate) enum Source {
     /// Precomputed by [`gemm`]: `[steps][batch][row_stride]`, biases included.
-    Pre { ptr: *const f32, row_stride: usize },
+    /// Writable: with many rows, LSTM and RNN steps add `W_hh h` into it in
+    /// cache-sized blocks of `k` before the gates are computed.
+    Pre { ptr: *mut f32, row_stride: usize },
     /// Computed in the same pass from the inputs `[steps][batch][x_stride]`.
     Fused { x: *const f32, x_stride: usize },
 }
@@ -209,20 +211,8 @@ unsafe fn gemm_g<S: Simd, W: Weight, const G: usize>(
 ) {
     let out_stride = w.panels * G * LANES;
     for p in panels {
-        let mut r = 0;
-        // SAFETY: as for `gemm`; blocks never pass `rows`.
-        unsafe {
-            if S::GEMM_ROWS >= 6 {
-                while r + 6 <= rows {
-                    gemm_block::<S, W, 6, G>(w, bias, x, x_stride, r, out, out_stride, p);
-                    r += 6;
-                }
-            }
-            while r < rows {
-                gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p);
-                r += 1;
-            }
-        }
+        // SAFETY: as for `gemm`.
+        unsafe { S::Blocking::gemm_panel::<S, W, G>(w, bias, x, x_stride, rows, out, out_stride, p) };
     }
 }
 
@@ -283,15 +273,15 @@ pub(crate) unsafe fn run_steps<S: Simd, W: Weight>(
         unsafe {
             let onnx_gru = k.cell == CellKind::Gru && !k.linear_before_reset;
             if onnx_gru {
-                ctx.for_blocks::<S>(rows.clone(), panels.clone(), Phase::GruResetGates);
+                ctx.for_blocks::<S, GruResetGates>(rows.clone(), panels.clone());
                 sync();
-                ctx.for_blocks::<S>(rows.clone(), panels.clone(), Phase::GruCandidate);
+                ctx.for_blocks::<S, GruCandidate>(rows.clone(), panels.clone());
             } else {
-                ctx.for_blocks::<S>(rows.clone(), panels.clone(), Phase::Gates);
+                ctx.for_blocks::<S, Gates>(rows.clone(), panels.clone());
             }
             if k.w_hr.is_some() {
                 sync();
-                ctx.for_blocks::<S>(rows.clone(), proj_panels.clone(), Phase::Projection);
+                ctx.for_blocks::<S, Projection>(rows.clone(), proj_panels.clone());
             }
         }
         sync();
@@ -299,19 +289,256 @@ pub(crate) unsafe fn run_steps<S: Simd, W: Weight>(
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Phase {
-    /// LSTM, RNN, GRU (PyTorch form): gates and state update, one pass.
-    Gates,
-    /// GRU (ONNX form) first pass: `r`, `z`, and `r h` for the second.
-    GruResetGates,
-    /// GRU (ONNX form) second pass: `n` from `W_hn (r h)`, then `h'`.
-    GruCandidate,
-    /// LSTM projection `h' = W_hr (o tanh(c'))`.
-    Projection,
+/// One pass over rows x panels within a step. A type per pass (rather than
+/// an enum) so that each pass instantiates only its own block code: the
+/// bodies are inlined into one function per tier and dtype, and compile time
+/// grows with every instantiation.
+pub(crate) trait Pass {
+    /// Whether several rows may first add `W_hh h` in cache-sized blocks of k.
+    const BLOCKABLE: bool = false;
+    /// Blocks of a single row take 4 panels (1-gate passes) rather than 2.
+    const ONE_GATE: bool = false;
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(ctx: &StepCtx<'_, '_, W>, r0: usize, p0: usize);
 }
 
-struct StepCtx<'a, 'k, W> {
+/// LSTM, RNN, GRU (PyTorch form): gates and state update, one pass.
+struct Gates;
+/// LSTM, RNN: gates and state update, `W_hh h` already added to the input part.
+struct GatesFinish;
+/// GRU (ONNX form) first pass: `r`, `z`, and `r h` for the second.
+struct GruResetGates;
+/// GRU (ONNX form) second pass: `n` from `W_hn (r h)`, then `h'`.
+struct GruCandidate;
+/// LSTM projection `h' = W_hr (o tanh(c'))`.
+struct Projection;
+
+impl Pass for Gates {
+    const BLOCKABLE: bool = true;
+    #[inline(always)]
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+        ctx: &StepCtx<'_, '_, W>,
+        r0: usize,
+        p0: usize,
+    ) {
+        // SAFETY: forwarded.
+        unsafe {
+            match ctx.k.cell {
+                CellKind::Lstm => ctx.lstm::<S, R, Q>(r0, p0, true),
+                CellKind::Gru => ctx.gru::<S, R, Q>(r0, p0),
+                CellKind::RnnTanh | CellKind::RnnRelu => ctx.rnn::<S, R, Q>(r0, p0, true),
+            }
+        }
+    }
+}
+
+impl Pass for GatesFinish {
+    #[inline(always)]
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+        ctx: &StepCtx<'_, '_, W>,
+        r0: usize,
+        p0: usize,
+    ) {
+        // SAFETY: forwarded.
+        unsafe {
+            match ctx.k.cell {
+                CellKind::Lstm => ctx.lstm::<S, R, Q>(r0, p0, false),
+                _ => ctx.rnn::<S, R, Q>(r0, p0, false),
+            }
+        }
+    }
+}
+
+impl Pass for GruResetGates {
+    #[inline(always)]
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+        ctx: &StepCtx<'_, '_, W>,
+        r0: usize,
+        p0: usize,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { ctx.gru_reset_gates::<S, R, Q>(r0, p0) }
+    }
+}
+
+impl Pass for GruCandidate {
+    const ONE_GATE: bool = true;
+    #[inline(always)]
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+        ctx: &StepCtx<'_, '_, W>,
+        r0: usize,
+        p0: usize,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { ctx.gru_candidate::<S, R, Q>(r0, p0) }
+    }
+}
+
+impl Pass for Projection {
+    const ONE_GATE: bool = true;
+    #[inline(always)]
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+        ctx: &StepCtx<'_, '_, W>,
+        r0: usize,
+        p0: usize,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { ctx.projection::<S, R, Q>(r0, p0) }
+    }
+}
+
+/// How a tier blocks rows and panels into registers. A trait (picked by
+/// [`Simd::Blocking`]) rather than a branch on a constant, so each tier
+/// instantiates only the block shapes it uses.
+pub(crate) trait Blocking {
+    /// Runs pass `P` over rows x panels.
+    unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
+        ctx: &StepCtx<'_, '_, W>,
+        rows: Range<usize>,
+        panels: Range<usize>,
+    );
+    /// Runs the GEMM of panel `p` over `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
+        w: Panels<'_, W>,
+        bias: &[f32],
+        x: *const f32,
+        x_stride: usize,
+        rows: usize,
+        out: *mut f32,
+        out_stride: usize,
+        p: usize,
+    );
+}
+
+/// Tiers with 32 vector registers (AVX-512): blocks of 6 rows for batches and
+/// GEMMs, 2-4 panels at a time for a single row.
+pub(crate) struct ManyRegisters;
+
+/// Every other tier: one row and one panel at a time.
+pub(crate) struct FewRegisters;
+
+impl Blocking for ManyRegisters {
+    /// Several rows: panel by panel, 6 rows at a time, so a panel's weights
+    /// are loaded from memory once per step and reused from cache for every
+    /// row block (LSTM and RNN first add `W_hh h` in cache-sized blocks of k,
+    /// reused from L1). A single row: 2 or 4 panels at a time (more
+    /// independent FMA chains). No closures in here: a closure is a function
+    /// of its own and would not be compiled for the tier's instruction set.
+    #[inline(always)]
+    unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
+        ctx: &StepCtx<'_, '_, W>,
+        rows: Range<usize>,
+        panels: Range<usize>,
+    ) {
+        // SAFETY: forwarded; every block lies inside rows x panels.
+        unsafe {
+            if rows.len() >= 6 {
+                let blocked = P::BLOCKABLE
+                    && matches!(ctx.k.cell, CellKind::Lstm | CellKind::RnnTanh | CellKind::RnnRelu)
+                    && matches!(ctx.job.source, Source::Pre { .. });
+                for p in panels {
+                    if blocked {
+                        let k_block = ((24 << 10) / (ctx.k.w_hh.stride() * std::mem::size_of::<W>())).max(1);
+                        for k0 in (0..ctx.k.w_hh.k).step_by(k_block) {
+                            let k1 = (k0 + k_block).min(ctx.k.w_hh.k);
+                            let mut r = rows.start;
+                            while r + 6 <= rows.end {
+                                ctx.add_hidden_block::<S, 6>(r, p, k0..k1);
+                                r += 6;
+                            }
+                            while r < rows.end {
+                                ctx.add_hidden_block::<S, 1>(r, p, k0..k1);
+                                r += 1;
+                            }
+                        }
+                        ctx.row_blocks::<S, GatesFinish>(rows.clone(), p);
+                    } else {
+                        ctx.row_blocks::<S, P>(rows.clone(), p);
+                    }
+                }
+                return;
+            }
+            for r in rows {
+                let mut p = panels.start;
+                // 4 panels x 4 gates = 16 accumulators of the 32 registers.
+                while p + 4 <= panels.end {
+                    P::block::<S, W, 1, 4>(ctx, r, p);
+                    p += 4;
+                }
+                if !(P::ONE_GATE || ctx.k.cell.gates() == 1) {
+                    while p + 2 <= panels.end {
+                        P::block::<S, W, 1, 2>(ctx, r, p);
+                        p += 2;
+                    }
+                }
+                while p < panels.end {
+                    P::block::<S, W, 1, 1>(ctx, r, p);
+                    p += 1;
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
+        w: Panels<'_, W>,
+        bias: &[f32],
+        x: *const f32,
+        x_stride: usize,
+        rows: usize,
+        out: *mut f32,
+        out_stride: usize,
+        p: usize,
+    ) {
+        let mut r = 0;
+        // SAFETY: blocks never pass `rows`.
+        unsafe {
+            while r + 6 <= rows {
+                gemm_block::<S, W, 6, G>(w, bias, x, x_stride, r, out, out_stride, p);
+                r += 6;
+            }
+            while r < rows {
+                gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p);
+                r += 1;
+            }
+        }
+    }
+}
+
+impl Blocking for FewRegisters {
+    #[inline(always)]
+    unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
+        ctx: &StepCtx<'_, '_, W>,
+        rows: Range<usize>,
+        panels: Range<usize>,
+    ) {
+        for r in rows {
+            for p in panels.clone() {
+                // SAFETY: forwarded; the block lies inside rows x panels.
+                unsafe { P::block::<S, W, 1, 1>(ctx, r, p) };
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
+        w: Panels<'_, W>,
+        bias: &[f32],
+        x: *const f32,
+        x_stride: usize,
+        rows: usize,
+        out: *mut f32,
+        out_stride: usize,
+        p: usize,
+    ) {
+        for r in 0..rows {
+            // SAFETY: row r and panel p exist.
+            unsafe { gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p) };
+        }
+    }
+}
+
+pub(crate) struct StepCtx<'a, 'k, W> {
     k: &'a LayerKernel<'k, W>,
     io: &'a StepIo,
     job: &'a Job,
@@ -322,64 +549,63 @@ struct StepCtx<'a, 'k, W> {
 }
 
 impl<W: Weight> StepCtx<'_, '_, W> {
-    /// Walks rows x panels in register blocks: batch 1 takes `Q` panels at a
-    /// time (more independent FMA chains); larger batches take 4 rows per panel
-    /// where the tier has the registers, so each weight is loaded once for them.
+    /// Walks rows x panels in the register blocks of the tier.
     #[inline(always)]
-    unsafe fn for_blocks<S: Simd>(&self, rows: Range<usize>, panels: Range<usize>, phase: Phase) {
-        // SAFETY: forwarded; every block lies inside rows x panels.
+    unsafe fn for_blocks<S: Simd, P: Pass>(&self, rows: Range<usize>, panels: Range<usize>) {
+        // SAFETY: forwarded.
+        unsafe { S::Blocking::for_blocks::<S, W, P>(self, rows, panels) }
+    }
+
+    /// Panel `p` of every row, 6 rows at a time.
+    #[inline(always)]
+    unsafe fn row_blocks<S: Simd, P: Pass>(&self, rows: Range<usize>, p: usize) {
+        // SAFETY: forwarded.
         unsafe {
             let mut r = rows.start;
-            let wide_rows = S::GEMM_ROWS >= 4;
-            while wide_rows && r + 4 <= rows.end {
-                for p in panels.clone() {
-                    self.block::<S, 4, 1>(r, p, phase);
-                }
-                r += 4;
+            while r + 6 <= rows.end {
+                P::block::<S, W, 6, 1>(self, r, p);
+                r += 6;
             }
             while r < rows.end {
-                let mut p = panels.start;
-                match phase {
-                    Phase::Projection => {
-                        while p + 4 <= panels.end {
-                            self.block::<S, 1, 4>(r, p, phase);
-                            p += 4;
-                        }
-                    }
-                    _ if self.k.cell.gates() == 1 => {
-                        while p + 4 <= panels.end {
-                            self.block::<S, 1, 4>(r, p, phase);
-                            p += 4;
-                        }
-                    }
-                    _ => {
-                        while p + 2 <= panels.end {
-                            self.block::<S, 1, 2>(r, p, phase);
-                            p += 2;
-                        }
-                    }
-                }
-                while p < panels.end {
-                    self.block::<S, 1, 1>(r, p, phase);
-                    p += 1;
-                }
+                P::block::<S, W, 1, 1>(self, r, p);
                 r += 1;
             }
         }
     }
 
-    /// One register block: rows `r0..r0+R`, panels `p0..p0+Q`.
+    /// `pre[t][rows][panel p] += Σ_{k in ks} h[rows][k] W_hh[p][k]` for `R` rows.
     #[inline(always)]
-    unsafe fn block<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, phase: Phase) {
-        // SAFETY: forwarded.
+    unsafe fn add_hidden_block<S: Simd, const R: usize>(&self, r0: usize, p: usize, ks: Range<usize>) {
+        // SAFETY: forwarded; only called with a precomputed source.
         unsafe {
-            match (phase, self.k.cell) {
-                (Phase::Projection, _) => self.projection::<S, R, Q>(r0, p0),
-                (Phase::GruResetGates, _) => self.gru_reset_gates::<S, R, Q>(r0, p0),
-                (Phase::GruCandidate, _) => self.gru_candidate::<S, R, Q>(r0, p0),
-                (Phase::Gates, CellKind::Lstm) => self.lstm::<S, R, Q>(r0, p0),
-                (Phase::Gates, CellKind::Gru) => self.gru::<S, R, Q>(r0, p0),
-                (Phase::Gates, CellKind::RnnTanh | CellKind::RnnRelu) => self.rnn::<S, R, Q>(r0, p0),
+            if self.k.cell.gates() == 4 {
+                self.add_hidden::<S, R, 4>(r0, p, ks)
+            } else {
+                self.add_hidden::<S, R, 1>(r0, p, ks)
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn add_hidden<S: Simd, const R: usize, const G: usize>(&self, r0: usize, p: usize, ks: Range<usize>) {
+        let Source::Pre { ptr, row_stride } = self.job.source else { return };
+        let w = &self.k.w_hh;
+        // SAFETY: rows r0..r0+R and panel p exist in `pre`; ks lies inside 0..w.k.
+        unsafe {
+            let rows: [*mut f32; R] =
+                std::array::from_fn(|r| ptr.add((self.t * self.io.batch + r0 + r) * row_stride + p * G * LANES));
+            let mut acc = [[[S::zero(); G]; 1]; R];
+            for r in 0..R {
+                for g in 0..G {
+                    acc[r][0][g] = S::load(rows[r].add(g * LANES));
+                }
+            }
+            let hs: [*const f32; R] = std::array::from_fn(|r| self.h_rows::<R>(r0)[r].add(ks.start));
+            accumulate::<S, W, R, 1, G>(&mut acc, [w.panel(p).add(ks.start * w.stride())], w.stride(), hs, ks.len());
+            for r in 0..R {
+                for g in 0..G {
+                    S::store(rows[r].add(g * LANES), acc[r][0][g]);
+                }
             }
         }
     }
@@ -445,19 +671,16 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     }
 
     #[inline(always)]
-    unsafe fn lstm<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    unsafe fn lstm<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
         let k = self.k;
         // SAFETY: rows and panels exist; the state buffers are padded to whole panels.
         unsafe {
             let mut acc = self.input_part::<S, R, Q, 4>(r0, p0);
-            let w = &k.w_hh;
-            accumulate::<S, W, R, Q, 4>(
-                &mut acc,
-                std::array::from_fn(|q| w.panel(p0 + q)),
-                w.stride(),
-                self.h_rows::<R>(r0),
-                w.k,
-            );
+            if add_hidden {
+                let w = &k.w_hh;
+                let panels = std::array::from_fn(|q| w.panel(p0 + q));
+                accumulate::<S, W, R, Q, 4>(&mut acc, panels, w.stride(), self.h_rows::<R>(r0), w.k);
+            }
             let clip = k.clip.map(|c| S::splat(c));
             let one = S::splat(1.0);
             for (r, row_acc) in acc.iter().enumerate() {
@@ -517,19 +740,16 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     }
 
     #[inline(always)]
-    unsafe fn rnn<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    unsafe fn rnn<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
         let k = self.k;
         // SAFETY: rows and panels exist.
         unsafe {
             let mut acc = self.input_part::<S, R, Q, 1>(r0, p0);
-            let w = &k.w_hh;
-            accumulate::<S, W, R, Q, 1>(
-                &mut acc,
-                std::array::from_fn(|q| w.panel(p0 + q)),
-                w.stride(),
-                self.h_rows::<R>(r0),
-                w.k,
-            );
+            if add_hidden {
+                let w = &k.w_hh;
+                let panels = std::array::from_fn(|q| w.panel(p0 + q));
+                accumulate::<S, W, R, Q, 1>(&mut acc, panels, w.stride(), self.h_rows::<R>(r0), w.k);
+            }
             for (r, row_acc) in acc.iter().enumerate() {
                 for (q, a) in row_acc.iter().enumerate() {
                     let mut v = a[0];

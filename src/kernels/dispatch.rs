@@ -9,6 +9,7 @@ use half::{bf16, f16};
 use super::Isa;
 use super::body::{self, Job, LayerKernel, Panels, StepIo};
 use super::portable::Wide;
+use super::probe::{fma_generic, read_generic};
 use super::scalar::Scalar;
 use super::simd::{Simd, Weight};
 use crate::format::{CellKind, DType};
@@ -87,20 +88,24 @@ pub(crate) struct GemmCall<'a> {
     pub panels: Range<usize>,
 }
 
-#[inline(always)]
-unsafe fn steps_generic<S: Simd>(c: &StepsCall) {
-    // SAFETY: forwarded from `run_steps`.
-    unsafe {
-        let _ftz = FlushDenormals::new();
-        let (l, io, job, sync) = (c.layer, c.io, c.job, c.sync);
-        let (rows, panels, proj) = (c.rows.clone(), c.panels.clone(), c.proj_panels.clone());
-        match l.w_hh.dtype {
-            DType::F32 => body::run_steps::<S, f32>(&l.typed(), io, job, rows, panels, proj, sync),
-            DType::F16 => body::run_steps::<S, f16>(&l.typed(), io, job, rows, panels, proj, sync),
-            DType::BF16 => body::run_steps::<S, bf16>(&l.typed(), io, job, rows, panels, proj, sync),
+/// One generic entry per weight type, so each tier's code for a dtype is a
+/// function of its own (one function for all would take minutes to optimise).
+macro_rules! steps_for {
+    ($name:ident, $w:ty) => {
+        #[inline(always)]
+        unsafe fn $name<S: Simd>(c: &StepsCall) {
+            // SAFETY: forwarded from `run_steps`.
+            unsafe {
+                let _ftz = FlushDenormals::new();
+                let (rows, panels, proj) = (c.rows.clone(), c.panels.clone(), c.proj_panels.clone());
+                body::run_steps::<S, $w>(&c.layer.typed(), c.io, c.job, rows, panels, proj, c.sync)
+            }
         }
-    }
+    };
 }
+steps_for!(steps_f32, f32);
+steps_for!(steps_f16, f16);
+steps_for!(steps_bf16, bf16);
 
 #[inline(always)]
 unsafe fn gemm_generic<S: Simd>(c: &GemmCall) {
@@ -116,32 +121,52 @@ unsafe fn gemm_generic<S: Simd>(c: &GemmCall) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::*;
-    use crate::kernels::avx2::Avx2;
-    use crate::kernels::avx512::Avx512;
+/// Defines `$name(isa, call)`, which runs `$generic::<Tier>(call)` for the
+/// tier `isa`: the x86 tiers through `#[target_feature]` functions, into which
+/// the `#[inline(always)]` generic body is compiled for that instruction set.
+macro_rules! tiered {
+    ($(#[$doc:meta])* $vis:vis unsafe fn $name:ident($arg:ident: &$ty:ty) -> $ret:ty = $generic:ident;) => {
+        $(#[$doc])*
+        $vis unsafe fn $name(isa: Isa, $arg: &$ty) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn avx2($arg: &$ty) -> $ret {
+                // SAFETY: only reached when the CPU has AVX2, FMA and F16C.
+                unsafe { $generic::<crate::kernels::avx2::Avx2>($arg) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+            unsafe fn avx512($arg: &$ty) -> $ret {
+                // SAFETY: only reached when the CPU has these AVX-512 subsets.
+                unsafe { $generic::<crate::kernels::avx512::Avx512>($arg) }
+            }
+            debug_assert!(isa.available());
+            // SAFETY: the tier is available (checked when it was chosen); the
+            // rest is the caller's contract, stated on this function.
+            unsafe {
+                match isa {
+                    Isa::Scalar => $generic::<Scalar>($arg),
+                    Isa::Wide => $generic::<Wide>($arg),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => avx2($arg),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => avx512($arg),
+                    #[cfg(not(target_arch = "x86_64"))]
+                    Isa::Avx2 | Isa::Avx512 => unreachable!("x86 tiers are never available here"),
+                }
+            }
+        }
+    };
+}
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn steps_avx2(c: &StepsCall) {
-        // SAFETY: the dispatch checked the CPU has these features.
-        unsafe { steps_generic::<Avx2>(c) }
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-    pub(super) unsafe fn steps_avx512(c: &StepsCall) {
-        // SAFETY: the dispatch checked the CPU has these features.
-        unsafe { steps_generic::<Avx512>(c) }
-    }
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn gemm_avx2(c: &GemmCall) {
-        // SAFETY: the dispatch checked the CPU has these features.
-        unsafe { gemm_generic::<Avx2>(c) }
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-    pub(super) unsafe fn gemm_avx512(c: &GemmCall) {
-        // SAFETY: the dispatch checked the CPU has these features.
-        unsafe { gemm_generic::<Avx512>(c) }
-    }
+tiered! {
+    unsafe fn run_steps_f32(c: &StepsCall<'_, '_>) -> () = steps_f32;
+}
+tiered! {
+    unsafe fn run_steps_f16(c: &StepsCall<'_, '_>) -> () = steps_f16;
+}
+tiered! {
+    unsafe fn run_steps_bf16(c: &StepsCall<'_, '_>) -> () = steps_bf16;
 }
 
 /// Runs timesteps of one layer and direction on tier `isa`.
@@ -150,43 +175,24 @@ mod x86 {
 /// `isa` must be available on this CPU; the buffers in `io` and `job` must be
 /// sized for the layer (see `engine`), and threads sharing them must cover
 /// disjoint rows or panels and synchronise through `sync`.
-pub(crate) unsafe fn run_steps(isa: Isa, c: &StepsCall) {
-    debug_assert!(isa.available());
-    // SAFETY: forwarded; the tier is available (checked when it was chosen).
+pub(crate) unsafe fn run_steps(isa: Isa, c: &StepsCall<'_, '_>) {
+    // SAFETY: forwarded.
     unsafe {
-        match isa {
-            Isa::Scalar => steps_generic::<Scalar>(c),
-            Isa::Wide => steps_generic::<Wide>(c),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::steps_avx2(c),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::steps_avx512(c),
-            #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 | Isa::Avx512 => unreachable!("x86 tiers are never available here"),
+        match c.layer.w_hh.dtype {
+            DType::F32 => run_steps_f32(isa, c),
+            DType::F16 => run_steps_f16(isa, c),
+            DType::BF16 => run_steps_bf16(isa, c),
         }
     }
 }
 
-/// The input projection of many rows at once, on tier `isa`.
-///
-/// # Safety
-/// `isa` must be available; `x` must hold `rows` rows of `w.k` floats
-/// `x_stride` apart; `out` must hold `rows` rows of `w.panels * w.gates * 16` floats.
-pub(crate) unsafe fn gemm(isa: Isa, c: &GemmCall) {
-    debug_assert!(isa.available());
-    // SAFETY: forwarded.
-    unsafe {
-        match isa {
-            Isa::Scalar => gemm_generic::<Scalar>(c),
-            Isa::Wide => gemm_generic::<Wide>(c),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::gemm_avx2(c),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::gemm_avx512(c),
-            #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 | Isa::Avx512 => unreachable!("x86 tiers are never available here"),
-        }
-    }
+tiered! {
+    /// The input projection of many rows at once, on tier `isa`.
+    ///
+    /// # Safety
+    /// `isa` must be available; `x` must hold `rows` rows of `w.k` floats
+    /// `x_stride` apart; `out` must hold `rows` rows of `w.panels * w.gates * 16` floats.
+    pub(crate) unsafe fn gemm(c: &GemmCall<'_>) -> () = gemm_generic;
 }
 
 /// Sets flush-to-zero and denormals-are-zero for the current thread while
@@ -236,35 +242,34 @@ pub enum Activation {
     Tanh,
 }
 
+/// The arguments of [`activation`].
+struct ActivationCall<'a> {
+    which: Activation,
+    xs: &'a [f32],
+    out: *mut f32,
+}
+
 #[inline(always)]
-unsafe fn activation_generic<S: Simd>(which: Activation, xs: &[f32], out: &mut [f32]) {
+unsafe fn activation_generic<S: Simd>(c: &ActivationCall) {
     use super::simd::{LANES, sigmoid, tanh};
     let _ftz = FlushDenormals::new();
-    for (x, o) in xs.chunks_exact(LANES).zip(out.chunks_exact_mut(LANES)) {
-        // SAFETY: each chunk holds exactly 16 floats.
+    for (i, x) in c.xs.chunks_exact(LANES).enumerate() {
+        // SAFETY: each chunk holds 16 floats and `out` as many as `xs`.
         unsafe {
             let v = S::load(x.as_ptr());
-            let r = match which {
+            let r = match c.which {
                 Activation::Sigmoid => sigmoid::<S>(v),
                 Activation::Tanh => tanh::<S>(v),
             };
-            S::store(o.as_mut_ptr(), r);
+            S::store(c.out.add(i * LANES), r);
         }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn activation_avx2(which: Activation, xs: &[f32], out: &mut [f32]) {
-    // SAFETY: the caller checked the tier is available.
-    unsafe { activation_generic::<crate::kernels::avx2::Avx2>(which, xs, out) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-unsafe fn activation_avx512(which: Activation, xs: &[f32], out: &mut [f32]) {
-    // SAFETY: the caller checked the tier is available.
-    unsafe { activation_generic::<crate::kernels::avx512::Avx512>(which, xs, out) }
+tiered! {
+    /// # Safety
+    /// `isa` available; `out` has room for `xs.len()` floats, a multiple of 16.
+    unsafe fn activation_on(c: &ActivationCall<'_>) -> () = activation_generic;
 }
 
 /// Applies the kernels' own sigmoid or tanh of tier `isa` to `xs` (a multiple
@@ -274,18 +279,23 @@ pub fn activation(isa: Isa, which: Activation, xs: &[f32], out: &mut [f32]) -> R
         return Err(super::IsaError(format!("this CPU cannot run the {isa} tier")));
     }
     assert!(xs.len() == out.len() && xs.len().is_multiple_of(16), "activation takes whole vectors of 16");
-    // SAFETY: the tier is available (checked above).
-    unsafe {
-        match isa {
-            Isa::Scalar => activation_generic::<Scalar>(which, xs, out),
-            Isa::Wide => activation_generic::<Wide>(which, xs, out),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => activation_avx2(which, xs, out),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => activation_avx512(which, xs, out),
-            #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 | Isa::Avx512 => unreachable!("x86 tiers are never available here"),
-        }
-    }
+    // SAFETY: the tier is available and `out` is as long as `xs`.
+    unsafe { activation_on(isa, &ActivationCall { which, xs, out: out.as_mut_ptr() }) };
     Ok(())
+}
+
+tiered! {
+    /// The FMA-peak probe on tier `isa`.
+    ///
+    /// # Safety
+    /// `isa` must be available.
+    pub(crate) unsafe fn fma_probe(c: &super::probe::FmaCall) -> f32 = fma_generic;
+}
+
+tiered! {
+    /// The read-bandwidth probe on tier `isa`.
+    ///
+    /// # Safety
+    /// `isa` must be available; `bytes` must be 64-byte aligned.
+    pub(crate) unsafe fn read_probe(c: &super::probe::ReadCall<'_>) -> f32 = read_generic;
 }

@@ -13,6 +13,7 @@ pub(crate) mod dispatch;
 pub use dispatch::{Activation, activation};
 pub mod pack;
 mod portable;
+pub(crate) mod probe;
 mod scalar;
 pub(crate) mod simd;
 

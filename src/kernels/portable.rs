@@ -7,10 +7,10 @@ use wide::{f32x8, i32x8};
 use super::simd::{LANES, Simd};
 
 #[derive(Clone, Copy)]
-pub struct Wide;
+pub(crate) struct Wide;
 
 #[derive(Clone, Copy)]
-pub struct V(f32x8, f32x8);
+pub(crate) struct V(f32x8, f32x8);
 
 #[inline(always)]
 fn both(a: V, f: impl Fn(f32x8) -> f32x8) -> V {
@@ -24,7 +24,7 @@ fn pair(a: V, b: V, f: impl Fn(f32x8, f32x8) -> f32x8) -> V {
 
 impl Simd for Wide {
     type V = V;
-    const GEMM_ROWS: usize = 1;
+    type Blocking = super::body::FewRegisters;
 
     unsafe fn zero() -> V {
         V(f32x8::ZERO, f32x8::ZERO)

@@ -3,7 +3,7 @@
 use super::simd::{LANES, Simd};
 
 #[derive(Clone, Copy)]
-pub struct Scalar;
+pub(crate) struct Scalar;
 
 #[inline(always)]
 fn map(a: [f32; LANES], f: impl Fn(f32) -> f32) -> [f32; LANES] {
@@ -17,7 +17,7 @@ fn zip(a: [f32; LANES], b: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> [f32; L
 
 impl Simd for Scalar {
     type V = [f32; LANES];
-    const GEMM_ROWS: usize = 1;
+    type Blocking = super::body::FewRegisters;
 
     unsafe fn zero() -> Self::V {
         [0.0; LANES]

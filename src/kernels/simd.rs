@@ -14,10 +14,10 @@ pub const LANES: usize = 16;
 /// Vector operations on 16 f32 lanes. All methods are `unsafe` because the
 /// tier's instructions must be available (guaranteed by the dispatch), and
 /// loads/stores read or write 16 lanes at the pointer.
-pub trait Simd: Copy + 'static {
+pub(crate) trait Simd: Copy + 'static {
     type V: Copy;
-    /// Rows of a GEMM micro-kernel block this tier holds in registers (4 gates).
-    const GEMM_ROWS: usize;
+    /// How the kernels block rows and panels into this tier's registers.
+    type Blocking: super::body::Blocking;
 
     unsafe fn zero() -> Self::V;
     unsafe fn splat(x: f32) -> Self::V;
@@ -52,7 +52,7 @@ pub trait Simd: Copy + 'static {
 }
 
 /// An element type of packed weights, widened to f32 as it is loaded.
-pub trait Weight: Copy + 'static {
+pub(crate) trait Weight: Copy + 'static {
     /// Loads 16 consecutive weights.
     unsafe fn load<S: Simd>(p: *const Self) -> S::V;
 }
@@ -111,7 +111,7 @@ unsafe fn exp_clamped<S: Simd>(x: S::V) -> S::V {
 
 /// `σ(x) = 1 / (1 + e^-x)`. Saturates to 0 and 1 at the infinities; NaN stays NaN.
 #[inline(always)]
-pub unsafe fn sigmoid<S: Simd>(x: S::V) -> S::V {
+pub(crate) unsafe fn sigmoid<S: Simd>(x: S::V) -> S::V {
     // SAFETY: only lane arithmetic.
     unsafe {
         let y = S::min(S::splat(EXP_MAX), S::max(S::splat(EXP_MIN), S::sub(S::zero(), x)));
@@ -122,7 +122,7 @@ pub unsafe fn sigmoid<S: Simd>(x: S::V) -> S::V {
 
 /// `tanh(x) = sign(x) (1 - 2 / (e^{2|x|} + 1))`. Saturates to ±1; NaN stays NaN.
 #[inline(always)]
-pub unsafe fn tanh<S: Simd>(x: S::V) -> S::V {
+pub(crate) unsafe fn tanh<S: Simd>(x: S::V) -> S::V {
     // SAFETY: only lane arithmetic.
     unsafe {
         let a = S::abs(x);
@@ -135,14 +135,14 @@ pub unsafe fn tanh<S: Simd>(x: S::V) -> S::V {
 
 /// `max(x, 0)`; NaN stays NaN.
 #[inline(always)]
-pub unsafe fn relu<S: Simd>(x: S::V) -> S::V {
+pub(crate) unsafe fn relu<S: Simd>(x: S::V) -> S::V {
     // SAFETY: only lane arithmetic.
     unsafe { S::keep_nan(x, S::max(x, S::zero())) }
 }
 
 /// Clamps to `[-limit, limit]`; NaN stays NaN.
 #[inline(always)]
-pub unsafe fn clamp<S: Simd>(x: S::V, limit: S::V) -> S::V {
+pub(crate) unsafe fn clamp<S: Simd>(x: S::V, limit: S::V) -> S::V {
     // SAFETY: only lane arithmetic.
     unsafe { S::keep_nan(x, S::min(limit, S::max(S::sub(S::zero(), limit), x))) }
 }

@@ -111,14 +111,26 @@ impl Rng {
     }
 }
 
-/// Random weights for `meta`, uniform in ±1/sqrt(H) like PyTorch's init, times `gain`.
+/// Random weights for `meta`, uniform in ±gain/sqrt(H).
 pub fn random_weights(meta: &Metadata, rng: &mut Rng, gain: f32) -> Weights {
-    let mut w = Weights::zeros(meta);
-    let scale = gain / (meta.architecture.hidden_size as f32).sqrt();
-    for t in lstmrt::format::expected_tensors(meta) {
-        let n = t.shape.iter().product::<u64>() as usize;
-        w.set(&meta.architecture, &t.name, rng.vec(n, scale));
-    }
-    w
+    Weights::random(meta, &mut rng.0, gain)
 }
 pub mod convert;
+
+/// Metadata of a small word-level he/she classifier: embedding, LSTM, softmax
+/// head; the vocabulary is `<unk>` (the unknown token) then `words`.
+pub fn text_classifier(input: usize, hidden: usize, words: &[&str]) -> Metadata {
+    use lstmrt::format::{Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, Tokenizer, Vocabulary};
+    let mut tokens = vec!["<unk>".to_string()];
+    tokens.extend(words.iter().map(|w| w.to_string()));
+    let mut meta = Metadata::new(Architecture::new(CellKind::Lstm, input, hidden, 1));
+    meta.embedding = Some(Embedding { num_embeddings: tokens.len() as u32 });
+    meta.vocabulary = Some(Vocabulary { tokenizer: Tokenizer::Word, lowercase: true, tokens, unknown: Some(0) });
+    meta.head = Some(Head {
+        out_features: 2,
+        activation: HeadActivation::Softmax,
+        task: HeadTask::Classifier,
+        labels: vec!["he".into(), "she".into()],
+    });
+    meta
+}
