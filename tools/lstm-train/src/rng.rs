@@ -2,7 +2,7 @@
 //! unbiased integers, normals, shuffles, and independent sub-streams of one seed.
 //!
 //! A run's randomness is a function of its seed and a position in the run
-//! (a split, an epoch), each drawn from its own sub-stream ([`derive`]), so a
+//! (a split, an epoch), each drawn from its own sub-stream ([`derive()`]), so a
 //! checkpoint needs no generator state and changing one use never shifts another.
 
 pub use lstmrt::rng::Rng;
