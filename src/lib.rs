@@ -69,3 +69,8 @@ pub use writer::ModelWriter;
 pub fn isa() -> Result<Isa, IsaError> {
     kernels::selected()
 }
+
+/// The README's code examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
