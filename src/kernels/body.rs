@@ -176,6 +176,51 @@ unsafe fn load_panels<S: Simd, const Q: usize, const G: usize>(dst: &mut [[S::V;
     }
 }
 
+/// For `R` rows of one panel: `out_r[g] = start_r[g] + Σ_{k<n} x_r[k] w[k][g]`,
+/// where `start` is `init` (a bias vector) when given, else `out` itself.
+#[inline(always)]
+unsafe fn accumulate_rows<S: Simd, W: Weight, const R: usize, const G: usize>(
+    out: [*mut f32; R],
+    init: Option<*const f32>,
+    w: *const W,
+    stride: usize,
+    xs: [*const f32; R],
+    n: usize,
+) {
+    // SAFETY: the caller guarantees R rows of G vectors at `out`, `n` input
+    // indices of G gates at `w`, and `n` inputs at each `xs[r]`.
+    unsafe {
+        let mut acc = [[[S::zero(); G]; 1]; R];
+        for r in 0..R {
+            let start = init.unwrap_or(out[r]);
+            for g in 0..G {
+                acc[r][0][g] = S::load(start.add(g * LANES));
+            }
+        }
+        accumulate::<S, W, R, 1, G>(&mut acc, [w], stride, xs, n);
+        for r in 0..R {
+            for g in 0..G {
+                S::store(out[r].add(g * LANES), acc[r][0][g]);
+            }
+        }
+    }
+}
+
+/// Floats of the stack buffer that f16/bf16 weights are widened into once per
+/// block of k, when several row blocks reuse them (24 KiB, half of L1).
+const WIDE_BLOCK: usize = 6144;
+
+/// Widens `vectors` consecutive vectors of 16 weights to f32 at `dst`.
+#[inline(always)]
+unsafe fn widen<S: Simd, W: Weight>(src: *const W, vectors: usize, dst: *mut f32) {
+    // SAFETY: the caller guarantees `vectors * 16` elements at both ends.
+    unsafe {
+        for i in 0..vectors {
+            S::store(dst.add(i * LANES), W::load::<S>(src.add(i * LANES)));
+        }
+    }
+}
+
 /// `out[row][p][g][:] = bias[p][g][:] + Σ_k x[row][k] W[p][k][g][:]` for panels
 /// `panels` and rows `0..rows`: the input projection of many timesteps at once.
 #[inline(always)]
@@ -438,17 +483,33 @@ impl Blocking for ManyRegisters {
                     && matches!(ctx.job.source, Source::Pre { .. });
                 for p in panels {
                     if blocked {
-                        let k_block = ((24 << 10) / (ctx.k.w_hh.stride() * std::mem::size_of::<W>())).max(1);
-                        for k0 in (0..ctx.k.w_hh.k).step_by(k_block) {
-                            let k1 = (k0 + k_block).min(ctx.k.w_hh.k);
-                            let mut r = rows.start;
-                            while r + 6 <= rows.end {
-                                ctx.add_hidden_block::<S, 6>(r, p, k0..k1);
-                                r += 6;
+                        let w = &ctx.k.w_hh;
+                        let stride = w.stride();
+                        // f16/bf16 blocks are widened once into a stack buffer and
+                        // read as f32 by every row block; f32 blocks are read in place.
+                        let widened = std::mem::size_of::<W>() != 4;
+                        let mut wide = [0.0f32; WIDE_BLOCK];
+                        let k_block = if widened { WIDE_BLOCK / stride } else { (24 << 10) / (stride * 4) }.max(1);
+                        for k0 in (0..w.k).step_by(k_block) {
+                            let ks = k0..(k0 + k_block).min(w.k);
+                            let src = w.panel(p).add(k0 * stride);
+                            if widened {
+                                widen::<S, W>(src, ks.len() * w.gates, wide.as_mut_ptr());
                             }
+                            let mut r = rows.start;
                             while r < rows.end {
-                                ctx.add_hidden_block::<S, 1>(r, p, k0..k1);
-                                r += 1;
+                                let n = if r + 6 <= rows.end { 6 } else { 1 };
+                                match (widened, n) {
+                                    (true, 6) => {
+                                        ctx.add_hidden_block::<S, f32, 6>(r, p, ks.clone(), wide.as_ptr(), stride)
+                                    }
+                                    (true, _) => {
+                                        ctx.add_hidden_block::<S, f32, 1>(r, p, ks.clone(), wide.as_ptr(), stride)
+                                    }
+                                    (false, 6) => ctx.add_hidden_block::<S, W, 6>(r, p, ks.clone(), src, stride),
+                                    (false, _) => ctx.add_hidden_block::<S, W, 1>(r, p, ks.clone(), src, stride),
+                                }
+                                r += n;
                             }
                         }
                         ctx.row_blocks::<S, GatesFinish>(rows.clone(), p);
@@ -490,16 +551,48 @@ impl Blocking for ManyRegisters {
         out_stride: usize,
         p: usize,
     ) {
-        let mut r = 0;
-        // SAFETY: blocks never pass `rows`.
+        // SAFETY: blocks never pass `rows`; k-blocks never pass `w.k`.
         unsafe {
-            while r + 6 <= rows {
-                gemm_block::<S, W, 6, G>(w, bias, x, x_stride, r, out, out_stride, p);
-                r += 6;
+            if std::mem::size_of::<W>() == 4 {
+                let mut r = 0;
+                while r + 6 <= rows {
+                    gemm_block::<S, W, 6, G>(w, bias, x, x_stride, r, out, out_stride, p);
+                    r += 6;
+                }
+                while r < rows {
+                    gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p);
+                    r += 1;
+                }
+                return;
             }
-            while r < rows {
-                gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p);
-                r += 1;
+            // f16/bf16: widen a block of k once, then let every row block use
+            // it from L1 as f32, instead of converting it once per row block
+            // (the conversion, not the FMAs, would bound the GEMM).
+            let mut wide = [0.0f32; WIDE_BLOCK];
+            let per_k = G * LANES;
+            let k_block = WIDE_BLOCK / per_k;
+            let panel = w.panel(p);
+            for k0 in (0..w.k).step_by(k_block) {
+                let n = k_block.min(w.k - k0);
+                widen::<S, W>(panel.add(k0 * per_k), n * G, wide.as_mut_ptr());
+                let init = (k0 == 0).then(|| bias[p * per_k..].as_ptr());
+                let mut r = 0;
+                while r <= rows {
+                    let block = if r + 6 <= rows { 6 } else { (rows - r).min(1) };
+                    if block == 0 {
+                        break;
+                    }
+                    let outs = |n: usize| out.add((r + n) * out_stride + p * per_k);
+                    let xs = |n: usize| x.add((r + n) * x_stride + k0);
+                    if block == 6 {
+                        let o: [*mut f32; 6] = std::array::from_fn(outs);
+                        let xr: [*const f32; 6] = std::array::from_fn(xs);
+                        accumulate_rows::<S, f32, 6, G>(o, init, wide.as_ptr(), per_k, xr, n);
+                    } else {
+                        accumulate_rows::<S, f32, 1, G>([outs(0)], init, wide.as_ptr(), per_k, [xs(0)], n);
+                    }
+                    r += block;
+                }
             }
         }
     }
@@ -573,39 +666,29 @@ impl<W: Weight> StepCtx<'_, '_, W> {
         }
     }
 
-    /// `pre[t][rows][panel p] += Σ_{k in ks} h[rows][k] W_hh[p][k]` for `R` rows.
+    /// `pre[t][rows][panel p] += Σ_{k in ks} h[rows][k] W_hh[p][k]` for `R` rows
+    /// from row `r0`; `w` points at the weights of input index `ks.start`
+    /// (in the panel, or a widened copy), consecutive indices `stride` apart.
     #[inline(always)]
-    unsafe fn add_hidden_block<S: Simd, const R: usize>(&self, r0: usize, p: usize, ks: Range<usize>) {
-        // SAFETY: forwarded; only called with a precomputed source.
-        unsafe {
-            if self.k.cell.gates() == 4 {
-                self.add_hidden::<S, R, 4>(r0, p, ks)
-            } else {
-                self.add_hidden::<S, R, 1>(r0, p, ks)
-            }
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn add_hidden<S: Simd, const R: usize, const G: usize>(&self, r0: usize, p: usize, ks: Range<usize>) {
+    unsafe fn add_hidden_block<S: Simd, W2: Weight, const R: usize>(
+        &self,
+        r0: usize,
+        p: usize,
+        ks: Range<usize>,
+        w: *const W2,
+        stride: usize,
+    ) {
         let Source::Pre { ptr, row_stride } = self.job.source else { return };
-        let w = &self.k.w_hh;
-        // SAFETY: rows r0..r0+R and panel p exist in `pre`; ks lies inside 0..w.k.
+        // SAFETY: rows r0..r0+R and panel p exist in `pre`; ks lies inside 0..K.
         unsafe {
-            let rows: [*mut f32; R] =
-                std::array::from_fn(|r| ptr.add((self.t * self.io.batch + r0 + r) * row_stride + p * G * LANES));
-            let mut acc = [[[S::zero(); G]; 1]; R];
-            for r in 0..R {
-                for g in 0..G {
-                    acc[r][0][g] = S::load(rows[r].add(g * LANES));
-                }
-            }
+            let g = self.k.cell.gates();
+            let outs: [*mut f32; R] =
+                std::array::from_fn(|r| ptr.add((self.t * self.io.batch + r0 + r) * row_stride + p * g * LANES));
             let hs: [*const f32; R] = std::array::from_fn(|r| self.h_rows::<R>(r0)[r].add(ks.start));
-            accumulate::<S, W, R, 1, G>(&mut acc, [w.panel(p).add(ks.start * w.stride())], w.stride(), hs, ks.len());
-            for r in 0..R {
-                for g in 0..G {
-                    S::store(rows[r].add(g * LANES), acc[r][0][g]);
-                }
+            if g == 4 {
+                accumulate_rows::<S, W2, R, 4>(outs, None, w, stride, hs, ks.len());
+            } else {
+                accumulate_rows::<S, W2, R, 1>(outs, None, w, stride, hs, ks.len());
             }
         }
     }
