@@ -3,6 +3,7 @@
 //!
 //!     cargo bench --bench roofline            # all workloads, ~2 minutes
 //!     cargo bench --bench roofline -- W2 f16  # rows whose label contains every word
+//!     cargo bench --bench roofline -- bandwidth  # only the read-bandwidth curve
 //!
 //! Prints a markdown table: median ns per step (lstmrt::bench, random inputs),
 //! the single-core sequence or stream bound (lstmrt::roofline), and the
@@ -28,6 +29,17 @@ fn main() {
     let isa = lstmrt::isa().expect("LSTMRT_ISA names a tier this CPU has");
     let mut probe = Probe::new(isa);
     println!("isa {isa}, single-core FMA peak {:.1} GFLOP/s\n", probe.peak_gflops());
+    if wanted("bandwidth") {
+        println!("| working set | f32 GB/s | f16 GB/s (widened) | bf16 GB/s (widened) |");
+        println!("|---:|---:|---:|---:|");
+        for kib in [64usize, 256, 1024, 2048, 4096, 16384, 65536] {
+            let b = kib << 10;
+            let (f32_, f16_, bf16_) =
+                (probe.bandwidth(b, DType::F32), probe.bandwidth(b, DType::F16), probe.bandwidth(b, DType::BF16));
+            println!("| {kib} KiB | {f32_:.1} | {f16_:.1} | {bf16_:.1} |");
+        }
+        println!();
+    }
     println!("| workload | dtype | mode | threads | ns/step | bound ns/step | of bound | GFLOP/s |");
     println!("|---|---|---|---|---:|---:|---:|---:|");
     for w in &WORKLOADS {
