@@ -47,7 +47,9 @@ For each workload (an `nn.LSTM` whose input size equals its hidden size):
      extra `--roofline` run per workload, mode and dtype (single-core bound).
    - PyTorch: `nn.LSTM` loaded from the safetensors, `torch.inference_mode()`,
      `torch.set_num_threads(N)`, `set_num_interop_threads(1)`; stream passes
-     `(h, c)` each call.
+     `(h, c)` each call. PyTorch's defaults are kept: on x86 its CPU LSTM runs
+     through oneDNN, which prepares the weights at every call, so one-step calls
+     cost several times what they cost with `torch.backends.mkldnn.flags(enabled=False)`.
    - ONNX Runtime: `seq.onnx` / `step.onnx`, `intra_op_num_threads=N`,
      `inter_op_num_threads=1`, `ORT_SEQUENTIAL`, CPU provider; stream feeds
      `h0`/`c0` from the previous call's `h_n`/`c_n`.
@@ -392,7 +394,7 @@ def render_markdown(results, chart_name):
             w(f"| {name} | {meta['versions'][name]} |")
     w(f"| command | `{meta['command']}` |")
     w(f"| protocol | {st['repeats']} timed repeats per process after {st['warmup_calls']} warm-up call(s) each, "
-      f"{st['processes']} process(es) per peer, runtimes interleaved round-robin, {st['settle_ms']} ms between repeats |")
+      f"{st['processes']} process(es) per peer, runtimes interleaved round-robin, {st['settle_ms']:g} ms between repeats |")
     w("")
     w("Time per step: for a whole sequence, the time of one call over all T steps divided by T; "
       "for streaming, the time of T calls of one step each (state carried) divided by T. "
@@ -1145,7 +1147,11 @@ def coordinate(args):
         models = {"lstmrt-f32": d / "f32.lstm", "lstmrt-f16": d / "f16.lstm"}
         for mode in MODES:
             for rt, model in models.items():
-                rep = lstmrt_bench(lstm_run, model, wl, mode, 1, args.warmup_calls, roofline=True)
+                try:
+                    rep = lstmrt_bench(lstm_run, model, wl, mode, 1, args.warmup_calls, roofline=True)
+                except RuntimeError as e:
+                    results["failures"].append(f"{wl.name}, {LABELS[rt]}, {mode}: roofline: {e}")
+                    continue
                 results["bounds"][f"{wl.name}/{mode}/{rt.split('-')[1]}"] = rep.get("bound_ns_per_step")
                 isa = rep.get("isa", isa)
         for threads in args.threads:
@@ -1172,7 +1178,10 @@ def coordinate(args):
                         if "failed" not in status[rt].values():
                             workers[rt] = Worker(rt, wl, threads, p, args)
                     for rt in list(workers):
-                        msg = workers[rt].read()
+                        try:
+                            msg = workers[rt].read()
+                        except RuntimeError as e:
+                            msg = dict(ready=False, error=str(e))
                         if not msg.get("ready"):
                             results["failures"].append(
                                 f"{wl.name}, {threads} thread(s), {LABELS[rt]}: could not run: {msg.get('error')}")
@@ -1190,22 +1199,33 @@ def coordinate(args):
                         }
                     for rt, w in workers.items():
                         modes = [m for m in MODES if status[rt][m] is True]
-                        if modes:
-                            w.ask(dict(cmd="warmup", modes=modes))
+                        try:
+                            if modes:
+                                w.ask(dict(cmd="warmup", modes=modes))
+                        except RuntimeError as e:
+                            results["failures"].append(f"{wl.name}, {threads} thread(s), {LABELS[rt]}: warm-up: {e}")
+                            status[rt] = {m: "failed" for m in MODES}
                     for mode in MODES:
                         active = [rt for rt in RUNTIMES if status[rt].get(mode) is True
                                   and (rt in OURS or rt in workers)]
                         for r in range(args.repeats):
                             for rt in rotate(active, r + p):
-                                if rt in OURS:
-                                    rep = lstmrt_bench(lstm_run, models[rt], wl, mode, threads, args.warmup_calls)
-                                    samples[(rt, mode)][p].append(rep["ns_per_step_mean"])
-                                    if mode == "stream":
-                                        per_call[rt].append((rep["ns_per_step_median"], rep["ns_per_step_p99"]))
-                                else:
-                                    ans = workers[rt].ask(dict(cmd="time", mode=mode, warmup=args.warmup_calls))
-                                    samples[(rt, mode)][p].append(ans["ns_per_step"])
-                                    cpu[(rt, mode)].append(ans["cpu_ratio"])
+                                if status[rt][mode] is not True:
+                                    continue  # failed earlier in this loop
+                                try:
+                                    if rt in OURS:
+                                        rep = lstmrt_bench(lstm_run, models[rt], wl, mode, threads, args.warmup_calls)
+                                        samples[(rt, mode)][p].append(rep["ns_per_step_mean"])
+                                        if mode == "stream":
+                                            per_call[rt].append((rep["ns_per_step_median"], rep["ns_per_step_p99"]))
+                                    else:
+                                        ans = workers[rt].ask(dict(cmd="time", mode=mode, warmup=args.warmup_calls))
+                                        samples[(rt, mode)][p].append(ans["ns_per_step"])
+                                        cpu[(rt, mode)].append(ans["cpu_ratio"])
+                                except (RuntimeError, OSError, KeyError, ValueError) as e:
+                                    results["failures"].append(
+                                        f"{wl.name}, {threads} thread(s), {LABELS[rt]}, {mode}: timing failed: {e}")
+                                    status[rt][mode] = "failed"
                                 time.sleep(args.settle_ms / 1000)
                 finally:
                     for w in workers.values():
