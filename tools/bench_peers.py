@@ -617,6 +617,9 @@ def atomic_write_text(path, text):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -1434,6 +1437,9 @@ def self_test():
                 atomic_write_text(p, "two")
                 self.assertEqual(p.read_text(), "two")
                 self.assertEqual(os.listdir(tmp), ["out.md"])
+                umask = os.umask(0)
+                os.umask(umask)
+                self.assertEqual(p.stat().st_mode & 0o777, 0o666 & ~umask)
 
     suite = unittest.defaultTestLoader.loadTestsFromTestCase(PureFunctions)
     result = unittest.TextTestRunner(verbosity=2).run(suite)
