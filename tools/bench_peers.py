@@ -85,7 +85,6 @@ import math
 import os
 import platform
 import select
-import shutil
 import statistics
 import subprocess
 import sys
@@ -1123,7 +1122,14 @@ def build(args):
 
 
 def coordinate(args):
-    import numpy as np
+    try:
+        import numpy as np
+        import onnx  # noqa: F401 — needed by make_artifacts; fail before anything runs
+        import safetensors  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as e:
+        sys.exit(f"bench_peers: {e}; install the peers first: "
+                 "pip install -r tools/requirements-bench.txt (onnxruntime or tract missing only drops that peer)")
 
     bin_dir = REPO / "target" / "release"
     lstm_run, lstm_convert = bin_dir / "lstm-run", bin_dir / "lstm-convert"
