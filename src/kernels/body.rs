@@ -206,6 +206,18 @@ unsafe fn accumulate_rows<S: Simd, W: Weight, const R: usize, const G: usize>(
     }
 }
 
+/// Rows in the next register block when `left` rows remain (many-register
+/// tiers): 6, then pairs (8 independent FMA chains keep both FMA ports busy,
+/// where a single row's 4 chains would wait on the FMA latency), then 1.
+#[inline(always)]
+fn block_height(left: usize) -> usize {
+    match left {
+        6.. => 6,
+        2..=5 => 2,
+        _ => 1,
+    }
+}
+
 /// Floats of the stack buffer that f16/bf16 weights are widened into once per
 /// block of k, when several row blocks reuse them (24 KiB, half of L1).
 const WIDE_BLOCK: usize = 6144;
@@ -498,15 +510,19 @@ impl Blocking for ManyRegisters {
                             }
                             let mut r = rows.start;
                             while r < rows.end {
-                                let n = if r + 6 <= rows.end { 6 } else { 1 };
+                                let n = block_height(rows.end - r);
                                 match (widened, n) {
                                     (true, 6) => {
                                         ctx.add_hidden_block::<S, f32, 6>(r, p, ks.clone(), wide.as_ptr(), stride)
+                                    }
+                                    (true, 2) => {
+                                        ctx.add_hidden_block::<S, f32, 2>(r, p, ks.clone(), wide.as_ptr(), stride)
                                     }
                                     (true, _) => {
                                         ctx.add_hidden_block::<S, f32, 1>(r, p, ks.clone(), wide.as_ptr(), stride)
                                     }
                                     (false, 6) => ctx.add_hidden_block::<S, W, 6>(r, p, ks.clone(), src, stride),
+                                    (false, 2) => ctx.add_hidden_block::<S, W, 2>(r, p, ks.clone(), src, stride),
                                     (false, _) => ctx.add_hidden_block::<S, W, 1>(r, p, ks.clone(), src, stride),
                                 }
                                 r += n;
@@ -555,13 +571,14 @@ impl Blocking for ManyRegisters {
         unsafe {
             if std::mem::size_of::<W>() == 4 {
                 let mut r = 0;
-                while r + 6 <= rows {
-                    gemm_block::<S, W, 6, G>(w, bias, x, x_stride, r, out, out_stride, p);
-                    r += 6;
-                }
                 while r < rows {
-                    gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p);
-                    r += 1;
+                    let n = block_height(rows - r);
+                    match n {
+                        6 => gemm_block::<S, W, 6, G>(w, bias, x, x_stride, r, out, out_stride, p),
+                        2 => gemm_block::<S, W, 2, G>(w, bias, x, x_stride, r, out, out_stride, p),
+                        _ => gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p),
+                    }
+                    r += n;
                 }
                 return;
             }
@@ -577,19 +594,28 @@ impl Blocking for ManyRegisters {
                 widen::<S, W>(panel.add(k0 * per_k), n * G, wide.as_mut_ptr());
                 let init = (k0 == 0).then(|| bias[p * per_k..].as_ptr());
                 let mut r = 0;
-                while r <= rows {
-                    let block = if r + 6 <= rows { 6 } else { (rows - r).min(1) };
-                    if block == 0 {
-                        break;
-                    }
+                while r < rows {
+                    let block = block_height(rows - r);
                     let outs = |n: usize| out.add((r + n) * out_stride + p * per_k);
                     let xs = |n: usize| x.add((r + n) * x_stride + k0);
-                    if block == 6 {
-                        let o: [*mut f32; 6] = std::array::from_fn(outs);
-                        let xr: [*const f32; 6] = std::array::from_fn(xs);
-                        accumulate_rows::<S, f32, 6, G>(o, init, wide.as_ptr(), per_k, xr, n);
-                    } else {
-                        accumulate_rows::<S, f32, 1, G>([outs(0)], init, wide.as_ptr(), per_k, [xs(0)], n);
+                    match block {
+                        6 => accumulate_rows::<S, f32, 6, G>(
+                            std::array::from_fn(outs),
+                            init,
+                            wide.as_ptr(),
+                            per_k,
+                            std::array::from_fn(xs),
+                            n,
+                        ),
+                        2 => accumulate_rows::<S, f32, 2, G>(
+                            std::array::from_fn(outs),
+                            init,
+                            wide.as_ptr(),
+                            per_k,
+                            std::array::from_fn(xs),
+                            n,
+                        ),
+                        _ => accumulate_rows::<S, f32, 1, G>([outs(0)], init, wide.as_ptr(), per_k, [xs(0)], n),
                     }
                     r += block;
                 }
@@ -655,13 +681,14 @@ impl<W: Weight> StepCtx<'_, '_, W> {
         // SAFETY: forwarded.
         unsafe {
             let mut r = rows.start;
-            while r + 6 <= rows.end {
-                P::block::<S, W, 6, 1>(self, r, p);
-                r += 6;
-            }
             while r < rows.end {
-                P::block::<S, W, 1, 1>(self, r, p);
-                r += 1;
+                let n = block_height(rows.end - r);
+                match n {
+                    6 => P::block::<S, W, 6, 1>(self, r, p),
+                    2 => P::block::<S, W, 2, 1>(self, r, p),
+                    _ => P::block::<S, W, 1, 1>(self, r, p),
+                }
+                r += n;
             }
         }
     }
