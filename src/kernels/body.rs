@@ -218,6 +218,39 @@ fn block_height(left: usize) -> usize {
     }
 }
 
+/// The blocks of one row's panels: groups of 4, then (when `pairs`) of 2,
+/// then single panels, numbered from the first.
+struct PanelCover {
+    start: usize,
+    quads: usize,
+    pairs: usize,
+    singles: usize,
+}
+
+impl PanelCover {
+    fn new(panels: Range<usize>, pairs: bool) -> PanelCover {
+        let n = panels.len();
+        let rest = n % 4;
+        let pairs = if pairs { rest / 2 } else { 0 };
+        PanelCover { start: panels.start, quads: n / 4, pairs, singles: rest - 2 * pairs }
+    }
+
+    fn blocks(&self) -> usize {
+        self.quads + self.pairs + self.singles
+    }
+
+    /// Block `i`: its first panel and how many panels it spans.
+    fn block(&self, i: usize) -> (usize, usize) {
+        if i < self.quads {
+            (self.start + 4 * i, 4)
+        } else if i < self.quads + self.pairs {
+            (self.start + 4 * self.quads + 2 * (i - self.quads), 2)
+        } else {
+            (self.start + 4 * self.quads + 2 * self.pairs + (i - self.quads - self.pairs), 1)
+        }
+    }
+}
+
 /// Floats of the stack buffer that f16/bf16 weights are widened into once per
 /// block of k, when several row blocks reuse them (24 KiB, half of L1).
 const WIDE_BLOCK: usize = 6144;
@@ -324,7 +357,11 @@ pub(crate) unsafe fn run_steps<S: Simd, W: Weight>(
         let t = if job.reverse { job.steps - 1 - n } else { n };
         let (h_prev, h_new) = (io.h[cur], io.h[cur ^ 1]);
         let out_t = job.out.wrapping_add(t * job.out_step);
-        let ctx = StepCtx { k, io, job, t, h_prev, h_new, out_t };
+        // Every other step walks the panels backwards: the panels a step
+        // read last are still in cache when the next one starts, where the
+        // same order every step would have evicted each before its reuse.
+        let backward = cur == 1;
+        let ctx = StepCtx { k, io, job, t, h_prev, h_new, out_t, backward };
         // SAFETY: buffers are sized by the engine for this layer; each thread
         // writes only its rows x panels; `sync` orders cross-thread reads.
         unsafe {
@@ -493,7 +530,8 @@ impl Blocking for ManyRegisters {
                 let blocked = P::BLOCKABLE
                     && matches!(ctx.k.cell, CellKind::Lstm | CellKind::RnnTanh | CellKind::RnnRelu)
                     && matches!(ctx.job.source, Source::Pre { .. });
-                for p in panels {
+                for i in 0..panels.len() {
+                    let p = if ctx.backward { panels.end - 1 - i } else { panels.start + i };
                     if blocked {
                         let w = &ctx.k.w_hh;
                         let stride = w.stride();
@@ -535,22 +573,16 @@ impl Blocking for ManyRegisters {
                 }
                 return;
             }
+            // 4 panels x 4 gates = 16 accumulators of the 32 registers.
+            let cover = PanelCover::new(panels, !(P::ONE_GATE || ctx.k.cell.gates() == 1));
             for r in rows {
-                let mut p = panels.start;
-                // 4 panels x 4 gates = 16 accumulators of the 32 registers.
-                while p + 4 <= panels.end {
-                    P::block::<S, W, 1, 4>(ctx, r, p);
-                    p += 4;
-                }
-                if !(P::ONE_GATE || ctx.k.cell.gates() == 1) {
-                    while p + 2 <= panels.end {
-                        P::block::<S, W, 1, 2>(ctx, r, p);
-                        p += 2;
+                for j in 0..cover.blocks() {
+                    let i = if ctx.backward { cover.blocks() - 1 - j } else { j };
+                    match cover.block(i) {
+                        (p, 4) => P::block::<S, W, 1, 4>(ctx, r, p),
+                        (p, 2) => P::block::<S, W, 1, 2>(ctx, r, p),
+                        (p, _) => P::block::<S, W, 1, 1>(ctx, r, p),
                     }
-                }
-                while p < panels.end {
-                    P::block::<S, W, 1, 1>(ctx, r, p);
-                    p += 1;
                 }
             }
         }
@@ -632,7 +664,8 @@ impl Blocking for FewRegisters {
         panels: Range<usize>,
     ) {
         for r in rows {
-            for p in panels.clone() {
+            for i in 0..panels.len() {
+                let p = if ctx.backward { panels.end - 1 - i } else { panels.start + i };
                 // SAFETY: forwarded; the block lies inside rows x panels.
                 unsafe { P::block::<S, W, 1, 1>(ctx, r, p) };
             }
@@ -665,6 +698,8 @@ pub(crate) struct StepCtx<'a, 'k, W> {
     h_prev: *mut f32,
     h_new: *mut f32,
     out_t: *mut f32,
+    /// Visit the panels from the last to the first.
+    backward: bool,
 }
 
 impl<W: Weight> StepCtx<'_, '_, W> {
@@ -991,6 +1026,44 @@ impl<W: Weight> StepCtx<'_, '_, W> {
                     self.emit::<S>(self.h_new, self.io.h_stride, row, p, h, k.out_size);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panel_covers_visit_every_panel_once_in_order() {
+        for start in [0, 3] {
+            for n in 0..23 {
+                for pairs in [false, true] {
+                    let cover = PanelCover::new(start..start + n, pairs);
+                    let mut next = start;
+                    for i in 0..cover.blocks() {
+                        let (p, q) = cover.block(i);
+                        assert_eq!(p, next, "n={n} pairs={pairs} block {i}");
+                        assert!(q == 4 || q == 1 || (pairs && q == 2), "n={n} pairs={pairs}: block of {q}");
+                        next += q;
+                    }
+                    assert_eq!(next, start + n, "n={n} pairs={pairs}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn block_heights_cut_any_batch_into_6_2_and_1() {
+        for rows in 0..40 {
+            let (mut left, mut ones) = (rows, 0);
+            while left > 0 {
+                let h = block_height(left);
+                assert!(h <= left && matches!(h, 6 | 2 | 1));
+                ones += usize::from(h == 1);
+                left -= h;
+            }
+            assert!(ones <= 1, "{rows} rows: {ones} single-row blocks");
         }
     }
 }
