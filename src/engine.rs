@@ -520,11 +520,13 @@ fn load_state(arch: &Architecture, state: &mut State) {
     let (batch, p, h) = (state.batch(), arch.output_size(), arch.hidden());
     let s = &mut state.scratch;
     let (hs, cs) = (s.h_stride, s.c_stride);
+    // Into the buffer `cur` names, which stays as it was: its parity also
+    // sets the kernels' panel order, which should keep alternating from one
+    // call to the next (see `body::run_steps`).
     for slot in 0..s.cur.len() {
-        s.cur[slot] = 0;
         for b in 0..batch {
             let src = &state.h[(slot * batch + b) * p..][..p];
-            s.hbuf.as_mut_slice()[(slot * 2 * batch + b) * hs..][..p].copy_from_slice(src);
+            s.hbuf.as_mut_slice()[((slot * 2 + s.cur[slot]) * batch + b) * hs..][..p].copy_from_slice(src);
             if arch.has_cell_state() {
                 let src = &state.c[(slot * batch + b) * h..][..h];
                 s.cbuf.as_mut_slice()[(slot * batch + b) * cs..][..h].copy_from_slice(src);
