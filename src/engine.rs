@@ -7,7 +7,7 @@
 //! (`kernels::run_steps`). Unidirectional stacks go chunk by chunk through all
 //! layers (a wavefront), so no buffer grows with the sequence; bidirectional
 //! stacks go layer by layer, the backward direction visiting chunks from the end.
-//! A single step fuses `[x; h]` into one pass over `W_ih` and `W_hh`.
+//! A single step of a few rows fuses `[x; h]` into one pass over `W_ih` and `W_hh`.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +23,10 @@ use crate::threads::share;
 
 /// Rows (timesteps x batch) of input projection computed per GEMM.
 const CHUNK_ROWS: usize = 128;
+
+/// Batches from this size on project a single step's input with the GEMM
+/// (the row-block height of the many-register kernels).
+const FUSED_MAX_BATCH: usize = 6;
 
 /// Kernel buffers of one state: padded `h`/`c` per layer and direction, and
 /// the GEMM output and inter-layer buffers of one chunk.
@@ -217,7 +221,7 @@ impl Model {
     }
 
     /// Unidirectional stacks: chunk by chunk, each chunk through every layer.
-    /// A single step skips the GEMM and fuses `[x; h]` in one pass.
+    /// A single step of fewer than 6 rows skips the GEMM and fuses `[x; h]` in one pass.
     fn run_wavefront(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
         let arch = self.architecture();
         let (batch, p) = (state.batch(), arch.output_size());
@@ -377,11 +381,15 @@ impl Model {
         let proj_panels = layer.w_hr.map_or(0, |m| m.panels);
         let row_stride = layer.w_ih.panels * layer.w_ih.gates * LANES;
         let pre = bufs.pre;
+        // A single step of a few rows fuses the input projection into the
+        // recurrence (one pass over [x; h]). A larger batch projects first
+        // like a sequence: the recurrence then reuses each cache-sized block
+        // of W_hh for every row block.
+        let fused = steps == 1 && batch < FUSED_MAX_BATCH;
         let job = body::Job {
             steps,
             reverse,
-            // A single step fuses the input projection into the recurrence.
-            source: if steps == 1 {
+            source: if fused {
                 body::Source::Fused { x, x_stride: in_width }
             } else {
                 body::Source::Pre { ptr: pre, row_stride }
@@ -397,7 +405,7 @@ impl Model {
         let work = |part: usize| {
             let (x, pre) = shared.get();
             let (rows, own_panels, own_proj) = split.part(part, batch, panels, proj_panels);
-            if steps > 1 {
+            if !fused {
                 // Each thread projects the inputs it will read itself: its
                 // panels of every row, or every panel of its rows.
                 // All rows at once, or this thread's rows of each timestep.
