@@ -411,7 +411,7 @@ impl Model {
                 // All rows at once, or this thread's rows of each timestep.
                 let (calls, count) = if rows.len() == batch { (1, steps * batch) } else { (steps, rows.len()) };
                 for i in 0..calls {
-                    let first = if calls == 1 { 0 } else { i * batch + rows.start };
+                    let first = i * batch + rows.start;
                     let gemm = GemmCall {
                         w: layer.w_ih,
                         bias: layer.bias_x,
