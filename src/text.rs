@@ -52,7 +52,9 @@ pub fn lookup(vocab: &Vocabulary, tokens: &[String]) -> Result<Vec<u32>, Error> 
 }
 
 impl Model {
-    fn vocabulary(&self) -> Result<&Vocabulary, Error> {
+    /// The model's vocabulary (tokens, tokenizer kind, unknown token), or an
+    /// error saying the model has none.
+    pub fn vocabulary(&self) -> Result<&Vocabulary, Error> {
         self.metadata()
             .vocabulary
             .as_ref()

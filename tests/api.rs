@@ -178,3 +178,15 @@ fn threads_split_the_batch_with_the_same_result() {
         assert!(max_abs_diff(state.c(), g.c_n.as_ref().unwrap()) <= 1e-5, "{threads} threads");
     }
 }
+
+#[test]
+fn vocabulary_is_public_and_its_absence_is_an_error() {
+    let demo = Model::open(concat!(env!("CARGO_MANIFEST_DIR"), "/models/pronoun.lstm")).unwrap();
+    let vocab = demo.vocabulary().unwrap();
+    assert!(vocab.tokens.iter().any(|t| t == "later"), "the demo model reads 'later'");
+    let unknown = vocab.unknown.expect("the demo model has an unknown token") as usize;
+    assert_eq!(vocab.tokens[unknown], "<unk>");
+    let (plain, _) = model_for("lstm_3layer");
+    let err = plain.vocabulary().unwrap_err();
+    assert!(err.to_string().contains("no vocabulary"), "{err}");
+}
