@@ -159,9 +159,12 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
     if config.batch == 0 || config.steps == 0 {
         return Err(Error::Unsupported { what: "a benchmark needs batch >= 1 and steps >= 1".into() });
     }
-    if config.mode == Mode::Stream && arch.bidirectional {
+    if config.mode == Mode::Stream && (arch.bidirectional || arch.reverse) {
         return Err(Error::Unsupported {
-            what: "a bidirectional model cannot be streamed one step at a time; benchmark whole sequences".into(),
+            what: format!(
+                "a {} model cannot be streamed one step at a time; benchmark whole sequences",
+                if arch.reverse { "reverse" } else { "bidirectional" }
+            ),
         });
     }
     let isa = model.isa();

@@ -167,6 +167,13 @@ impl Model {
                     .into(),
             });
         }
+        if self.architecture().reverse {
+            return Err(Error::Unsupported {
+                what: "a reverse model reads the sequence from its last step to its first, so it cannot run one \
+                       step at a time as steps arrive; use run on the whole sequence"
+                    .into(),
+            });
+        }
         let per_step = state.batch() * self.architecture().input_size as usize;
         if x.len() != per_step {
             return Err(Error::Shape {
@@ -220,14 +227,17 @@ impl Model {
         Ok(())
     }
 
-    /// Unidirectional stacks: chunk by chunk, each chunk through every layer.
+    /// Unidirectional stacks: chunk by chunk, each chunk through every layer
+    /// (a `reverse` stack: from the last chunk, each read from its end).
     /// A single step of fewer than 6 rows skips the GEMM and fuses `[x; h]` in one pass.
     fn run_wavefront(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
         let arch = self.architecture();
         let (batch, p) = (state.batch(), arch.output_size());
         let chunk = state.scratch.chunk;
         let mid_len = chunk * batch * p;
-        for c0 in (0..steps).step_by(chunk) {
+        let chunks = steps.div_ceil(chunk);
+        for i in 0..chunks {
+            let c0 = if arch.reverse { chunks - 1 - i } else { i } * chunk;
             let n = chunk.min(steps - c0);
             let mut input = xs[c0 * batch * arch.input_size as usize..].as_ptr();
             let mut in_width = arch.input_size as usize;
@@ -240,7 +250,7 @@ impl Model {
                 };
                 // SAFETY: `input` holds n*batch rows of `in_width`; `dest` n
                 // steps of `batch` rows; the scratch is sized for this model.
-                unsafe { self.run_layer(state, layer, input, in_width, n, false, dest) };
+                unsafe { self.run_layer(state, layer, input, in_width, n, arch.reverse, dest) };
                 input = dest.ptr;
                 in_width = p;
             }

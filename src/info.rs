@@ -25,6 +25,8 @@ pub struct ModelInfo {
     pub proj_size: u32,
     pub num_layers: u32,
     pub bidirectional: bool,
+    /// Every layer reads the sequence from its end (ONNX `direction = "reverse"`).
+    pub reverse: bool,
     /// Width of one step of the stack's output (`directions * output size`).
     pub output_size: usize,
     pub peepholes: bool,
@@ -127,6 +129,7 @@ impl ModelInfo {
             proj_size: arch.proj_size,
             num_layers: arch.num_layers,
             bidirectional: arch.bidirectional,
+            reverse: arch.reverse,
             output_size: arch.sequence_output_size(),
             peepholes: arch.peepholes,
             clip: arch.clip,
@@ -204,7 +207,11 @@ impl fmt::Display for ModelInfo {
         if self.proj_size > 0 {
             network.push_str(&format!(", projection {}", self.proj_size));
         }
-        network.push_str(if self.bidirectional { ", bidirectional" } else { ", unidirectional" });
+        network.push_str(match (self.bidirectional, self.reverse) {
+            (true, _) => ", bidirectional",
+            (false, true) => ", reverse (reads sequences from the end)",
+            (false, false) => ", unidirectional",
+        });
         writeln!(f, "network         {network}")?;
         let mut options = Vec::new();
         if self.peepholes {

@@ -32,7 +32,9 @@
 //!
 //! Stacking: layer `l > 0` reads the previous layer's output sequence; a
 //! bidirectional layer's output at step `t` is `[forward_t; backward_t]`, the
-//! backward direction having read the sequence from the end.
+//! backward direction having read the sequence from the end. A `reverse`
+//! stack (ONNX `direction = "reverse"`) has one direction, which reads the
+//! sequence from the end in every layer.
 
 use crate::format::{Architecture, CellKind, Head, HeadActivation};
 use crate::weights::{HeadWeights, LayerWeights, Weights};
@@ -128,8 +130,11 @@ pub fn run_traced(
                     }
                     _ => vec![0.0; hidden],
                 };
+                // The backward direction, or every layer of a reverse stack,
+                // reads the sequence from the end.
+                let backward = dir == 1 || arch.reverse;
                 for n in 0..steps {
-                    let t = if dir == 0 { n } else { steps - 1 - n };
+                    let t = if backward { steps - 1 - n } else { n };
                     let x = &layer_input[(t * batch + b) * in_size..][..in_size];
                     let (h_new, c_new, gates) = cell(arch, lw, x, &h, &c);
                     trace(&StepTrace {

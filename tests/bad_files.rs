@@ -220,9 +220,27 @@ fn rejects_unknown_required_section() {
 #[test]
 fn rejects_unknown_required_flags() {
     let mut bytes = valid_file();
+    bytes[16] = 1 | 2 | 0x80; // REVERSE is known; 2 and 0x80 are not
+    format::seal_header(&mut bytes);
+    assert_eq!(open_err(&bytes), Error::UnknownRequiredFlags { flags: 0x82 });
+}
+
+#[test]
+fn the_reverse_flag_is_read_and_refused_on_a_bidirectional_stack() {
+    let mut bytes = valid_file();
     bytes[16] = 1;
     format::seal_header(&mut bytes);
-    assert_eq!(open_err(&bytes), Error::UnknownRequiredFlags { flags: 1 });
+    assert!(Model::from_bytes(&bytes).unwrap().architecture().reverse);
+    let mut meta = meta();
+    meta.architecture.bidirectional = true;
+    let mut bytes = ModelWriter::new(&meta, &Weights::zeros(&meta)).to_bytes().unwrap();
+    bytes[16] = 1;
+    format::seal_header(&mut bytes);
+    let err = open_err(&bytes);
+    assert!(matches!(&err, Error::InvalidMetadata { field, .. } if field == "architecture.reverse"), "{err}");
+    // The writer refuses it too.
+    meta.architecture.reverse = true;
+    assert!(ModelWriter::new(&meta, &Weights::zeros(&meta)).to_bytes().is_err());
 }
 
 #[test]

@@ -560,6 +560,41 @@ fn streaming_a_bidirectional_model_is_refused() {
     assert_bad_input(&ran, &["bidirectional model cannot be streamed"]);
 }
 
+#[test]
+fn a_reverse_model_runs_files_like_the_reference_and_refuses_streaming() {
+    let dir = TempDir::new("cli-reverse");
+    let mut arch = Architecture::new(CellKind::Lstm, 3, 5, 2);
+    arch.reverse = true;
+    let meta = Metadata::new(arch);
+    let weights = random_weights(&meta, 21, 0.5);
+    let model = write(&dir, "reverse", &meta, &weights);
+    let info = ok(lstm_run(with_model(&model, &["--info"])));
+    assert!(info.stdout.contains("reverse (reads sequences from the end)"), "{}", info.stdout);
+
+    let (steps, batch) = (9, 2);
+    let mut rng = Rng::new(5);
+    let xs: Vec<f32> = (0..steps * batch * 3).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
+    let (input, output) = (dir.path("x.npy"), dir.path("y.npy"));
+    write_npy_f32(&input, &[steps, batch, 3], &xs);
+    ok(lstm_run([model.as_os_str(), input.as_os_str(), "-o".as_ref(), output.as_os_str()]));
+    let want = reference::run(&meta.architecture, &weights, &xs, batch, None, None);
+    let got = read_npy(&output);
+    assert_eq!(got.shape, [steps, batch, 5]);
+    let got: Vec<f32> = got.data.iter().map(|&v| v as f32).collect();
+    assert!(max_abs_diff(&got, &want.output) < 1e-5);
+    // Reading from the end: the last step's output has seen only the last input.
+    let mut last = Metadata::new(meta.architecture.clone());
+    last.architecture.reverse = false;
+    let tail = &xs[(steps - 1) * batch * 3..];
+    let forward_one = reference::run(&last.architecture, &weights, tail, batch, None, None);
+    assert!(max_abs_diff(&got[(steps - 1) * batch * 5..], &forward_one.output) < 1e-5);
+
+    let out = Command::new(BIN).arg(&model).arg("-").stdin(Stdio::null()).output().unwrap();
+    let ran =
+        Ran { code: out.status.code().unwrap(), stdout: String::new(), stderr: String::from_utf8(out.stderr).unwrap() };
+    assert_bad_input(&ran, &["reverse model cannot be streamed"]);
+}
+
 // ---------------------------------------------------------------- text
 
 #[test]

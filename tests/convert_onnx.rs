@@ -1,7 +1,7 @@
 //! lstm-convert on ONNX models (exported by torch.onnx.export and built by
-//! hand for peepholes, clip, input_forget, both GRU forms, layout=1 and
-//! external data), compared with ONNX Runtime's outputs; and models that must
-//! be refused with the node and attribute named.
+//! hand for peepholes, clip, input_forget, both GRU forms, layout=1,
+//! direction=reverse and external data), compared with ONNX Runtime's
+//! outputs; and models that must be refused with the node and attribute named.
 
 mod common;
 
@@ -15,7 +15,7 @@ const TOLERANCE: f32 = 1e-5;
 #[test]
 fn converted_onnx_models_match_onnx_runtime() {
     let cases = cases("onnx");
-    assert!(cases.len() >= 9, "expected the ONNX convert fixtures");
+    assert!(cases.len() >= 11, "expected the ONNX convert fixtures");
     let mut failures = Vec::new();
     for case in &cases {
         let d = convert_and_compare(case, &[]);
@@ -69,8 +69,16 @@ fn refused(file: &str, expected: &[&str]) {
 }
 
 #[test]
-fn refuses_reverse_only_direction_naming_the_node() {
-    refused("reverse.onnx", &["LSTM node `lstm_0`", "direction=reverse"]);
+fn reverse_direction_converts_to_a_reverse_model_that_refuses_single_steps() {
+    let dir = TempDir::new("onnx-reverse");
+    let out = dir.path("m.lstm");
+    let a = convert::convert(&Request::new(case("lstm_reverse_peepholes"), out.clone())).unwrap().meta.architecture;
+    assert!(a.reverse && !a.bidirectional && a.peepholes);
+    let model = lstmrt::Model::open(&out).unwrap();
+    assert!(model.architecture().reverse, "the flag survives the file");
+    let mut state = model.new_batch_state(2);
+    let err = model.step(&mut state, &[0.0; 6]).unwrap_err();
+    assert!(err.to_string().contains("reverse model"), "{err}");
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! random models: every cell kind, projection, peepholes/clip/input_forget,
 //! 1-4 layers, bidirectional, odd sizes, batches 1, 7, 10, 11 and 13 (every
 //! register-block height and remainder), sequences 1 to 300,
-//! f32/f16/bf16 weights, packed and canonical files, whole sequences and
-//! single steps.
+//! f32/f16/bf16 weights, packed and canonical files, reverse stacks, whole
+//! sequences and single steps.
 
 mod common;
 
@@ -22,10 +22,11 @@ struct Case {
     batch: usize,
     steps: usize,
     onnx: bool, // peepholes + clip + input_forget (LSTM), ONNX-form GRU
+    reverse: bool,
 }
 
 fn case(cell: CellKind, input: usize, hidden: usize, layers: usize, batch: usize, steps: usize) -> Case {
-    Case { cell, input, hidden, layers, bidirectional: false, proj: 0, batch, steps, onnx: false }
+    Case { cell, input, hidden, layers, bidirectional: false, proj: 0, batch, steps, onnx: false, reverse: false }
 }
 
 fn cases() -> Vec<Case> {
@@ -80,6 +81,20 @@ fn cases() -> Vec<Case> {
     onnx_gru.hidden = 100;
     onnx_gru.bidirectional = true;
     v.push(onnx_gru);
+    // Reverse stacks: several chunks (11 rows: 11 steps per chunk; 1 row: 128),
+    // visited from the last.
+    let mut reverse = case(Lstm, 5, 17, 2, 11, 40);
+    reverse.reverse = true;
+    reverse.proj = 5;
+    v.push(reverse.clone());
+    reverse.onnx = true;
+    reverse.proj = 0;
+    reverse.batch = 1;
+    reverse.steps = 300;
+    v.push(reverse);
+    let mut reverse_gru = case(Gru, 33, 100, 1, 1, 200);
+    reverse_gru.reverse = true;
+    v.push(reverse_gru);
     v
 }
 
@@ -87,6 +102,7 @@ fn metadata(c: &Case) -> Metadata {
     let mut a = Architecture::new(c.cell, c.input, c.hidden, c.layers);
     a.bidirectional = c.bidirectional;
     a.proj_size = c.proj as u32;
+    a.reverse = c.reverse;
     if c.onnx {
         match c.cell {
             CellKind::Lstm => {
@@ -149,7 +165,7 @@ fn check_threads(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u
         assert!(d <= tolerance, "{what}: output differs by {d}");
         assert!(rel_diff(state.h(), &want.h_n) <= tolerance, "{what}: h_n differs");
         assert!(rel_diff(state.c(), &want.c_n) <= tolerance, "{what}: c_n differs");
-        if !arch.bidirectional {
+        if !arch.bidirectional && !arch.reverse {
             // The same through single steps (the fused streaming path).
             let mut state = model.new_batch_state(c.batch);
             state.set_threads(threads);

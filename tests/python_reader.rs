@@ -45,7 +45,10 @@ fn fixture_models(dir: &TempDir) -> Vec<PathBuf> {
     onnx.input_forget = true;
     onnx.bidirectional = true;
     onnx.proj_size = 2;
-    for (name, meta) in [("text", text), ("onnx-options", Metadata::new(onnx))] {
+    let mut reverse = Architecture::new(CellKind::Gru, 4, 3, 2);
+    reverse.reverse = true;
+    let models = [("text", text), ("onnx-options", Metadata::new(onnx)), ("reverse", Metadata::new(reverse))];
+    for (name, meta) in models {
         let mut w = Weights::zeros(&meta);
         let mut k = 0.0f32;
         for lw in &mut w.layers {
@@ -80,6 +83,7 @@ fn python_reader_written_from_the_spec_reads_every_fixture_like_lstmrt() {
         assert_eq!(arch["proj_size"], meta.architecture.proj_size);
         assert_eq!(arch["num_layers"], meta.architecture.num_layers);
         assert_eq!(arch["bidirectional"], meta.architecture.bidirectional);
+        assert_eq!(arch["reverse"], meta.architecture.reverse);
         assert_eq!(arch["peepholes"], meta.architecture.peepholes);
         assert_eq!(arch["input_forget"], meta.architecture.input_forget);
         assert_eq!(arch["clip"].as_f64().map(|c| c as f32), meta.architecture.clip);

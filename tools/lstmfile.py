@@ -23,6 +23,7 @@ MAGIC = b"\x89LSTMRT\n"
 READER_MAJOR, READER_MINOR = 1, 0
 SECTION_METADATA, SECTION_DIRECTORY, SECTION_DATA = 1, 2, 3
 FLAG_REQUIRED = 1
+HEADER_REVERSE = 1  # required_flags bit 0: every layer reads the sequence from the end
 CELLS = {0: "lstm", 1: "gru", 2: "rnn_tanh", 3: "rnn_relu"}
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 DTYPES = {0: ("f32", 4), 1: ("f16", 2), 2: ("bf16", 2)}
@@ -208,8 +209,8 @@ class LstmFile:
             raise FormatError(f"header size {header_size}")
         required_flags, _optional, file_length, table_offset = struct.unpack_from("<QQQQ", b, 16)
         count, entry_size, _reserved, header_crc = struct.unpack_from("<IIII", b, 48)
-        if required_flags:
-            raise FormatError(f"unknown required flags {required_flags:#x}")
+        if required_flags & ~HEADER_REVERSE:
+            raise FormatError(f"unknown required flags {required_flags & ~HEADER_REVERSE:#x}")
         if file_length != n:
             raise FormatError(f"header declares {file_length} bytes, file has {n}")
         if table_offset < 64 or table_offset % 8 or entry_size < 32 or entry_size > 1024 or entry_size % 8 or count > 64:
@@ -250,6 +251,9 @@ class LstmFile:
 
         d = Decoder(body(SECTION_METADATA), "metadata")
         self.metadata = decode_metadata(d)
+        self.metadata["architecture"]["reverse"] = bool(required_flags & HEADER_REVERSE)
+        if self.metadata["architecture"]["reverse"] and self.metadata["architecture"]["bidirectional"]:
+            raise FormatError("the REVERSE flag is set on a bidirectional stack")
         if d.pos != len(d.data) and not newer:
             raise FormatError("trailing bytes in the metadata section")
         d = Decoder(body(SECTION_DIRECTORY), "tensor directory")

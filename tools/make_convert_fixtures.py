@@ -276,8 +276,6 @@ def make_onnx():
     refused = os.path.join(ROOT, kind, "refused")
     os.makedirs(refused, exist_ok=True)
     W, R = rand(1, 12, 2), rand(1, 12, 3)
-    onnx.save(node_model("LSTM", [3, 1, 2], dict(W=W, R=R), dict(hidden_size=3, direction="reverse"), 3),
-              os.path.join(refused, "reverse.onnx"))
     onnx.save(node_model("LSTM", [3, 1, 2], dict(W=W, R=R),
                          dict(hidden_size=3, activations=["HardSigmoid", "Tanh", "Tanh"]), 3),
               os.path.join(refused, "hardsigmoid.onnx"))
@@ -304,6 +302,12 @@ def make_onnx():
                               [numpy_helper.from_array(rand(2, 2), "W")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
               os.path.join(refused, "not_recurrent.onnx"))
+
+    # direction=reverse (after everything else, so the earlier cases keep their random draws).
+    hand("lstm_reverse_peepholes", "LSTM", 7, 2, 3, 4, dict(hidden_size=4, direction="reverse"), peepholes=True,
+         note="direction=reverse with peepholes: reads the sequence from its last step")
+    hand("gru_reverse_clip", "GRU", 6, 1, 3, 3, dict(hidden_size=3, direction="reverse", clip=0.9),
+         note="GRU direction=reverse, linear_before_reset=0, clip")
 
 
 # ---------------------------------------------------------------- Keras

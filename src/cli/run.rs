@@ -238,6 +238,13 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
             job.model.display()
         )));
     }
+    if arch.reverse {
+        return Err(Failure::bad_input(format!(
+            "{}: a reverse model cannot be streamed: it reads the sequence from its last step; give an input file \
+             instead",
+            job.model.display()
+        )));
+    }
     let head_out_len = model.metadata().head.as_ref().map(|h| h.out_features as usize);
     let use_head = match (job.head, head_out_len) {
         (Some(true), None) => {

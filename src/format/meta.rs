@@ -97,6 +97,11 @@ pub struct Architecture {
     /// GRU only. `true` is PyTorch's form, `n = tanh(W_in x + b_in + r*(W_hn h + b_hn))`;
     /// `false` is ONNX's default, `n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)`.
     pub linear_before_reset: bool,
+    /// Every layer reads the sequence from its last timestep to its first
+    /// (ONNX `direction = "reverse"`); not with `bidirectional`. Not in the
+    /// metadata bytes: header required flag [`crate::format::flags::REVERSE`].
+    #[serde(skip)]
+    pub reverse: bool,
 }
 
 impl Architecture {
@@ -113,6 +118,7 @@ impl Architecture {
             clip: None,
             input_forget: false,
             linear_before_reset: true,
+            reverse: false,
         }
     }
 
@@ -183,6 +189,12 @@ impl Architecture {
         }
         if self.input_forget && !lstm {
             return Err(Error::invalid("architecture.input_forget", "input_forget is only defined for LSTM"));
+        }
+        if self.reverse && self.bidirectional {
+            return Err(Error::invalid(
+                "architecture.reverse",
+                "a bidirectional stack already has a backward direction; reverse is for one-direction stacks",
+            ));
         }
         if let Some(clip) = self.clip
             && !(clip.is_finite() && clip > 0.0)

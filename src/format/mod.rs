@@ -22,7 +22,9 @@ pub use meta::{
     Vocabulary,
 };
 pub use read::{FileInfo, parse, verify_tensor};
-pub use write::{RawSection, TensorBytes, assemble, atomic_write, encode, encode_directory, seal_header};
+pub use write::{
+    RawSection, TensorBytes, assemble, assemble_with_flags, atomic_write, encode, encode_directory, seal_header,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +45,16 @@ pub const MAX_SECTIONS: u32 = 64;
 pub const ALIGN: u64 = 64;
 /// Most dimensions a tensor may have.
 pub const MAX_RANK: usize = 8;
+
+/// Bits of the header's `required_flags`: a reader refuses a file that sets
+/// one it does not know, so a file using one never runs wrong on an older reader.
+pub mod flags {
+    /// Every layer runs from the last timestep to the first (ONNX
+    /// `direction = "reverse"`): [`super::Architecture::reverse`].
+    pub const REVERSE: u64 = 1;
+    /// Every required flag this reader knows.
+    pub const KNOWN_REQUIRED: u64 = REVERSE;
+}
 
 /// Section kinds in the section table.
 pub mod section {

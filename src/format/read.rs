@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::meta::Metadata;
 use super::{
     ALIGN, DType, DirectoryEntry, Error, HEADER_SIZE, Layout, MAGIC, MAX_RANK, MAX_SECTIONS, SECTION_ENTRY_SIZE,
-    TensorInfo, VERSION_MAJOR, VERSION_MINOR, bincode_config, expected_tensors, section,
+    TensorInfo, VERSION_MAJOR, VERSION_MINOR, bincode_config, expected_tensors, flags, section,
 };
 
 /// What [`parse`] found in a valid file.
@@ -84,8 +84,9 @@ pub fn parse(bytes: &[u8]) -> Result<FileInfo, Error> {
         return Err(Error::BadHeaderSize { found: header_size, expected: HEADER_SIZE as u32 });
     }
     let required_flags = u64_at(bytes, 16);
-    if required_flags != 0 {
-        return Err(Error::UnknownRequiredFlags { flags: required_flags });
+    let unknown_flags = required_flags & !flags::KNOWN_REQUIRED;
+    if unknown_flags != 0 {
+        return Err(Error::UnknownRequiredFlags { flags: unknown_flags });
     }
     let optional_flags = u64_at(bytes, 24);
     let declared_len = u64_at(bytes, 32);
@@ -196,7 +197,8 @@ pub fn parse(bytes: &[u8]) -> Result<FileInfo, Error> {
         });
     }
 
-    let metadata: Metadata = decode_section(bytes, metadata_section, newer_minor)?;
+    let mut metadata: Metadata = decode_section(bytes, metadata_section, newer_minor)?;
+    metadata.architecture.reverse = required_flags & flags::REVERSE != 0;
     metadata.validate()?;
     let directory: Vec<DirectoryEntry> = decode_section(bytes, directory_section, newer_minor)?;
     let data_range = (data_section.offset, data_section.offset + data_section.len);

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::meta::Metadata;
 use super::{
     ALIGN, DType, DirectoryEntry, Error, HEADER_SIZE, Layout, MAGIC, SECTION_ENTRY_SIZE, VERSION_MAJOR, VERSION_MINOR,
-    bincode_config, section,
+    bincode_config, flags, section,
 };
 
 /// One tensor to store: its bytes are already in `dtype` and `layout` order.
@@ -64,8 +64,10 @@ pub fn encode(meta: &Metadata, tensors: &[TensorBytes]) -> Result<Vec<u8>, Error
     }
     let directory = encode_directory(&entries);
     debug_assert_eq!(directory.len() as u64, directory_len);
-    Ok(assemble(
+    let required_flags = if meta.architecture.reverse { flags::REVERSE } else { 0 };
+    Ok(assemble_with_flags(
         (VERSION_MAJOR, VERSION_MINOR),
+        required_flags,
         &[
             RawSection::new(section::METADATA, 0, metadata_offset, metadata),
             RawSection::new(section::TENSOR_DIRECTORY, 0, directory_offset, directory),
@@ -100,6 +102,12 @@ impl RawSection {
 /// sections at their offsets; gaps are zero. Computes lengths and checksums.
 #[doc(hidden)]
 pub fn assemble(version: (u16, u16), sections: &[RawSection]) -> Vec<u8> {
+    assemble_with_flags(version, 0, sections)
+}
+
+/// [`assemble`] with the header's required flags set to `required_flags`.
+#[doc(hidden)]
+pub fn assemble_with_flags(version: (u16, u16), required_flags: u64, sections: &[RawSection]) -> Vec<u8> {
     let table_len = sections.len() * SECTION_ENTRY_SIZE;
     let end = sections.iter().map(|s| s.offset as usize + s.body.len()).max().unwrap_or(0).max(HEADER_SIZE + table_len);
     let mut out = vec![0u8; end];
@@ -107,7 +115,8 @@ pub fn assemble(version: (u16, u16), sections: &[RawSection]) -> Vec<u8> {
     out[8..10].copy_from_slice(&version.0.to_le_bytes());
     out[10..12].copy_from_slice(&version.1.to_le_bytes());
     out[12..16].copy_from_slice(&(HEADER_SIZE as u32).to_le_bytes());
-    // 16..24 required flags, 24..32 optional flags: none defined.
+    out[16..24].copy_from_slice(&required_flags.to_le_bytes());
+    // 24..32 optional flags: none defined.
     out[32..40].copy_from_slice(&(end as u64).to_le_bytes());
     out[40..48].copy_from_slice(&(HEADER_SIZE as u64).to_le_bytes());
     out[48..52].copy_from_slice(&(sections.len() as u32).to_le_bytes());

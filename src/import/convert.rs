@@ -368,7 +368,11 @@ pub fn summary(request: &Request, outcome: &Outcome) -> String {
         a.cell.name(),
         a.num_layers,
         if a.num_layers == 1 { "" } else { "s" },
-        if a.bidirectional { " bidirectional" } else { "" },
+        match (a.bidirectional, a.reverse) {
+            (true, _) => " bidirectional",
+            (false, true) => " reverse",
+            (false, false) => "",
+        },
         a.input_size,
         a.hidden_size
     )];

@@ -211,8 +211,8 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
         }
         if r.config["go_backwards"] == true && !r.bidirectional {
             return Err(format!(
-                "layer `{}`: go_backwards=True outside Bidirectional is not supported (the format has forward and \
-                 bidirectional layers only)",
+                "layer `{}`: go_backwards=True outside Bidirectional is not supported (Keras returns that layer's \
+                 sequence in reversed time order; an lstmrt reverse model keeps each output at its input's step)",
                 r.name
             ));
         }

@@ -18,8 +18,11 @@
 //! - `layout = 1` (batch-major tensors) changes only the shapes of `X` and `Y`:
 //!   the converted model takes `[steps, batch, input]` like every lstmrt model.
 //!
-//! Refused, with the node and attribute named: `direction = reverse` on its
-//! own (the format has forward and bidirectional layers only), activations
+//! - `direction = "reverse"` (every node of the stack) maps to
+//!   [`Architecture::reverse`]: the model then reads whole sequences from the
+//!   end and refuses single steps.
+//!
+//! Refused, with the node and attribute named: activations
 //! other than the defaults (RNN may use `Relu`), `activation_alpha/beta`,
 //! `sequence_lens`, non-zero constant initial states (the format stores no
 //! initial state; set it at run time with `State::set_h`/`set_c`), layers that
@@ -399,6 +402,8 @@ struct Layer {
     node: usize,
     cell: CellKind,
     directions: usize,
+    /// `direction = "reverse"`: one direction, reading the sequence from the end.
+    reverse: bool,
     hidden: usize,
     input: usize,
     clip: Option<f32>,
@@ -515,6 +520,7 @@ impl<'g, 'a> Graph<'g, 'a> {
         for (k, l) in layers.iter().enumerate().skip(1) {
             let same = l.cell == l0.cell
                 && l.directions == l0.directions
+                && l.reverse == l0.reverse
                 && l.hidden == l0.hidden
                 && l.clip == l0.clip
                 && l.input_forget == l0.input_forget
@@ -543,6 +549,7 @@ impl<'g, 'a> Graph<'g, 'a> {
         }
         let mut arch = Architecture::new(l0.cell, l0.input, l0.hidden, layers.len());
         arch.bidirectional = l0.directions == 2;
+        arch.reverse = l0.reverse;
         arch.clip = l0.clip;
         arch.input_forget = l0.input_forget;
         arch.linear_before_reset = l0.linear_before_reset;
@@ -657,15 +664,10 @@ impl<'g, 'a> Graph<'g, 'a> {
             }
         }
         let direction = attr(n, "direction").and_then(|a| a.s.clone()).unwrap_or_else(|| b"forward".to_vec());
-        let directions = match direction.as_slice() {
-            b"forward" => 1,
-            b"bidirectional" => 2,
-            b"reverse" => {
-                return Err(format!(
-                    "{node}: direction=reverse is not supported: the lstmrt format has forward and bidirectional \
-                     layers only (reverse the input sequence and convert it as forward)"
-                ));
-            }
+        let (directions, reverse) = match direction.as_slice() {
+            b"forward" => (1, false),
+            b"bidirectional" => (2, false),
+            b"reverse" => (1, true),
             other => {
                 return Err(format!(
                     "{node}: direction `{}` is not forward, reverse or bidirectional",
@@ -796,6 +798,7 @@ impl<'g, 'a> Graph<'g, 'a> {
             node: i,
             cell,
             directions,
+            reverse,
             hidden,
             input: input_size,
             clip,
