@@ -504,6 +504,56 @@ pub(crate) trait Blocking {
     );
 }
 
+/// The recurrence of LSTM and RNN rows for panel `p` when the input part is
+/// already in `pre`: `W_hh h` is added in cache-sized blocks of k, each block
+/// read from memory once and reused from L1 by every row (in blocks of 6 and
+/// 2 rows when `TALL`, one row at a time otherwise), then the gates finish
+/// row by row. No closures: they would not be compiled for the tier.
+#[inline(always)]
+unsafe fn blocked_recurrence<S: Simd, W: Weight, const TALL: bool>(
+    ctx: &StepCtx<'_, '_, W>,
+    rows: Range<usize>,
+    p: usize,
+) {
+    // SAFETY: rows and panel p exist; k-blocks never pass `w.k`.
+    unsafe {
+        let w = &ctx.k.w_hh;
+        let stride = w.stride();
+        // f16/bf16 blocks are widened once into a stack buffer and
+        // read as f32 by every row block; f32 blocks are read in place.
+        let widened = std::mem::size_of::<W>() != 4;
+        let mut wide = [0.0f32; WIDE_BLOCK];
+        let k_block = if widened { WIDE_BLOCK / stride } else { (24 << 10) / (stride * 4) }.max(1);
+        for k0 in (0..w.k).step_by(k_block) {
+            let ks = k0..(k0 + k_block).min(w.k);
+            let src = w.panel(p).add(k0 * stride);
+            if widened {
+                widen::<S, W>(src, ks.len() * w.gates, wide.as_mut_ptr());
+            }
+            let mut r = rows.start;
+            while r < rows.end {
+                let n = if TALL { block_height(rows.end - r) } else { 1 };
+                match (widened, n) {
+                    (true, 6) => ctx.add_hidden_block::<S, f32, 6>(r, p, ks.clone(), wide.as_ptr(), stride),
+                    (true, 2) => ctx.add_hidden_block::<S, f32, 2>(r, p, ks.clone(), wide.as_ptr(), stride),
+                    (true, _) => ctx.add_hidden_block::<S, f32, 1>(r, p, ks.clone(), wide.as_ptr(), stride),
+                    (false, 6) => ctx.add_hidden_block::<S, W, 6>(r, p, ks.clone(), src, stride),
+                    (false, 2) => ctx.add_hidden_block::<S, W, 2>(r, p, ks.clone(), src, stride),
+                    (false, _) => ctx.add_hidden_block::<S, W, 1>(r, p, ks.clone(), src, stride),
+                }
+                r += n;
+            }
+        }
+        if TALL {
+            ctx.row_blocks::<S, GatesFinish>(rows, p);
+        } else {
+            for r in rows {
+                GatesFinish::block::<S, W, 1, 1>(ctx, r, p);
+            }
+        }
+    }
+}
+
 /// Tiers with 32 vector registers (AVX-512): blocks of 6 rows for batches and
 /// GEMMs, 2-4 panels at a time for a single row.
 pub(crate) struct ManyRegisters;
@@ -533,40 +583,7 @@ impl Blocking for ManyRegisters {
                 for i in 0..panels.len() {
                     let p = if ctx.backward { panels.end - 1 - i } else { panels.start + i };
                     if blocked {
-                        let w = &ctx.k.w_hh;
-                        let stride = w.stride();
-                        // f16/bf16 blocks are widened once into a stack buffer and
-                        // read as f32 by every row block; f32 blocks are read in place.
-                        let widened = std::mem::size_of::<W>() != 4;
-                        let mut wide = [0.0f32; WIDE_BLOCK];
-                        let k_block = if widened { WIDE_BLOCK / stride } else { (24 << 10) / (stride * 4) }.max(1);
-                        for k0 in (0..w.k).step_by(k_block) {
-                            let ks = k0..(k0 + k_block).min(w.k);
-                            let src = w.panel(p).add(k0 * stride);
-                            if widened {
-                                widen::<S, W>(src, ks.len() * w.gates, wide.as_mut_ptr());
-                            }
-                            let mut r = rows.start;
-                            while r < rows.end {
-                                let n = block_height(rows.end - r);
-                                match (widened, n) {
-                                    (true, 6) => {
-                                        ctx.add_hidden_block::<S, f32, 6>(r, p, ks.clone(), wide.as_ptr(), stride)
-                                    }
-                                    (true, 2) => {
-                                        ctx.add_hidden_block::<S, f32, 2>(r, p, ks.clone(), wide.as_ptr(), stride)
-                                    }
-                                    (true, _) => {
-                                        ctx.add_hidden_block::<S, f32, 1>(r, p, ks.clone(), wide.as_ptr(), stride)
-                                    }
-                                    (false, 6) => ctx.add_hidden_block::<S, W, 6>(r, p, ks.clone(), src, stride),
-                                    (false, 2) => ctx.add_hidden_block::<S, W, 2>(r, p, ks.clone(), src, stride),
-                                    (false, _) => ctx.add_hidden_block::<S, W, 1>(r, p, ks.clone(), src, stride),
-                                }
-                                r += n;
-                            }
-                        }
-                        ctx.row_blocks::<S, GatesFinish>(rows.clone(), p);
+                        blocked_recurrence::<S, W, true>(ctx, rows.clone(), p);
                     } else {
                         ctx.row_blocks::<S, P>(rows.clone(), p);
                     }
@@ -657,12 +674,27 @@ impl Blocking for ManyRegisters {
 }
 
 impl Blocking for FewRegisters {
+    /// Several rows of LSTM or RNN: panel by panel, `W_hh` in cache-sized
+    /// blocks of k reused by every row, so a batch reads the weights from
+    /// memory once per step rather than once per row. Otherwise row by row.
     #[inline(always)]
     unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
         ctx: &StepCtx<'_, '_, W>,
         rows: Range<usize>,
         panels: Range<usize>,
     ) {
+        let blocked = P::BLOCKABLE
+            && rows.len() >= 2
+            && matches!(ctx.k.cell, CellKind::Lstm | CellKind::RnnTanh | CellKind::RnnRelu)
+            && matches!(ctx.job.source, Source::Pre { .. });
+        if blocked {
+            for i in 0..panels.len() {
+                let p = if ctx.backward { panels.end - 1 - i } else { panels.start + i };
+                // SAFETY: forwarded; panel p and the rows exist.
+                unsafe { blocked_recurrence::<S, W, false>(ctx, rows.clone(), p) };
+            }
+            return;
+        }
         for r in rows {
             for i in 0..panels.len() {
                 let p = if ctx.backward { panels.end - 1 - i } else { panels.start + i };
