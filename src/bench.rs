@@ -159,12 +159,9 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
     if config.batch == 0 || config.steps == 0 {
         return Err(Error::Unsupported { what: "a benchmark needs batch >= 1 and steps >= 1".into() });
     }
-    if config.mode == Mode::Stream && (arch.bidirectional || arch.reverse) {
+    if let (Mode::Stream, Some((kind, why))) = (config.mode, arch.whole_sequence_only()) {
         return Err(Error::Unsupported {
-            what: format!(
-                "a {} model cannot be streamed one step at a time; benchmark whole sequences",
-                if arch.reverse { "reverse" } else { "bidirectional" }
-            ),
+            what: format!("a {kind} model cannot be streamed one step at a time: {why}; benchmark whole sequences"),
         });
     }
     let isa = model.isa();

@@ -160,18 +160,9 @@ impl Model {
     /// Runs one timestep: `x` is `[batch, input_size]`; returns the top
     /// layer's new `h`, `[batch, P]`. Carries the state to the next call.
     pub fn step<'s>(&self, state: &'s mut State, x: &[f32]) -> Result<&'s [f32], Error> {
-        if self.architecture().bidirectional {
+        if let Some((kind, why)) = self.architecture().whole_sequence_only() {
             return Err(Error::Unsupported {
-                what: "a bidirectional model cannot run one step at a time: its backward direction needs the \
-                       whole sequence; use run"
-                    .into(),
-            });
-        }
-        if self.architecture().reverse {
-            return Err(Error::Unsupported {
-                what: "a reverse model reads the sequence from its last step to its first, so it cannot run one \
-                       step at a time as steps arrive; use run on the whole sequence"
-                    .into(),
+                what: format!("a {kind} model cannot run one step at a time: {why}; use run"),
             });
         }
         let per_step = state.batch() * self.architecture().input_size as usize;

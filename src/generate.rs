@@ -94,10 +94,8 @@ impl<'m> Generator<'m> {
                 what: "the prompt has no tokens; generation starts from a prompt".into(),
             });
         }
-        if model.architecture().bidirectional {
-            return Err(Error::Unsupported {
-                what: "a bidirectional model cannot generate text: its backward direction needs the whole text".into(),
-            });
+        if let Some((kind, why)) = model.architecture().whole_sequence_only() {
+            return Err(Error::Unsupported { what: format!("a {kind} model cannot generate text: {why}") });
         }
         let mut state = model.new_state();
         let xs = model.token_inputs(prompt)?;

@@ -231,17 +231,9 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
     if let Some(prefix) = &job.final_state {
         check_writable_place(prefix)?;
     }
-    if arch.bidirectional {
+    if let Some((kind, why)) = arch.whole_sequence_only() {
         return Err(Failure::bad_input(format!(
-            "{}: a bidirectional model cannot be streamed: its backward direction needs the whole sequence; \
-             give an input file instead",
-            job.model.display()
-        )));
-    }
-    if arch.reverse {
-        return Err(Failure::bad_input(format!(
-            "{}: a reverse model cannot be streamed: it reads the sequence from its last step; give an input file \
-             instead",
+            "{}: a {kind} model cannot be streamed: {why}; give an input file instead",
             job.model.display()
         )));
     }

@@ -122,6 +122,19 @@ impl Architecture {
         }
     }
 
+    /// Why the stack cannot run one step at a time as steps arrive, or `None`
+    /// when it can: the kind of model and what it needs, for messages
+    /// ("a {kind} model cannot ...: {why}").
+    pub fn whole_sequence_only(&self) -> Option<(&'static str, &'static str)> {
+        if self.bidirectional {
+            Some(("bidirectional", "its backward direction needs the whole sequence"))
+        } else if self.reverse {
+            Some(("reverse", "it reads the sequence from its last step to its first"))
+        } else {
+            None
+        }
+    }
+
     /// 2 when bidirectional, else 1.
     pub fn directions(&self) -> usize {
         if self.bidirectional { 2 } else { 1 }
