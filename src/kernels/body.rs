@@ -577,11 +577,9 @@ impl Blocking for ManyRegisters {
         // SAFETY: forwarded; every block lies inside rows x panels.
         unsafe {
             if rows.len() >= 6 {
-                let blocked = P::BLOCKABLE
-                    && matches!(ctx.k.cell, CellKind::Lstm | CellKind::RnnTanh | CellKind::RnnRelu)
-                    && matches!(ctx.job.source, Source::Pre { .. });
+                let blocked = ctx.blockable::<P>();
                 for i in 0..panels.len() {
-                    let p = if ctx.backward { panels.end - 1 - i } else { panels.start + i };
+                    let p = panels.start + ctx.in_step_order(panels.len(), i);
                     if blocked {
                         blocked_recurrence::<S, W, true>(ctx, rows.clone(), p);
                     } else {
@@ -594,7 +592,7 @@ impl Blocking for ManyRegisters {
             let cover = PanelCover::new(panels, !(P::ONE_GATE || ctx.k.cell.gates() == 1));
             for r in rows {
                 for j in 0..cover.blocks() {
-                    let i = if ctx.backward { cover.blocks() - 1 - j } else { j };
+                    let i = ctx.in_step_order(cover.blocks(), j);
                     match cover.block(i) {
                         (p, 4) => P::block::<S, W, 1, 4>(ctx, r, p),
                         (p, 2) => P::block::<S, W, 1, 2>(ctx, r, p),
@@ -683,13 +681,10 @@ impl Blocking for FewRegisters {
         rows: Range<usize>,
         panels: Range<usize>,
     ) {
-        let blocked = P::BLOCKABLE
-            && rows.len() >= 2
-            && matches!(ctx.k.cell, CellKind::Lstm | CellKind::RnnTanh | CellKind::RnnRelu)
-            && matches!(ctx.job.source, Source::Pre { .. });
+        let blocked = rows.len() >= 2 && ctx.blockable::<P>();
         if blocked {
             for i in 0..panels.len() {
-                let p = if ctx.backward { panels.end - 1 - i } else { panels.start + i };
+                let p = panels.start + ctx.in_step_order(panels.len(), i);
                 // SAFETY: forwarded; panel p and the rows exist.
                 unsafe { blocked_recurrence::<S, W, false>(ctx, rows.clone(), p) };
             }
@@ -697,7 +692,7 @@ impl Blocking for FewRegisters {
         }
         for r in rows {
             for i in 0..panels.len() {
-                let p = if ctx.backward { panels.end - 1 - i } else { panels.start + i };
+                let p = panels.start + ctx.in_step_order(panels.len(), i);
                 // SAFETY: forwarded; the block lies inside rows x panels.
                 unsafe { P::block::<S, W, 1, 1>(ctx, r, p) };
             }
@@ -735,6 +730,23 @@ pub(crate) struct StepCtx<'a, 'k, W> {
 }
 
 impl<W: Weight> StepCtx<'_, '_, W> {
+    /// Item `i` of `n` (panels or blocks of panels) in this step's order:
+    /// backwards on every other step (see `run_steps`).
+    #[inline(always)]
+    fn in_step_order(&self, n: usize, i: usize) -> usize {
+        if self.backward { n - 1 - i } else { i }
+    }
+
+    /// Whether pass `P` may add `W_hh h` for several rows in cache-sized
+    /// blocks of k ([`blocked_recurrence`]): LSTM and RNN gates whose input
+    /// part is already in `pre`.
+    #[inline(always)]
+    fn blockable<P: Pass>(&self) -> bool {
+        P::BLOCKABLE
+            && matches!(self.k.cell, CellKind::Lstm | CellKind::RnnTanh | CellKind::RnnRelu)
+            && matches!(self.job.source, Source::Pre { .. })
+    }
+
     /// Walks rows x panels in the register blocks of the tier.
     #[inline(always)]
     unsafe fn for_blocks<S: Simd, P: Pass>(&self, rows: Range<usize>, panels: Range<usize>) {
