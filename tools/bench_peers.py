@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark of lstmrt against PyTorch, ONNX Runtime and tract (issue 7).
+"""Side-by-side benchmark of lstmrt against PyTorch, ONNX Runtime and tract, and its speed targets.
 
 Run by hand, never by CI (Python 3.11; the peers are large downloads):
 
@@ -72,10 +72,10 @@ For each workload (an `nn.LSTM` whose input size equals its hidden size):
    "process" p).
 4. Output: `--out` (docs/benchmarks.md) with the date, CPU model, versions, git
    commit and exact command; time per step, peer / lstmrt ratios (> 1: lstmrt is
-   faster), lstmrt's roofline bound and the fraction of it reached, the targets
-   of issue 7, every correctness check; a chart of the ratios (hand-written SVG,
-   no plotting dependency) next to it as `<out>-ratios.svg`; all raw samples as
-   `<out>.json`.
+   faster), lstmrt's roofline bound and the fraction of it reached, the speed
+   targets against the fastest peer (`TARGETS`), every correctness check; a chart
+   of the ratios (hand-written SVG, no plotting dependency) next to it as
+   `<out>-ratios.svg`; all raw samples as `<out>.json`.
 """
 
 import argparse
@@ -148,7 +148,7 @@ CHAIN_STEPS = 16
 
 @dataclass(frozen=True)
 class Target:
-    """One target of issue 7: fastest peer's median (f32) / ours >= minimum (> when strict)."""
+    """One speed target: fastest peer's median (f32) / ours >= minimum (> when strict)."""
 
     workload: str
     mode: str
@@ -338,7 +338,7 @@ def rows(results):
 
 
 def evaluate_targets(results):
-    """For each target of issue 7: (target, fastest peer name, ratio or None, verdict text)."""
+    """For each speed target in TARGETS: (target, fastest peer name, ratio or None, verdict text)."""
     out = []
     for tg in TARGETS:
         ours = spread_of(cell(results, tg.workload, tg.mode, tg.threads, tg.ours))
@@ -469,7 +469,7 @@ def render_markdown(results, chart_name):
             w(f"| {wl} | {t} | {rt.split('-')[1]} | {format_time(e['per_call_median'])} | "
               f"{format_time(e['per_call_p99'])} |")
         w("")
-    w("## Targets (issue 7)")
+    w("## Targets: lstmrt against the fastest peer")
     w("")
     w("| Target | fastest peer | measured | verdict |")
     w("|---|---|---:|---|")

@@ -18,7 +18,7 @@ or, elsewhere:
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch onnx onnxruntime tensorflow-cpu numpy
     /tmp/venv/bin/python tools/make_convert_fixtures.py
 Seeded, so the files only change when a framework version changes them. The
-Rust tests (tests/convert_*.rs) convert each model and compare with
+Rust tests (crates/cli/tests/convert_*.rs) convert each model and compare with
 output.npy within 1e-5.
 """
 import argparse

@@ -1,0 +1,88 @@
+//! The performance report: every workload's time per step next to this
+//! machine's roofline, measured in the same run.
+//!
+//!     cargo bench --bench roofline            # all workloads, ~2 minutes
+//!     cargo bench --bench roofline -- W2 f16  # rows whose label contains every word
+//!     cargo bench --bench roofline -- bandwidth  # only the read-bandwidth curve
+//!
+//! Prints a markdown table: median ns per step (lstmrt::bench, random inputs),
+//! the single-core sequence or stream bound (lstmrt_cli::roofline), and the
+//! fraction of the bound reached. Also the fast path against the scalar
+//! reference engine, and two threads against one.
+
+use std::time::Instant;
+
+use lstmrt::format::DType;
+use lstmrt::{Model, Weights, reference, rng::Rng};
+use lstmrt_cli::bench::{self, Mode, WORKLOADS, Workload};
+use lstmrt_cli::roofline::Probe;
+
+fn measure(model: &Model, w: &Workload, mode: Mode, threads: usize) -> f64 {
+    let steps = if mode == Mode::Stream { w.steps.min(200) } else { w.steps };
+    let config = bench::Config { mode, batch: w.batch, steps, threads, seconds: 1.5, ..Default::default() };
+    bench::run(model, &config).unwrap().ns_per_step_median
+}
+
+fn main() {
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |label: &str| filters.iter().all(|f| label.contains(f.as_str()));
+    let isa = lstmrt::isa().expect("LSTMRT_ISA names a tier this CPU has");
+    let mut probe = Probe::new(isa);
+    println!("isa {isa}, single-core FMA peak {:.1} GFLOP/s\n", probe.peak_gflops());
+    if wanted("bandwidth") {
+        println!("| working set | f32 GB/s | f16 GB/s (widened) | bf16 GB/s (widened) |");
+        println!("|---:|---:|---:|---:|");
+        for kib in [64usize, 256, 1024, 2048, 4096, 16384, 65536] {
+            let b = kib << 10;
+            let (f32_, f16_, bf16_) =
+                (probe.bandwidth(b, DType::F32), probe.bandwidth(b, DType::F16), probe.bandwidth(b, DType::BF16));
+            println!("| {kib} KiB | {f32_:.1} | {f16_:.1} | {bf16_:.1} |");
+        }
+        println!();
+    }
+    println!("| workload | dtype | mode | threads | ns/step | bound ns/step | of bound | GFLOP/s |");
+    println!("|---|---|---|---|---:|---:|---:|---:|");
+    for w in &WORKLOADS {
+        for dtype in [DType::F32, DType::F16] {
+            let model = w.model(dtype);
+            let bounds = probe.bounds(model.architecture(), dtype, w.batch);
+            for (mode, threads) in [(Mode::Sequence, 1), (Mode::Stream, 1), (Mode::Sequence, 2)] {
+                let label = format!("{} {} {:?} {threads}t", w.name, dtype.name(), mode);
+                if !wanted(&label) || (w.batch > 1 && mode == Mode::Stream) {
+                    continue;
+                }
+                let ns = measure(&model, w, mode, threads);
+                let bound = if mode == Mode::Stream { bounds.stream_ns } else { bounds.sequence_ns };
+                println!(
+                    "| {} H={} L={} B={} T={} | {} | {:?} | {threads} | {ns:.0} | {bound:.0} | {:.0}% | {:.1} |",
+                    w.name,
+                    w.hidden,
+                    w.layers,
+                    w.batch,
+                    w.steps,
+                    dtype.name(),
+                    mode,
+                    100.0 * bound / ns,
+                    bounds.flops() / ns,
+                );
+            }
+        }
+    }
+    if wanted("reference W2") {
+        // The fast path against the scalar reference engine on W2 (a short sequence: the reference is slow).
+        let w = &WORKLOADS[1];
+        let model = w.model(DType::F32);
+        let (weights, meta): (Weights, _) = (model.weights(), model.metadata().clone());
+        let steps = 20;
+        let mut rng = Rng::new(3);
+        let xs: Vec<f32> = (0..steps * w.hidden).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
+        let t = Instant::now();
+        std::hint::black_box(reference::run(&meta.architecture, &weights, &xs, 1, None, None));
+        let reference_ns = t.elapsed().as_nanos() as f64 / steps as f64;
+        let fast_ns = measure(&model, &Workload { steps, ..*w }, Mode::Sequence, 1);
+        println!(
+            "\nW2 f32: reference engine {reference_ns:.0} ns/step, fast path {fast_ns:.0} ns/step: {:.0}x",
+            reference_ns / fast_ns
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! Timing a model: the per-step latency distribution and throughput of
+//! whole-sequence runs or of streaming one step per call.
+//!
+//! A benchmark runs a warm-up, then measures repeats of `steps` timesteps for
+//! `batch` sequences on random inputs drawn from a fixed seed.
+//!
+//! - [`Mode::Sequence`]: each repeat is one [`Model::run`] over the whole
+//!   `[steps, batch, input]` sequence; its time divided by `steps` is one sample.
+//! - [`Mode::Stream`]: each [`Model::step`] call is timed on its own and is
+//!   one sample (so the clock's own cost, some tens of ns, is included).
+//!
+//! The state is reset before every repeat. Times are wall-clock
+//! ([`std::time::Instant`]); on a shared machine, compare ratios measured in
+//! one run, not absolute numbers across runs.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use lstmrt::Error;
+use lstmrt::Model;
+use lstmrt::rng::Rng;
+
+/// A benchmark workload of the project's issues: an LSTM with input size =
+/// hidden size, run over `steps` timesteps of `batch` sequences.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Workload {
+    pub name: &'static str,
+    pub hidden: usize,
+    pub layers: usize,
+    pub batch: usize,
+    pub steps: usize,
+}
+
+/// W1-W5, the workloads every performance figure of the project refers to.
+pub const WORKLOADS: [Workload; 5] = [
+    Workload { name: "W1", hidden: 128, layers: 1, batch: 1, steps: 1000 },
+    Workload { name: "W2", hidden: 512, layers: 1, batch: 1, steps: 200 },
+    Workload { name: "W3", hidden: 1024, layers: 1, batch: 1, steps: 100 },
+    Workload { name: "W4", hidden: 512, layers: 1, batch: 32, steps: 100 },
+    Workload { name: "W5", hidden: 256, layers: 2, batch: 1, steps: 500 },
+];
+
+impl Workload {
+    pub fn metadata(&self) -> lstmrt_format::Metadata {
+        use lstmrt_format::{Architecture, CellKind, Metadata};
+        Metadata::new(Architecture::new(CellKind::Lstm, self.hidden, self.hidden, self.layers))
+    }
+
+    /// The workload's model with seeded random weights in `dtype`, in memory.
+    pub fn model(&self, dtype: lstmrt_format::DType) -> Model {
+        let meta = self.metadata();
+        let weights = lstmrt::Weights::random(&meta, &mut Rng::new(7), 1.0);
+        let bytes = lstmrt::ModelWriter::new(&meta, &weights).dtype(dtype).to_bytes().expect("finite weights");
+        Model::from_bytes(&bytes).expect("a freshly written model opens")
+    }
+}
+
+/// Whole-sequence runs or one call per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Sequence,
+    Stream,
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub batch: usize,
+    pub steps: usize,
+    pub threads: usize,
+    /// Measured repeats; `None`: repeat until `seconds` have passed (at least 3).
+    pub repeats: Option<usize>,
+    /// Time budget of the measurement when `repeats` is `None`.
+    pub seconds: f64,
+    /// Warm-up repeats before measuring; `None`: 10% of the time budget (at least 1).
+    pub warmup: Option<usize>,
+    /// Seed of the random inputs (uniform in `[-1, 1)`).
+    pub seed: u64,
+    /// Also measure the machine's roofline and report the bound (see [`crate::roofline`]).
+    pub roofline: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            mode: Mode::Sequence,
+            batch: 1,
+            steps: 100,
+            threads: 1,
+            repeats: None,
+            seconds: 1.0,
+            warmup: None,
+            seed: 0x5eed,
+            roofline: false,
+        }
+    }
+}
+
+/// Measured samples are capped at this many (in stream mode one per step),
+/// so a long run of a tiny model does not fill memory.
+pub const MAX_SAMPLES: usize = 1 << 21;
+
+/// The result of a benchmark; field names are the JSON keys of `--bench --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The model file (set by the caller; empty if unknown).
+    pub model: String,
+    pub mode: Mode,
+    pub batch: usize,
+    pub steps: usize,
+    pub threads: usize,
+    /// The kernel instruction-set tier in use.
+    pub isa: String,
+    /// The dtype of the recurrent weights.
+    pub dtype: &'static str,
+    pub cell: &'static str,
+    pub input_size: u32,
+    pub hidden_size: u32,
+    pub num_layers: u32,
+    pub bidirectional: bool,
+    pub parameter_count: u64,
+    /// Measured repeats of `steps` timesteps.
+    pub repeats: usize,
+    /// Number of per-step samples the statistics are over.
+    pub samples: usize,
+    pub warmup_repeats: usize,
+    /// Nanoseconds per timestep (all `batch` sequences advancing one step).
+    pub ns_per_step_median: f64,
+    pub ns_per_step_p99: f64,
+    pub ns_per_step_min: f64,
+    pub ns_per_step_mean: f64,
+    /// Timesteps per second at the median: `1e9 / ns_per_step_median`.
+    pub steps_per_second: f64,
+    /// Sequence-steps per second: `steps_per_second * batch`.
+    pub sequence_steps_per_second: f64,
+    /// With `roofline`: the single-core bound per step for this mode (sequence
+    /// or stream bound), in nanoseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_ns_per_step: Option<f64>,
+    /// With `roofline`: bound / median, the fraction of the machine's limit reached
+    /// (above 1 is possible with several threads: the bound is for one core).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraction_of_bound: Option<f64>,
+}
+
+/// The nearest-rank `p`-quantile (`0 < p <= 1`) of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    assert!(!sorted.is_empty(), "no samples");
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Measures `model` as `config` says.
+pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
+    let arch = model.architecture();
+    if config.batch == 0 || config.steps == 0 {
+        return Err(Error::Unsupported { what: "a benchmark needs batch >= 1 and steps >= 1".into() });
+    }
+    if let (Mode::Stream, Some((kind, why))) = (config.mode, arch.whole_sequence_only()) {
+        return Err(Error::Unsupported {
+            what: format!("a {kind} model cannot be streamed one step at a time: {why}; benchmark whole sequences"),
+        });
+    }
+    let isa = model.isa();
+    let per_step = config.batch * arch.input_size as usize;
+    let mut rng = Rng::new(config.seed);
+    let xs: Vec<f32> = (0..config.steps * per_step).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
+    let mut state = model.new_batch_state(config.batch);
+    state.set_threads(config.threads);
+    let mut out = vec![0.0f32; config.steps * config.batch * arch.sequence_output_size()];
+    let mut samples: Vec<f64> = Vec::new();
+
+    // One repeat: reset, run all steps; pushes samples when `record`.
+    let mut repeat = |samples: &mut Vec<f64>, record: bool| -> Result<(), Error> {
+        state.reset();
+        match config.mode {
+            Mode::Sequence => {
+                let start = Instant::now();
+                model.run_into(&mut state, &xs, &mut out)?;
+                let ns = start.elapsed().as_nanos() as f64;
+                if record {
+                    samples.push(ns / config.steps as f64);
+                }
+            }
+            Mode::Stream => {
+                for x in xs.chunks_exact(per_step) {
+                    let start = Instant::now();
+                    std::hint::black_box(model.step(&mut state, x)?);
+                    let ns = start.elapsed().as_nanos() as f64;
+                    if record && samples.len() < MAX_SAMPLES {
+                        samples.push(ns);
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+
+    let budget = Duration::from_secs_f64(config.seconds.max(0.0));
+    let warmup_start = Instant::now();
+    let mut warmup_repeats = 0;
+    loop {
+        let done = match config.warmup {
+            Some(n) => warmup_repeats >= n,
+            None => warmup_repeats >= 1 && warmup_start.elapsed() >= budget / 10,
+        };
+        if done {
+            break;
+        }
+        repeat(&mut samples, false)?;
+        warmup_repeats += 1;
+    }
+
+    let start = Instant::now();
+    let mut repeats = 0;
+    loop {
+        let done = match config.repeats {
+            Some(n) => repeats >= n.max(1),
+            None => (repeats >= 3 && start.elapsed() >= budget) || samples.len() >= MAX_SAMPLES,
+        };
+        if done {
+            break;
+        }
+        repeat(&mut samples, true)?;
+        repeats += 1;
+    }
+    let threads = state.threads();
+    samples.sort_by(f64::total_cmp);
+    let median = percentile(&samples, 0.5);
+    let bound = config.roofline.then(|| {
+        let b = crate::roofline::Probe::new(isa).bounds(arch, model.dtype(), config.batch);
+        match config.mode {
+            Mode::Sequence => b.sequence_ns,
+            Mode::Stream => b.stream_ns,
+        }
+    });
+    let steps_per_second = if median > 0.0 { 1e9 / median } else { f64::INFINITY };
+    Ok(Report {
+        model: String::new(),
+        mode: config.mode,
+        batch: config.batch,
+        steps: config.steps,
+        threads,
+        isa: isa.name().to_string(),
+        dtype: model.dtype().name(),
+        cell: arch.cell.name(),
+        input_size: arch.input_size,
+        hidden_size: arch.hidden_size,
+        num_layers: arch.num_layers,
+        bidirectional: arch.bidirectional,
+        parameter_count: model.parameter_count(),
+        repeats,
+        samples: samples.len(),
+        warmup_repeats,
+        ns_per_step_median: median,
+        ns_per_step_p99: percentile(&samples, 0.99),
+        ns_per_step_min: samples[0],
+        ns_per_step_mean: samples.iter().sum::<f64>() / samples.len() as f64,
+        steps_per_second,
+        sequence_steps_per_second: steps_per_second * config.batch as f64,
+        bound_ns_per_step: bound,
+        fraction_of_bound: bound.map(|b| b / median),
+    })
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.mode {
+            Mode::Sequence => "whole sequence per call",
+            Mode::Stream => "one step per call",
+        };
+        writeln!(f, "model           {}", self.model)?;
+        writeln!(
+            f,
+            "network         {}, {} layer(s), input {}, hidden {}, {} weights, {} parameters",
+            self.cell,
+            self.num_layers,
+            self.input_size,
+            self.hidden_size,
+            self.dtype,
+            crate::info::thousands(self.parameter_count)
+        )?;
+        writeln!(
+            f,
+            "run             {mode}: {} steps x batch {}, {} thread(s), isa {}",
+            self.steps, self.batch, self.threads, self.isa
+        )?;
+        writeln!(
+            f,
+            "measured        {} repeats ({} samples) after {} warm-up",
+            self.repeats, self.samples, self.warmup_repeats
+        )?;
+        writeln!(
+            f,
+            "time per step   median {:.0} ns, p99 {:.0} ns, min {:.0} ns",
+            self.ns_per_step_median, self.ns_per_step_p99, self.ns_per_step_min
+        )?;
+        writeln!(
+            f,
+            "throughput      {:.0} steps/s ({:.0} sequence-steps/s)",
+            self.steps_per_second, self.sequence_steps_per_second
+        )?;
+        if let (Some(bound), Some(fraction)) = (self.bound_ns_per_step, self.fraction_of_bound) {
+            writeln!(f, "roofline        bound {bound:.0} ns per step (one core); reached {:.0}%", fraction * 100.0)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let s: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&s, 0.5), 50.0);
+        assert_eq!(percentile(&s, 0.99), 99.0);
+        assert_eq!(percentile(&s, 1.0), 100.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0], 0.5), 2.0);
+    }
+}

@@ -1,0 +1,14 @@
+//! The work of `lstm-run` and `lstm-convert`, as a library the two thin
+//! binaries in `src/bin/` (and the benchmarks in `benches/`) call. Not an
+//! embedding API: embedders use the `lstmrt` crate, which has none of this
+//! crate's dependencies (argument parsing, JSON).
+
+pub mod bench;
+pub mod exit;
+pub mod generate;
+pub mod info;
+pub mod io;
+pub mod predict;
+pub mod roofline;
+pub mod run;
+pub mod trace;

@@ -1,0 +1,130 @@
+//! lstm-convert on ONNX models (exported by torch.onnx.export and built by
+//! hand for peepholes, clip, input_forget, both GRU forms, layout=1,
+//! direction=reverse and external data), compared with ONNX Runtime's
+//! outputs; and models that must be refused with the node and attribute named.
+
+mod common;
+
+use common::convert::{cases, convert_and_compare, run_convert, stderr};
+use common::{TempDir, fixtures};
+use lstmrt::format::CellKind;
+use lstmrt_import::convert::{self, Request, SourceKind};
+
+const TOLERANCE: f32 = 1e-5;
+
+#[test]
+fn converted_onnx_models_match_onnx_runtime() {
+    let cases = cases("onnx");
+    assert!(cases.len() >= 11, "expected the ONNX convert fixtures");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let d = convert_and_compare(case, &[]);
+        eprintln!("{}: max diff {d:e}", case.name);
+        if d > TOLERANCE {
+            failures.push(format!("{}: {d}", case.name));
+        }
+    }
+    assert!(failures.is_empty(), "differ from ONNX Runtime: {failures:?}");
+}
+
+fn case(name: &str) -> std::path::PathBuf {
+    fixtures().join("convert/onnx").join(name).join("model.onnx")
+}
+
+#[test]
+fn chains_exported_nodes_into_a_two_layer_bidirectional_stack() {
+    let dir = TempDir::new("onnx-stack");
+    let outcome = convert::convert(&Request::new(case("torch_lstm_2layer_bidirectional"), dir.path("m.lstm"))).unwrap();
+    assert_eq!(outcome.kind, SourceKind::Onnx);
+    let a = &outcome.meta.architecture;
+    assert_eq!((a.cell, a.num_layers, a.bidirectional, a.input_size, a.hidden_size), (CellKind::Lstm, 2, true, 3, 4));
+    assert!(outcome.meta.provenance.get("onnx.opset").is_some());
+}
+
+#[test]
+fn maps_onnx_options_to_the_architecture() {
+    let dir = TempDir::new("onnx-opts");
+    let a = |name: &str| convert::convert(&Request::new(case(name), dir.path("m.lstm"))).unwrap().meta.architecture;
+    let peep = a("lstm_peepholes_clip");
+    assert!(peep.peepholes && peep.clip == Some(0.7) && !peep.input_forget);
+    let inf = a("lstm_input_forget_bidirectional");
+    assert!(inf.input_forget && inf.bidirectional);
+    assert!(!a("gru_linear_before_reset_0_clip").linear_before_reset);
+    assert!(a("gru_linear_before_reset_1").linear_before_reset);
+    assert_eq!(a("torch_rnn_relu").cell, CellKind::RnnRelu);
+}
+
+fn refused(file: &str, expected: &[&str]) {
+    let dir = TempDir::new("onnx-refused");
+    let out = dir.path("out.lstm");
+    let src = fixtures().join("convert/onnx/refused").join(file);
+    let o = run_convert([src.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert_eq!(o.status.code(), Some(2), "{file}: {}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for e in expected {
+        assert!(err.contains(e), "{file}: expected {e:?} in {err}");
+    }
+    assert!(!out.exists(), "{file}: output left behind");
+}
+
+#[test]
+fn reverse_direction_converts_to_a_reverse_model_that_refuses_single_steps() {
+    let dir = TempDir::new("onnx-reverse");
+    let out = dir.path("m.lstm");
+    let a = convert::convert(&Request::new(case("lstm_reverse_peepholes"), out.clone())).unwrap().meta.architecture;
+    assert!(a.reverse && !a.bidirectional && a.peepholes);
+    let model = lstmrt::Model::open(&out).unwrap();
+    assert!(model.architecture().reverse, "the flag survives the file");
+    let mut state = model.new_batch_state(2);
+    let err = model.step(&mut state, &[0.0; 6]).unwrap_err();
+    assert!(err.to_string().contains("reverse model"), "{err}");
+}
+
+#[test]
+fn refuses_non_default_activations_naming_node_and_attribute() {
+    refused("hardsigmoid.onnx", &["LSTM node `lstm_0`", "`activations`", "hardsigmoid"]);
+}
+
+#[test]
+fn refuses_a_non_zero_constant_initial_state() {
+    refused("nonzero_initial_h.onnx", &["LSTM node `lstm_h0`", "initial_h `h0`", "non-zero constant"]);
+}
+
+#[test]
+fn refuses_external_data_outside_the_model_folder() {
+    refused("external_escape.onnx", &["tensor `W`", "../escape.bin", "leaves the model's folder"]);
+}
+
+#[test]
+fn refuses_a_graph_without_recurrent_nodes() {
+    refused("not_recurrent.onnx", &["not a recurrent model", "MatMul"]);
+}
+
+/// The ONNX-only options really shape the fixtures' outputs: without each one
+/// the reference engine would miss ONNX Runtime by far more than the tolerance,
+/// so the match above is evidence that they are implemented as ONNX defines them.
+#[test]
+fn fixtures_exercise_clip_peepholes_input_forget_and_reset_form() {
+    use lstmrt::reference;
+    use lstmrt_import::Options;
+    let cases = common::convert::cases("onnx");
+    let run = |name: &str, tweak: &dyn Fn(&mut lstmrt::format::Architecture, &mut lstmrt::Weights)| -> f32 {
+        let case = cases.iter().find(|c| c.name == name).unwrap();
+        let bytes = std::fs::read(&case.model).unwrap();
+        let mut imported = convert::import(&case.model, &bytes, None, &Options::default()).unwrap();
+        tweak(&mut imported.meta.architecture, &mut imported.weights);
+        let batch = case.input.shape[1];
+        let out =
+            reference::run(&imported.meta.architecture, &imported.weights, &case.input.to_f32(), batch, None, None);
+        common::max_abs_diff(&out.output, &case.output.to_f32())
+    };
+    assert!(run("lstm_peepholes_clip", &|_, _| {}) <= TOLERANCE);
+    assert!(run("lstm_peepholes_clip", &|a, _| a.clip = None) > 1e-3, "clip is not active in the fixture");
+    let no_peepholes = |_: &mut lstmrt::format::Architecture, w: &mut lstmrt::Weights| {
+        w.layers.iter_mut().for_each(|l| l.peephole.as_mut().unwrap().fill(0.0))
+    };
+    assert!(run("lstm_peepholes_clip", &no_peepholes) > 1e-3);
+    assert!(run("lstm_input_forget_bidirectional", &|a, _| a.input_forget = false) > 1e-3);
+    assert!(run("gru_linear_before_reset_0_clip", &|a, _| a.linear_before_reset = true) > 1e-3);
+}

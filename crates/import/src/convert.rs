@@ -1,0 +1,527 @@
+//! The conversion `lstm-convert` runs: read a source file, recognise its
+//! kind, import it, record where it came from, optionally check the result,
+//! and write the model file atomically.
+//!
+//! ```no_run
+//! use lstmrt::import::convert::{self, Request};
+//! let mut request = Request::new("lstm.pt", "lstm.lstm");
+//! request.check = true;
+//! let outcome = convert::convert(&request)?;
+//! println!("{}", outcome.check.unwrap());
+//! # Ok::<(), lstmrt::import::convert::ConvertError>(())
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{ImportError, Options};
+use lstmrt::Weights;
+use lstmrt::{Model, ModelWriter, reference};
+use lstmrt_format::{DType, Metadata};
+
+/// The framework a source file comes from (`--from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    PyTorch,
+    Onnx,
+    Keras,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::PyTorch => "pytorch",
+            Family::Onnx => "onnx",
+            Family::Keras => "keras",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Family> {
+        [Family::PyTorch, Family::Onnx, Family::Keras].into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// The exact kind of a source file, recognised from its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A PyTorch state dict saved with `safetensors`.
+    Safetensors,
+    /// `torch.save`, zip format (the default since PyTorch 1.6).
+    TorchZip,
+    /// `torch.save(..., _use_new_zipfile_serialization=False)`.
+    TorchLegacy,
+    /// An ONNX `ModelProto`.
+    Onnx,
+    /// The `.npz` written by `tools/export_keras.py`.
+    Keras,
+}
+
+impl SourceKind {
+    /// The name recorded in the provenance (`source.kind`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Safetensors => "pytorch-safetensors",
+            SourceKind::TorchZip => "pytorch-zip",
+            SourceKind::TorchLegacy => "pytorch-legacy",
+            SourceKind::Onnx => "onnx",
+            SourceKind::Keras => "keras-npz",
+        }
+    }
+
+    pub fn family(self) -> Family {
+        match self {
+            SourceKind::Safetensors | SourceKind::TorchZip | SourceKind::TorchLegacy => Family::PyTorch,
+            SourceKind::Onnx => Family::Onnx,
+            SourceKind::Keras => Family::Keras,
+        }
+    }
+}
+
+/// Recognises a source file from its first bytes (and, for zip archives,
+/// their entry names), whatever its extension. `Err` says what the file is
+/// when it is something recognisable that cannot be converted.
+pub fn detect(bytes: &[u8]) -> Result<SourceKind, String> {
+    if bytes.starts_with(&lstmrt_format::MAGIC) {
+        return Err("this is already an lstmrt model file".into());
+    }
+    if bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
+        return Err("an HDF5 file (Keras .h5): export it to .npz with tools/export_keras.py first".into());
+    }
+    if super::torch_save::is_zip(bytes) {
+        let names = zip_names(bytes)?;
+        if super::torch_save::is_torch_zip(&names) {
+            return Ok(SourceKind::TorchZip);
+        }
+        if super::keras::is_keras_export(&names) {
+            return Ok(SourceKind::Keras);
+        }
+        if names.iter().any(|n| n == "config.json") && names.iter().any(|n| n.ends_with(".h5")) {
+            return Err("a Keras .keras archive: export it to .npz with tools/export_keras.py first".into());
+        }
+        return Err(format!("a zip archive that is not a torch.save file (entries: {})", preview(&names)));
+    }
+    if super::pytorch::is_safetensors(bytes) {
+        return Ok(SourceKind::Safetensors);
+    }
+    if super::torch_save::is_legacy(bytes) {
+        return Ok(SourceKind::TorchLegacy);
+    }
+    if super::onnx::is_onnx(bytes) {
+        return Ok(SourceKind::Onnx);
+    }
+    Err("unrecognised content: expected a PyTorch state dict (.pt/.pth/.safetensors), an ONNX model or a Keras \
+         export (.npz)"
+        .into())
+}
+
+fn zip_names(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("corrupt zip archive: {e}"))?;
+    Ok(zip.file_names().map(str::to_owned).collect())
+}
+
+/// The first few entry names, for error messages.
+fn preview(names: &[String]) -> String {
+    let mut shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    if names.len() > 5 {
+        shown.push("...");
+    }
+    shown.join(", ")
+}
+
+/// A model imported into canonical form.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub meta: Metadata,
+    pub weights: Weights,
+    pub kind: SourceKind,
+    /// Things the user should know: parts of the source not converted, inputs to feed.
+    pub notes: Vec<String>,
+}
+
+/// Imports the source file `path` whose content is `bytes`. With `from`, the
+/// content must be of that family; without, the kind is detected.
+pub fn import(path: &Path, bytes: &[u8], from: Option<Family>, options: &Options) -> Result<Imported, ImportError> {
+    let file = path.display().to_string();
+    let kind = detect(bytes).map_err(|m| ImportError::new(&file, m))?;
+    if let Some(from) = from
+        && kind.family() != from
+    {
+        return Err(ImportError::new(
+            &file,
+            format!(
+                "--from {} was given, but the file is a {} file ({})",
+                from.name(),
+                kind.family().name(),
+                kind.name()
+            ),
+        ));
+    }
+    if kind.family() != Family::PyTorch {
+        let pytorch_only = [
+            ("--cell", options.cell.is_some()),
+            ("--prefix", options.prefix.is_some()),
+            ("--embedding", options.embedding.is_some()),
+            ("--head", options.head.is_some()),
+            ("--head-activation", options.head_activation.is_some()),
+        ];
+        if let Some((flag, _)) = pytorch_only.iter().find(|(_, given)| *given) {
+            return Err(ImportError::new(
+                &file,
+                format!("{flag} applies to PyTorch state dicts; this is a {} file", kind.family().name()),
+            ));
+        }
+    }
+    let (meta, weights, notes) = match kind.family() {
+        Family::PyTorch => {
+            let tensors = super::pytorch::parse(bytes, &file)?;
+            let (meta, weights) = super::pytorch::from_state_dict(&tensors, options, &file)?;
+            (meta, weights, Vec::new())
+        }
+        Family::Onnx => super::onnx::import(bytes, path)?,
+        Family::Keras => super::keras::import(bytes, &file)?,
+    };
+    Ok(Imported { meta, weights, kind, notes })
+}
+
+/// Everything `lstm-convert` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    /// The source family; detected from the content when `None`.
+    pub from: Option<Family>,
+    /// Element type of the weight matrices written.
+    pub dtype: DType,
+    pub options: Options,
+    /// Run the converted model against the reference before writing.
+    pub check: bool,
+    /// Largest difference `check` accepts; [`default_tolerance`] when `None`.
+    pub tolerance: Option<f32>,
+}
+
+impl Request {
+    /// Converts `input` to `output` as f32 with no options.
+    pub fn new(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> Request {
+        Request {
+            input: input.into(),
+            output: output.into(),
+            from: None,
+            dtype: DType::F32,
+            options: Options::default(),
+            check: false,
+            tolerance: None,
+        }
+    }
+}
+
+/// The largest output difference `--check` accepts for each weight dtype.
+///
+/// f32 weights are stored exactly, so any difference is the runtime's own
+/// arithmetic (summation order, activation approximations): 1e-5. Rounding a
+/// weight to f16 changes it by up to 2^-11 (4.9e-4) of its value and to bf16
+/// by up to 2^-8 (3.9e-3); on a model with unit-scale inputs and PyTorch-sized
+/// weights these shift the outputs by about 1e-3 and 1e-2, so 1e-2 (f16) and
+/// 5e-2 (bf16) leave a margin while still catching weights too large for the
+/// format or a model that amplifies small changes.
+pub fn default_tolerance(dtype: DType) -> f32 {
+    match dtype {
+        DType::F32 => 1e-5,
+        DType::F16 => 1e-2,
+        DType::BF16 => 5e-2,
+    }
+}
+
+/// The largest difference `--check` accepts between the converted model and
+/// the reference engine on the weights as stored, whatever the dtype.
+pub const RUNTIME_TOLERANCE: f32 = 1e-5;
+
+/// What `--check` measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    pub dtype: DType,
+    pub steps: usize,
+    pub batch: usize,
+    /// Largest difference between the converted model and the reference engine
+    /// run on the weights as stored (rounded to `dtype`): the runtime's own error.
+    pub runtime_error: f32,
+    /// Largest difference between the converted model and the reference engine
+    /// run on the source's own f32 weights: everything the conversion costs.
+    pub total_error: f32,
+    /// `total_error` minus what the runtime alone explains: the cost of rounding
+    /// the weights to `dtype` (0 for f32).
+    pub rounding_error: f32,
+    pub tolerance: f32,
+}
+
+impl CheckReport {
+    /// Whether both the runtime and the whole conversion stay within tolerance.
+    pub fn passed(&self) -> bool {
+        self.runtime_error <= RUNTIME_TOLERANCE && self.total_error <= self.tolerance
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "check: {} steps x batch {} of random input; largest difference from the reference engine on the \
+             source's f32 weights: {:.3e} (tolerance {:.0e}); runtime vs reference on the stored weights: {:.3e}",
+            self.steps, self.batch, self.total_error, self.tolerance, self.runtime_error
+        )?;
+        if self.dtype != DType::F32 {
+            write!(f, "; rounding the weights to {} costs {:.3e}", self.dtype.name(), self.rounding_error)?;
+        }
+        write!(f, " -> {}", if self.passed() { "ok" } else { "FAILED" })
+    }
+}
+
+/// What a conversion produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The metadata written, provenance included.
+    pub meta: Metadata,
+    pub kind: SourceKind,
+    /// Hex SHA-256 of the source file.
+    pub sha256: String,
+    pub bytes_written: usize,
+    /// Present when the request asked for a check.
+    pub check: Option<CheckReport>,
+    /// See [`Imported::notes`].
+    pub notes: Vec<String>,
+}
+
+/// Why a conversion failed.
+#[derive(Debug, Clone)]
+pub enum ConvertError {
+    /// The source cannot be read or converted (`lstm-convert` exits with 2).
+    Input(ImportError),
+    /// The converted weights cannot be stored as asked (a value does not fit
+    /// the dtype, say), or the model they make is invalid (exit 2).
+    Model { path: PathBuf, source: lstmrt::Error },
+    /// The output file cannot be written (exit 1); nothing is left at `path`.
+    Write { path: PathBuf, source: lstmrt::Error },
+    /// `--check` found differences above the tolerance; nothing was written (exit 1).
+    CheckFailed(CheckReport),
+}
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConvertError::Input(e) => e.fmt(f),
+            ConvertError::Model { path, source } => write!(f, "{}: {source}", path.display()),
+            ConvertError::Write { source, .. } => write!(f, "cannot write {source}"),
+            ConvertError::CheckFailed(r) => write!(f, "{r}; nothing was written"),
+        }
+    }
+}
+
+impl std::error::Error for ConvertError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConvertError::Input(e) => Some(e),
+            ConvertError::Model { source, .. } | ConvertError::Write { source, .. } => Some(source),
+            ConvertError::CheckFailed(_) => None,
+        }
+    }
+}
+
+impl From<ImportError> for ConvertError {
+    fn from(e: ImportError) -> Self {
+        ConvertError::Input(e)
+    }
+}
+
+/// Runs a whole conversion. The output is written (atomically) only when
+/// everything succeeded, so a failure leaves nothing at `request.output`.
+pub fn convert(request: &Request) -> Result<Outcome, ConvertError> {
+    let file = request.input.display().to_string();
+    if let (Ok(a), Ok(b)) = (request.input.canonicalize(), request.output.canonicalize())
+        && a == b
+    {
+        return Err(ImportError::new(&file, "the output is the input file; choose another -o").into());
+    }
+    let bytes = std::fs::read(&request.input).map_err(|e| ImportError::new(&file, e.to_string()))?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    let Imported { mut meta, weights, kind, notes } = import(&request.input, &bytes, request.from, &request.options)?;
+    record_provenance(&mut meta, request, kind, &sha256);
+
+    let out_path = &request.output;
+    let model_bytes = ModelWriter::new(&meta, &weights)
+        .dtype(request.dtype)
+        .to_bytes()
+        .map_err(|e| ConvertError::Model { path: out_path.clone(), source: e })?;
+    let check = if request.check {
+        let model =
+            Model::from_bytes(&model_bytes).map_err(|e| ConvertError::Model { path: out_path.clone(), source: e })?;
+        let tolerance = request.tolerance.unwrap_or_else(|| default_tolerance(request.dtype));
+        let report = check(&model, &weights, request.dtype, tolerance);
+        if !report.passed() {
+            return Err(ConvertError::CheckFailed(report));
+        }
+        Some(report)
+    } else {
+        None
+    };
+    lstmrt_format::atomic_write(out_path, &model_bytes)
+        .map_err(|e| ConvertError::Write { path: out_path.clone(), source: lstmrt::Error::io(out_path, e) })?;
+    Ok(Outcome { meta, kind, sha256, bytes_written: model_bytes.len(), check, notes })
+}
+
+/// One line describing what was written, for the command line.
+pub fn summary(request: &Request, outcome: &Outcome) -> String {
+    let meta = &outcome.meta;
+    let a = &meta.architecture;
+    let mut parts = vec![format!(
+        "{} x{} layer{}{}, input {}, hidden {}",
+        a.cell.name(),
+        a.num_layers,
+        if a.num_layers == 1 { "" } else { "s" },
+        match (a.bidirectional, a.reverse) {
+            (true, _) => " bidirectional",
+            (false, true) => " reverse",
+            (false, false) => "",
+        },
+        a.input_size,
+        a.hidden_size
+    )];
+    if a.proj_size > 0 {
+        parts.push(format!("projection {}", a.proj_size));
+    }
+    if a.peepholes {
+        parts.push("peepholes".into());
+    }
+    if let Some(clip) = a.clip {
+        parts.push(format!("clip {clip}"));
+    }
+    if a.input_forget {
+        parts.push("input_forget".into());
+    }
+    if a.cell == lstmrt_format::CellKind::Gru && !a.linear_before_reset {
+        parts.push("linear_before_reset=0".into());
+    }
+    if let Some(e) = &meta.embedding {
+        parts.push(format!("embedding {}", e.num_embeddings));
+    }
+    if let Some(h) = &meta.head {
+        parts.push(format!("head {} ({})", h.out_features, head_activation_name(h.activation)));
+    }
+    format!(
+        "{}: wrote {} ({} bytes, {}) from {} {}: {}",
+        request.input.display(),
+        request.output.display(),
+        outcome.bytes_written,
+        request.dtype.name(),
+        outcome.kind.name(),
+        &outcome.sha256[..12],
+        parts.join(", ")
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Provenance: producer, source file name, its kind and SHA-256, and every
+/// option that shaped the conversion.
+fn record_provenance(meta: &mut Metadata, request: &Request, kind: SourceKind, sha256: &str) {
+    let p = &mut meta.provenance;
+    p.producer = format!("lstm-convert {}", env!("CARGO_PKG_VERSION"));
+    p.source_file = request.input.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    p.push("source.kind", kind.name());
+    p.push("source.sha256", sha256);
+    p.push("convert.dtype", request.dtype.name());
+    if let Some(from) = request.from {
+        p.push("convert.from", from.name());
+    }
+    let o = &request.options;
+    if let Some(cell) = o.cell {
+        p.push("convert.cell", cell.name());
+    }
+    if let Some(prefix) = &o.prefix {
+        p.push("convert.prefix", prefix);
+    }
+    if let Some(embedding) = &o.embedding {
+        p.push("convert.embedding", embedding);
+    }
+    if let Some(head) = &o.head {
+        p.push("convert.head", head);
+    }
+    if let Some(act) = o.head_activation {
+        p.push("convert.head_activation", head_activation_name(act));
+    }
+}
+
+/// The `--head-activation` spelling of an activation.
+pub fn head_activation_name(a: lstmrt_format::HeadActivation) -> &'static str {
+    use lstmrt_format::HeadActivation::*;
+    match a {
+        None => "none",
+        Softmax => "softmax",
+        Sigmoid => "sigmoid",
+    }
+}
+
+/// Steps and batch of the `--check` input.
+const CHECK_STEPS: usize = 8;
+const CHECK_BATCH: usize = 2;
+
+/// Runs `model` (as converted) and the reference engine on the same random
+/// input (fixed seed) and compares, including the head when there is one.
+pub fn check(model: &Model, source: &Weights, dtype: DType, tolerance: f32) -> CheckReport {
+    let arch = model.architecture();
+    let mut rng = lstmrt::rng::Rng::new(0x5EED_CAFE);
+    let xs: Vec<f32> =
+        (0..CHECK_STEPS * CHECK_BATCH * arch.input_size as usize).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
+    let mut state = model.new_batch_state(CHECK_BATCH);
+    let got = model.run(&mut state, &xs).expect("input sized from the architecture").to_vec();
+    let stored = model.weights();
+    let on_stored = reference::run(arch, &stored, &xs, CHECK_BATCH, None, None).output;
+    let on_source = reference::run(arch, source, &xs, CHECK_BATCH, None, None).output;
+    let mut runtime_error = max_abs_diff(&got, &on_stored);
+    let mut total_error = max_abs_diff(&got, &on_source);
+    let mut rounding_error = max_abs_diff(&on_stored, &on_source);
+    if let (Some(head), Some(hw_stored), Some(hw_source)) = (&model.metadata().head, &stored.head, &source.head) {
+        let width = arch.sequence_output_size();
+        let mut y = vec![0.0; head.out_features as usize];
+        for ((row, row_stored), row_source) in
+            got.chunks_exact(width).zip(on_stored.chunks_exact(width)).zip(on_source.chunks_exact(width))
+        {
+            model.apply_head(row, &mut y).expect("sizes from the model");
+            let want_stored = reference::head(head, hw_stored, row_stored);
+            let want_source = reference::head(head, hw_source, row_source);
+            runtime_error = runtime_error.max(max_abs_diff(&y, &want_stored));
+            total_error = total_error.max(max_abs_diff(&y, &want_source));
+            rounding_error = rounding_error.max(max_abs_diff(&want_stored, &want_source));
+        }
+    }
+    CheckReport { dtype, steps: CHECK_STEPS, batch: CHECK_BATCH, runtime_error, total_error, rounding_error, tolerance }
+}
+
+/// Largest absolute difference; NaN anywhere counts as infinitely different.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| if x.is_nan() || y.is_nan() { f32::INFINITY } else { (x - y).abs() })
+        .fold(0.0, f32::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_kinds_by_content_not_extension() {
+        assert!(detect(b"\x89HDF\r\n\x1a\n....").unwrap_err().contains("export_keras.py"));
+        assert!(detect(b"garbage").unwrap_err().contains("unrecognised"));
+        let mut st = 2u64.to_le_bytes().to_vec();
+        st.extend(b"{}");
+        assert_eq!(detect(&st), Ok(SourceKind::Safetensors));
+    }
+
+    #[test]
+    fn nan_counts_as_a_failure() {
+        assert_eq!(max_abs_diff(&[1.0, f32::NAN], &[1.0, 2.0]), f32::INFINITY);
+    }
+}

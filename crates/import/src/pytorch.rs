@@ -1,0 +1,326 @@
+//! PyTorch state dicts of `nn.LSTM`, `nn.GRU` and `nn.RNN` (with an optional
+//! `nn.Embedding` before and `nn.Linear` after).
+//!
+//! Parameter names are PyTorch's: `weight_ih_l{k}`, `weight_hh_l{k}`,
+//! `bias_ih_l{k}`, `bias_hh_l{k}`, `weight_hr_l{k}`, each with an optional
+//! `_reverse` suffix and an optional module prefix (`encoder.rnn.`). Layers,
+//! directions, hidden and projection sizes are inferred from names and shapes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{ImportError, SourceTensor};
+use lstmrt::{HeadWeights, Weights};
+use lstmrt_format::{Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, Metadata};
+
+pub use super::Options;
+
+/// Reads every floating-point tensor of a `.safetensors` file, widening to f32.
+pub fn read_safetensors(path: &Path) -> Result<Vec<SourceTensor>, ImportError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ImportError::new(&file, e.to_string()))?;
+    parse_safetensors(&bytes, &file)
+}
+
+/// Whether `bytes` start like a safetensors file: a little-endian u64 header
+/// length that fits the file, then a JSON object.
+pub fn is_safetensors(bytes: &[u8]) -> bool {
+    bytes.len() >= 10
+        && u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) <= (bytes.len() - 8) as u64
+        && bytes[8] == b'{'
+}
+
+/// The tensors of a safetensors file held in memory. Integer and bool tensors
+/// (never weights of a recurrent model) are skipped, as in [`torch_save`](super::torch_save).
+pub fn parse_safetensors(bytes: &[u8], file: &str) -> Result<Vec<SourceTensor>, ImportError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| ImportError::new(file, format!("not a valid safetensors file: {e}")))?;
+    let mut out = Vec::new();
+    for (name, view) in st.iter() {
+        if let Some(data) = widen(view.dtype(), view.data()) {
+            out.push(SourceTensor { name: name.to_string(), shape: view.shape().to_vec(), data });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Reads the tensors of a PyTorch state dict held in `bytes`: safetensors, or
+/// a `torch.save` file (zip or legacy), told apart by their first bytes.
+pub fn parse(bytes: &[u8], file: &str) -> Result<Vec<SourceTensor>, ImportError> {
+    if is_safetensors(bytes) { parse_safetensors(bytes, file) } else { super::torch_save::parse(bytes, file) }
+}
+
+fn widen(dtype: safetensors::Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    use safetensors::Dtype::*;
+    Some(match dtype {
+        F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect(),
+        F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8")) as f32).collect(),
+        F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        _ => return None,
+    })
+}
+
+/// A recurrent parameter name split into its parts.
+#[derive(Debug, Clone, PartialEq)]
+struct ParamName<'a> {
+    prefix: &'a str,
+    kind: &'a str,
+    layer: usize,
+    reverse: bool,
+}
+
+fn parse_param(name: &str) -> Option<ParamName<'_>> {
+    let (prefix, last) = match name.rfind('.') {
+        Some(i) => (&name[..i + 1], &name[i + 1..]),
+        None => ("", name),
+    };
+    let (last, reverse) = match last.strip_suffix("_reverse") {
+        Some(l) => (l, true),
+        None => (last, false),
+    };
+    let (kind, layer) = last.rsplit_once("_l")?;
+    if !["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"].contains(&kind) {
+        return None;
+    }
+    if layer.is_empty() || !layer.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(ParamName { prefix, kind, layer: layer.parse().ok()?, reverse })
+}
+
+/// Builds metadata and canonical weights from a state dict.
+pub fn from_state_dict(
+    tensors: &[SourceTensor],
+    options: &Options,
+    file: &str,
+) -> Result<(Metadata, Weights), ImportError> {
+    let fail = |m: String| ImportError::new(file, m);
+    let by_name: BTreeMap<&str, &SourceTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+
+    // The recurrent module: all parameters sharing one prefix.
+    let mut prefixes: Vec<&str> = tensors.iter().filter_map(|t| parse_param(&t.name)).map(|p| p.prefix).collect();
+    prefixes.sort();
+    prefixes.dedup();
+    let prefix: String = match (&options.prefix, prefixes.as_slice()) {
+        (Some(p), _) => {
+            let p = if p.is_empty() || p.ends_with('.') { p.clone() } else { format!("{p}.") };
+            if !prefixes.contains(&p.as_str()) {
+                return Err(fail(format!("no recurrent parameters under prefix `{p}` (found: {prefixes:?})")));
+            }
+            p
+        }
+        (None, []) => {
+            return Err(fail(
+                "no recurrent parameters (weight_ih_l0, weight_hh_l0, ...) found: this is not a state dict of \
+                 nn.LSTM, nn.GRU or nn.RNN"
+                    .into(),
+            ));
+        }
+        (None, [one]) => one.to_string(),
+        (None, many) => {
+            return Err(fail(format!("several recurrent modules ({many:?}); choose one with --prefix")));
+        }
+    };
+    let param = |kind: &str, layer: usize, reverse: bool| -> Option<&SourceTensor> {
+        let name = format!("{prefix}{kind}_l{layer}{}", if reverse { "_reverse" } else { "" });
+        by_name.get(name.as_str()).copied()
+    };
+    let params: Vec<ParamName> =
+        tensors.iter().filter_map(|t| parse_param(&t.name)).filter(|p| p.prefix == prefix).collect();
+    let num_layers = params.iter().map(|p| p.layer).max().expect("at least one parameter") + 1;
+    let bidirectional = params.iter().any(|p| p.reverse);
+
+    let need = |kind: &str, layer: usize, reverse: bool| {
+        param(kind, layer, reverse).ok_or_else(|| {
+            fail(format!("missing tensor `{prefix}{kind}_l{layer}{}`", if reverse { "_reverse" } else { "" }))
+        })
+    };
+    let dims2 = |t: &SourceTensor| -> Result<(usize, usize), ImportError> {
+        match t.shape.as_slice() {
+            &[r, c] => Ok((r, c)),
+            s => Err(fail(format!("tensor `{}` has shape {s:?}, expected a matrix", t.name))),
+        }
+    };
+    // Every layer up to the highest numbered one must be there (this also
+    // bounds what a stray `weight_ih_l99999` could make us allocate).
+    for layer in 0..num_layers {
+        need("weight_ih", layer, false)?;
+    }
+    let w_hh0 = need("weight_hh", 0, false)?;
+    let w_ih0 = need("weight_ih", 0, false)?;
+    let (rows, out_size) = dims2(w_hh0)?;
+    let (hidden, proj) = match param("weight_hr", 0, false) {
+        Some(w_hr) => {
+            let (p, h) = dims2(w_hr)?;
+            if p != out_size {
+                return Err(fail(format!("`{}` has {p} rows but weight_hh_l0 has {out_size} columns", w_hr.name)));
+            }
+            (h, p)
+        }
+        None => (out_size, 0),
+    };
+    if hidden == 0 || rows % hidden != 0 {
+        return Err(fail(format!("`{}` has {rows} rows, not a multiple of the hidden size {hidden}", w_hh0.name)));
+    }
+    let gates = rows / hidden;
+    let cell = match (gates, options.cell) {
+        (4, None | Some(CellKind::Lstm)) => CellKind::Lstm,
+        (3, None | Some(CellKind::Gru)) => CellKind::Gru,
+        (1, None) => CellKind::RnnTanh,
+        (1, Some(k @ (CellKind::RnnTanh | CellKind::RnnRelu))) => k,
+        (g, Some(k)) => {
+            return Err(fail(format!(
+                "the weights have {g} gate blocks, which does not fit the requested cell {}",
+                k.name()
+            )));
+        }
+        (g, None) => {
+            return Err(fail(format!(
+                "`{}` has {rows} rows = {g} x hidden size {hidden}: expected 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks",
+                w_hh0.name
+            )));
+        }
+    };
+    let (_, input_size) = dims2(w_ih0)?;
+    let mut arch = Architecture::new(cell, input_size, hidden, num_layers);
+    arch.proj_size = proj as u32;
+    arch.bidirectional = bidirectional;
+    let mut meta = Metadata::new(arch.clone());
+
+    // Embedding in front and linear head after, named or found unambiguously.
+    let modules = other_modules(tensors, &prefix);
+    let embedding = pick_module(&modules, options.embedding.as_deref(), "embedding", |m| {
+        m.bias.is_none() && m.weight.shape.len() == 2 && m.weight.shape[1] == input_size
+    })
+    .map_err(fail)?;
+    let head_width = arch.sequence_output_size();
+    let head = pick_module(&modules, options.head.as_deref(), "head", |m| {
+        m.weight.shape.len() == 2 && m.weight.shape[1] == head_width && Some(m.name) != embedding.map(|e| e.name)
+    })
+    .map_err(fail)?;
+    if let Some(e) = embedding {
+        meta.embedding = Some(Embedding { num_embeddings: e.weight.shape[0] as u32 });
+    }
+    if let Some(h) = head {
+        meta.head = Some(Head {
+            out_features: h.weight.shape[0] as u32,
+            activation: options.head_activation.unwrap_or(HeadActivation::None),
+            task: HeadTask::Other,
+            labels: Vec::new(),
+        });
+    }
+
+    let mut weights = Weights::zeros(&meta);
+    for layer in 0..num_layers {
+        for dir in 0..arch.directions() {
+            let reverse = dir == 1;
+            let lw = &mut weights.layers[layer * arch.directions() + dir];
+            lw.w_ih = need("weight_ih", layer, reverse)?.data.clone();
+            lw.w_hh = need("weight_hh", layer, reverse)?.data.clone();
+            if let Some(b) = param("bias_ih", layer, reverse) {
+                lw.b_ih = b.data.clone();
+            }
+            if let Some(b) = param("bias_hh", layer, reverse) {
+                lw.b_hh = b.data.clone();
+            }
+            if proj > 0 {
+                lw.w_hr = Some(need("weight_hr", layer, reverse)?.data.clone());
+            }
+        }
+    }
+    if let Some(e) = embedding {
+        weights.embedding = Some(e.weight.data.clone());
+    }
+    if let Some(h) = head {
+        weights.head = Some(HeadWeights {
+            weight: h.weight.data.clone(),
+            bias: h.bias.map_or_else(|| vec![0.0; h.weight.shape[0]], |b| b.data.clone()),
+        });
+    }
+    // Names and element counts: a misshapen tensor is reported by name.
+    for t in lstmrt_format::expected_tensors(&meta) {
+        let source_name = match t.name.as_str() {
+            lstmrt_format::names::EMBEDDING => embedding.map(|e| e.weight.name.clone()),
+            lstmrt_format::names::HEAD_WEIGHT => head.map(|h| h.weight.name.clone()),
+            lstmrt_format::names::HEAD_BIAS => head.and_then(|h| h.bias.map(|b| b.name.clone())),
+            other => Some(format!("{prefix}{other}")),
+        };
+        let Some(source_name) = source_name else { continue };
+        if let Some(src) = by_name.get(source_name.as_str()) {
+            let want: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+            if src.shape != want {
+                return Err(fail(format!("tensor `{source_name}` has shape {:?}, expected {want:?}", src.shape)));
+            }
+        }
+    }
+    weights.check(&meta).map_err(|e| fail(e.to_string()))?;
+    Ok((meta, weights))
+}
+
+/// A non-recurrent module of the state dict: `name.weight` and maybe `name.bias`.
+struct Module<'a> {
+    name: &'a str,
+    weight: &'a SourceTensor,
+    bias: Option<&'a SourceTensor>,
+}
+
+fn other_modules<'a>(tensors: &'a [SourceTensor], rnn_prefix: &str) -> Vec<Module<'a>> {
+    tensors
+        .iter()
+        .filter(|t| !(t.name.starts_with(rnn_prefix) && parse_param(&t.name).is_some()))
+        .filter_map(|t| {
+            let name = t.name.strip_suffix(".weight")?;
+            let bias = tensors.iter().find(|b| b.name.strip_suffix(".bias") == Some(name));
+            Some(Module { name, weight: t, bias })
+        })
+        .collect()
+}
+
+/// The module called `wanted`, or the single module that `fits` when none is named.
+fn pick_module<'a, 'b>(
+    modules: &'b [Module<'a>],
+    wanted: Option<&str>,
+    role: &str,
+    fits: impl Fn(&Module<'a>) -> bool,
+) -> Result<Option<&'b Module<'a>>, String> {
+    if let Some(name) = wanted {
+        let name = name.strip_suffix(".weight").unwrap_or(name);
+        return match modules.iter().find(|m| m.name == name) {
+            Some(m) if fits(m) => Ok(Some(m)),
+            Some(m) => {
+                Err(format!("`{}.weight` has shape {:?}, which does not fit as the {role}", m.name, m.weight.shape))
+            }
+            None => Err(format!("no tensor `{name}.weight` for the {role}")),
+        };
+    }
+    let candidates: Vec<&Module> = modules.iter().filter(|m| fits(m)).collect();
+    match candidates.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        many => Err(format!(
+            "several tensors could be the {role} ({}); name one with --{role}",
+            many.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_parameter_names_with_and_without_prefix() {
+        assert_eq!(
+            parse_param("encoder.rnn.weight_ih_l2_reverse"),
+            Some(ParamName { prefix: "encoder.rnn.", kind: "weight_ih", layer: 2, reverse: true })
+        );
+        assert_eq!(
+            parse_param("bias_hh_l0"),
+            Some(ParamName { prefix: "", kind: "bias_hh", layer: 0, reverse: false })
+        );
+        assert_eq!(parse_param("fc.weight"), None);
+        assert_eq!(parse_param("weight_ih_lx"), None);
+    }
+}

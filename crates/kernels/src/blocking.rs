@@ -1,0 +1,347 @@
+//! How the work of a step or a GEMM is cut into register blocks and cache
+//! blocks: the block heights, the panel groups, the k-blocks of `W_hh` reused
+//! from L1 by every row block, and the two strategies (many or few vector
+//! registers) a tier picks through [`crate::simd::Simd::Blocking`].
+// Register blocks are indexed [row][panel][gate] across several arrays at once;
+// index loops over the const bounds read like the math.
+#![allow(clippy::needless_range_loop)]
+
+use std::ops::Range;
+
+use crate::gemm::gemm_block;
+use crate::microkernel::{accumulate_rows, widen};
+use crate::operands::Panels;
+use crate::simd::{LANES, Simd, Weight};
+use crate::step::{GatesFinish, Pass, StepCtx};
+
+/// Rows in the next register block when `left` rows remain (many-register
+/// tiers): 6, then pairs (8 independent FMA chains keep both FMA ports busy,
+/// where a single row's 4 chains would wait on the FMA latency), then 1.
+#[inline(always)]
+pub(crate) fn block_height(left: usize) -> usize {
+    match left {
+        6.. => 6,
+        2..=5 => 2,
+        _ => 1,
+    }
+}
+
+/// The blocks of one row's panels: groups of 4, then (when `pairs`) of 2,
+/// then single panels, numbered from the first.
+struct PanelCover {
+    start: usize,
+    quads: usize,
+    pairs: usize,
+    singles: usize,
+}
+
+impl PanelCover {
+    fn new(panels: Range<usize>, pairs: bool) -> PanelCover {
+        let n = panels.len();
+        let rest = n % 4;
+        let pairs = if pairs { rest / 2 } else { 0 };
+        PanelCover { start: panels.start, quads: n / 4, pairs, singles: rest - 2 * pairs }
+    }
+
+    fn blocks(&self) -> usize {
+        self.quads + self.pairs + self.singles
+    }
+
+    /// Block `i`: its first panel and how many panels it spans.
+    fn block(&self, i: usize) -> (usize, usize) {
+        if i < self.quads {
+            (self.start + 4 * i, 4)
+        } else if i < self.quads + self.pairs {
+            (self.start + 4 * self.quads + 2 * (i - self.quads), 2)
+        } else {
+            (self.start + 4 * self.quads + 2 * self.pairs + (i - self.quads - self.pairs), 1)
+        }
+    }
+}
+
+/// Floats of the buffer that f16/bf16 weights are widened into once per
+/// block of k, when several row blocks reuse them (24 KiB, half of L1).
+/// The caller owns it (one per thread running a kernel: `StepsCall::wide`,
+/// `GemmCall::wide`), so no kernel keeps a large array on its stack.
+pub const WIDEN_BUFFER: usize = 6144;
+
+/// Bytes of f32 `W_hh` per k-block of the blocked recurrence: read from
+/// memory once, then reused from L1 (half of a 48 KiB L1d) by every row block.
+const F32_K_BLOCK_BYTES: usize = 24 << 10;
+
+/// How a tier blocks rows and panels into registers. A trait (picked by
+/// [`Simd::Blocking`]) rather than a branch on a constant, so each tier
+/// instantiates only the block shapes it uses.
+pub(crate) trait Blocking {
+    /// Runs pass `P` over rows x panels.
+    unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
+        ctx: &StepCtx<'_, '_, W>,
+        rows: Range<usize>,
+        panels: Range<usize>,
+    );
+    /// Runs the GEMM of panel `p` over `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
+        w: Panels<'_, W>,
+        bias: &[f32],
+        x: *const f32,
+        x_stride: usize,
+        rows: usize,
+        out: *mut f32,
+        out_stride: usize,
+        p: usize,
+        wide: *mut f32,
+    );
+}
+
+/// The recurrence of LSTM and RNN rows for panel `p` when the input part is
+/// already in `pre`: `W_hh h` is added in cache-sized blocks of k, each block
+/// read from memory once and reused from L1 by every row (in blocks of 6 and
+/// 2 rows when `TALL`, one row at a time otherwise), then the gates finish
+/// row by row. No closures: they would not be compiled for the tier.
+#[inline(always)]
+pub(crate) unsafe fn blocked_recurrence<S: Simd, W: Weight, const TALL: bool>(
+    ctx: &StepCtx<'_, '_, W>,
+    rows: Range<usize>,
+    p: usize,
+) {
+    // SAFETY: rows and panel p exist; k-blocks never pass `w.k`.
+    unsafe {
+        let w = &ctx.k.w_hh;
+        let stride = w.stride();
+        // f16/bf16 blocks are widened once into the caller's buffer and
+        // read as f32 by every row block; f32 blocks are read in place.
+        let widened = std::mem::size_of::<W>() != 4;
+        let wide = ctx.wide;
+        let k_block = if widened { WIDEN_BUFFER / stride } else { F32_K_BLOCK_BYTES / (stride * 4) }.max(1);
+        for k0 in (0..w.k).step_by(k_block) {
+            let ks = k0..(k0 + k_block).min(w.k);
+            let src = w.panel(p).add(k0 * stride);
+            if widened {
+                widen::<S, W>(src, ks.len() * w.gates, wide);
+            }
+            let mut r = rows.start;
+            while r < rows.end {
+                let n = if TALL { block_height(rows.end - r) } else { 1 };
+                match (widened, n) {
+                    (true, 6) => ctx.add_hidden_block::<S, f32, 6>(r, p, ks.clone(), wide.cast_const(), stride),
+                    (true, 2) => ctx.add_hidden_block::<S, f32, 2>(r, p, ks.clone(), wide.cast_const(), stride),
+                    (true, _) => ctx.add_hidden_block::<S, f32, 1>(r, p, ks.clone(), wide.cast_const(), stride),
+                    (false, 6) => ctx.add_hidden_block::<S, W, 6>(r, p, ks.clone(), src, stride),
+                    (false, 2) => ctx.add_hidden_block::<S, W, 2>(r, p, ks.clone(), src, stride),
+                    (false, _) => ctx.add_hidden_block::<S, W, 1>(r, p, ks.clone(), src, stride),
+                }
+                r += n;
+            }
+        }
+        if TALL {
+            ctx.row_blocks::<S, GatesFinish>(rows, p);
+        } else {
+            for r in rows {
+                GatesFinish::block::<S, W, 1, 1>(ctx, r, p);
+            }
+        }
+    }
+}
+
+/// Tiers with 32 vector registers (AVX-512): blocks of 6 rows for batches and
+/// GEMMs, 2-4 panels at a time for a single row.
+pub(crate) struct ManyRegisters;
+
+/// Every other tier: one row and one panel at a time.
+pub(crate) struct FewRegisters;
+
+impl Blocking for ManyRegisters {
+    /// Several rows: panel by panel, 6 rows at a time, so a panel's weights
+    /// are loaded from memory once per step and reused from cache for every
+    /// row block (LSTM and RNN first add `W_hh h` in cache-sized blocks of k,
+    /// reused from L1). A single row: 2 or 4 panels at a time (more
+    /// independent FMA chains). No closures in here: a closure is a function
+    /// of its own and would not be compiled for the tier's instruction set.
+    #[inline(always)]
+    unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
+        ctx: &StepCtx<'_, '_, W>,
+        rows: Range<usize>,
+        panels: Range<usize>,
+    ) {
+        // SAFETY: forwarded; every block lies inside rows x panels.
+        unsafe {
+            if rows.len() >= 6 {
+                let blocked = ctx.blockable::<P>();
+                for i in 0..panels.len() {
+                    let p = panels.start + ctx.in_step_order(panels.len(), i);
+                    if blocked {
+                        blocked_recurrence::<S, W, true>(ctx, rows.clone(), p);
+                    } else {
+                        ctx.row_blocks::<S, P>(rows.clone(), p);
+                    }
+                }
+                return;
+            }
+            // 4 panels x 4 gates = 16 accumulators of the 32 registers.
+            let cover = PanelCover::new(panels, !(P::ONE_GATE || ctx.k.cell.gates() == 1));
+            for r in rows {
+                for j in 0..cover.blocks() {
+                    let i = ctx.in_step_order(cover.blocks(), j);
+                    match cover.block(i) {
+                        (p, 4) => P::block::<S, W, 1, 4>(ctx, r, p),
+                        (p, 2) => P::block::<S, W, 1, 2>(ctx, r, p),
+                        (p, _) => P::block::<S, W, 1, 1>(ctx, r, p),
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
+        w: Panels<'_, W>,
+        bias: &[f32],
+        x: *const f32,
+        x_stride: usize,
+        rows: usize,
+        out: *mut f32,
+        out_stride: usize,
+        p: usize,
+        wide: *mut f32,
+    ) {
+        // SAFETY: blocks never pass `rows`; k-blocks never pass `w.k`.
+        unsafe {
+            if std::mem::size_of::<W>() == 4 {
+                let mut r = 0;
+                while r < rows {
+                    let n = block_height(rows - r);
+                    match n {
+                        6 => gemm_block::<S, W, 6, G>(w, bias, x, x_stride, r, out, out_stride, p),
+                        2 => gemm_block::<S, W, 2, G>(w, bias, x, x_stride, r, out, out_stride, p),
+                        _ => gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p),
+                    }
+                    r += n;
+                }
+                return;
+            }
+            // f16/bf16: widen a block of k once, then let every row block use
+            // it from L1 as f32, instead of converting it once per row block
+            // (the conversion, not the FMAs, would bound the GEMM).
+            let per_k = G * LANES;
+            let k_block = WIDEN_BUFFER / per_k;
+            let panel = w.panel(p);
+            for k0 in (0..w.k).step_by(k_block) {
+                let n = k_block.min(w.k - k0);
+                widen::<S, W>(panel.add(k0 * per_k), n * G, wide);
+                let init = (k0 == 0).then(|| bias[p * per_k..].as_ptr());
+                let mut r = 0;
+                while r < rows {
+                    let block = block_height(rows - r);
+                    let outs = |n: usize| out.add((r + n) * out_stride + p * per_k);
+                    let xs = |n: usize| x.add((r + n) * x_stride + k0);
+                    match block {
+                        6 => accumulate_rows::<S, f32, 6, G>(
+                            std::array::from_fn(outs),
+                            init,
+                            wide.cast_const(),
+                            per_k,
+                            std::array::from_fn(xs),
+                            n,
+                        ),
+                        2 => accumulate_rows::<S, f32, 2, G>(
+                            std::array::from_fn(outs),
+                            init,
+                            wide.cast_const(),
+                            per_k,
+                            std::array::from_fn(xs),
+                            n,
+                        ),
+                        _ => accumulate_rows::<S, f32, 1, G>([outs(0)], init, wide.cast_const(), per_k, [xs(0)], n),
+                    }
+                    r += block;
+                }
+            }
+        }
+    }
+}
+
+impl Blocking for FewRegisters {
+    /// Several rows of LSTM or RNN: panel by panel, `W_hh` in cache-sized
+    /// blocks of k reused by every row, so a batch reads the weights from
+    /// memory once per step rather than once per row. Otherwise row by row.
+    #[inline(always)]
+    unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
+        ctx: &StepCtx<'_, '_, W>,
+        rows: Range<usize>,
+        panels: Range<usize>,
+    ) {
+        let blocked = rows.len() >= 2 && ctx.blockable::<P>();
+        if blocked {
+            for i in 0..panels.len() {
+                let p = panels.start + ctx.in_step_order(panels.len(), i);
+                // SAFETY: forwarded; panel p and the rows exist.
+                unsafe { blocked_recurrence::<S, W, false>(ctx, rows.clone(), p) };
+            }
+            return;
+        }
+        for r in rows {
+            for i in 0..panels.len() {
+                let p = panels.start + ctx.in_step_order(panels.len(), i);
+                // SAFETY: forwarded; the block lies inside rows x panels.
+                unsafe { P::block::<S, W, 1, 1>(ctx, r, p) };
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
+        w: Panels<'_, W>,
+        bias: &[f32],
+        x: *const f32,
+        x_stride: usize,
+        rows: usize,
+        out: *mut f32,
+        out_stride: usize,
+        p: usize,
+        _wide: *mut f32,
+    ) {
+        for r in 0..rows {
+            // SAFETY: row r and panel p exist.
+            unsafe { gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panel_covers_visit_every_panel_once_in_order() {
+        for start in [0, 3] {
+            for n in 0..23 {
+                for pairs in [false, true] {
+                    let cover = PanelCover::new(start..start + n, pairs);
+                    let mut next = start;
+                    for i in 0..cover.blocks() {
+                        let (p, q) = cover.block(i);
+                        assert_eq!(p, next, "n={n} pairs={pairs} block {i}");
+                        assert!(q == 4 || q == 1 || (pairs && q == 2), "n={n} pairs={pairs}: block of {q}");
+                        next += q;
+                    }
+                    assert_eq!(next, start + n, "n={n} pairs={pairs}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn block_heights_cut_any_batch_into_6_2_and_1() {
+        for rows in 0..40 {
+            let (mut left, mut ones) = (rows, 0);
+            while left > 0 {
+                let h = block_height(left);
+                assert!(h <= left && matches!(h, 6 | 2 | 1));
+                ones += usize::from(h == 1);
+                left -= h;
+            }
+            assert!(ones <= 1, "{rows} rows: {ones} single-row blocks");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The fast kernels of lstmrt and the choice of instruction set.
+//!
+//! One kernel body, written once over a small SIMD trait (`simd`), is
+//! instantiated per tier inside `#[target_feature]` functions ([`dispatch`]).
+//! The tier is chosen once per process: the best the CPU has, or the one named
+//! by the `LSTMRT_ISA` environment variable (`scalar`, `wide`, `avx2`,
+//! `avx512`). Naming a tier the CPU lacks is an error, never a crash.
+//!
+//! The modules, bottom up: `simd` (the trait and the activations),
+//! `microkernel` (register blocks of rows x panels x gates), `gemm` (the input
+//! projection), `blocking` (block heights, k-blocks, many- or few-register
+//! strategies), `step` (the passes of one timestep), `cells` (LSTM, GRU, RNN
+//! and the projection, once the pre-activations are summed). Weights are read
+//! in the panel layout of [`lstmrt_format::panel`].
+
+mod aligned;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod blocking;
+mod cells;
+pub mod dispatch;
+mod gemm;
+mod microkernel;
+pub mod operands;
+mod portable;
+pub mod probe;
+mod scalar;
+mod simd;
+mod step;
+
+pub use aligned::AlignedVec;
+pub use blocking::WIDEN_BUFFER;
+pub use dispatch::{Activation, activation};
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// An instruction-set tier, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Plain Rust, one lane at a time.
+    Scalar,
+    /// The `wide` crate at the target's baseline (SSE2 on x86-64, NEON on aarch64).
+    Wide,
+    /// AVX2 + FMA + F16C.
+    Avx2,
+    /// AVX-512 F/BW/VL/DQ (with F16C).
+    Avx512,
+}
+
+impl Isa {
+    /// Every tier, lowest first.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Wide, Isa::Avx2, Isa::Avx512];
+
+    /// The tier's name, as `LSTMRT_ISA` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Wide => "wide",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// The tier `LSTMRT_ISA` names by `name`.
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// Whether this CPU can run the tier.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Scalar | Isa::Wide => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.available()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512dq")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => false,
+        }
+    }
+
+    /// Every tier this CPU can run, lowest first.
+    pub fn available_tiers() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.available()).collect()
+    }
+
+    /// The best tier this CPU can run.
+    pub fn best() -> Isa {
+        Isa::ALL.into_iter().rev().find(|i| i.available()).unwrap_or(Isa::Scalar)
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why an instruction-set tier cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IsaError {
+    /// `LSTMRT_ISA` names no tier.
+    NotATier {
+        /// The value of `LSTMRT_ISA`.
+        name: String,
+    },
+    /// This CPU lacks the instructions of the tier asked for.
+    Unavailable {
+        /// The tier asked for.
+        isa: Isa,
+        /// Whether `LSTMRT_ISA` asked for it (rather than a program).
+        from_env: bool,
+        /// The tiers this CPU can run, lowest first.
+        available: Vec<Isa>,
+    },
+}
+
+impl IsaError {
+    /// The error for a tier this CPU cannot run.
+    pub fn unavailable(isa: Isa, from_env: bool) -> IsaError {
+        IsaError::Unavailable { isa, from_env, available: Isa::available_tiers() }
+    }
+}
+
+impl fmt::Display for IsaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IsaError::NotATier { name } => {
+                let all: Vec<_> = Isa::ALL.iter().map(|i| i.name()).collect();
+                write!(f, "LSTMRT_ISA={name} is not a tier; use one of {}", all.join(", "))
+            }
+            IsaError::Unavailable { isa, from_env, available } => {
+                let available: Vec<_> = available.iter().map(|i| i.name()).collect();
+                let prefix = if *from_env { format!("LSTMRT_ISA={isa}: ") } else { String::new() };
+                write!(f, "{prefix}this CPU cannot run the {isa} tier (available: {})", available.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for IsaError {}
+
+/// The tier a value of `LSTMRT_ISA` asks for (`None` or empty: the best).
+pub fn choose(requested: Option<&str>) -> Result<Isa, IsaError> {
+    let Some(name) = requested.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(Isa::best()) };
+    let isa = Isa::from_name(name).ok_or_else(|| IsaError::NotATier { name: name.to_string() })?;
+    if !isa.available() {
+        return Err(IsaError::unavailable(isa, true));
+    }
+    Ok(isa)
+}
+
+static SELECTED: OnceLock<Result<Isa, IsaError>> = OnceLock::new();
+
+/// The tier in use in this process, chosen on first call from the CPU and
+/// `LSTMRT_ISA`. An impossible `LSTMRT_ISA` is returned as the error.
+pub fn selected() -> Result<Isa, IsaError> {
+    SELECTED.get_or_init(|| choose(std::env::var("LSTMRT_ISA").ok().as_deref())).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_or_unavailable_tiers_are_errors() {
+        assert_eq!(choose(Some("sse9")), Err(IsaError::NotATier { name: "sse9".into() }));
+        assert!(choose(Some("sse9")).unwrap_err().to_string().contains("not a tier"));
+        assert_eq!(choose(Some("scalar")), Ok(Isa::Scalar));
+        assert_eq!(choose(None), Ok(Isa::best()));
+        for isa in Isa::ALL {
+            assert_eq!(choose(Some(isa.name())).is_ok(), isa.available());
+        }
+    }
+}

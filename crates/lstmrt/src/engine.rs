@@ -1,0 +1,611 @@
+//! Running a model: `step` (one timestep, streaming) and `run` (a whole
+//! sequence), for one stream or a batch, on the fused SIMD kernels.
+//!
+//! Whole sequences are cut into chunks of timesteps. For each chunk and layer,
+//! the input projection `W_ih x_t + b` of every timestep is one GEMM
+//! (`kernels::gemm`); the recurrence then only does `W_hh h_{t-1}` per step
+//! (`kernels::run_steps`). Unidirectional stacks go chunk by chunk through all
+//! layers (a wavefront), so no buffer grows with the sequence; bidirectional
+//! stacks go layer by layer, the backward direction visiting chunks from the end.
+//! A single step of a few rows fuses `[x; h]` into one pass over `W_ih` and `W_hh`.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::Error;
+use crate::model::Model;
+use crate::state::{State, StateShape};
+use crate::threads::share;
+use lstmrt_format::Architecture;
+use lstmrt_format::panel::{self as pack, LANES};
+use lstmrt_kernels::AlignedVec;
+use lstmrt_kernels::WIDEN_BUFFER;
+use lstmrt_kernels::dispatch::{self, GemmCall, StepsCall};
+use lstmrt_kernels::operands as body;
+
+/// Rows (timesteps x batch) of input projection computed per GEMM.
+const CHUNK_ROWS: usize = 128;
+
+/// Batches from this size on project a single step's input with the GEMM
+/// (the row-block height of the many-register kernels).
+const FUSED_MAX_BATCH: usize = 6;
+
+/// Kernel buffers of one state: padded `h`/`c` per layer and direction, and
+/// the GEMM output and inter-layer buffers of one chunk.
+#[derive(Debug, Clone)]
+pub(crate) struct Scratch {
+    /// Floats per row of the padded `h` buffers (P rounded up to 16).
+    h_stride: usize,
+    /// Floats per row of the padded `c`/`r` buffers (H rounded up to 16).
+    c_stride: usize,
+    /// `[slots][2][batch][h_stride]`: `h_{t-1}` and `h_t` of every layer and direction.
+    hbuf: AlignedVec<f32>,
+    /// `[slots][batch][c_stride]`
+    cbuf: AlignedVec<f32>,
+    /// `[slots][batch][c_stride]`
+    rbuf: AlignedVec<f32>,
+    /// `[chunk * batch][panels * G * 16]`: one chunk's input projection.
+    pre: AlignedVec<f32>,
+    /// `[2][chunk * batch][P]`: a unidirectional stack's inter-layer outputs.
+    mid: AlignedVec<f32>,
+    /// `[2][steps * batch][D * P]`: a bidirectional stack's inter-layer
+    /// sequences (grown to the longest sequence run).
+    seq: AlignedVec<f32>,
+    /// Timesteps per chunk.
+    chunk: usize,
+    /// Per slot, which of the two `h` buffers holds the latest `h`.
+    cur: Vec<usize>,
+    /// `[2][threads][WIDEN_BUFFER]`: where each thread running a kernel
+    /// widens f16/bf16 weights (two halves: the directions of a bidirectional
+    /// layer can run at once). Empty for f32 weights, which are read in place.
+    wide: AlignedVec<f32>,
+    /// Whether the weights are f16/bf16 (`wide` is needed).
+    widened: bool,
+}
+
+impl Scratch {
+    pub(crate) fn new(arch: &Architecture, batch: usize, widened: bool) -> Scratch {
+        let slots = arch.layers() * arch.directions();
+        let h_stride = pack::panels(arch.output_size()) * LANES;
+        let c_stride = pack::panels(arch.hidden()) * LANES;
+        let chunk = (CHUNK_ROWS / batch).max(1);
+        let pre_row = pack::panels(arch.hidden()) * arch.cell.gates() * LANES;
+        let mid = if !arch.bidirectional && arch.layers() > 1 { 2 * chunk * batch * arch.output_size() } else { 0 };
+        Scratch {
+            h_stride,
+            c_stride,
+            hbuf: AlignedVec::zeroed(slots * 2 * batch * h_stride),
+            cbuf: AlignedVec::zeroed(slots * batch * c_stride),
+            rbuf: AlignedVec::zeroed(slots * batch * c_stride),
+            // Two halves for a bidirectional stack: its directions can run at once.
+            pre: AlignedVec::zeroed(arch.directions() * chunk * batch * pre_row),
+            mid: AlignedVec::zeroed(mid),
+            seq: AlignedVec::zeroed(0),
+            chunk,
+            cur: vec![0; slots],
+            wide: AlignedVec::zeroed(0),
+            widened,
+        }
+        .with_threads(1)
+    }
+
+    /// Sizes the widening buffers for `threads` threads.
+    pub(crate) fn with_threads(mut self, threads: usize) -> Scratch {
+        self.set_threads(threads);
+        self
+    }
+
+    /// Sizes the widening buffers for `threads` threads.
+    pub(crate) fn set_threads(&mut self, threads: usize) {
+        let need = if self.widened { 2 * threads.max(1) * WIDEN_BUFFER } else { 0 };
+        if self.wide.len() != need {
+            self.wide = AlignedVec::zeroed(need);
+        }
+    }
+
+    /// Makes room for bidirectional inter-layer sequences of `steps` steps
+    /// (the only buffer that depends on the sequence length).
+    fn reserve_sequence(&mut self, arch: &Architecture, batch: usize, steps: usize) {
+        if arch.bidirectional && arch.layers() > 1 {
+            let need = 2 * steps * batch * arch.sequence_output_size();
+            if self.seq.len() < need {
+                self.seq.resize(need);
+            }
+        }
+    }
+}
+
+impl State {
+    /// Makes room so that `run` and `run_into` on sequences up to `steps` long
+    /// never allocate (`run_into` needs it only for bidirectional models with
+    /// several layers, whose inter-layer sequences are buffered whole).
+    pub fn reserve(&mut self, model: &Model, steps: usize) {
+        self.scratch.reserve_sequence(model.architecture(), self.batch(), steps);
+        let width = self.batch() * model.architecture().sequence_output_size();
+        if self.out.capacity() < steps * width {
+            self.out.reserve(steps * width - self.out.len());
+        }
+    }
+}
+
+/// Where a layer's output goes: `out[t*step + b*row + unit]`.
+#[derive(Clone, Copy)]
+struct Dest {
+    ptr: *mut f32,
+    step: usize,
+    row: usize,
+}
+
+impl Dest {
+    /// The same layout starting `floats` further (a method, so closures
+    /// capture the whole `Sync` struct, not its raw pointer).
+    fn offset(&self, floats: usize) -> Dest {
+        Dest { ptr: self.ptr.wrapping_add(floats), ..*self }
+    }
+}
+
+impl Model {
+    /// A fresh zero state for one stream.
+    pub fn new_state(&self) -> State {
+        self.new_batch_state(1)
+    }
+
+    /// A fresh zero state for `batch` streams run together.
+    pub fn new_batch_state(&self, batch: usize) -> State {
+        State::new(self.architecture(), batch.max(1), self.dtype() != lstmrt_format::DType::F32)
+    }
+
+    fn check_state(&self, state: &State) -> Result<(), Error> {
+        let want = StateShape::of(self.architecture(), state.shape.batch);
+        if state.shape != want {
+            return Err(Error::StateMismatch {
+                reason: format!("state is for {:?}, model needs {:?}", state.shape, want),
+            });
+        }
+        Ok(())
+    }
+
+    /// Number of timesteps in `xs` (`[steps, batch, input_size]`).
+    fn steps_in(&self, state: &State, xs: &[f32]) -> Result<usize, Error> {
+        let per_step = state.batch() * self.architecture().input_size as usize;
+        if !xs.len().is_multiple_of(per_step) {
+            return Err(Error::Shape {
+                what: "input",
+                expected: format!(
+                    "a multiple of {per_step} (steps x batch {} x input size {})",
+                    state.batch(),
+                    self.architecture().input_size
+                ),
+                got: xs.len(),
+            });
+        }
+        Ok(xs.len() / per_step)
+    }
+
+    /// Runs one timestep: `x` is `[batch, input_size]`; returns the top
+    /// layer's new `h`, `[batch, P]`. Carries the state to the next call.
+    pub fn step<'s>(&self, state: &'s mut State, x: &[f32]) -> Result<&'s [f32], Error> {
+        if let Some((kind, why)) = self.architecture().whole_sequence_only() {
+            return Err(Error::Unsupported {
+                what: format!("a {kind} model cannot run one step at a time: {why}; use run"),
+            });
+        }
+        let per_step = state.batch() * self.architecture().input_size as usize;
+        if x.len() != per_step {
+            return Err(Error::Shape {
+                what: "step input",
+                expected: format!("{per_step} (batch x input size)"),
+                got: x.len(),
+            });
+        }
+        self.run(state, x)
+    }
+
+    /// Runs a whole sequence `xs` (`[steps, batch, input_size]`, sequence-major
+    /// as in PyTorch) from the state's `h`/`c`, leaves the final `h`/`c` in the
+    /// state, and returns the top layer's output `[steps, batch, directions * P]`.
+    ///
+    /// The output lives in the state; it grows (allocates) only for a sequence
+    /// longer than any before on this state — [`State::reserve`] makes room up
+    /// front. [`Model::run_into`] and [`Model::step`] never allocate.
+    pub fn run<'s>(&self, state: &'s mut State, xs: &[f32]) -> Result<&'s [f32], Error> {
+        self.check_state(state)?;
+        let steps = self.steps_in(state, xs)?;
+        let width = state.batch() * self.architecture().sequence_output_size();
+        let mut out = std::mem::take(&mut state.out);
+        out.resize(steps * width, 0.0);
+        let result = self.run_into(state, xs, &mut out);
+        state.out = out;
+        result.map(|()| state.out.as_slice())
+    }
+
+    /// [`Model::run`] writing the output into `out` (`[steps, batch, directions * P]`).
+    pub fn run_into(&self, state: &mut State, xs: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        self.check_state(state)?;
+        let steps = self.steps_in(state, xs)?;
+        let arch = self.architecture();
+        let width = state.batch() * arch.sequence_output_size();
+        if out.len() != steps * width {
+            return Err(Error::Shape { what: "output buffer", expected: (steps * width).to_string(), got: out.len() });
+        }
+        if steps == 0 {
+            return Ok(());
+        }
+        state.scratch.reserve_sequence(arch, state.batch(), steps);
+        load_state(arch, state);
+        let dest = Dest { ptr: out.as_mut_ptr(), step: width, row: arch.sequence_output_size() };
+        if arch.bidirectional {
+            self.run_layerwise(state, xs, steps, dest);
+        } else {
+            self.run_wavefront(state, xs, steps, dest);
+        }
+        store_state(arch, state);
+        Ok(())
+    }
+
+    /// Unidirectional stacks: chunk by chunk, each chunk through every layer
+    /// (a `reverse` stack: from the last chunk, each read from its end).
+    /// A single step of fewer than 6 rows skips the GEMM and fuses `[x; h]` in one pass.
+    fn run_wavefront(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
+        let arch = self.architecture();
+        let (batch, p) = (state.batch(), arch.output_size());
+        let chunk = state.scratch.chunk;
+        let mid_len = chunk * batch * p;
+        let chunks = steps.div_ceil(chunk);
+        for i in 0..chunks {
+            let c0 = if arch.reverse { chunks - 1 - i } else { i } * chunk;
+            let n = chunk.min(steps - c0);
+            let mut input = xs[c0 * batch * arch.input_size as usize..].as_ptr();
+            let mut in_width = arch.input_size as usize;
+            for layer in 0..arch.layers() {
+                let dest = if layer + 1 == arch.layers() {
+                    Dest { ptr: top.ptr.wrapping_add(c0 * top.step), ..top }
+                } else {
+                    let ptr = state.scratch.mid.as_mut_ptr().wrapping_add((layer % 2) * mid_len);
+                    Dest { ptr, step: batch * p, row: p }
+                };
+                // SAFETY: `input` holds n*batch rows of `in_width`; `dest` n
+                // steps of `batch` rows; the scratch is sized for this model.
+                unsafe { self.run_layer(state, layer, input, in_width, n, arch.reverse, dest) };
+                input = dest.ptr;
+                in_width = p;
+            }
+        }
+    }
+
+    /// Bidirectional stacks: layer by layer over the whole sequence; the
+    /// backward direction walks the chunks from the end.
+    fn run_layerwise(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
+        let arch = self.architecture();
+        let (batch, p, dirs) = (state.batch(), arch.output_size(), arch.directions());
+        let chunk = state.scratch.chunk;
+        let seq_len = steps * batch * arch.sequence_output_size();
+        let mut input = xs.as_ptr();
+        let mut in_width = arch.input_size as usize;
+        for layer in 0..arch.layers() {
+            let base = if layer + 1 == arch.layers() {
+                top
+            } else {
+                let ptr = state.scratch.seq.as_mut_ptr().wrapping_add((layer % 2) * seq_len);
+                Dest { ptr, step: batch * dirs * p, row: dirs * p }
+            };
+            let in_ptr = SharedPtrs { x: input, pre: std::ptr::null_mut(), wide: std::ptr::null_mut() };
+            // One direction: all its chunks, the backward one from the end.
+            let direction = |dir: usize, bufs: &mut SlotBuffers, pool: Option<&crate::threads::Pool>| {
+                let chunks = steps.div_ceil(chunk);
+                for i in 0..chunks {
+                    let c0 = if dir == 0 { i } else { chunks - 1 - i } * chunk;
+                    let n = chunk.min(steps - c0);
+                    let dest = base.offset(c0 * base.step + dir * p);
+                    let x = in_ptr.get().0.wrapping_add(c0 * batch * in_width);
+                    // SAFETY: as in `run_wavefront`; `seq` was reserved for
+                    // `steps`; each direction has its own slot, GEMM buffer
+                    // half, and half of every output row.
+                    bufs.cur =
+                        unsafe { self.run_slot(layer * dirs + dir, *bufs, pool, x, in_width, n, dir == 1, dest) };
+                }
+            };
+            let slots = [layer * dirs, layer * dirs + dirs - 1];
+            match state.pool.clone() {
+                // With two threads or more, the directions run side by side.
+                Some(pool) if dirs == 2 => {
+                    let bufs = [Self::slot_buffers(state, slots[0], 0), Self::slot_buffers(state, slots[1], 1)];
+                    let curs = [AtomicUsize::new(bufs[0].cur), AtomicUsize::new(bufs[1].cur)];
+                    pool.run(&|dir| {
+                        if dir < 2 {
+                            let mut b = bufs[dir];
+                            direction(dir, &mut b, None);
+                            curs[dir].store(b.cur, Ordering::Relaxed);
+                        }
+                    });
+                    for (slot, cur) in slots.iter().zip(&curs) {
+                        state.scratch.cur[*slot] = cur.load(Ordering::Relaxed);
+                    }
+                }
+                pool => {
+                    for dir in 0..dirs {
+                        let slot = layer * dirs + dir;
+                        let mut bufs = Self::slot_buffers(state, slot, 0);
+                        direction(dir, &mut bufs, pool.as_deref());
+                        state.scratch.cur[slot] = bufs.cur;
+                    }
+                }
+            }
+            input = base.ptr;
+            in_width = dirs * p;
+        }
+    }
+
+    /// The kernel buffers of layer-direction `slot`; `pre_half` picks which
+    /// half of the GEMM buffer it uses (two directions can run at once).
+    fn slot_buffers(state: &mut State, slot: usize, pre_half: usize) -> SlotBuffers {
+        let batch = state.batch();
+        let s = &mut state.scratch;
+        let (h_stride, c_stride) = (s.h_stride, s.c_stride);
+        let h0 = s.hbuf.as_mut_ptr().wrapping_add(slot * 2 * batch * h_stride);
+        SlotBuffers {
+            io: body::StepIo {
+                batch,
+                h: [h0, h0.wrapping_add(batch * h_stride)],
+                h_stride,
+                c: s.cbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
+                r: s.rbuf.as_mut_ptr().wrapping_add(slot * batch * c_stride),
+                c_stride,
+            },
+            pre: s.pre.as_mut_ptr().wrapping_add(pre_half * s.pre.len() / 2),
+            wide: s.wide.as_mut_ptr().wrapping_add(pre_half * s.wide.len() / 2),
+            wide_parts: s.wide.len() / 2 / WIDEN_BUFFER,
+            cur: s.cur[slot],
+        }
+    }
+
+    /// Runs `steps` timesteps of one layer and direction (`slot`) from inputs
+    /// `x` (`[steps][batch][in_width]`) into `dest`, with the state's threads.
+    ///
+    /// # Safety
+    /// As for [`Model::run_slot`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_layer(
+        &self,
+        state: &mut State,
+        slot: usize,
+        x: *const f32,
+        in_width: usize,
+        steps: usize,
+        reverse: bool,
+        dest: Dest,
+    ) {
+        let bufs = Self::slot_buffers(state, slot, 0);
+        // SAFETY: forwarded.
+        let cur = unsafe { self.run_slot(slot, bufs, state.pool.as_deref(), x, in_width, steps, reverse, dest) };
+        state.scratch.cur[slot] = cur;
+    }
+
+    /// Runs `steps` timesteps of layer-direction `slot` on `bufs`, splitting
+    /// the work across `pool` when that pays. Returns which `h` buffer holds
+    /// the latest `h`.
+    ///
+    /// # Safety
+    /// `x` must hold `steps * batch * in_width` floats, `dest` must have room
+    /// for `steps` steps of `batch` rows of this layer's output, `bufs` must
+    /// be this slot's buffers with a GEMM buffer of at least `steps * batch`
+    /// rows, and nothing else may use them meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_slot(
+        &self,
+        slot: usize,
+        bufs: SlotBuffers,
+        pool: Option<&crate::threads::Pool>,
+        x: *const f32,
+        in_width: usize,
+        steps: usize,
+        reverse: bool,
+        dest: Dest,
+    ) -> usize {
+        let layer = self.layer_ref(slot);
+        let io = bufs.io;
+        let batch = io.batch;
+        let panels = layer.w_hh.panels;
+        let proj_panels = layer.w_hr.map_or(0, |m| m.panels);
+        let row_stride = layer.w_ih.panels * layer.w_ih.gates * LANES;
+        let pre = bufs.pre;
+        // A single step of a few rows fuses the input projection into the
+        // recurrence (one pass over [x; h]). A larger batch projects first
+        // like a sequence: the recurrence then reuses each cache-sized block
+        // of W_hh for every row block.
+        let fused = steps == 1 && batch < FUSED_MAX_BATCH;
+        let job = body::Job {
+            steps,
+            reverse,
+            source: if fused {
+                body::Source::Fused { x, x_stride: in_width }
+            } else {
+                body::Source::Pre { ptr: pre, row_stride }
+            },
+            out: dest.ptr,
+            out_step: dest.step,
+            out_row: dest.row,
+            cur: bufs.cur,
+        };
+        let threads = pool.map_or(1, |p| p.threads());
+        // Every part that widens weights needs its own buffer (sized by
+        // `Scratch::set_threads` when the state's threads were set).
+        assert!(
+            layer.w_hh.dtype == lstmrt_format::DType::F32 || threads <= bufs.wide_parts,
+            "widening buffers for {} threads, {threads} running",
+            bufs.wide_parts
+        );
+        let split = Split::choose(threads, batch, panels);
+        let isa = self.isa();
+        let shared = SharedPtrs { x, pre, wide: bufs.wide };
+        let work = |part: usize| {
+            let (x, pre) = shared.get();
+            let (rows, own_panels, own_proj) = split.part(part, batch, panels, proj_panels);
+            let wide = shared.wide(part);
+            if !fused {
+                // Each thread projects the inputs it will read itself: its
+                // panels of every row, or every panel of its rows.
+                // All rows at once, or this thread's rows of each timestep.
+                let (calls, count) = if rows.len() == batch { (1, steps * batch) } else { (steps, rows.len()) };
+                for i in 0..calls {
+                    let first = i * batch + rows.start;
+                    let gemm = GemmCall {
+                        w: layer.w_ih,
+                        bias: layer.bias_x,
+                        x: x.wrapping_add(first * in_width),
+                        x_stride: in_width,
+                        rows: count,
+                        out: pre.wrapping_add(first * row_stride),
+                        panels: own_panels.clone(),
+                        wide,
+                    };
+                    // SAFETY: `pre` holds chunk*batch rows of `row_stride`
+                    // (steps <= chunk); `x` holds steps*batch rows.
+                    unsafe { dispatch::gemm(isa, &gemm) };
+                }
+            }
+            let barrier = || {
+                if let (Split::Panels(_), Some(pool)) = (split, pool) {
+                    pool.barrier().wait();
+                }
+            };
+            let call = StepsCall {
+                layer: &layer,
+                io: &io,
+                job: &job,
+                rows,
+                panels: own_panels,
+                proj_panels: own_proj,
+                wide,
+                sync: &barrier,
+            };
+            // SAFETY: the buffers are sized for this layer; the parts cover
+            // disjoint rows or panels and meet at the barrier after each phase.
+            unsafe { dispatch::run_steps(isa, &call) };
+        };
+        match (split, pool) {
+            (Split::Single, _) | (_, None) => work(0),
+            (_, Some(pool)) => pool.run(&work),
+        }
+        bufs.cur ^ (steps & 1)
+    }
+}
+
+/// One layer-direction's kernel buffers (pointers into a state's scratch).
+#[derive(Clone, Copy)]
+struct SlotBuffers {
+    io: body::StepIo,
+    /// GEMM output rows for this slot's chunks.
+    pre: *mut f32,
+    /// One [`WIDEN_BUFFER`] per thread part (f16/bf16 weights; else dangling).
+    wide: *mut f32,
+    /// How many parts `wide` has room for.
+    wide_parts: usize,
+    /// Which of `io.h` holds the latest `h`.
+    cur: usize,
+}
+
+// SAFETY: the two directions of a bidirectional layer run at once on
+// different slots' buffers and different halves of the GEMM buffer.
+unsafe impl Sync for SlotBuffers {}
+unsafe impl Sync for Dest {}
+
+/// The input and GEMM-output pointers one layer's threads share.
+#[derive(Clone, Copy)]
+struct SharedPtrs {
+    x: *const f32,
+    pre: *mut f32,
+    /// `threads` widening buffers of [`WIDEN_BUFFER`] floats, one per part.
+    wide: *mut f32,
+}
+
+// SAFETY: `x` is only read; each thread writes the rows or panels of `pre`
+// that it alone reads back.
+unsafe impl Sync for SharedPtrs {}
+
+impl SharedPtrs {
+    // A method, so closures capture the whole `Sync` struct, not its raw fields.
+    fn get(&self) -> (*const f32, *mut f32) {
+        (self.x, self.pre)
+    }
+
+    /// Part `part`'s widening buffer: written by that thread alone.
+    fn wide(&self, part: usize) -> *mut f32 {
+        self.wide.wrapping_add(part * WIDEN_BUFFER)
+    }
+}
+
+/// How one layer's work is shared between threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Split {
+    Single,
+    /// Each of n threads takes a share of the sequences (no per-step barrier).
+    Rows(usize),
+    /// Each of n threads takes a share of the hidden units' panels; they meet
+    /// at a barrier after every step.
+    Panels(usize),
+}
+
+impl Split {
+    /// Splitting panels keeps each core's slice of the weights in its own
+    /// cache and halves what each reads per step; it pays from 8 panels (128
+    /// units) per thread, where a step's work dwarfs the barrier. Below that,
+    /// a batch of at least one sequence per thread splits by sequence.
+    fn choose(threads: usize, batch: usize, panels: usize) -> Split {
+        if threads <= 1 {
+            Split::Single
+        } else if panels >= 8 * threads {
+            Split::Panels(threads)
+        } else if batch >= threads {
+            Split::Rows(threads)
+        } else {
+            Split::Single
+        }
+    }
+
+    /// Rows, panels and projection panels of part `i`.
+    fn part(self, i: usize, batch: usize, panels: usize, proj: usize) -> (Range<usize>, Range<usize>, Range<usize>) {
+        match self {
+            Split::Single => (0..batch, 0..panels, 0..proj),
+            Split::Rows(n) => (share(batch, n, i), 0..panels, 0..proj),
+            Split::Panels(n) => (0..batch, share(panels, n, i), share(proj, n, i)),
+        }
+    }
+}
+
+/// Copies the state's public `h`/`c` into the padded kernel buffers.
+fn load_state(arch: &Architecture, state: &mut State) {
+    let (batch, p, h) = (state.batch(), arch.output_size(), arch.hidden());
+    let s = &mut state.scratch;
+    let (hs, cs) = (s.h_stride, s.c_stride);
+    // Into the buffer `cur` names, which stays as it was: its parity also
+    // sets the kernels' panel order, which should keep alternating from one
+    // call to the next (see `body::run_steps`).
+    for slot in 0..s.cur.len() {
+        for b in 0..batch {
+            let src = &state.h[(slot * batch + b) * p..][..p];
+            s.hbuf.as_mut_slice()[((slot * 2 + s.cur[slot]) * batch + b) * hs..][..p].copy_from_slice(src);
+            if arch.has_cell_state() {
+                let src = &state.c[(slot * batch + b) * h..][..h];
+                s.cbuf.as_mut_slice()[(slot * batch + b) * cs..][..h].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// Copies the latest `h`/`c` from the kernel buffers back to the state.
+fn store_state(arch: &Architecture, state: &mut State) {
+    let (batch, p, h) = (state.batch(), arch.output_size(), arch.hidden());
+    let s = &state.scratch;
+    let (hs, cs) = (s.h_stride, s.c_stride);
+    for slot in 0..s.cur.len() {
+        for b in 0..batch {
+            let src = &s.hbuf.as_slice()[((slot * 2 + s.cur[slot]) * batch + b) * hs..][..p];
+            state.h[(slot * batch + b) * p..][..p].copy_from_slice(src);
+            if arch.has_cell_state() {
+                let src = &s.cbuf.as_slice()[(slot * batch + b) * cs..][..h];
+                state.c[(slot * batch + b) * h..][..h].copy_from_slice(src);
+            }
+        }
+    }
+}

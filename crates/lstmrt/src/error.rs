@@ -1,0 +1,118 @@
+//! Errors of the runtime API: a file that cannot be read or written, a bad
+//! file, or inputs that do not fit the model.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use lstmrt_format as format;
+use lstmrt_format::IoError;
+use lstmrt_kernels::IsaError;
+
+/// Anything [`crate::Model`], [`crate::State`] and [`crate::ModelWriter`] can
+/// refuse: one type for opening, running and writing.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file at `path` could not be opened, read or written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: IoError,
+    },
+    /// The model file (or what was handed to the writer) is invalid.
+    Format(format::Error),
+    /// The instruction-set tier asked for (`LSTMRT_ISA`, [`crate::Model::with_isa`])
+    /// cannot run on this CPU.
+    Isa(IsaError),
+    /// An input slice has the wrong number of values.
+    Shape {
+        /// Which input.
+        what: &'static str,
+        /// How many values it needs, or how they are counted.
+        expected: String,
+        /// How many it has.
+        got: usize,
+    },
+    /// The state was made for another model or batch size.
+    StateMismatch {
+        /// How it differs.
+        reason: String,
+    },
+    /// Bytes given to [`crate::State::from_bytes`] are not a saved state of this model.
+    BadState {
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// The model cannot do what was asked (streaming a bidirectional model,
+    /// text on a model without vocabulary, ...).
+    Unsupported {
+        /// What was asked, and why it cannot be done.
+        what: String,
+    },
+    /// A text token is not in the vocabulary and the model has no unknown token.
+    UnknownToken {
+        /// The token.
+        token: String,
+        /// Its index among the text's tokens.
+        position: usize,
+    },
+    /// A token id is outside the vocabulary.
+    BadTokenId {
+        /// The id.
+        id: u32,
+        /// Tokens in the vocabulary.
+        vocab_size: usize,
+    },
+}
+
+impl Error {
+    /// An I/O failure on `path`.
+    pub fn io(path: &Path, err: std::io::Error) -> Error {
+        Error::Io { path: path.to_path_buf(), source: err.into() }
+    }
+}
+
+impl From<IsaError> for Error {
+    fn from(e: IsaError) -> Self {
+        Error::Isa(e)
+    }
+}
+
+impl From<format::Error> for Error {
+    fn from(e: format::Error) -> Self {
+        Error::Format(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Format(e) => e.fmt(f),
+            Error::Isa(e) => e.fmt(f),
+            Error::Shape { what, expected, got } => write!(f, "{what} has {got} values, expected {expected}"),
+            Error::StateMismatch { reason } => write!(f, "state does not fit this model: {reason}"),
+            Error::BadState { reason } => write!(f, "not a saved state of this model: {reason}"),
+            Error::Unsupported { what } => write!(f, "{what}"),
+            Error::UnknownToken { token, position } => write!(
+                f,
+                "unknown token {token:?} at position {position}: not in the model's vocabulary, and the model has no unknown token"
+            ),
+            Error::BadTokenId { id, vocab_size } => {
+                write!(f, "token id {id} is outside the vocabulary of {vocab_size} tokens")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Format(e) => Some(e),
+            Error::Isa(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! # lstmrt
+//!
+//! Fast CPU inference for LSTM, GRU and plain RNN networks, from a versioned
+//! model file that is memory-mapped and used in place.
+//!
+//! Semantics follow `torch.nn.LSTM` / `GRU` / `RNN` exactly (gate order, stacked
+//! and bidirectional layers, `proj_size`, `h0`/`c0`), plus ONNX's peepholes,
+//! `clip` and `input_forget`. [`mod@reference`] is a plain implementation of those
+//! semantics and the oracle every fast path is tested against.
+//!
+//! ```
+//! use lstmrt::{Model, ModelWriter, Weights};
+//! use lstmrt::format::{Architecture, CellKind, Metadata};
+//!
+//! // Write a small 2-layer LSTM (input 3, hidden 8) to a file...
+//! let meta = Metadata::new(Architecture::new(CellKind::Lstm, 3, 8, 2));
+//! let mut weights = Weights::zeros(&meta);
+//! weights.layers[0].b_ih.fill(0.5);
+//! let path = std::env::temp_dir().join(format!("lstmrt-doc-{}.lstm", std::process::id()));
+//! ModelWriter::new(&meta, &weights).write(&path)?;
+//!
+//! // ...open it (memory-mapped and validated once), and run it.
+//! let model = Model::open(&path)?;
+//! let mut state = model.new_state();
+//! let xs = [0.1f32, 0.2, 0.3, /* t=1 */ 0.4, 0.5, 0.6];  // [steps=2, batch=1, input=3]
+//! let out = model.run(&mut state, &xs)?;                 // [2, 1, 8]: top layer's h at each step
+//! assert_eq!(out.len(), 2 * 8);
+//!
+//! // Streaming: one step per call, carrying the state.
+//! let y = model.step(&mut state, &[0.7, 0.8, 0.9])?;
+//! assert_eq!(y.len(), 8);
+//! # std::fs::remove_file(&path).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+
+mod engine;
+mod error;
+mod model;
+pub mod reference;
+pub mod rng;
+mod state;
+pub mod text;
+mod threads;
+mod weights;
+mod writer;
+
+pub use error::Error;
+pub use lstmrt_format::IoError;
+pub use lstmrt_kernels::{Isa, IsaError};
+pub use model::{Model, TensorView};
+pub use state::State;
+pub use weights::{HeadWeights, LayerWeights, Weights};
+pub use writer::ModelWriter;
+
+/// What a model file says about the network: its architecture, options,
+/// vocabulary, head and provenance, the dtypes and layouts of its tensors,
+/// and what can be wrong with a file. The file format itself (header,
+/// sections, the panel layout) is the `lstmrt-format` crate and
+/// `format-spec.md`.
+pub mod format {
+    pub use lstmrt_format::{
+        Architecture, CellKind, DType, Embedding, Error, FileInfo, Head, HeadActivation, HeadTask, KeyValue, Layout,
+        Metadata, Provenance, TensorInfo, Tokenizer, VERSION_MAJOR, VERSION_MINOR, Vocabulary, names,
+    };
+}
+
+/// The instruction-set tier this process runs its kernels on: the best the CPU
+/// has, or the one `LSTMRT_ISA` names (an error if this CPU lacks it).
+pub fn isa() -> Result<Isa, IsaError> {
+    lstmrt_kernels::selected()
+}
+
+/// The README's code examples, compiled and run as doctests (from this
+/// crate's folder, where `models` links to the repository's `models/`, so the
+/// README's paths work as a user at the repository root types them).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

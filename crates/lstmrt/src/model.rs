@@ -1,0 +1,377 @@
+//! A loaded model: the validated file, mapped in place.
+
+use std::path::Path;
+
+use half::{bf16, f16};
+
+use crate::weights::{HeadWeights, LayerWeights, Weights};
+use lstmrt_format::panel as pack;
+use lstmrt_format::{self as format, CellKind, DType, ExpectedTensor, FileInfo, Layout, Metadata, TensorInfo, names};
+use lstmrt_kernels::AlignedVec;
+use lstmrt_kernels::Isa;
+use lstmrt_kernels::dispatch::{LayerRef, MatrixRef};
+
+/// The bytes of a model file: a read-only memory map, or an owned copy
+/// aligned to 64 bytes (so tensors can be viewed in place either way).
+enum Backing {
+    Mapped(memmap2::Mmap),
+    Owned(AlignedVec<u8>),
+}
+
+impl Backing {
+    fn copy_of(bytes: &[u8]) -> Backing {
+        Backing::Owned(AlignedVec::from_slice(bytes))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => m,
+            Backing::Owned(v) => v.as_slice(),
+        }
+    }
+}
+
+/// Where a packed weight matrix lives: in the file (used in place), or in a
+/// buffer it was repacked into at open (for files in the canonical layout).
+enum Storage {
+    File { offset: usize, len: usize },
+    Owned(AlignedVec<u8>),
+}
+
+/// A weight matrix in the panel16 layout.
+struct PackedMatrix {
+    storage: Storage,
+    dtype: DType,
+    panels: usize,
+    k: usize,
+    gates: usize,
+}
+
+/// The kernels' view of one layer and direction: packed matrices plus the
+/// small vectors (biases, peepholes) packed at open.
+struct PackedLayer {
+    w_ih: PackedMatrix,
+    w_hh: PackedMatrix,
+    w_hr: Option<PackedMatrix>,
+    bias_x: Vec<f32>,
+    bias_h: Vec<f32>,
+    peephole: Option<Vec<f32>>,
+}
+
+/// A borrowed view of one tensor's bytes in the file.
+#[derive(Clone, Copy)]
+pub struct TensorView<'a> {
+    info: &'a TensorInfo,
+    bytes: &'a [u8],
+}
+
+impl<'a> TensorView<'a> {
+    /// The tensor's name (`weight_hh_l0`, ...).
+    pub fn name(&self) -> &'a str {
+        &self.info.name
+    }
+    /// Element type as stored.
+    pub fn dtype(&self) -> DType {
+        self.info.dtype
+    }
+    /// Canonical or packed panels.
+    pub fn layout(&self) -> Layout {
+        self.info.layout
+    }
+    /// Shape as stored (the packed shape for panel layouts).
+    pub fn shape(&self) -> &'a [u64] {
+        &self.info.shape
+    }
+    /// The raw little-endian element bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.info.elements()
+    }
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The elements, if the dtype is f32. Zero-copy.
+    pub fn as_f32(&self) -> Option<&'a [f32]> {
+        (self.dtype() == DType::F32).then(|| cast_slice(self.bytes))
+    }
+    /// The elements, if the dtype is f16. Zero-copy.
+    pub fn as_f16(&self) -> Option<&'a [f16]> {
+        (self.dtype() == DType::F16).then(|| cast_slice(self.bytes))
+    }
+    /// The elements, if the dtype is bf16. Zero-copy.
+    pub fn as_bf16(&self) -> Option<&'a [bf16]> {
+        (self.dtype() == DType::BF16).then(|| cast_slice(self.bytes))
+    }
+
+    /// The elements widened to f32 (a copy).
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        match self.dtype() {
+            DType::F32 => cast_slice::<f32>(self.bytes).to_vec(),
+            DType::F16 => cast_slice::<f16>(self.bytes).iter().map(|v| v.to_f32()).collect(),
+            DType::BF16 => cast_slice::<bf16>(self.bytes).iter().map(|v| v.to_f32()).collect(),
+        }
+    }
+}
+
+/// Views validated tensor bytes as elements of `T` (f32, f16 or bf16). Tensors
+/// start on 64-byte boundaries of a 64-byte aligned buffer and hold whole
+/// elements (checked by `format::parse`), so the cast cannot fail.
+fn cast_slice<T: bytemuck::Pod>(bytes: &[u8]) -> &[T] {
+    bytemuck::cast_slice(bytes)
+}
+
+/// A recurrent model loaded from a file: validated once, weights used in place.
+///
+/// `Model` is `Send + Sync`: share one between threads behind an `Arc`, and
+/// give each stream its own [`crate::State`].
+pub struct Model {
+    backing: Backing,
+    info: FileInfo,
+    layers: Vec<PackedLayer>,
+    repacked: bool,
+    isa: Isa,
+}
+
+impl Model {
+    /// Memory-maps the file at `path` and validates it.
+    ///
+    /// The file must not be modified while the model is alive (as with any
+    /// memory map; replacing it by rename, as the writers here do, is safe).
+    pub fn open(path: impl AsRef<Path>) -> Result<Model, crate::Error> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| crate::Error::io(path, e))?.len();
+        if len < format::HEADER_SIZE as u64 {
+            // Too short to map usefully (and zero-length maps are an error).
+            let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
+            return Model::from_backing(Backing::copy_of(&bytes));
+        }
+        // SAFETY: the map is read-only and private; the documented contract is
+        // that the file is not modified while mapped. Every read through it is
+        // bounds-checked by `format::parse` first.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| crate::Error::io(path, e))?;
+        Model::from_backing(Backing::Mapped(map))
+    }
+
+    /// Validates a model held in memory (copied once into an aligned buffer).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model, crate::Error> {
+        Model::from_backing(Backing::copy_of(bytes))
+    }
+
+    fn from_backing(backing: Backing) -> Result<Model, crate::Error> {
+        let isa = crate::isa()?;
+        let info = format::parse(backing.bytes())?;
+        let mut model = Model { backing, info, layers: Vec::new(), repacked: false, isa };
+        model.layers = model.pack_layers();
+        Ok(model)
+    }
+
+    /// Uses instruction-set tier `isa` for this model instead of the process
+    /// default (an error if this CPU lacks it).
+    pub fn with_isa(mut self, isa: Isa) -> Result<Model, crate::Error> {
+        if !isa.available() {
+            return Err(lstmrt_kernels::IsaError::unavailable(isa, false).into());
+        }
+        self.isa = isa;
+        Ok(self)
+    }
+
+    /// The instruction-set tier this model's kernels run on.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Whether the file stored weights in the canonical layout, so they were
+    /// repacked into the kernels' panel16 layout at open (a copy). Files
+    /// written by lstmrt's writer are packed already and are used in place.
+    pub fn repacked(&self) -> bool {
+        self.repacked
+    }
+
+    fn expected(&self, name: &str) -> ExpectedTensor {
+        format::expected_tensors(self.metadata())
+            .into_iter()
+            .find(|t| t.name == name)
+            .expect("only called for tensors of this architecture")
+    }
+
+    /// The panel16 form of weight matrix `name`: the file's bytes when stored
+    /// packed, else a repacked copy (same dtype, so no rounding).
+    fn packed_matrix(&mut self, name: &str) -> PackedMatrix {
+        let expected = self.expected(name);
+        let (gates, n) = expected.packable.expect("weight matrices are packable");
+        let k = expected.shape[1] as usize;
+        let info = self.info.tensor(name).expect("validated: present").clone();
+        let storage = match info.layout {
+            Layout::Panel16 => Storage::File { offset: info.offset as usize, len: info.length as usize },
+            Layout::Canonical => {
+                self.repacked = true;
+                let view = self.view(&info);
+                let bytes: Vec<u8> = match info.dtype {
+                    DType::F32 => bytemuck::cast_slice(&pack::pack(view.as_f32().expect("f32"), gates, n, k)).to_vec(),
+                    DType::F16 => bytemuck::cast_slice(&pack::pack(view.as_f16().expect("f16"), gates, n, k)).to_vec(),
+                    DType::BF16 => {
+                        bytemuck::cast_slice(&pack::pack(view.as_bf16().expect("bf16"), gates, n, k)).to_vec()
+                    }
+                };
+                Storage::Owned(AlignedVec::from_slice(&bytes))
+            }
+        };
+        PackedMatrix { storage, dtype: info.dtype, panels: pack::panels(n), k, gates }
+    }
+
+    fn pack_layers(&mut self) -> Vec<PackedLayer> {
+        let arch = self.architecture().clone();
+        let (g, h) = (arch.cell.gates(), arch.hidden());
+        let vector =
+            |m: &Model, name: String| m.tensor(&name).map(|t| t.to_f32_vec()).unwrap_or_else(|| vec![0.0; g * h]);
+        let mut layers = Vec::new();
+        for layer in 0..arch.layers() {
+            for dir in 0..arch.directions() {
+                let b_ih = vector(self, names::bias_ih(layer, dir));
+                let b_hh = vector(self, names::bias_hh(layer, dir));
+                // The input part carries every bias that is simply added; only
+                // GRU's b_hn sits inside r * (W_hn h + b_hn) and stays apart.
+                let mut bias_x: Vec<f32> = b_ih.iter().zip(&b_hh).map(|(a, b)| a + b).collect();
+                let mut bias_h = vec![0.0; g * h];
+                if arch.cell == CellKind::Gru {
+                    bias_x[2 * h..].copy_from_slice(&b_ih[2 * h..]);
+                    bias_h[2 * h..].copy_from_slice(&b_hh[2 * h..]);
+                }
+                let peephole =
+                    self.tensor(&names::weight_peephole(layer, dir)).map(|t| pack::pack_vector(&t.to_f32_vec(), 3, h));
+                layers.push(PackedLayer {
+                    w_ih: self.packed_matrix(&names::weight_ih(layer, dir)),
+                    w_hh: self.packed_matrix(&names::weight_hh(layer, dir)),
+                    w_hr: (arch.proj_size > 0).then(|| self.packed_matrix(&names::weight_hr(layer, dir))),
+                    bias_x: pack::pack_vector(&bias_x, g, h),
+                    bias_h: pack::pack_vector(&bias_h, g, h),
+                    peephole,
+                });
+            }
+        }
+        layers
+    }
+
+    fn matrix_ref<'a>(&'a self, m: &'a PackedMatrix) -> MatrixRef<'a> {
+        let bytes = match &m.storage {
+            Storage::File { offset, len } => &self.backing.bytes()[*offset..offset + len],
+            Storage::Owned(v) => v.as_slice(),
+        };
+        MatrixRef { bytes, dtype: m.dtype, panels: m.panels, k: m.k, gates: m.gates }
+    }
+
+    /// The kernels' view of layer `index` (`layer * directions + direction`).
+    pub(crate) fn layer_ref(&self, index: usize) -> LayerRef<'_> {
+        let arch = self.architecture();
+        let l = &self.layers[index];
+        LayerRef {
+            cell: arch.cell,
+            clip: arch.clip,
+            input_forget: arch.input_forget,
+            linear_before_reset: arch.linear_before_reset,
+            hidden: arch.hidden(),
+            out_size: arch.output_size(),
+            w_ih: self.matrix_ref(&l.w_ih),
+            w_hh: self.matrix_ref(&l.w_hh),
+            w_hr: l.w_hr.as_ref().map(|m| self.matrix_ref(m)),
+            bias_x: &l.bias_x,
+            bias_h: &l.bias_h,
+            peephole: l.peephole.as_deref(),
+        }
+    }
+
+    /// Everything the metadata section holds.
+    pub fn metadata(&self) -> &Metadata {
+        &self.info.metadata
+    }
+
+    /// The recurrent stack's shape and options.
+    pub fn architecture(&self) -> &format::Architecture {
+        &self.info.metadata.architecture
+    }
+
+    /// Format version, file length, skipped sections.
+    pub fn file_info(&self) -> &FileInfo {
+        &self.info
+    }
+
+    /// The tensor called `name`, viewed in place.
+    pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
+        self.info.tensor(name).map(|info| self.view(info))
+    }
+
+    /// All tensors in directory order.
+    pub fn tensors(&self) -> impl Iterator<Item = TensorView<'_>> {
+        self.info.tensors.iter().map(|info| self.view(info))
+    }
+
+    fn view<'a>(&'a self, info: &'a TensorInfo) -> TensorView<'a> {
+        // The range was checked against the file by `format::parse`.
+        let bytes = &self.backing.bytes()[info.offset as usize..(info.offset + info.length) as usize];
+        TensorView { info, bytes }
+    }
+
+    /// Number of weights (elements of every tensor).
+    pub fn parameter_count(&self) -> u64 {
+        self.info.tensors.iter().map(|t| t.elements() as u64).sum()
+    }
+
+    /// Checks every tensor's bytes against its CRC32C (reads the whole file).
+    pub fn verify(&self) -> Result<(), crate::Error> {
+        for t in &self.info.tensors {
+            format::verify_tensor(self.backing.bytes(), t)?;
+        }
+        Ok(())
+    }
+
+    /// Tensor `name` in canonical layout, widened to f32 (unpacking panel16).
+    pub fn canonical_f32(&self, name: &str) -> Option<Vec<f32>> {
+        let t = self.tensor(name)?;
+        let values = t.to_f32_vec();
+        Some(match t.layout() {
+            Layout::Canonical => values,
+            Layout::Panel16 => {
+                let e = self.expected(name);
+                let (gates, n) = e.packable.expect("only matrices are packed");
+                pack::unpack(&values, gates, n, e.shape[1] as usize)
+            }
+        })
+    }
+
+    /// All weights in canonical f32 form (a copy; absent biases are zeros).
+    pub fn weights(&self) -> Weights {
+        let arch = self.architecture();
+        let get = |name: &str| self.canonical_f32(name);
+        let gates_h = arch.cell.gates() * arch.hidden();
+        let mut layers = Vec::with_capacity(arch.layers() * arch.directions());
+        for layer in 0..arch.layers() {
+            for dir in 0..arch.directions() {
+                let required = |name: String| get(&name).expect("validated: required tensor present");
+                layers.push(LayerWeights {
+                    w_ih: required(names::weight_ih(layer, dir)),
+                    w_hh: required(names::weight_hh(layer, dir)),
+                    b_ih: get(&names::bias_ih(layer, dir)).unwrap_or_else(|| vec![0.0; gates_h]),
+                    b_hh: get(&names::bias_hh(layer, dir)).unwrap_or_else(|| vec![0.0; gates_h]),
+                    w_hr: get(&names::weight_hr(layer, dir)),
+                    peephole: get(&names::weight_peephole(layer, dir)),
+                });
+            }
+        }
+        let head = self.metadata().head.as_ref().map(|h| HeadWeights {
+            weight: get(names::HEAD_WEIGHT).expect("validated: head weight present"),
+            bias: get(names::HEAD_BIAS).unwrap_or_else(|| vec![0.0; h.out_features as usize]),
+        });
+        Weights { layers, embedding: get(names::EMBEDDING), head }
+    }
+
+    /// The dtype of the recurrent weight matrices (`weight_hh_l0`).
+    pub fn dtype(&self) -> DType {
+        self.tensor(&names::weight_hh(0, 0)).map_or(DType::F32, |t| t.dtype())
+    }
+}

@@ -1,0 +1,179 @@
+//! The per-stream state: `h` and `c` of every layer and direction, plus the
+//! buffers a step needs, so stepping never allocates.
+
+use crate::Error;
+use crate::engine::Scratch;
+use crate::model::Model;
+use lstmrt_format::{Architecture, CellKind};
+
+/// The sizes a state was made for; a state only runs on a model with the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StateShape {
+    pub cell: CellKind,
+    /// `layers * directions`
+    pub slots: usize,
+    pub batch: usize,
+    /// Size of `h` (projection size or hidden size).
+    pub h_size: usize,
+    /// Size of `c` (hidden size; LSTM only).
+    pub c_size: usize,
+}
+
+impl StateShape {
+    pub fn of(arch: &Architecture, batch: usize) -> StateShape {
+        StateShape {
+            cell: arch.cell,
+            slots: arch.layers() * arch.directions(),
+            batch,
+            h_size: arch.output_size(),
+            c_size: if arch.has_cell_state() { arch.hidden() } else { 0 },
+        }
+    }
+}
+
+/// The recurrent state of one stream (or one batch of streams).
+///
+/// `h` is laid out as PyTorch's `h_n`, `[layers * directions, batch, P]`;
+/// `c` as `c_n`, `[layers * directions, batch, H]` (LSTM only).
+#[derive(Debug, Clone)]
+pub struct State {
+    pub(crate) shape: StateShape,
+    pub(crate) h: Vec<f32>,
+    pub(crate) c: Vec<f32>,
+    /// Output of the last `step` or `run`, `[steps, batch, directions * P]`.
+    pub(crate) out: Vec<f32>,
+    /// Workers that `run` and `step` split work across (none: the calling thread only).
+    pub(crate) pool: Option<std::sync::Arc<crate::threads::Pool>>,
+    /// Kernel buffers, sized once for the model and batch.
+    pub(crate) scratch: Scratch,
+}
+
+const STATE_MAGIC: &[u8; 8] = b"LSTMRTS1";
+
+impl State {
+    pub(crate) fn new(arch: &Architecture, batch: usize, widened: bool) -> State {
+        let shape = StateShape::of(arch, batch);
+        State {
+            shape,
+            h: vec![0.0; shape.slots * batch * shape.h_size],
+            c: vec![0.0; shape.slots * batch * shape.c_size],
+            // Room for one step's output, so stepping never allocates.
+            out: Vec::with_capacity(batch * arch.sequence_output_size()),
+            pool: None,
+            scratch: Scratch::new(arch, batch, widened),
+        }
+    }
+
+    /// Number of sequences this state carries.
+    pub fn batch(&self) -> usize {
+        self.shape.batch
+    }
+
+    /// Lets `run` and `step` use `threads` threads (1, the default, runs on
+    /// the calling thread only). A batch of several sequences is split across
+    /// threads by sequence; a single sequence with enough hidden units is split
+    /// by panels of units, each core keeping its slice of the weights in its
+    /// own cache, with one barrier per step. The workers persist in this state
+    /// (and its clones) and park when idle.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.pool = if threads > 1 { crate::threads::Pool::new(threads).map(std::sync::Arc::new) } else { None };
+        self.scratch.set_threads(self.threads());
+    }
+
+    /// Threads this state uses.
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.threads())
+    }
+
+    /// Zeroes `h` and `c`: the next step starts a new sequence.
+    pub fn reset(&mut self) {
+        self.h.fill(0.0);
+        self.c.fill(0.0);
+    }
+
+    /// `h`, shaped `[layers * directions, batch, P]` like PyTorch's `h_n`.
+    pub fn h(&self) -> &[f32] {
+        &self.h
+    }
+
+    /// `c`, shaped `[layers * directions, batch, H]` like `c_n` (empty unless LSTM).
+    pub fn c(&self) -> &[f32] {
+        &self.c
+    }
+
+    /// Sets `h` (PyTorch's `h_0`).
+    pub fn set_h(&mut self, h: &[f32]) -> Result<(), Error> {
+        check_len("h", h.len(), self.h.len())?;
+        self.h.copy_from_slice(h);
+        Ok(())
+    }
+
+    /// Sets `c` (PyTorch's `c_0`; LSTM only).
+    pub fn set_c(&mut self, c: &[f32]) -> Result<(), Error> {
+        check_len("c", c.len(), self.c.len())?;
+        self.c.copy_from_slice(c);
+        Ok(())
+    }
+
+    /// Saves `h` and `c` so the stream can be resumed later, in another
+    /// process, with [`State::from_bytes`]. Little-endian: magic `LSTMRTS1`,
+    /// five u32 (cell code, layers*directions, batch, h size, c size), the
+    /// f32 values of `h` then `c`, and a CRC32C of everything before it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let s = &self.shape;
+        let mut out = Vec::with_capacity(32 + 4 * (self.h.len() + self.c.len()));
+        out.extend_from_slice(STATE_MAGIC);
+        for v in [u32::from(s.cell), s.slots as u32, s.batch as u32, s.h_size as u32, s.c_size as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in self.h.iter().chain(&self.c) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Restores a state saved by [`State::to_bytes`] for `model`.
+    pub fn from_bytes(model: &Model, bytes: &[u8]) -> Result<State, Error> {
+        let bad = |reason: String| Error::BadState { reason };
+        if bytes.len() < 8 + 20 + 4 || &bytes[..8] != STATE_MAGIC {
+            return Err(bad("missing the LSTMRTS1 header".into()));
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        let stored = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+        if crc32c::crc32c(body) != stored {
+            return Err(bad("checksum mismatch (corrupt)".into()));
+        }
+        let field = |i: usize| u32::from_le_bytes(body[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes")) as usize;
+        let batch = field(2);
+        if batch == 0 || batch > 1 << 20 {
+            return Err(bad(format!("batch {batch}")));
+        }
+        let mut state = model.new_batch_state(batch);
+        let s = state.shape;
+        let found = [field(0), field(1), field(3), field(4)];
+        let want = [u32::from(s.cell) as usize, s.slots, s.h_size, s.c_size];
+        if found != want {
+            return Err(bad(format!(
+                "saved for (cell code, layers*directions, h size, c size) = {found:?}, this model has {want:?}"
+            )));
+        }
+        let values = &body[28..];
+        if values.len() != 4 * (state.h.len() + state.c.len()) {
+            return Err(bad(format!("{} value bytes, expected {}", values.len(), 4 * (state.h.len() + state.c.len()))));
+        }
+        let mut floats = values.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")));
+        for v in state.h.iter_mut().chain(state.c.iter_mut()) {
+            *v = floats.next().expect("length checked");
+        }
+        Ok(state)
+    }
+}
+
+fn check_len(what: &'static str, got: usize, expected: usize) -> Result<(), Error> {
+    if got != expected {
+        return Err(Error::Shape { what, expected: expected.to_string(), got });
+    }
+    Ok(())
+}

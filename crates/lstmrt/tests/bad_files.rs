@@ -1,0 +1,428 @@
+//! Every way a model file can be wrong gets its own clear error, never a
+//! panic, an out-of-bounds read or a huge allocation.
+
+use lstmrt_testkit as common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::TempDir;
+use lstmrt::{Model, ModelWriter, Weights};
+use lstmrt_format::{
+    self as format, Architecture, CellKind, DirectoryEntry, Error, Metadata, RawSection, assemble, bincode_config,
+    encode_directory, section,
+};
+
+/// Records the largest single allocation, to prove hostile counts never size one.
+struct Tracking;
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Tracking {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Tracking = Tracking;
+
+fn meta() -> Metadata {
+    let mut m = Metadata::new(Architecture::new(CellKind::Lstm, 3, 4, 1));
+    m.provenance.producer = "PRODUCER-STRING".into();
+    m
+}
+
+fn valid_file() -> Vec<u8> {
+    let meta = meta();
+    let mut w = Weights::zeros(&meta);
+    w.layers[0].w_ih.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32 * 0.01);
+    ModelWriter::new(&meta, &w).to_bytes().unwrap()
+}
+
+fn open_err(bytes: &[u8]) -> Error {
+    match Model::from_bytes(bytes) {
+        Ok(_) => panic!("a bad file was accepted"),
+        Err(lstmrt::Error::Format(e)) => e,
+        Err(other) => panic!("unexpected error kind: {other}"),
+    }
+}
+
+/// The directory entries of the valid file, with offsets relative to the data section.
+fn entries() -> Vec<DirectoryEntry> {
+    let shapes: [(&str, Vec<u64>); 4] = [
+        ("weight_ih_l0", vec![16, 3]),
+        ("weight_hh_l0", vec![16, 4]),
+        ("bias_ih_l0", vec![16]),
+        ("bias_hh_l0", vec![16]),
+    ];
+    let mut offset = 0;
+    shapes
+        .into_iter()
+        .map(|(name, shape)| {
+            let length = shape.iter().product::<u64>() * 4;
+            let e = DirectoryEntry { name: name.into(), dtype: 0, layout: 0, shape, offset, length, crc32c: 0 };
+            offset += length.div_ceil(64) * 64;
+            e
+        })
+        .collect()
+}
+
+/// Builds a file from parts, placing metadata, directory and data like the
+/// writer does; `entries` offsets are relative to the data section.
+fn craft(
+    version: (u16, u16),
+    meta_bytes: Vec<u8>,
+    mut entries: Vec<DirectoryEntry>,
+    extra: Vec<RawSection>,
+) -> Vec<u8> {
+    let table = (3 + extra.len()) as u64 * 32;
+    let meta_at = 64 + table;
+    let dir_len = encode_directory(&entries).len() as u64;
+    let dir_at = meta_at + meta_bytes.len() as u64;
+    let mut data_at = (dir_at + dir_len).div_ceil(64) * 64;
+    let extra_len: u64 = extra.iter().map(|s| s.body.len() as u64).sum();
+    let extra_at = data_at;
+    data_at = (data_at + extra_len).div_ceil(64) * 64;
+    let data_len = entries.iter().map(|e| e.offset.saturating_add(e.length)).max().unwrap_or(0).min(1 << 20);
+    for e in &mut entries {
+        e.offset = e.offset.wrapping_add(data_at);
+    }
+    let mut sections = vec![
+        RawSection::new(section::METADATA, 0, meta_at, meta_bytes),
+        RawSection::new(section::TENSOR_DIRECTORY, 0, dir_at, encode_directory(&entries)),
+        RawSection::new(section::TENSOR_DATA, 0, data_at, vec![0u8; data_len as usize]),
+    ];
+    let mut at = extra_at;
+    for mut s in extra {
+        s.offset = at;
+        at += s.body.len() as u64;
+        sections.push(s);
+    }
+    assemble(version, &sections)
+}
+
+fn meta_bytes(meta: &Metadata) -> Vec<u8> {
+    bincode::serde::encode_to_vec(meta, bincode_config()).unwrap()
+}
+
+fn crafted(entries: Vec<DirectoryEntry>) -> Vec<u8> {
+    craft((1, 0), meta_bytes(&meta()), entries, vec![])
+}
+
+#[test]
+fn crafted_baseline_is_valid() {
+    // The helpers build a valid file when nothing is broken, so each test
+    // below fails for the one reason it introduces.
+    Model::from_bytes(&crafted(entries())).unwrap();
+    Model::from_bytes(&valid_file()).unwrap();
+}
+
+#[test]
+fn rejects_empty_file() {
+    assert_eq!(open_err(&[]), Error::TooShort { len: 0, needed: 64 });
+    let dir = TempDir::new("empty");
+    std::fs::write(dir.path("e.lstm"), b"").unwrap();
+    assert!(matches!(Model::open(dir.path("e.lstm")), Err(lstmrt::Error::Format(Error::TooShort { .. }))));
+}
+
+#[test]
+fn rejects_missing_file_naming_the_path() {
+    let err = Model::open("/nonexistent/model.lstm").err().unwrap();
+    assert!(err.to_string().contains("/nonexistent/model.lstm"), "{err}");
+}
+
+#[test]
+fn rejects_truncated_file() {
+    let bytes = valid_file();
+    for cut in [10, 63, 64, 100, bytes.len() / 2, bytes.len() - 1] {
+        let e = open_err(&bytes[..cut]);
+        assert!(matches!(e, Error::TooShort { .. } | Error::Truncated { .. }), "cut at {cut}: {e}");
+    }
+    let e = open_err(&bytes[..bytes.len() - 1]);
+    assert_eq!(e, Error::Truncated { declared: bytes.len() as u64, actual: bytes.len() as u64 - 1 });
+}
+
+#[test]
+fn rejects_trailing_garbage() {
+    let mut bytes = valid_file();
+    bytes.extend_from_slice(b"garbage");
+    assert!(matches!(open_err(&bytes), Error::TrailingBytes { .. }));
+}
+
+#[test]
+fn rejects_wrong_magic() {
+    let mut bytes = valid_file();
+    bytes[1] = b'X';
+    assert!(matches!(open_err(&bytes), Error::BadMagic { .. }));
+    let e = open_err(b"PK\x03\x04 this is a zip file, not a model, padded to be long enough for a header....");
+    assert!(e.to_string().contains("not an lstmrt model file"), "{e}");
+}
+
+#[test]
+fn rejects_unknown_major_version_naming_both_versions() {
+    let bytes = craft((2, 0), meta_bytes(&meta()), entries(), vec![]);
+    let e = open_err(&bytes);
+    assert_eq!(e, Error::UnsupportedVersion { file_major: 2, file_minor: 0, reader_major: 1, reader_minor: 0 });
+    let msg = e.to_string();
+    assert!(msg.contains("2.0") && msg.contains("1.0"), "{msg}");
+}
+
+#[test]
+fn loads_newer_minor_version_skipping_unknown_optional_section() {
+    let extra = RawSection::new(77, 0, 0, b"something from the future".to_vec());
+    let bytes = craft((1, 3), meta_bytes(&meta()), entries(), vec![extra]);
+    let model = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(model.file_info().skipped_sections, vec![77]);
+    assert_eq!(model.file_info().version_minor, 3);
+}
+
+#[test]
+fn newer_minor_version_may_append_metadata_fields_and_tensors() {
+    let mut m = meta_bytes(&meta());
+    m.extend_from_slice(&[1, 2, 3, 4]);
+    let mut e = entries();
+    e.push(DirectoryEntry {
+        name: "future_tensor".into(),
+        dtype: 0,
+        layout: 0,
+        shape: vec![4],
+        offset: 1024,
+        length: 16,
+        crc32c: 0,
+    });
+    Model::from_bytes(&craft((1, 1), m.clone(), e.clone(), vec![])).unwrap();
+    // The same in a file of the current version is corruption.
+    assert!(matches!(open_err(&craft((1, 0), m, entries(), vec![])), Error::TrailingSectionBytes { .. }));
+    assert_eq!(
+        open_err(&craft((1, 0), meta_bytes(&meta()), e, vec![])),
+        Error::UnexpectedTensor { name: "future_tensor".into() }
+    );
+}
+
+#[test]
+fn rejects_unknown_required_section() {
+    let extra = RawSection::new(77, section::FLAG_REQUIRED, 0, b"must understand".to_vec());
+    let bytes = craft((1, 3), meta_bytes(&meta()), entries(), vec![extra]);
+    assert_eq!(open_err(&bytes), Error::UnknownRequiredSection { kind: 77 });
+}
+
+#[test]
+fn rejects_unknown_required_flags() {
+    let mut bytes = valid_file();
+    bytes[16] = 1 | 2 | 0x80; // REVERSE is known; 2 and 0x80 are not
+    format::seal_header(&mut bytes);
+    assert_eq!(open_err(&bytes), Error::UnknownRequiredFlags { flags: 0x82 });
+}
+
+#[test]
+fn the_reverse_flag_is_read_and_refused_on_a_bidirectional_stack() {
+    let mut bytes = valid_file();
+    bytes[16] = 1;
+    format::seal_header(&mut bytes);
+    assert!(Model::from_bytes(&bytes).unwrap().architecture().reverse);
+    let mut meta = meta();
+    meta.architecture.bidirectional = true;
+    let mut bytes = ModelWriter::new(&meta, &Weights::zeros(&meta)).to_bytes().unwrap();
+    bytes[16] = 1;
+    format::seal_header(&mut bytes);
+    let err = open_err(&bytes);
+    assert!(matches!(&err, Error::InvalidMetadata { field, .. } if field == "architecture.reverse"), "{err}");
+    // The writer refuses it too.
+    meta.architecture.reverse = true;
+    assert!(ModelWriter::new(&meta, &Weights::zeros(&meta)).to_bytes().is_err());
+}
+
+#[test]
+fn rejects_header_checksum_mismatch() {
+    let mut bytes = valid_file();
+    bytes[24] ^= 0x40; // an optional flag: only the checksum can catch it
+    assert!(matches!(open_err(&bytes), Error::HeaderChecksum { .. }));
+    let mut bytes = valid_file();
+    bytes[64 + 9] ^= 1; // a section offset
+    assert!(matches!(open_err(&bytes), Error::HeaderChecksum { .. }));
+}
+
+#[test]
+fn rejects_section_checksum_mismatch() {
+    let mut bytes = valid_file();
+    let meta_at = u64::from_le_bytes(bytes[64 + 8..64 + 16].try_into().unwrap()) as usize;
+    bytes[meta_at + 2] ^= 0x10;
+    assert!(matches!(open_err(&bytes), Error::SectionChecksum { .. }));
+}
+
+#[test]
+fn rejects_section_past_end_of_file() {
+    for (field, value) in [(8, 1u64 << 40), (16, 1 << 40), (8, u64::MAX - 3)] {
+        let mut bytes = valid_file();
+        let entry = 64 + 32; // the directory's entry
+        bytes[entry + field..entry + field + 8].copy_from_slice(&value.to_le_bytes());
+        format::seal_header(&mut bytes);
+        assert!(matches!(open_err(&bytes), Error::SectionOutOfBounds { .. }), "field {field} = {value}");
+    }
+}
+
+#[test]
+fn rejects_overlapping_sections() {
+    let mut bytes = valid_file();
+    let meta_at = u64::from_le_bytes(bytes[64 + 8..64 + 16].try_into().unwrap());
+    // Point the directory at the metadata.
+    bytes[64 + 32 + 8..64 + 32 + 16].copy_from_slice(&meta_at.to_le_bytes());
+    format::seal_header(&mut bytes);
+    assert!(matches!(open_err(&bytes), Error::SectionsOverlap { .. }));
+}
+
+#[test]
+fn rejects_tensor_past_end_of_file() {
+    let mut e = entries();
+    e[1].offset = 1 << 30;
+    let err = open_err(&crafted(e));
+    assert!(matches!(&err, Error::TensorOutOfBounds { name, .. } if name == "weight_hh_l0"), "{err}");
+    let mut e = entries();
+    e[1].offset = u64::MAX - 63; // offset + length overflows
+    assert!(matches!(open_err(&crafted(e)), Error::TensorOutOfBounds { .. }));
+}
+
+#[test]
+fn rejects_dimensions_that_overflow() {
+    let mut e = entries();
+    e[0].shape = vec![1 << 32, 1 << 31, 4];
+    let err = open_err(&crafted(e));
+    assert!(matches!(&err, Error::TensorSizeOverflow { name, .. } if name == "weight_ih_l0"), "{err}");
+}
+
+#[test]
+fn rejects_length_that_does_not_match_shape() {
+    let mut e = entries();
+    e[2].length = 60;
+    assert!(matches!(open_err(&crafted(e)), Error::TensorLengthMismatch { .. }));
+}
+
+#[test]
+fn rejects_misaligned_tensor() {
+    let mut e = entries();
+    e[3].offset += 4;
+    let err = open_err(&crafted(e));
+    assert!(matches!(&err, Error::TensorMisaligned { name, .. } if name == "bias_hh_l0"), "{err}");
+}
+
+#[test]
+fn rejects_overlapping_tensors() {
+    let mut e = entries();
+    e[1].offset = e[0].offset + 64;
+    assert!(matches!(open_err(&crafted(e)), Error::TensorsOverlap { .. }));
+}
+
+#[test]
+fn rejects_duplicate_tensor_names() {
+    let mut e = entries();
+    e[3].name = "bias_ih_l0".into();
+    assert_eq!(open_err(&crafted(e)), Error::DuplicateTensor { name: "bias_ih_l0".into() });
+}
+
+#[test]
+fn rejects_unknown_dtype_and_layout_codes() {
+    let mut e = entries();
+    e[0].dtype = 9;
+    assert_eq!(open_err(&crafted(e)), Error::UnknownDtype { name: "weight_ih_l0".into(), code: 9 });
+    let mut e = entries();
+    e[0].layout = 9;
+    assert_eq!(open_err(&crafted(e)), Error::UnknownLayout { name: "weight_ih_l0".into(), code: 9 });
+}
+
+#[test]
+fn rejects_shapes_that_do_not_match_the_architecture() {
+    let mut e = entries();
+    e[1].shape = vec![16, 5];
+    e[1].length = 16 * 5 * 4;
+    e[1].offset = 1024; // clear of the others
+    let err = open_err(&crafted(e));
+    assert_eq!(err, Error::TensorShape { name: "weight_hh_l0".into(), expected: vec![16, 4], found: vec![16, 5] });
+    let e: Vec<_> = entries().into_iter().filter(|e| e.name != "weight_ih_l0").collect();
+    assert_eq!(open_err(&crafted(e)), Error::MissingTensor { name: "weight_ih_l0".into() });
+}
+
+#[test]
+fn rejects_invalid_architecture() {
+    let mut m = meta();
+    m.architecture.hidden_size = 0;
+    let err = open_err(&craft((1, 0), meta_bytes(&m), entries(), vec![]));
+    assert!(matches!(&err, Error::InvalidMetadata { field, .. } if field == "architecture.hidden_size"), "{err}");
+    let mut m = meta();
+    m.architecture.proj_size = 4; // must be below hidden_size
+    assert!(matches!(open_err(&craft((1, 0), meta_bytes(&m), entries(), vec![])), Error::InvalidMetadata { .. }));
+}
+
+#[test]
+fn rejects_unknown_cell_kind_code() {
+    let mut bytes = meta_bytes(&meta());
+    bytes[0] = 9; // the cell kind is the first field
+    let err = open_err(&craft((1, 0), bytes, entries(), vec![]));
+    assert!(err.to_string().contains("unknown cell kind code 9"), "{err}");
+}
+
+#[test]
+fn huge_counts_and_string_lengths_never_size_an_allocation() {
+    // The producer string's u64 length sits right before its bytes.
+    let good = meta_bytes(&meta());
+    let at = good.windows(15).position(|w| w == b"PRODUCER-STRING").unwrap() - 8;
+    let mut cases = Vec::new();
+    for huge in [u64::MAX, 1 << 62, 1 << 40, 1 << 33] {
+        let mut m = good.clone();
+        m[at..at + 8].copy_from_slice(&huge.to_le_bytes());
+        cases.push(craft((1, 0), m, entries(), vec![]));
+        // The directory's entry count is its first u64.
+        let mut bytes = crafted(entries());
+        let dir_at = u64::from_le_bytes(bytes[64 + 32 + 8..64 + 32 + 16].try_into().unwrap()) as usize;
+        bytes[dir_at..dir_at + 8].copy_from_slice(&huge.to_le_bytes());
+        let mut sections: Vec<RawSection> = Vec::new();
+        for i in 0..3 {
+            let e = 64 + 32 * i;
+            let kind = u32::from_le_bytes(bytes[e..e + 4].try_into().unwrap());
+            let off = u64::from_le_bytes(bytes[e + 8..e + 16].try_into().unwrap()) as usize;
+            let len = u64::from_le_bytes(bytes[e + 16..e + 24].try_into().unwrap()) as usize;
+            sections.push(RawSection::new(kind, 0, off as u64, bytes[off..off + len].to_vec()));
+        }
+        cases.push(assemble((1, 0), &sections)); // re-sealed with the right checksums
+        // A shape with a huge rank count.
+        let mut e = entries();
+        e[0].shape = vec![1; 9];
+        cases.push(crafted(e));
+    }
+    for bytes in &cases {
+        LARGEST.store(0, Ordering::Relaxed);
+        let err = open_err(bytes);
+        let largest = LARGEST.load(Ordering::Relaxed);
+        assert!(largest < 4 << 20, "an allocation of {largest} bytes for a {}-byte file ({err})", bytes.len());
+    }
+}
+
+#[test]
+fn every_error_message_names_what_is_wrong() {
+    let mut e = entries();
+    e[1].offset = 1 << 30;
+    let msg = open_err(&crafted(e)).to_string();
+    assert!(msg.contains("weight_hh_l0") && msg.contains("outside"), "{msg}");
+}
+
+#[test]
+fn verify_finds_corrupt_tensor_bytes() {
+    let mut bytes = valid_file();
+    let model = Model::from_bytes(&bytes).unwrap();
+    model.verify().unwrap();
+    let t = model.file_info().tensor("weight_ih_l0").unwrap().clone();
+    bytes[t.offset as usize + 5] ^= 0xff;
+    let model = Model::from_bytes(&bytes).unwrap(); // opening does not read tensor bytes
+    let err = model.verify().unwrap_err();
+    assert!(err.to_string().contains("weight_ih_l0"), "{err}");
+}

@@ -1,0 +1,117 @@
+//! Once a `State` exists, stepping and running never allocate: a counting
+//! global allocator proves it for every kind of model, single- and
+//! multi-threaded.
+//!
+//! The allocator counts every thread's allocations (worker threads included),
+//! so this file runs without the test harness (`harness = false` in
+//! Cargo.toml): nothing else runs, prints or allocates while it counts.
+
+use lstmrt_testkit as common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::{Rng, random_weights};
+use lstmrt::format::{Architecture, CellKind, DType, Metadata};
+use lstmrt::{Model, ModelWriter};
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Allocations (in any thread) while `f` runs.
+fn allocations_during(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+fn model(cell: CellKind, hidden: usize, layers: usize, configure: impl FnOnce(&mut Architecture)) -> Model {
+    let mut arch = Architecture::new(cell, 24, hidden, layers);
+    configure(&mut arch);
+    let meta = Metadata::new(arch);
+    let w = random_weights(&meta, &mut Rng::new(5), 1.0);
+    Model::from_bytes(&ModelWriter::new(&meta, &w).dtype(DType::F16).to_bytes().unwrap()).unwrap()
+}
+
+fn step_run_and_run_into_never_allocate_once_the_state_exists() {
+    let models = [
+        ("lstm 3 layers", model(CellKind::Lstm, 40, 3, |_| {})),
+        ("lstm projection", model(CellKind::Lstm, 300, 2, |a| a.proj_size = 20)),
+        ("gru onnx form", model(CellKind::Gru, 300, 1, |a| a.linear_before_reset = false)),
+        ("rnn relu", model(CellKind::RnnRelu, 33, 2, |_| {})),
+        ("bidirectional lstm", model(CellKind::Lstm, 40, 2, |a| a.bidirectional = true)),
+    ];
+    for (name, m) in &models {
+        for (batch, threads) in [(1, 1), (7, 1), (1, 2), (7, 2)] {
+            let arch = m.architecture();
+            let steps = 300; // more than one chunk
+            let xs = vec![0.25f32; steps * batch * arch.input_size as usize];
+            let mut out = vec![0.0f32; steps * batch * arch.sequence_output_size()];
+            let mut state = m.new_batch_state(batch);
+            state.set_threads(threads);
+            // Longer sequences than any before need room only in bidirectional stacks.
+            state.reserve(m, steps);
+            let what = format!("{name}, batch {batch}, {threads} threads");
+            let n = allocations_during(|| {
+                m.run_into(&mut state, &xs, &mut out).unwrap();
+                m.run(&mut state, &xs).unwrap();
+                if !arch.bidirectional {
+                    for x in xs.chunks(batch * arch.input_size as usize).take(50) {
+                        m.step(&mut state, x).unwrap();
+                    }
+                }
+            });
+            assert_eq!(n, 0, "{what}: {n} allocations");
+        }
+    }
+}
+
+fn a_fresh_state_steps_without_allocating() {
+    let m = model(CellKind::Lstm, 64, 2, |_| {});
+    let mut state = m.new_state();
+    let x = vec![0.5f32; 24];
+    let n = allocations_during(|| {
+        for _ in 0..100 {
+            m.step(&mut state, &x).unwrap();
+        }
+    });
+    assert_eq!(n, 0);
+}
+
+fn the_counter_sees_allocations() {
+    assert!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 100]))) >= 1);
+}
+
+fn main() {
+    the_counter_sees_allocations();
+    a_fresh_state_steps_without_allocating();
+    step_run_and_run_into_never_allocate_once_the_state_exists();
+    println!("no_alloc: 3 checks passed");
+}

@@ -1,0 +1,139 @@
+//! `format-spec.md` is enough to read a model without lstmrt: the independent
+//! Python reader in `tools/lstmfile.py`, written from the spec alone, reads
+//! every fixture exactly as lstmrt does.
+
+use lstmrt_testkit as common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{TempDir, golden_cases};
+use lstmrt::format::{Architecture, CellKind, DType, Metadata};
+use lstmrt::{Model, ModelWriter, Weights};
+
+fn python_reader(args: &[&Path], extra: &[&str]) -> std::process::Output {
+    let script = common::repo_root().join("tools/lstmfile.py");
+    Command::new("python3")
+        .arg(script)
+        .args(extra)
+        .args(args)
+        .output()
+        .expect("python3 must be installed to run the spec-conformance test (see .ci/run)")
+}
+
+/// Fixture models: every PyTorch golden case in each dtype and layout, plus models using
+/// the metadata the golden cases do not (vocabulary, head, embedding, ONNX options).
+fn fixture_models(dir: &TempDir) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for g in golden_cases() {
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let p = dir.path(&format!("{}-{}.lstm", g.name, dtype.name()));
+            ModelWriter::new(&g.meta, &g.weights).dtype(dtype).write(&p).unwrap();
+            paths.push(p);
+        }
+        let p = dir.path(&format!("{}-canonical.lstm", g.name));
+        ModelWriter::new(&g.meta, &g.weights).layout(lstmrt::format::Layout::Canonical).write(&p).unwrap();
+        paths.push(p);
+    }
+    let mut text = common::text_classifier(4, 6, &["he", "she", "é"]);
+    text.provenance.producer = "test".into();
+    text.provenance.source_file = "stories.txt".into();
+    text.provenance.push("seed", "7");
+    let mut onnx = Architecture::new(CellKind::Lstm, 3, 5, 2);
+    onnx.peepholes = true;
+    onnx.clip = Some(2.5);
+    onnx.input_forget = true;
+    onnx.bidirectional = true;
+    onnx.proj_size = 2;
+    let mut reverse = Architecture::new(CellKind::Gru, 4, 3, 2);
+    reverse.reverse = true;
+    let models = [("text", text), ("onnx-options", Metadata::new(onnx)), ("reverse", Metadata::new(reverse))];
+    for (name, meta) in models {
+        let mut w = Weights::zeros(&meta);
+        let mut k = 0.0f32;
+        for lw in &mut w.layers {
+            for v in lw.w_ih.iter_mut().chain(lw.w_hh.iter_mut()).chain(lw.b_ih.iter_mut()) {
+                k += 0.013;
+                *v = k.sin();
+            }
+        }
+        let p = dir.path(&format!("{name}.lstm"));
+        ModelWriter::new(&meta, &w).dtype(DType::F16).write(&p).unwrap();
+        paths.push(p);
+    }
+    paths
+}
+
+#[test]
+fn python_reader_written_from_the_spec_reads_every_fixture_like_lstmrt() {
+    let dir = TempDir::new("pyreader");
+    let paths = fixture_models(&dir);
+    let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    let out = python_reader(&refs, &["--json", "--verify"]);
+    assert!(out.status.success(), "python reader failed: {}", String::from_utf8_lossy(&out.stderr));
+    let files: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(files.len(), paths.len());
+    for (path, file) in paths.iter().zip(&files) {
+        let model = Model::open(path).unwrap();
+        let meta = model.metadata();
+        let arch = &file["metadata"]["architecture"];
+        assert_eq!(arch["cell"], meta.architecture.cell.name());
+        assert_eq!(arch["input_size"], meta.architecture.input_size);
+        assert_eq!(arch["hidden_size"], meta.architecture.hidden_size);
+        assert_eq!(arch["proj_size"], meta.architecture.proj_size);
+        assert_eq!(arch["num_layers"], meta.architecture.num_layers);
+        assert_eq!(arch["bidirectional"], meta.architecture.bidirectional);
+        assert_eq!(arch["reverse"], meta.architecture.reverse);
+        assert_eq!(arch["peepholes"], meta.architecture.peepholes);
+        assert_eq!(arch["input_forget"], meta.architecture.input_forget);
+        assert_eq!(arch["clip"].as_f64().map(|c| c as f32), meta.architecture.clip);
+        assert_eq!(file["metadata"]["provenance"]["producer"], meta.provenance.producer.as_str());
+        if let Some(v) = &meta.vocabulary {
+            let tokens: Vec<String> = serde_json::from_value(file["metadata"]["vocabulary"]["tokens"].clone()).unwrap();
+            assert_eq!(&tokens, &v.tokens);
+            let labels: Vec<String> = serde_json::from_value(file["metadata"]["head"]["labels"].clone()).unwrap();
+            assert_eq!(labels, meta.head.as_ref().unwrap().labels);
+        }
+        let tensors = file["tensors"].as_array().unwrap();
+        assert_eq!(tensors.len(), model.tensors().count(), "{}", path.display());
+        for t in tensors {
+            let view = model.tensor(t["name"].as_str().unwrap()).unwrap();
+            assert_eq!(t["dtype"], view.dtype().name());
+            let shape: Vec<u64> = serde_json::from_value(t["shape"].clone()).unwrap();
+            assert_eq!(shape, view.shape());
+            let sum: f64 = view.to_f32_vec().iter().map(|&v| v as f64).sum();
+            let abs_sum: f64 = view.to_f32_vec().iter().map(|&v| (v as f64).abs()).sum();
+            let py_sum = t["sum"].as_f64().unwrap();
+            assert!((sum - py_sum).abs() <= 1e-9 * abs_sum.max(1.0), "{}: {sum} vs {py_sum}", view.name());
+            assert!((abs_sum - t["abs_sum"].as_f64().unwrap()).abs() <= 1e-9 * abs_sum.max(1.0));
+            let canonical = model.canonical_f32(view.name()).unwrap();
+            let weighted: f64 = canonical.iter().enumerate().map(|(i, &v)| v as f64 * (i + 1) as f64).sum();
+            let scale: f64 = canonical.iter().enumerate().map(|(i, &v)| (v as f64 * (i + 1) as f64).abs()).sum();
+            let py = t["canonical_weighted_sum"].as_f64().unwrap();
+            assert!((weighted - py).abs() <= 1e-9 * scale.max(1.0), "{}: unpacked differently", view.name());
+        }
+    }
+}
+
+#[test]
+fn python_reader_refuses_what_lstmrt_refuses() {
+    let dir = TempDir::new("pyreader-bad");
+    let paths = fixture_models(&dir);
+    let good = std::fs::read(&paths[0]).unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> =
+        vec![("truncated", good[..good.len() - 3].to_vec()), ("bad magic", [b"XX".as_slice(), &good[2..]].concat())];
+    let mut flipped = good.clone();
+    flipped[70] ^= 1;
+    cases.push(("header checksum", flipped));
+    let mut data_flip = good.clone();
+    let n = data_flip.len();
+    data_flip[n - 10] ^= 0x55;
+    cases.push(("tensor checksum (verify)", data_flip));
+    for (what, bytes) in cases {
+        let p = dir.path("bad.lstm");
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(Model::from_bytes(&bytes).and_then(|m| m.verify()).is_err(), "{what}: lstmrt accepted it");
+        let out = python_reader(&[&p], &["--verify"]);
+        assert_eq!(out.status.code(), Some(2), "{what}: python reader accepted it");
+    }
+}
