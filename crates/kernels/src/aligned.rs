@@ -4,8 +4,15 @@
 use bytemuck::Pod;
 
 #[repr(C, align(64))]
-#[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+#[derive(Clone, Copy)]
 struct Line([u8; 64]);
+
+// SAFETY: `Line` is 64 bytes of `u8` (any bit pattern valid, zero included)
+// with no padding: size 64 equals its alignment. Written out rather than
+// derived, so the runtime's tree needs no derive macro crate.
+unsafe impl bytemuck::Zeroable for Line {}
+// SAFETY: as above; `Copy` and `'static`, with no padding or pointers.
+unsafe impl bytemuck::Pod for Line {}
 
 /// A growable, zero-initialised buffer of `T` whose data starts on a 64-byte boundary.
 #[derive(Clone, Default)]

@@ -99,7 +99,8 @@ pub(crate) trait Blocking {
 /// read from memory once and reused from L1 by every row (in blocks of 6 and
 /// 2 rows when `TALL`, one row at a time otherwise), then the gates finish
 /// row by row. No closures: they would not be compiled for the tier.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline(never))]
 pub(crate) unsafe fn blocked_recurrence<S: Simd, W: Weight, const TALL: bool>(
     ctx: &StepCtx<'_, '_, W>,
     rows: Range<usize>,
@@ -158,7 +159,8 @@ impl Blocking for ManyRegisters {
     /// reused from L1). A single row: 2 or 4 panels at a time (more
     /// independent FMA chains). No closures in here: a closure is a function
     /// of its own and would not be compiled for the tier's instruction set.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
         ctx: &StepCtx<'_, '_, W>,
         rows: Range<usize>,
@@ -193,7 +195,8 @@ impl Blocking for ManyRegisters {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
         w: Panels<'_, W>,
         bias: &[f32],
@@ -265,7 +268,8 @@ impl Blocking for FewRegisters {
     /// Several rows of LSTM or RNN: panel by panel, `W_hh` in cache-sized
     /// blocks of k reused by every row, so a batch reads the weights from
     /// memory once per step rather than once per row. Otherwise row by row.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
         ctx: &StepCtx<'_, '_, W>,
         rows: Range<usize>,
@@ -289,7 +293,8 @@ impl Blocking for FewRegisters {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
         w: Panels<'_, W>,
         bias: &[f32],

@@ -20,7 +20,8 @@ use crate::simd::{LANES, Simd, Weight, clamp, relu, sigmoid, tanh};
 use crate::step::StepCtx;
 
 impl<W: Weight> StepCtx<'_, '_, W> {
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn lstm<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
         let k = self.k;
         // SAFETY: rows and panels exist; the state buffers are padded to whole panels.
@@ -72,7 +73,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn projection<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         let k = self.k;
         // SAFETY: `w_hr` is present in this phase; rows and output panels exist.
@@ -89,7 +91,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
         }
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn rnn<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
         let k = self.k;
         // SAFETY: rows and panels exist.
@@ -114,7 +117,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     }
 
     /// GRU, PyTorch form: `n = tanh(x_n + r (W_hn h + b_hn))`.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn gru<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         let k = self.k;
         // SAFETY: rows and panels exist.
@@ -160,7 +164,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
 
     /// GRU, ONNX form, first pass: `r`, `z`; stores `r h` (for the second
     /// pass's broadcast) in `io.r` and `z` in `io.c`.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn gru_reset_gates<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         let k = self.k;
         // SAFETY: rows and panels exist; this form always has a precomputed source.
@@ -198,7 +203,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     }
 
     /// GRU, ONNX form, second pass: `n = tanh(x_n + W_hn (r h) + b_hn)`, `h'`.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn gru_candidate<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         let k = self.k;
         // SAFETY: rows and panels exist; `io.r` holds `r h` of every panel (synced).

@@ -58,7 +58,8 @@ unsafe fn gemm_g<S: Simd, W: Weight, const G: usize>(
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline(never))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm_block<S: Simd, W: Weight, const R: usize, const G: usize>(
     w: Panels<'_, W>,

@@ -12,6 +12,15 @@
 //! strategies), `step` (the passes of one timestep), `cells` (LSTM, GRU, RNN
 //! and the projection, once the pre-activations are summed). Weights are read
 //! in the panel layout of [`lstmrt_format::panel`].
+//!
+//! In release builds every body is `#[inline(always)]` into its tier's
+//! `#[target_feature]` entry point, so it compiles for that instruction set.
+//! In debug builds (`debug_assertions`, as in a dependent's default dev
+//! profile) the cell, pass, blocking and GEMM-block bodies stay functions of
+//! their own: at opt-level 0 nothing shares stack slots, and one function
+//! holding every instantiation needed over 2 MiB of stack, more than a
+//! `std::thread` has. Their intrinsics are then calls, slower but the same
+//! arithmetic (`crates/embed-check` runs every tier this way).
 
 mod aligned;
 #[cfg(target_arch = "x86_64")]

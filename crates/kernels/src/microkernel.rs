@@ -61,7 +61,8 @@ pub(crate) unsafe fn load_panels<S: Simd, const Q: usize, const G: usize>(
 
 /// For `R` rows of one panel: `out_r[g] = start_r[g] + Σ_{k<n} x_r[k] w[k][g]`,
 /// where `start` is `init` (a bias vector) when given, else `out` itself.
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline(never))]
 pub(crate) unsafe fn accumulate_rows<S: Simd, W: Weight, const R: usize, const G: usize>(
     out: [*mut f32; R],
     init: Option<*const f32>,

@@ -201,7 +201,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     }
 
     /// Panel `p` of every row, 6 rows at a time.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn row_blocks<S: Simd, P: Pass>(&self, rows: Range<usize>, p: usize) {
         // SAFETY: forwarded.
         unsafe {
@@ -221,7 +222,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// `pre[t][rows][panel p] += Σ_{k in ks} h[rows][k] W_hh[p][k]` for `R` rows
     /// from row `r0`; `w` points at the weights of input index `ks.start`
     /// (in the panel, or a widened copy), consecutive indices `stride` apart.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn add_hidden_block<S: Simd, W2: Weight, const R: usize>(
         &self,
         r0: usize,
@@ -253,7 +255,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
 
     /// The input part of the pre-activations of `G` gates (biases included):
     /// loaded from the GEMM output, or computed here from `x` and `W_ih`.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn input_part<S: Simd, const R: usize, const Q: usize, const G: usize>(
         &self,
         r0: usize,
