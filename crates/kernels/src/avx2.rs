@@ -15,7 +15,6 @@ pub(crate) struct V(__m256, __m256);
 // stores touch the 16 lanes the caller guarantees are valid.
 impl Simd for Avx2 {
     type V = V;
-    type Blocking = crate::blocking::FewRegisters;
 
     #[inline(always)]
     unsafe fn zero() -> V {

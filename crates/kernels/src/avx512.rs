@@ -13,7 +13,6 @@ pub(crate) struct Avx512;
 // caller guarantees are valid.
 impl Simd for Avx512 {
     type V = __m512;
-    type Blocking = crate::blocking::ManyRegisters;
 
     #[inline(always)]
     unsafe fn zero() -> __m512 {

@@ -1,7 +1,7 @@
 //! How the work of a step or a GEMM is cut into register blocks and cache
 //! blocks: the block heights, the panel groups, the k-blocks of `W_hh` reused
 //! from L1 by every row block, and the two strategies (many or few vector
-//! registers) a tier picks through [`crate::simd::Simd::Blocking`].
+//! registers) a tier picks through [`Tier::Blocking`].
 // Register blocks are indexed [row][panel][gate] across several arrays at once;
 // index loops over the const bounds read like the math.
 #![allow(clippy::needless_range_loop)]
@@ -69,19 +69,45 @@ pub const WIDEN_BUFFER: usize = 6144;
 /// memory once, then reused from L1 (half of a 48 KiB L1d) by every row block.
 const F32_K_BLOCK_BYTES: usize = 24 << 10;
 
+/// A tier the step and GEMM bodies run on: its vector operations ([`Simd`],
+/// which depends on nothing above it) and how it blocks rows and panels into
+/// its registers.
+pub(crate) trait Tier: Simd {
+    /// The tier's blocking strategy.
+    type Blocking: Blocking;
+}
+
+impl Tier for crate::scalar::Scalar {
+    type Blocking = FewRegisters;
+}
+
+impl Tier for crate::portable::Wide {
+    type Blocking = FewRegisters;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tier for crate::avx2::Avx2 {
+    type Blocking = FewRegisters;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tier for crate::avx512::Avx512 {
+    type Blocking = ManyRegisters;
+}
+
 /// How a tier blocks rows and panels into registers. A trait (picked by
-/// [`Simd::Blocking`]) rather than a branch on a constant, so each tier
+/// [`Tier::Blocking`]) rather than a branch on a constant, so each tier
 /// instantiates only the block shapes it uses.
 pub(crate) trait Blocking {
     /// Runs pass `P` over rows x panels.
-    unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
+    unsafe fn for_blocks<S: Tier, W: Weight, P: Pass>(
         ctx: &StepCtx<'_, '_, W>,
         rows: Range<usize>,
         panels: Range<usize>,
     );
     /// Runs the GEMM of panel `p` over `rows` rows.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
+    unsafe fn gemm_panel<S: Tier, W: Weight, const G: usize>(
         w: Panels<'_, W>,
         bias: &[f32],
         x: *const f32,
@@ -101,7 +127,7 @@ pub(crate) trait Blocking {
 /// row by row. No closures: they would not be compiled for the tier.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline(never))]
-pub(crate) unsafe fn blocked_recurrence<S: Simd, W: Weight, const TALL: bool>(
+pub(crate) unsafe fn blocked_recurrence<S: Tier, W: Weight, const TALL: bool>(
     ctx: &StepCtx<'_, '_, W>,
     rows: Range<usize>,
     p: usize,
@@ -161,7 +187,7 @@ impl Blocking for ManyRegisters {
     /// of its own and would not be compiled for the tier's instruction set.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
+    unsafe fn for_blocks<S: Tier, W: Weight, P: Pass>(
         ctx: &StepCtx<'_, '_, W>,
         rows: Range<usize>,
         panels: Range<usize>,
@@ -197,7 +223,7 @@ impl Blocking for ManyRegisters {
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
+    unsafe fn gemm_panel<S: Tier, W: Weight, const G: usize>(
         w: Panels<'_, W>,
         bias: &[f32],
         x: *const f32,
@@ -270,7 +296,7 @@ impl Blocking for FewRegisters {
     /// memory once per step rather than once per row. Otherwise row by row.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    unsafe fn for_blocks<S: Simd, W: Weight, P: Pass>(
+    unsafe fn for_blocks<S: Tier, W: Weight, P: Pass>(
         ctx: &StepCtx<'_, '_, W>,
         rows: Range<usize>,
         panels: Range<usize>,
@@ -295,7 +321,7 @@ impl Blocking for FewRegisters {
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    unsafe fn gemm_panel<S: Simd, W: Weight, const G: usize>(
+    unsafe fn gemm_panel<S: Tier, W: Weight, const G: usize>(
         w: Panels<'_, W>,
         bias: &[f32],
         x: *const f32,

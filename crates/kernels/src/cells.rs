@@ -15,14 +15,15 @@
 
 use lstmrt_format::CellKind;
 
+use crate::blocking::Tier;
 use crate::microkernel::{accumulate, load_panels};
-use crate::simd::{LANES, Simd, Weight, clamp, relu, sigmoid, tanh};
+use crate::simd::{LANES, Weight, clamp, relu, sigmoid, tanh};
 use crate::step::StepCtx;
 
 impl<W: Weight> StepCtx<'_, '_, W> {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn lstm<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
+    pub(crate) unsafe fn lstm<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
         let k = self.k;
         // SAFETY: rows and panels exist; the state buffers are padded to whole panels.
         unsafe {
@@ -75,7 +76,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn projection<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    pub(crate) unsafe fn projection<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         let k = self.k;
         // SAFETY: `w_hr` is present in this phase; rows and output panels exist.
         unsafe {
@@ -93,7 +94,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn rnn<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
+    pub(crate) unsafe fn rnn<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
         let k = self.k;
         // SAFETY: rows and panels exist.
         unsafe {
@@ -119,7 +120,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// GRU, PyTorch form: `n = tanh(x_n + r (W_hn h + b_hn))`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn gru<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    pub(crate) unsafe fn gru<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         let k = self.k;
         // SAFETY: rows and panels exist.
         unsafe {
@@ -166,7 +167,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// pass's broadcast) in `io.r` and `z` in `io.c`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn gru_reset_gates<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    pub(crate) unsafe fn gru_reset_gates<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         let k = self.k;
         // SAFETY: rows and panels exist; this form always has a precomputed source.
         unsafe {
@@ -205,7 +206,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// GRU, ONNX form, second pass: `n = tanh(x_n + W_hn (r h) + b_hn)`, `h'`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn gru_candidate<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    pub(crate) unsafe fn gru_candidate<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         let k = self.k;
         // SAFETY: rows and panels exist; `io.r` holds `r h` of every panel (synced).
         unsafe {

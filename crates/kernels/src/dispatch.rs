@@ -7,11 +7,12 @@ use std::ops::Range;
 use half::{bf16, f16};
 
 use crate::Isa;
+use crate::blocking::Tier;
 use crate::operands::{Job, LayerKernel, Panels, StepIo};
 use crate::portable::Wide;
 use crate::probe::{fma_generic, read_generic};
 use crate::scalar::Scalar;
-use crate::simd::{Simd, Weight};
+use crate::simd::Weight;
 use crate::{gemm, step};
 use lstmrt_format::{CellKind, DType};
 
@@ -100,7 +101,7 @@ pub struct GemmCall<'a> {
 macro_rules! steps_for {
     ($name:ident, $w:ty) => {
         #[inline(always)]
-        unsafe fn $name<S: Simd>(c: &StepsCall) {
+        unsafe fn $name<S: Tier>(c: &StepsCall) {
             // SAFETY: forwarded from `run_steps`.
             unsafe {
                 let _ftz = FlushDenormals::new();
@@ -115,7 +116,7 @@ steps_for!(steps_f16, f16);
 steps_for!(steps_bf16, bf16);
 
 #[inline(always)]
-unsafe fn gemm_generic<S: Simd>(c: &GemmCall) {
+unsafe fn gemm_generic<S: Tier>(c: &GemmCall) {
     // SAFETY: forwarded from `gemm`.
     unsafe {
         let _ftz = FlushDenormals::new();
@@ -257,7 +258,7 @@ struct ActivationCall<'a> {
 }
 
 #[inline(always)]
-unsafe fn activation_generic<S: Simd>(c: &ActivationCall) {
+unsafe fn activation_generic<S: Tier>(c: &ActivationCall) {
     use crate::simd::{LANES, sigmoid, tanh};
     let _ftz = FlushDenormals::new();
     for (i, x) in c.xs.chunks_exact(LANES).enumerate() {

@@ -8,9 +8,10 @@
 use std::ops::Range;
 
 use crate::blocking::Blocking;
+use crate::blocking::Tier;
 use crate::microkernel::accumulate;
 use crate::operands::Panels;
-use crate::simd::{LANES, Simd, Weight};
+use crate::simd::{LANES, Weight};
 
 /// `out[row][p][g][:] = bias[p][g][:] + Σ_k x[row][k] W[p][k][g][:]` for panels
 /// `panels` and rows `0..rows`: the input projection of many timesteps at once.
@@ -18,7 +19,7 @@ use crate::simd::{LANES, Simd, Weight};
 /// (unused, and may be null, for f32).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm<S: Simd, W: Weight>(
+pub(crate) unsafe fn gemm<S: Tier, W: Weight>(
     w: Panels<'_, W>,
     bias: &[f32],
     x: *const f32,
@@ -41,7 +42,7 @@ pub(crate) unsafe fn gemm<S: Simd, W: Weight>(
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_g<S: Simd, W: Weight, const G: usize>(
+unsafe fn gemm_g<S: Tier, W: Weight, const G: usize>(
     w: Panels<'_, W>,
     bias: &[f32],
     x: *const f32,
@@ -61,7 +62,7 @@ unsafe fn gemm_g<S: Simd, W: Weight, const G: usize>(
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline(never))]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_block<S: Simd, W: Weight, const R: usize, const G: usize>(
+pub(crate) unsafe fn gemm_block<S: Tier, W: Weight, const R: usize, const G: usize>(
     w: Panels<'_, W>,
     bias: &[f32],
     x: *const f32,

@@ -24,7 +24,6 @@ fn pair(a: V, b: V, f: impl Fn(f32x8, f32x8) -> f32x8) -> V {
 
 impl Simd for Wide {
     type V = V;
-    type Blocking = crate::blocking::FewRegisters;
 
     unsafe fn zero() -> V {
         V(f32x8::ZERO, f32x8::ZERO)

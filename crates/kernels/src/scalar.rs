@@ -17,7 +17,6 @@ fn zip(a: [f32; LANES], b: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> [f32; L
 
 impl Simd for Scalar {
     type V = [f32; LANES];
-    type Blocking = crate::blocking::FewRegisters;
 
     unsafe fn zero() -> Self::V {
         [0.0; LANES]

@@ -16,8 +16,6 @@ pub(crate) use lstmrt_format::panel::LANES;
 /// loads/stores read or write 16 lanes at the pointer.
 pub(crate) trait Simd: Copy + 'static {
     type V: Copy;
-    /// How the kernels block rows and panels into this tier's registers.
-    type Blocking: crate::blocking::Blocking;
 
     unsafe fn zero() -> Self::V;
     unsafe fn splat(x: f32) -> Self::V;

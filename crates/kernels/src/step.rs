@@ -8,10 +8,11 @@ use std::ops::Range;
 
 use lstmrt_format::CellKind;
 
+use crate::blocking::Tier;
 use crate::blocking::{Blocking, block_height};
 use crate::microkernel::{accumulate, accumulate_rows, load_panels};
 use crate::operands::{Job, LayerKernel, Source, StepIo};
-use crate::simd::{LANES, Simd, Weight};
+use crate::simd::{LANES, Weight};
 
 /// Runs `job.steps` timesteps of one layer and direction for rows `rows` and
 /// panels `panels` (and projection panels `proj_panels`). `sync` is called
@@ -21,7 +22,7 @@ use crate::simd::{LANES, Simd, Weight};
 /// weights; unused, and may be null, for f32).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn run_steps<S: Simd, W: Weight>(
+pub(crate) unsafe fn run_steps<S: Tier, W: Weight>(
     k: &LayerKernel<'_, W>,
     io: &StepIo,
     job: &Job,
@@ -71,7 +72,7 @@ pub(crate) trait Pass {
     const BLOCKABLE: bool = false;
     /// Blocks of a single row take 4 panels (1-gate passes) rather than 2.
     const ONE_GATE: bool = false;
-    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(ctx: &StepCtx<'_, '_, W>, r0: usize, p0: usize);
+    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(ctx: &StepCtx<'_, '_, W>, r0: usize, p0: usize);
 }
 
 /// LSTM, RNN, GRU (PyTorch form): gates and state update, one pass.
@@ -88,7 +89,7 @@ pub(crate) struct Projection;
 impl Pass for Gates {
     const BLOCKABLE: bool = true;
     #[inline(always)]
-    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -106,7 +107,7 @@ impl Pass for Gates {
 
 impl Pass for GatesFinish {
     #[inline(always)]
-    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -123,7 +124,7 @@ impl Pass for GatesFinish {
 
 impl Pass for GruResetGates {
     #[inline(always)]
-    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -136,7 +137,7 @@ impl Pass for GruResetGates {
 impl Pass for GruCandidate {
     const ONE_GATE: bool = true;
     #[inline(always)]
-    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -149,7 +150,7 @@ impl Pass for GruCandidate {
 impl Pass for Projection {
     const ONE_GATE: bool = true;
     #[inline(always)]
-    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -195,7 +196,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
 
     /// Walks rows x panels in the register blocks of the tier.
     #[inline(always)]
-    pub(crate) unsafe fn for_blocks<S: Simd, P: Pass>(&self, rows: Range<usize>, panels: Range<usize>) {
+    pub(crate) unsafe fn for_blocks<S: Tier, P: Pass>(&self, rows: Range<usize>, panels: Range<usize>) {
         // SAFETY: forwarded.
         unsafe { S::Blocking::for_blocks::<S, W, P>(self, rows, panels) }
     }
@@ -203,7 +204,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// Panel `p` of every row, 6 rows at a time.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn row_blocks<S: Simd, P: Pass>(&self, rows: Range<usize>, p: usize) {
+    pub(crate) unsafe fn row_blocks<S: Tier, P: Pass>(&self, rows: Range<usize>, p: usize) {
         // SAFETY: forwarded.
         unsafe {
             let mut r = rows.start;
@@ -224,7 +225,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// (in the panel, or a widened copy), consecutive indices `stride` apart.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn add_hidden_block<S: Simd, W2: Weight, const R: usize>(
+    pub(crate) unsafe fn add_hidden_block<S: Tier, W2: Weight, const R: usize>(
         &self,
         r0: usize,
         p: usize,
@@ -257,7 +258,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// loaded from the GEMM output, or computed here from `x` and `W_ih`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn input_part<S: Simd, const R: usize, const Q: usize, const G: usize>(
+    pub(crate) unsafe fn input_part<S: Tier, const R: usize, const Q: usize, const G: usize>(
         &self,
         r0: usize,
         p0: usize,
@@ -295,7 +296,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// Stores a finished `h` vector for (row, panel) to the padded buffer `dst`
     /// and, for the units that exist, to the output sequence.
     #[inline(always)]
-    pub(crate) unsafe fn emit<S: Simd>(
+    pub(crate) unsafe fn emit<S: Tier>(
         &self,
         dst: *mut f32,
         stride: usize,
