@@ -3,12 +3,12 @@
 //! and write the model file atomically.
 //!
 //! ```no_run
-//! use lstmrt::import::convert::{self, Request};
+//! use lstmrt_import::convert::{self, Request};
 //! let mut request = Request::new("lstm.pt", "lstm.lstm");
 //! request.check = true;
 //! let outcome = convert::convert(&request)?;
 //! println!("{}", outcome.check.unwrap());
-//! # Ok::<(), lstmrt::import::convert::ConvertError>(())
+//! # Ok::<(), lstmrt_import::convert::ConvertError>(())
 //! ```
 
 use std::fmt;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{ImportError, Options};
+use super::{ImportError, ImportErrorKind, Options};
 use lstmrt::Weights;
 use lstmrt::{Model, ModelWriter, reference};
 use lstmrt_format::{DType, Metadata};
@@ -81,16 +81,19 @@ impl SourceKind {
 
 /// Recognises a source file from its first bytes (and, for zip archives,
 /// their entry names), whatever its extension. `Err` says what the file is
-/// when it is something recognisable that cannot be converted.
-pub fn detect(bytes: &[u8]) -> Result<SourceKind, String> {
+/// when it is something recognisable that cannot be converted
+/// ([`ImportErrorKind::Unsupported`], [`ImportErrorKind::UnknownArchive`]),
+/// or that it is nothing recognisable ([`ImportErrorKind::UnknownFormat`]).
+pub fn detect(bytes: &[u8]) -> Result<SourceKind, ImportErrorKind> {
+    let unsupported = |what: &str| Err(ImportErrorKind::Unsupported { what: what.into() });
     if bytes.starts_with(&lstmrt_format::MAGIC) {
-        return Err("this is already an lstmrt model file".into());
+        return unsupported("this is already an lstmrt model file");
     }
     if bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
-        return Err("an HDF5 file (Keras .h5): export it to .npz with tools/export_keras.py first".into());
+        return unsupported("an HDF5 file (Keras .h5): export it to .npz with tools/export_keras.py first");
     }
     if super::torch_save::is_zip(bytes) {
-        let names = zip_names(bytes)?;
+        let names = super::torch_save::open_zip(bytes)?.file_names().map(str::to_owned).collect::<Vec<_>>();
         if super::torch_save::is_torch_zip(&names) {
             return Ok(SourceKind::TorchZip);
         }
@@ -98,9 +101,9 @@ pub fn detect(bytes: &[u8]) -> Result<SourceKind, String> {
             return Ok(SourceKind::Keras);
         }
         if names.iter().any(|n| n == "config.json") && names.iter().any(|n| n.ends_with(".h5")) {
-            return Err("a Keras .keras archive: export it to .npz with tools/export_keras.py first".into());
+            return unsupported("a Keras .keras archive: export it to .npz with tools/export_keras.py first");
         }
-        return Err(format!("a zip archive that is not a torch.save file (entries: {})", preview(&names)));
+        return Err(ImportErrorKind::UnknownArchive { entries: names });
     }
     if super::pytorch::is_safetensors(bytes) {
         return Ok(SourceKind::Safetensors);
@@ -111,23 +114,11 @@ pub fn detect(bytes: &[u8]) -> Result<SourceKind, String> {
     if super::onnx::is_onnx(bytes) {
         return Ok(SourceKind::Onnx);
     }
-    Err("unrecognised content: expected a PyTorch state dict (.pt/.pth/.safetensors), an ONNX model or a Keras \
-         export (.npz)"
-        .into())
-}
-
-fn zip_names(bytes: &[u8]) -> Result<Vec<String>, String> {
-    let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("corrupt zip archive: {e}"))?;
-    Ok(zip.file_names().map(str::to_owned).collect())
-}
-
-/// The first few entry names, for error messages.
-fn preview(names: &[String]) -> String {
-    let mut shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
-    if names.len() > 5 {
-        shown.push("...");
-    }
-    shown.join(", ")
+    Err(ImportErrorKind::UnknownFormat {
+        reason: "unrecognised content: expected a PyTorch state dict (.pt/.pth/.safetensors), an ONNX model or a \
+                 Keras export (.npz)"
+            .into(),
+    })
 }
 
 /// A model imported into canonical form.
@@ -144,19 +135,12 @@ pub struct Imported {
 /// content must be of that family; without, the kind is detected.
 pub fn import(path: &Path, bytes: &[u8], from: Option<Family>, options: &Options) -> Result<Imported, ImportError> {
     let file = path.display().to_string();
-    let kind = detect(bytes).map_err(|m| ImportError::new(&file, m))?;
+    let fail = |kind| ImportError::new(path, kind);
+    let kind = detect(bytes).map_err(fail)?;
     if let Some(from) = from
         && kind.family() != from
     {
-        return Err(ImportError::new(
-            &file,
-            format!(
-                "--from {} was given, but the file is a {} file ({})",
-                from.name(),
-                kind.family().name(),
-                kind.name()
-            ),
-        ));
+        return Err(fail(ImportErrorKind::WrongFamily { from, kind }));
     }
     if kind.family() != Family::PyTorch {
         let pytorch_only = [
@@ -166,11 +150,8 @@ pub fn import(path: &Path, bytes: &[u8], from: Option<Family>, options: &Options
             ("--head", options.head.is_some()),
             ("--head-activation", options.head_activation.is_some()),
         ];
-        if let Some((flag, _)) = pytorch_only.iter().find(|(_, given)| *given) {
-            return Err(ImportError::new(
-                &file,
-                format!("{flag} applies to PyTorch state dicts; this is a {} file", kind.family().name()),
-            ));
+        if let Some(&(option, _)) = pytorch_only.iter().find(|(_, given)| *given) {
+            return Err(fail(ImportErrorKind::PyTorchOnly { option, family: kind.family() }));
         }
     }
     let (meta, weights, notes) = match kind.family() {
@@ -336,13 +317,12 @@ impl From<ImportError> for ConvertError {
 /// Runs a whole conversion. The output is written (atomically) only when
 /// everything succeeded, so a failure leaves nothing at `request.output`.
 pub fn convert(request: &Request) -> Result<Outcome, ConvertError> {
-    let file = request.input.display().to_string();
     if let (Ok(a), Ok(b)) = (request.input.canonicalize(), request.output.canonicalize())
         && a == b
     {
-        return Err(ImportError::new(&file, "the output is the input file; choose another -o").into());
+        return Err(ImportError::new(&request.input, ImportErrorKind::OutputIsInput).into());
     }
-    let bytes = std::fs::read(&request.input).map_err(|e| ImportError::new(&file, e.to_string()))?;
+    let bytes = std::fs::read(&request.input).map_err(|e| ImportError::io(&request.input, e))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let Imported { mut meta, weights, kind, notes } = import(&request.input, &bytes, request.from, &request.options)?;
     record_provenance(&mut meta, request, kind, &sha256);
@@ -511,13 +491,100 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    use std::io::ErrorKind;
+
     #[test]
     fn detects_kinds_by_content_not_extension() {
-        assert!(detect(b"\x89HDF\r\n\x1a\n....").unwrap_err().contains("export_keras.py"));
-        assert!(detect(b"garbage").unwrap_err().contains("unrecognised"));
+        let e = detect(b"\x89HDF\r\n\x1a\n....").unwrap_err();
+        assert!(matches!(&e, ImportErrorKind::Unsupported { what } if what.contains("export_keras.py")), "{e}");
+        let e = detect(b"garbage").unwrap_err();
+        assert!(matches!(&e, ImportErrorKind::UnknownFormat { reason } if reason.contains("unrecognised")), "{e}");
         let mut st = 2u64.to_le_bytes().to_vec();
         st.extend(b"{}");
         assert_eq!(detect(&st), Ok(SourceKind::Safetensors));
+    }
+
+    #[test]
+    fn a_corrupt_zip_is_an_archive_error() {
+        let e = detect(b"PK\x03\x04 but no central directory").unwrap_err();
+        assert!(
+            matches!(&e, ImportErrorKind::Archive { reason } if reason.starts_with("corrupt zip archive: ")),
+            "{e}"
+        );
+    }
+
+    /// A safetensors file of `(name, shape)` f32 tensors, all zeros.
+    fn safetensors(tensors: &[(&str, &[usize])]) -> Vec<u8> {
+        let mut header = serde_json::Map::new();
+        let mut at = 0;
+        for (name, shape) in tensors {
+            let len = 4 * shape.iter().product::<usize>();
+            header.insert(
+                name.to_string(),
+                serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [at, at + len]}),
+            );
+            at += len;
+        }
+        let header = serde_json::Value::Object(header).to_string();
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.resize(bytes.len() + at, 0);
+        bytes
+    }
+
+    #[test]
+    fn a_misshapen_tensor_is_named_with_its_shape_and_the_file() {
+        // weight_hh_l0 [8, 2] says hidden 2 (4 gates), but weight_ih_l0 has 6 rows.
+        let bytes = safetensors(&[("weight_ih_l0", &[6, 1]), ("weight_hh_l0", &[8, 2])]);
+        let e = import(Path::new("dir/bad.safetensors"), &bytes, None, &Options::default()).unwrap_err();
+        assert_eq!(e.file, Path::new("dir/bad.safetensors"));
+        assert_eq!(
+            e.kind,
+            ImportErrorKind::TensorShape { name: "weight_ih_l0".into(), shape: vec![6, 1], expected: "[8, 1]".into() }
+        );
+        assert_eq!(e.to_string(), "dir/bad.safetensors: tensor `weight_ih_l0` has shape [6, 1], expected [8, 1]");
+    }
+
+    #[test]
+    fn a_missing_layer_is_a_missing_tensor() {
+        let bytes = safetensors(&[("rnn.weight_ih_l1", &[8, 2]), ("rnn.weight_hh_l1", &[8, 2])]);
+        let e = import(Path::new("m.safetensors"), &bytes, None, &Options::default()).unwrap_err();
+        assert_eq!(e.kind, ImportErrorKind::MissingTensor { name: "rnn.weight_ih_l0".into() });
+    }
+
+    #[test]
+    fn a_cell_that_does_not_fit_the_gates_is_refused() {
+        let bytes = safetensors(&[("weight_ih_l0", &[6, 1]), ("weight_hh_l0", &[6, 2])]);
+        let options = Options { cell: Some(lstmrt_format::CellKind::Lstm), ..Options::default() };
+        let e = import(Path::new("m.safetensors"), &bytes, None, &options).unwrap_err();
+        assert_eq!(e.kind, ImportErrorKind::CellMismatch { gates: 3, cell: lstmrt_format::CellKind::Lstm });
+    }
+
+    #[test]
+    fn from_and_pytorch_options_are_checked_against_the_content() {
+        let bytes = safetensors(&[("weight_ih_l0", &[8, 1]), ("weight_hh_l0", &[8, 2])]);
+        let e = import(Path::new("m.safetensors"), &bytes, Some(Family::Onnx), &Options::default()).unwrap_err();
+        assert_eq!(e.kind, ImportErrorKind::WrongFamily { from: Family::Onnx, kind: SourceKind::Safetensors });
+        assert_eq!(
+            e.to_string(),
+            "m.safetensors: --from onnx was given, but the file is a pytorch file (pytorch-safetensors)"
+        );
+        let onnx = [0x08, 0x07, 0x3a, 0x00];
+        let options = Options { prefix: Some("rnn".into()), ..Options::default() };
+        let e = import(Path::new("m.onnx"), &onnx, None, &options).unwrap_err();
+        assert_eq!(e.kind, ImportErrorKind::PyTorchOnly { option: "--prefix", family: Family::Onnx });
+    }
+
+    #[test]
+    fn a_missing_input_is_an_io_error_naming_the_file() {
+        let request = Request::new("/nonexistent/model.pt", "/nonexistent/model.lstm");
+        let Err(ConvertError::Input(e)) = convert(&request) else { panic!("expected an input error") };
+        assert_eq!(e.file, Path::new("/nonexistent/model.pt"));
+        let ImportErrorKind::Io { source } = &e.kind else { panic!("expected Io, got {e:?}") };
+        assert_eq!(source.kind(), ErrorKind::NotFound);
+        let inner = std::error::Error::source(&e).expect("the I/O error is the source");
+        assert!(inner.downcast_ref::<lstmrt_format::IoError>().is_some());
+        assert!(e.to_string().starts_with("/nonexistent/model.pt: "), "{e}");
     }
 
     #[test]

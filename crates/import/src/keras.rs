@@ -30,15 +30,16 @@ use std::io::{Cursor, Read};
 
 use serde_json::Value;
 
-use super::{ImportError, Notes, reorder_gates};
+use super::{ImportError, ImportErrorKind, Notes, reorder_gates};
 use crate::npy;
+use ImportErrorKind as E;
 use lstmrt::{HeadWeights, LayerWeights, Weights};
 use lstmrt_format::{Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, Metadata};
 
 /// The `format` value of the export's config.
 const FORMAT: &str = "lstmrt-keras-export";
 /// The member holding the config.
-const CONFIG: &str = "keras_config.npy";
+pub(crate) const CONFIG: &str = "keras_config.npy";
 
 /// Whether a zip archive (given its entry names) is an export of `tools/export_keras.py`.
 pub fn is_keras_export(names: &[String]) -> bool {
@@ -51,19 +52,20 @@ const NO_OPS: [&str; 6] =
 
 /// Converts the export in `bytes`.
 pub fn import(bytes: &[u8], file: &str) -> Result<(Metadata, Weights, Notes), ImportError> {
-    let fail = |m: String| ImportError::new(file, m);
+    let fail = |kind| ImportError::new(file, kind);
     let arrays = read_npz(bytes).map_err(fail)?;
     let config_bytes: Vec<u8> = arrays
         .get("keras_config")
-        .ok_or_else(|| fail(format!("no {CONFIG}: not an export of tools/export_keras.py")))?
+        .ok_or_else(|| {
+            fail(E::UnknownFormat { reason: format!("no {CONFIG}: not an export of tools/export_keras.py") })
+        })?
         .data
         .iter()
         .map(|&v| v as u8)
         .collect();
-    let config: Value =
-        serde_json::from_slice(&config_bytes).map_err(|e| fail(format!("{CONFIG} is not valid JSON: {e}")))?;
+    let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| fail(E::Json { reason: e.to_string() }))?;
     if config["format"] != FORMAT || config["version"] != 1 {
-        return Err(fail(format!("{CONFIG} is not a {FORMAT} version 1 config")));
+        return Err(fail(E::Config { reason: format!("{CONFIG} is not a {FORMAT} version 1 config") }));
     }
     let (mut meta, weights, notes) = convert(&config, &arrays).map_err(fail)?;
     if let Some(v) = config["keras_version"].as_str() {
@@ -76,18 +78,20 @@ pub fn import(bytes: &[u8], file: &str) -> Result<(Metadata, Weights, Notes), Im
 }
 
 /// Every `.npy` member of an `.npz`, by name without the extension.
-fn read_npz(bytes: &[u8]) -> Result<HashMap<String, npy::Array>, String> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("corrupt .npz (zip) archive: {e}"))?;
+fn read_npz(bytes: &[u8]) -> Result<HashMap<String, npy::Array>, ImportErrorKind> {
+    let archive = |reason: String| E::Archive { reason };
+    let mut zip =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| archive(format!("corrupt .npz (zip) archive: {e}")))?;
     let mut out = HashMap::new();
     for i in 0..zip.len() {
-        let entry = zip.by_index(i).map_err(|e| format!("corrupt .npz member #{i}: {e}"))?;
+        let entry = zip.by_index(i).map_err(|e| archive(format!("corrupt .npz member #{i}: {e}")))?;
         let name = entry.name().to_owned();
         let Some(key) = name.strip_suffix(".npy") else { continue };
         // Deflate expands at most ~1032x; cap what a lying header can make us allocate.
         let limit = entry.compressed_size().saturating_mul(1100).saturating_add(1 << 16);
         let mut data = Vec::new();
-        entry.take(limit).read_to_end(&mut data).map_err(|e| format!(".npz member `{name}`: {e}"))?;
-        let array = npy::parse(&data).map_err(|e| format!(".npz member `{name}`: {e}"))?;
+        entry.take(limit).read_to_end(&mut data).map_err(|e| archive(format!(".npz member `{name}`: {e}")))?;
+        let array = npy::parse(&data).map_err(|source| E::Npy { member: name.clone(), source })?;
         out.insert(key.to_owned(), array);
     }
     Ok(out)
@@ -103,8 +107,12 @@ struct Recurrent<'c> {
     weights: Vec<Vec<&'c str>>,
 }
 
-fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Metadata, Weights, Notes), String> {
-    let layers = config["layers"].as_array().ok_or("the config has no layer list")?;
+fn convert(
+    config: &Value,
+    arrays: &HashMap<String, npy::Array>,
+) -> Result<(Metadata, Weights, Notes), ImportErrorKind> {
+    let layers =
+        config["layers"].as_array().ok_or_else(|| E::Config { reason: "the config has no layer list".into() })?;
     let mut notes = Notes::new();
     let mut embedding: Option<(&str, &npy::Array)> = None;
     let mut recurrent: Vec<Recurrent> = Vec::new();
@@ -115,7 +123,9 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
         let cfg = &layer["config"];
         let names: Vec<&str> =
             layer["weights"].as_array().map(|w| w.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-        let get = |k: &str| arrays.get(k).ok_or_else(|| format!("layer `{name}`: array `{k}` is missing"));
+        let get = |k: &str| arrays.get(k).ok_or_else(|| E::MissingArray { layer: name.into(), array: k.into() });
+        let no_weights = || E::MissingWeights { layer: name.into(), what: "weights" };
+        let refuse = |reason: String| E::Layer { layer: name.into(), reason };
         match class {
             c if NO_OPS.contains(&c) => {}
             "Masking" => notes.push(format!("layer `{name}` (Masking) is ignored: lstmrt runs every step")),
@@ -125,26 +135,22 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
                         "layer `{name}`: mask_zero is ignored; lstmrt runs every step, padding included"
                     ));
                 }
-                embedding = Some((name, get(names.first().ok_or(format!("layer `{name}` has no weights"))?)?));
+                embedding = Some((name, get(names.first().ok_or_else(no_weights)?)?));
             }
             "LSTM" | "GRU" | "SimpleRNN" | "Bidirectional" if dense.is_none() => {
                 if let Some(prev) = recurrent.last()
                     && prev.config["return_sequences"] == false
                 {
-                    return Err(format!(
-                        "layer `{}` returns only its last step, but layer `{name}` follows it: only a stack of \
-                         sequence-returning layers can be converted",
-                        prev.name
-                    ));
+                    return Err(E::LastStepNotLast { layer: prev.name.into(), next: name.into() });
                 }
                 let bidirectional = class == "Bidirectional";
                 let inner = if bidirectional { layer["inner_class"].as_str().unwrap_or("?") } else { class };
                 if bidirectional {
                     let merge = layer["merge_mode"].as_str().unwrap_or("None");
                     if merge != "concat" {
-                        return Err(format!(
-                            "layer `{name}`: Bidirectional merge_mode `{merge}` is not supported, only concat"
-                        ));
+                        return Err(refuse(format!(
+                            "Bidirectional merge_mode `{merge}` is not supported, only concat"
+                        )));
                     }
                 }
                 let weights = if bidirectional {
@@ -157,7 +163,7 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
             }
             "Dense" if !recurrent.is_empty() && dense.is_none() => {
                 let activation = head_activation(name, cfg["activation"].as_str().unwrap_or("linear"))?;
-                let kernel = get(names.first().ok_or(format!("layer `{name}` has no weights"))?)?;
+                let kernel = get(names.first().ok_or_else(no_weights)?)?;
                 let bias = names.get(1).map(|k| get(k)).transpose()?;
                 dense = Some((name, kernel, bias, activation));
             }
@@ -165,15 +171,12 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
                 let act = head_activation(name, cfg["activation"].as_str().unwrap_or("linear"))?;
                 dense.as_mut().expect("checked").3 = act;
             }
-            other => {
-                return Err(format!(
-                    "layer `{name}` ({other}) is not supported here: lstm-convert takes an optional Embedding, then \
-                     LSTM, GRU or SimpleRNN layers (or Bidirectional ones), then an optional Dense"
-                ));
-            }
+            other => return Err(E::UnsupportedLayer { layer: name.into(), class: other.into() }),
         }
     }
-    let first = recurrent.first().ok_or("no LSTM, GRU or SimpleRNN layer: not a recurrent model")?;
+    let first = recurrent
+        .first()
+        .ok_or_else(|| E::NotRecurrent { reason: "no LSTM, GRU or SimpleRNN layer: not a recurrent model".into() })?;
     if let Some(last) = recurrent.last()
         && last.config["return_sequences"] == false
     {
@@ -185,7 +188,8 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
     }
 
     // One architecture for the whole stack.
-    let cell_of = |r: &Recurrent| -> Result<CellKind, String> {
+    let cell_of = |r: &Recurrent| -> Result<CellKind, ImportErrorKind> {
+        let refuse = |reason: String| E::Layer { layer: r.name.into(), reason };
         let act = r.config["activation"].as_str().unwrap_or("tanh");
         let cell = match (r.class, act) {
             ("LSTM", "tanh") => CellKind::Lstm,
@@ -193,27 +197,25 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
             ("SimpleRNN", "tanh") => CellKind::RnnTanh,
             ("SimpleRNN", "relu") => CellKind::RnnRelu,
             (c, a) => {
-                return Err(format!(
-                    "layer `{}`: activation `{a}` is not supported for {c} (tanh{})",
-                    r.name,
+                return Err(refuse(format!(
+                    "activation `{a}` is not supported for {c} (tanh{})",
                     if c == "SimpleRNN" { " or relu" } else { "" }
-                ));
+                )));
             }
         };
         if cell != CellKind::RnnTanh && cell != CellKind::RnnRelu {
             let ra = r.config["recurrent_activation"].as_str().unwrap_or("sigmoid");
             if ra != "sigmoid" {
-                return Err(format!(
-                    "layer `{}`: recurrent_activation `{ra}` is not supported, only sigmoid (PyTorch's and ONNX's gate)",
-                    r.name
-                ));
+                return Err(refuse(format!(
+                    "recurrent_activation `{ra}` is not supported, only sigmoid (PyTorch's and ONNX's gate)"
+                )));
             }
         }
         if r.config["go_backwards"] == true && !r.bidirectional {
-            return Err(format!(
-                "layer `{}`: go_backwards=True outside Bidirectional is not supported (Keras returns that layer's \
-                 sequence in reversed time order; an lstmrt reverse model keeps each output at its input's step)",
-                r.name
+            return Err(refuse(
+                "go_backwards=True outside Bidirectional is not supported (Keras returns that layer's sequence in \
+                 reversed time order; an lstmrt reverse model keeps each output at its input's step)"
+                    .into(),
             ));
         }
         Ok(cell)
@@ -228,20 +230,21 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
             || r.bidirectional != first.bidirectional
             || reset_after(r) != reset_after(first)
         {
-            return Err(format!(
-                "layer `{}` differs from layer `{}` in class, units, activation, Bidirectional or reset_after: a model \
-                 file has one setting for all layers",
-                r.name, first.name
-            ));
+            return Err(E::LayersDiffer { layer: r.name.into(), first: first.name.into() });
         }
     }
     let gates = cell.gates();
     let kernel0 = arrays
         .get(first.weights[0].first().copied().unwrap_or(""))
-        .ok_or(format!("layer `{}` has no kernel", first.name))?;
+        .ok_or_else(|| E::MissingWeights { layer: first.name.into(), what: "kernel" })?;
     let input_size = match kernel0.shape.as_slice() {
         &[i, _] => i,
-        s => return Err(format!("layer `{}`: kernel has shape {s:?}, expected [input, {gates}*units]", first.name)),
+        s => {
+            return Err(E::Layer {
+                layer: first.name.into(),
+                reason: format!("kernel has shape {s:?}, expected [input, {gates}*units]"),
+            });
+        }
     };
     let mut arch = Architecture::new(cell, input_size, hidden, recurrent.len());
     arch.bidirectional = first.bidirectional;
@@ -249,17 +252,20 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
     let mut meta = Metadata::new(arch.clone());
     if let Some((name, table)) = embedding {
         if table.shape.len() != 2 || table.shape[1] != input_size {
-            return Err(format!(
-                "layer `{name}`: embeddings have shape {:?}, expected [tokens, {input_size}]",
-                table.shape
-            ));
+            return Err(E::Layer {
+                layer: name.into(),
+                reason: format!("embeddings have shape {:?}, expected [tokens, {input_size}]", table.shape),
+            });
         }
         meta.embedding = Some(Embedding { num_embeddings: table.shape[0] as u32 });
     }
     if let Some((name, kernel, _, activation)) = &dense {
         let width = arch.sequence_output_size();
         if kernel.shape.len() != 2 || kernel.shape[0] != width {
-            return Err(format!("layer `{name}`: kernel has shape {:?}, expected [{width}, outputs]", kernel.shape));
+            return Err(E::Layer {
+                layer: (*name).into(),
+                reason: format!("kernel has shape {:?}, expected [{width}, outputs]", kernel.shape),
+            });
         }
         meta.head = Some(Head {
             out_features: kernel.shape[1] as u32,
@@ -276,9 +282,10 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
     for (k, r) in recurrent.iter().enumerate() {
         let in_size = arch.layer_input_size(k);
         for names in &r.weights {
-            let get = |i: usize, role: &str| -> Result<&npy::Array, String> {
-                let key = names.get(i).ok_or_else(|| format!("layer `{}`: no {role}", r.name))?;
-                arrays.get(*key).ok_or_else(|| format!("layer `{}`: array `{key}` is missing", r.name))
+            let get = |i: usize, role: &str| -> Result<&npy::Array, ImportErrorKind> {
+                let key =
+                    names.get(i).ok_or_else(|| E::Layer { layer: r.name.into(), reason: format!("no {role}") })?;
+                arrays.get(*key).ok_or_else(|| E::MissingArray { layer: r.name.into(), array: (*key).into() })
             };
             let gh = gates * hidden;
             let kernel = get(0, "kernel")?;
@@ -316,24 +323,25 @@ fn convert(config: &Value, arrays: &HashMap<String, npy::Array>) -> Result<(Meta
             bias: bias.map_or_else(|| vec![0.0; kernel.shape[1]], |b| b.to_f32()),
         }),
     };
-    weights.check(&meta).map_err(|e| e.to_string())?;
+    weights.check(&meta).map_err(|source| E::Model { source })?;
     Ok((meta, weights, notes))
 }
 
-fn head_activation(layer: &str, name: &str) -> Result<HeadActivation, String> {
+fn head_activation(layer: &str, name: &str) -> Result<HeadActivation, ImportErrorKind> {
     match name {
         "linear" => Ok(HeadActivation::None),
         "softmax" => Ok(HeadActivation::Softmax),
         "sigmoid" => Ok(HeadActivation::Sigmoid),
-        other => {
-            Err(format!("layer `{layer}`: head activation `{other}` is not supported (linear, softmax or sigmoid)"))
-        }
+        other => Err(E::Layer {
+            layer: layer.into(),
+            reason: format!("head activation `{other}` is not supported (linear, softmax or sigmoid)"),
+        }),
     }
 }
 
-fn expect_shape(layer: &str, what: &str, a: &npy::Array, want: &[usize]) -> Result<(), String> {
+fn expect_shape(layer: &str, weight: &'static str, a: &npy::Array, want: &[usize]) -> Result<(), ImportErrorKind> {
     if a.shape != want {
-        return Err(format!("layer `{layer}`: {what} has shape {:?}, expected {want:?}", a.shape));
+        return Err(E::WeightShape { layer: layer.into(), weight, shape: a.shape.clone(), expected: want.to_vec() });
     }
     Ok(())
 }
@@ -358,8 +366,47 @@ mod tests {
     fn refuses_configs_without_recurrent_layers() {
         let config = serde_json::json!({"layers": [{"name": "d", "class": "Conv1D", "config": {}, "weights": []}]});
         let e = convert(&config, &HashMap::new()).unwrap_err();
-        assert!(e.contains("layer `d` (Conv1D) is not supported"), "{e}");
+        assert_eq!(e, E::UnsupportedLayer { layer: "d".into(), class: "Conv1D".into() });
+        assert!(e.to_string().starts_with("layer `d` (Conv1D) is not supported here: "), "{e}");
         let config = serde_json::json!({"layers": []});
-        assert!(convert(&config, &HashMap::new()).unwrap_err().contains("not a recurrent model"));
+        let e = convert(&config, &HashMap::new()).unwrap_err();
+        assert!(matches!(&e, E::NotRecurrent { reason } if reason.contains("not a recurrent model")), "{e}");
+    }
+
+    #[test]
+    fn names_the_layer_and_the_missing_array() {
+        let config = serde_json::json!({"layers": [
+            {"name": "lstm", "class": "LSTM", "config": {"units": 2}, "weights": ["lstm/kernel"]}
+        ]});
+        let e = convert(&config, &HashMap::new()).unwrap_err();
+        assert_eq!(e, E::MissingWeights { layer: "lstm".into(), what: "kernel" });
+        let kernel = npy::Array { shape: vec![3, 8], data: vec![0.0; 24], dtype: "float32" };
+        let arrays = HashMap::from([("lstm/kernel".to_owned(), kernel)]);
+        let e = convert(&config, &arrays).unwrap_err();
+        assert_eq!(e, E::Layer { layer: "lstm".into(), reason: "no recurrent_kernel".into() });
+    }
+
+    #[test]
+    fn a_misshapen_weight_names_layer_weight_and_shapes() {
+        let config = serde_json::json!({"layers": [
+            {"name": "gru", "class": "GRU", "config": {"units": 2}, "weights": ["k", "rk"]}
+        ]});
+        let arrays = HashMap::from([
+            ("k".to_owned(), npy::Array { shape: vec![3, 6], data: vec![0.0; 18], dtype: "float32" }),
+            ("rk".to_owned(), npy::Array { shape: vec![6, 2], data: vec![0.0; 12], dtype: "float32" }),
+        ]);
+        let e = convert(&config, &arrays).unwrap_err();
+        assert_eq!(
+            e,
+            E::WeightShape { layer: "gru".into(), weight: "recurrent_kernel", shape: vec![6, 2], expected: vec![2, 6] }
+        );
+        assert_eq!(e.to_string(), "layer `gru`: recurrent_kernel has shape [6, 2], expected [2, 6]");
+    }
+
+    #[test]
+    fn a_corrupt_npz_is_an_archive_error_naming_the_file() {
+        let e = import(b"PK\x03\x04 truncated", "m.npz").unwrap_err();
+        assert_eq!(e.file, std::path::Path::new("m.npz"));
+        assert!(matches!(&e.kind, E::Archive { reason } if reason.starts_with("corrupt .npz (zip) archive: ")), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 //! never sees a foreign layout.
 
 pub mod convert;
+mod error;
 pub mod keras;
 pub mod npy;
 pub mod onnx;
@@ -11,9 +12,9 @@ pub mod protobuf;
 pub mod pytorch;
 pub mod torch_save;
 
-use std::fmt;
-
 use lstmrt_format::{CellKind, HeadActivation};
+
+pub use error::{ImportError, ImportErrorKind, NodeId};
 
 /// What a conversion found worth telling the user: parts of the source that
 /// were not converted, inputs to feed at run time.
@@ -33,27 +34,6 @@ pub struct Options {
     /// Activation of the head.
     pub head_activation: Option<HeadActivation>,
 }
-
-/// What is wrong with a source file, naming the file and the tensor or node.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportError {
-    pub file: String,
-    pub message: String,
-}
-
-impl ImportError {
-    pub fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
-        ImportError { file: file.into(), message: message.into() }
-    }
-}
-
-impl fmt::Display for ImportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.file, self.message)
-    }
-}
-
-impl std::error::Error for ImportError {}
 
 /// A named tensor read from a source file, widened to f32, row-major.
 #[derive(Debug, Clone, PartialEq)]

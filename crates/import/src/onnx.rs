@@ -33,7 +33,8 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use super::protobuf::{DecodeError, Field, Reader};
-use super::{ImportError, Notes, reorder_gates};
+use super::{ImportError, ImportErrorKind, NodeId, Notes, reorder_gates};
+use ImportErrorKind as E;
 use lstmrt::{LayerWeights, Weights};
 use lstmrt_format::{Architecture, CellKind, Metadata};
 
@@ -54,9 +55,8 @@ pub fn is_onnx(bytes: &[u8]) -> bool {
 
 /// Converts the recurrent stack of an ONNX model. `path` locates external data files.
 pub fn import(bytes: &[u8], path: &Path) -> Result<(Metadata, Weights, Notes), ImportError> {
-    let file = path.display().to_string();
-    let fail = |m: String| ImportError::new(&file, m);
-    let model = parse_model(bytes).map_err(|e| fail(format!("not a valid ONNX model: {e}")))?;
+    let fail = |kind| ImportError::new(path, kind);
+    let model = parse_model(bytes).map_err(|source| fail(E::Protobuf { source }))?;
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let graph = Graph::new(&model.graph, &dir);
     let (meta, weights, notes) = graph.convert().map_err(fail)?;
@@ -263,17 +263,14 @@ struct Values {
 
 impl TensorProto<'_> {
     /// The tensor's values; external data is read from `dir`.
-    fn values(&self, dir: &Path) -> Result<Values, String> {
-        let what =
-            || if self.name.is_empty() { "a constant tensor".to_owned() } else { format!("tensor `{}`", self.name) };
+    fn values(&self, dir: &Path) -> Result<Values, ImportErrorKind> {
+        let refuse = |reason: String| E::Constant { tensor: self.name.clone(), reason };
         let mut shape = Vec::with_capacity(self.dims.len());
         for &d in &self.dims {
-            shape.push(usize::try_from(d).map_err(|_| format!("{} has a negative dimension {d}", what()))?);
+            shape.push(usize::try_from(d).map_err(|_| refuse(format!("has a negative dimension {d}")))?);
         }
-        let count = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| format!("{} has a shape {shape:?} that overflows", what()))?;
+        let overflows = || refuse(format!("has a shape {shape:?} that overflows"));
+        let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(overflows)?;
         let (size, name) = match self.data_type {
             dtype::FLOAT => (4, "float"),
             dtype::DOUBLE => (8, "double"),
@@ -281,13 +278,11 @@ impl TensorProto<'_> {
             dtype::BFLOAT16 => (2, "bfloat16"),
             dtype::INT32 => (4, "int32"),
             dtype::INT64 => (8, "int64"),
-            other => return Err(format!("{} has data type {other}; expected a float type", what())),
+            other => return Err(refuse(format!("has data type {other}; expected a float type"))),
         };
         let external;
         let raw = if self.external_location {
-            external = self
-                .read_external(dir, count.checked_mul(size).ok_or("size overflows")?)
-                .map_err(|e| format!("{}: {e}", what()))?;
+            external = self.read_external(dir, count.checked_mul(size).ok_or_else(overflows)?)?;
             Some(external.as_slice())
         } else {
             self.raw_data
@@ -295,12 +290,11 @@ impl TensorProto<'_> {
         let data: Vec<f32> = match raw {
             Some(raw) => {
                 if raw.len() != count * size {
-                    return Err(format!(
-                        "{} of shape {shape:?} needs {} bytes of {name}, has {}",
-                        what(),
+                    return Err(refuse(format!(
+                        "of shape {shape:?} needs {} bytes of {name}, has {}",
                         count * size,
                         raw.len()
-                    ));
+                    )));
                 }
                 raw.chunks_exact(size)
                     .map(|c| match self.data_type {
@@ -323,49 +317,54 @@ impl TensorProto<'_> {
             },
         };
         if data.len() != count {
-            return Err(format!("{} of shape {shape:?} has {} values, expected {count}", what(), data.len()));
+            return Err(refuse(format!("of shape {shape:?} has {} values, expected {count}", data.len())));
         }
         Ok(Values { shape, data })
     }
 
     /// Reads `len` bytes of external data, refusing a location outside `dir`.
-    fn read_external(&self, dir: &Path, len: usize) -> Result<Vec<u8>, String> {
+    fn read_external(&self, dir: &Path, len: usize) -> Result<Vec<u8>, ImportErrorKind> {
+        let refuse = |reason: String| E::ExternalData { tensor: self.name.clone(), reason };
+        let io = |what: &'static str, path: &Path| {
+            let (tensor, path) = (self.name.clone(), path.to_path_buf());
+            move |e: std::io::Error| E::ExternalDataIo { tensor, what, path, source: e.into() }
+        };
         let get = |key: &str| self.external.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        let location = get("location").ok_or("external data without a `location`")?;
+        let location = get("location").ok_or_else(|| refuse("external data without a `location`".into()))?;
         let rel = Path::new(location);
         if rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-            return Err(format!("external data location `{location}` leaves the model's folder; refused"));
+            return Err(refuse(format!("external data location `{location}` leaves the model's folder; refused")));
         }
         let full = dir.join(rel);
-        let (real_dir, real) = (
-            dir.canonicalize().map_err(|e| format!("model folder {}: {e}", dir.display()))?,
-            full.canonicalize().map_err(|e| format!("external data file {}: {e}", full.display()))?,
-        );
+        let real_dir = dir.canonicalize().map_err(io("model folder", dir))?;
+        let real = full.canonicalize().map_err(io("external data file", &full))?;
         if !real.starts_with(&real_dir) {
-            return Err(format!("external data location `{location}` resolves outside the model's folder; refused"));
+            return Err(refuse(format!(
+                "external data location `{location}` resolves outside the model's folder; refused"
+            )));
         }
-        let number = |key: &str| -> Result<Option<u64>, String> {
+        let number = |key: &str| -> Result<Option<u64>, ImportErrorKind> {
             get(key)
-                .map(|v| v.parse::<u64>().map_err(|_| format!("external data {key} `{v}` is not a number")))
+                .map(|v| v.parse::<u64>().map_err(|_| refuse(format!("external data {key} `{v}` is not a number"))))
                 .transpose()
         };
         let offset = number("offset")?.unwrap_or(0);
         if let Some(length) = number("length")?
             && length != len as u64
         {
-            return Err(format!("external data length {length}, but the shape needs {len} bytes"));
+            return Err(refuse(format!("external data length {length}, but the shape needs {len} bytes")));
         }
         use std::io::{Read, Seek, SeekFrom};
-        let mut f = std::fs::File::open(&real).map_err(|e| format!("external data file {}: {e}", full.display()))?;
-        let file_len = f.metadata().map_err(|e| e.to_string())?.len();
+        let mut f = std::fs::File::open(&real).map_err(io("external data file", &full))?;
+        let file_len = f.metadata().map_err(io("external data file", &full))?.len();
         if offset.checked_add(len as u64).is_none_or(|end| end > file_len) {
-            return Err(format!(
+            return Err(refuse(format!(
                 "external data {location} is {file_len} bytes; {len} bytes at offset {offset} run past it"
-            ));
+            )));
         }
-        f.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
+        f.seek(SeekFrom::Start(offset)).map_err(io("external data file", &full))?;
         let mut buf = vec![0u8; len];
-        f.read_exact(&mut buf).map_err(|e| format!("external data {location}: {e}"))?;
+        f.read_exact(&mut buf).map_err(io("external data file", &full))?;
         Ok(buf)
     }
 }
@@ -428,9 +427,9 @@ impl<'g, 'a> Graph<'g, 'a> {
         Graph { g, dir, producer, initializers }
     }
 
-    fn node_name(&self, i: usize) -> String {
+    fn node_id(&self, i: usize) -> NodeId {
         let n = &self.g.nodes[i];
-        if n.name.is_empty() { format!("{} node #{i}", n.op_type) } else { format!("{} node `{}`", n.op_type, n.name) }
+        NodeId::new(n.op_type.clone(), n.name.clone(), i)
     }
 
     fn is_graph_input(&self, name: &str) -> bool {
@@ -438,7 +437,7 @@ impl<'g, 'a> Graph<'g, 'a> {
     }
 
     /// The value of `name` if it is a constant: an initializer or a `Constant` node's output.
-    fn constant(&self, name: &str) -> Result<Option<Values>, String> {
+    fn constant(&self, name: &str) -> Result<Option<Values>, ImportErrorKind> {
         if let Some(t) = self.initializers.get(name) {
             return t.values(self.dir).map(Some);
         }
@@ -459,15 +458,17 @@ impl<'g, 'a> Graph<'g, 'a> {
                 _ => {}
             }
         }
-        Err(format!("{} has no value this importer reads", self.node_name(i)))
+        Err(E::ConstantWithoutValue { node: self.node_id(i) })
     }
 
-    fn convert(&self) -> Result<(Metadata, Weights, Notes), String> {
+    fn convert(&self) -> Result<(Metadata, Weights, Notes), ImportErrorKind> {
         let recurrent: Vec<usize> =
             (0..self.g.nodes.len()).filter(|&i| RECURRENT.contains(&self.g.nodes[i].op_type.as_str())).collect();
         if recurrent.is_empty() {
             let ops: Vec<&str> = self.g.nodes.iter().map(|n| n.op_type.as_str()).collect();
-            return Err(format!("no LSTM, GRU or RNN node: not a recurrent model (ops: {})", summarize(&ops)));
+            return Err(E::NotRecurrent {
+                reason: format!("no LSTM, GRU or RNN node: not a recurrent model (ops: {})", summarize(&ops)),
+            });
         }
         let mut notes = Notes::new();
         // Order the nodes into a stack by following each one's X back to its source.
@@ -478,11 +479,7 @@ impl<'g, 'a> Graph<'g, 'a> {
             match source {
                 XSource::GraphInput(name) => {
                     if let Some(other) = first.replace(i) {
-                        return Err(format!(
-                            "{} and {} both read the graph input: several recurrent stacks are not supported",
-                            self.node_name(other),
-                            self.node_name(i)
-                        ));
+                        return Err(E::SeveralStacks { first: self.node_id(other), second: self.node_id(i) });
                     }
                     if !path.is_empty() {
                         notes.push(format!(
@@ -495,23 +492,22 @@ impl<'g, 'a> Graph<'g, 'a> {
                 XSource::Layer(prev) => {
                     self.check_between_layers(prev, i, &path)?;
                     if let Some(other) = next_of.insert(prev, i) {
-                        return Err(format!(
-                            "{} feeds both {} and {}: branching graphs are not supported",
-                            self.node_name(prev),
-                            self.node_name(other),
-                            self.node_name(i)
-                        ));
+                        return Err(E::Branching {
+                            node: self.node_id(prev),
+                            first: self.node_id(other),
+                            second: self.node_id(i),
+                        });
                     }
                 }
             }
         }
-        let first = first.ok_or("no recurrent node reads a graph input")?;
+        let first = first.ok_or_else(|| E::Graph { reason: "no recurrent node reads a graph input".into() })?;
         let mut order = vec![first];
         while let Some(&n) = next_of.get(order.last().expect("non-empty")) {
             order.push(n);
         }
         if order.len() != recurrent.len() {
-            return Err("the recurrent nodes do not form one chain of layers".into());
+            return Err(E::Graph { reason: "the recurrent nodes do not form one chain of layers".into() });
         }
         let layers: Vec<Layer> = order.iter().map(|&i| self.read_layer(i, &mut notes)).collect::<Result<_, _>>()?;
 
@@ -526,20 +522,14 @@ impl<'g, 'a> Graph<'g, 'a> {
                 && l.input_forget == l0.input_forget
                 && l.linear_before_reset == l0.linear_before_reset;
             if !same {
-                return Err(format!(
-                    "{} (layer {k}) differs from {} in cell, direction, hidden size, clip, input_forget or \
-                     linear_before_reset: a model file has one setting for all layers",
-                    self.node_name(l.node),
-                    self.node_name(l0.node)
-                ));
+                return Err(E::NodesDiffer { node: self.node_id(l.node), layer: k, first: self.node_id(l0.node) });
             }
             if l.input != l0.directions * l0.hidden {
-                return Err(format!(
-                    "{} takes {} inputs, but the layer before gives {}",
-                    self.node_name(l.node),
-                    l.input,
-                    l0.directions * l0.hidden
-                ));
+                return Err(E::LayerInput {
+                    node: self.node_id(l.node),
+                    input: l.input,
+                    expected: l0.directions * l0.hidden,
+                });
             }
         }
         if l0.layout == 1 {
@@ -566,14 +556,14 @@ impl<'g, 'a> Graph<'g, 'a> {
                 weights.layers[k * arch.directions() + d] = lw;
             }
         }
-        weights.check(&meta).map_err(|e| e.to_string())?;
+        weights.check(&meta).map_err(|source| E::Model { source })?;
         self.note_downstream(*order.last().expect("non-empty"), &mut notes);
         Ok((meta, weights, notes))
     }
 
     /// Follows `X` of node `i` back through shape ops. Returns the source and
     /// the shape ops on the way (nearest first).
-    fn trace_x(&self, i: usize) -> Result<(XSource<'g>, Vec<usize>), String> {
+    fn trace_x(&self, i: usize) -> Result<(XSource<'g>, Vec<usize>), ImportErrorKind> {
         let mut name: &'g str = self.g.nodes[i].inputs.first().map(String::as_str).unwrap_or("");
         let mut path = Vec::new();
         loop {
@@ -581,26 +571,17 @@ impl<'g, 'a> Graph<'g, 'a> {
                 return Ok((XSource::GraphInput(name), path));
             }
             let Some(&(p, out)) = self.producer.get(name) else {
-                return Err(format!("input X `{name}` of {} is neither a graph input nor computed", self.node_name(i)));
+                return Err(E::UnknownInput { node: self.node_id(i), input: name.to_owned() });
             };
             let n = &self.g.nodes[p];
             if RECURRENT.contains(&n.op_type.as_str()) {
                 if out != 0 {
-                    return Err(format!(
-                        "{} reads output {out} of {} (a final state), expected its Y",
-                        self.node_name(i),
-                        self.node_name(p)
-                    ));
+                    return Err(E::ReadsFinalState { node: self.node_id(i), producer: self.node_id(p), output: out });
                 }
                 return Ok((XSource::Layer(p), path));
             }
             if !SHAPE_OPS.contains(&n.op_type.as_str()) || path.len() > 16 {
-                return Err(format!(
-                    "input X of {} comes from {}: only Transpose, Reshape, Squeeze, Unsqueeze, Identity or Flatten \
-                     may stand between layers",
-                    self.node_name(i),
-                    self.node_name(p)
-                ));
+                return Err(E::BetweenLayers { node: self.node_id(i), producer: self.node_id(p) });
             }
             path.push(p);
             name = n.inputs.first().map(String::as_str).unwrap_or("");
@@ -611,39 +592,36 @@ impl<'g, 'a> Graph<'g, 'a> {
     /// `X` `[T, B, 2H]` the data must be transposed to `[T, B, 2, H]` first,
     /// or the forward and backward halves would interleave wrongly. With
     /// `layout = 1`, `Y` is `[B, T, 2, H]` and a reshape alone is right.
-    fn check_between_layers(&self, prev: usize, next: usize, path: &[usize]) -> Result<(), String> {
+    fn check_between_layers(&self, prev: usize, next: usize, path: &[usize]) -> Result<(), ImportErrorKind> {
         let n = &self.g.nodes[prev];
         let bidirectional = attr(n, "direction").and_then(|a| a.s.as_deref()) == Some(b"bidirectional");
         let layout = attr(n, "layout").and_then(|a| a.i).unwrap_or(0);
         let transposes: Vec<&NodeProto> =
             path.iter().map(|&p| &self.g.nodes[p]).filter(|p| p.op_type == "Transpose").collect();
-        let wanted: &[&[i64]] = match (bidirectional, layout) {
-            (true, 0) => &[&[0, 2, 1, 3]],
-            _ => &[],
+        let wanted: Option<&[i64]> = match (bidirectional, layout) {
+            (true, 0) => Some(&[0, 2, 1, 3]),
+            _ => None,
         };
         let perms: Vec<&[i64]> =
             transposes.iter().map(|t| attr(t, "perm").map_or(&[][..], |a| a.ints.as_slice())).collect();
-        if perms != wanted {
-            return Err(format!(
-                "between {} and {}: expected {} but found transposes {perms:?}",
-                self.node_name(prev),
-                self.node_name(next),
-                if wanted.is_empty() {
-                    "no Transpose".to_owned()
-                } else {
-                    "one Transpose with perm [0, 2, 1, 3]".into()
-                },
-            ));
+        if perms != wanted.as_slice() {
+            return Err(E::Transposes {
+                from: self.node_id(prev),
+                to: self.node_id(next),
+                expected: wanted.map(<[i64]>::to_vec),
+                found: perms.iter().map(|p| p.to_vec()).collect(),
+            });
         }
         Ok(())
     }
 
     /// Reads one recurrent node's attributes and weights into canonical order.
-    fn read_layer(&self, i: usize, notes: &mut Notes) -> Result<Layer, String> {
+    fn read_layer(&self, i: usize, notes: &mut Notes) -> Result<Layer, ImportErrorKind> {
         let n = &self.g.nodes[i];
-        let node = self.node_name(i);
+        let node = self.node_id(i);
+        let refuse = |reason: String| E::Node { node: node.clone(), reason };
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
-            return Err(format!("{node} is in domain `{}`, expected the default ONNX domain", n.domain));
+            return Err(E::Domain { node: node.clone(), domain: n.domain.clone() });
         }
         let op = n.op_type.as_str();
         let gates = match op {
@@ -660,7 +638,7 @@ impl<'g, 'a> Graph<'g, 'a> {
         };
         for a in &n.attributes {
             if !known.contains(&a.name.as_str()) {
-                return Err(format!("{node}: attribute `{}` is not supported", a.name));
+                return Err(refuse(format!("attribute `{}` is not supported", a.name)));
             }
         }
         let direction = attr(n, "direction").and_then(|a| a.s.clone()).unwrap_or_else(|| b"forward".to_vec());
@@ -669,15 +647,15 @@ impl<'g, 'a> Graph<'g, 'a> {
             b"bidirectional" => (2, false),
             b"reverse" => (1, true),
             other => {
-                return Err(format!(
-                    "{node}: direction `{}` is not forward, reverse or bidirectional",
+                return Err(refuse(format!(
+                    "direction `{}` is not forward, reverse or bidirectional",
                     String::from_utf8_lossy(other)
-                ));
+                )));
             }
         };
         let layout = attr(n, "layout").and_then(|a| a.i).unwrap_or(0);
         if !(0..=1).contains(&layout) {
-            return Err(format!("{node}: layout {layout}, expected 0 or 1"));
+            return Err(refuse(format!("layout {layout}, expected 0 or 1")));
         }
         // Activations: the defaults, or Relu for RNN.
         let defaults: &[&str] = match op {
@@ -696,16 +674,16 @@ impl<'g, 'a> Graph<'g, 'a> {
             if op == "RNN" && all(&["relu"]) {
                 cell = CellKind::RnnRelu;
             } else if !all(defaults) {
-                return Err(format!(
-                    "{node}: attribute `activations` is {names:?}; only the defaults {defaults:?}{} are supported",
+                return Err(refuse(format!(
+                    "attribute `activations` is {names:?}; only the defaults {defaults:?}{} are supported",
                     if op == "RNN" { " or [\"relu\"]" } else { "" }
-                ));
+                )));
             }
         }
         let clip = match attr(n, "clip").and_then(|a| a.f) {
             None => None,
             Some(c) if c.is_finite() && c > 0.0 => Some(c),
-            Some(c) => return Err(format!("{node}: attribute `clip` is {c}, expected a positive number")),
+            Some(c) => return Err(refuse(format!("attribute `clip` is {c}, expected a positive number"))),
         };
         let input_forget = attr(n, "input_forget").and_then(|a| a.i).unwrap_or(0) != 0;
         let linear_before_reset = match op {
@@ -714,50 +692,52 @@ impl<'g, 'a> Graph<'g, 'a> {
         };
 
         let input = |k: usize| n.inputs.get(k).map(String::as_str).filter(|s| !s.is_empty());
-        let tensor = |k: usize, what: &str| -> Result<Option<Values>, String> {
+        let tensor = |k: usize, what: &str| -> Result<Option<Values>, ImportErrorKind> {
             let Some(name) = input(k) else { return Ok(None) };
             match self.constant(name)? {
                 Some(v) => Ok(Some(v)),
-                None => Err(format!(
-                    "{node}: {what} `{name}` is not a constant (initializer); weights must be stored in the model"
-                )),
+                None => Err(refuse(format!(
+                    "{what} `{name}` is not a constant (initializer); weights must be stored in the model"
+                ))),
             }
         };
-        let w = tensor(1, "W")?.ok_or_else(|| format!("{node}: input W is missing"))?;
-        let r = tensor(2, "R")?.ok_or_else(|| format!("{node}: input R is missing"))?;
+        let w = tensor(1, "W")?.ok_or_else(|| refuse("input W is missing".into()))?;
+        let r = tensor(2, "R")?.ok_or_else(|| refuse("input R is missing".into()))?;
         let (w_rows, input_size) = match w.shape.as_slice() {
             &[d, rows, cols] if d == directions => (rows, cols),
-            s => return Err(format!("{node}: W has shape {s:?}, expected [{directions}, gates*hidden, input]")),
+            s => return Err(refuse(format!("W has shape {s:?}, expected [{directions}, gates*hidden, input]"))),
         };
         let hidden = match attr(n, "hidden_size").and_then(|a| a.i) {
             Some(h) if h > 0 => h as usize,
-            Some(h) => return Err(format!("{node}: hidden_size {h} is not positive")),
+            Some(h) => return Err(refuse(format!("hidden_size {h} is not positive"))),
             None => w_rows / gates,
         };
-        let gh = gates.checked_mul(hidden).ok_or_else(|| format!("{node}: hidden_size {hidden} is too large"))?;
+        let gh = gates.checked_mul(hidden).ok_or_else(|| refuse(format!("hidden_size {hidden} is too large")))?;
         if w_rows != gh {
-            return Err(format!("{node}: W has {w_rows} rows, expected {gates} gates x hidden {hidden} = {gh}"));
+            return Err(refuse(format!("W has {w_rows} rows, expected {gates} gates x hidden {hidden} = {gh}")));
         }
         if r.shape != [directions, gh, hidden] {
-            return Err(format!("{node}: R has shape {:?}, expected [{directions}, {gh}, {hidden}]", r.shape));
+            return Err(refuse(format!("R has shape {:?}, expected [{directions}, {gh}, {hidden}]", r.shape)));
         }
         let b = tensor(3, "B")?;
         if let Some(b) = &b
             && b.shape != [directions, 2 * gh]
         {
-            return Err(format!("{node}: B has shape {:?}, expected [{directions}, {}]", b.shape, 2 * gh));
+            return Err(refuse(format!("B has shape {:?}, expected [{directions}, {}]", b.shape, 2 * gh)));
         }
         if let Some(name) = input(4) {
-            return Err(format!(
-                "{node}: input sequence_lens (`{name}`) is not supported: lstmrt runs every sequence of a batch to \
+            return Err(refuse(format!(
+                "input sequence_lens (`{name}`) is not supported: lstmrt runs every sequence of a batch to \
                  the same length"
-            ));
+            )));
         }
         let state_inputs: &[(usize, &str)] =
             if op == "LSTM" { &[(5, "initial_h"), (6, "initial_c")] } else { &[(5, "initial_h")] };
         for &(k, what) in state_inputs {
             if let Some(name) = input(k) {
-                match self.state_source(name, 0).map_err(|e| format!("{node}: {what} `{name}` {e}"))? {
+                let refuse_state =
+                    |reason: String| E::InitialState { node: node.clone(), input: what, name: name.to_owned(), reason };
+                match self.state_source(name, 0, &refuse_state)? {
                     StateSource::Zeros => {}
                     StateSource::GraphInput(g) => notes.push(format!(
                         "{node}: {what} comes from the graph input `{g}`; lstmrt starts from zeros unless you set \
@@ -770,7 +750,7 @@ impl<'g, 'a> Graph<'g, 'a> {
         if let Some(p) = &p
             && p.shape != [directions, 3 * hidden]
         {
-            return Err(format!("{node}: P has shape {:?}, expected [{directions}, {}]", p.shape, 3 * hidden));
+            return Err(refuse(format!("P has shape {:?}, expected [{directions}, {}]", p.shape, 3 * hidden)));
         }
 
         // ONNX gate order -> canonical gate order (block k of ours is block order[k] of theirs).
@@ -810,45 +790,55 @@ impl<'g, 'a> Graph<'g, 'a> {
     }
 
     /// Where an initial state comes from: zeros (possibly expanded or
-    /// reshaped), or a graph input. A non-zero constant is refused.
-    fn state_source(&self, name: &str, depth: usize) -> Result<StateSource, String> {
+    /// reshaped), or a graph input. A non-zero constant is refused, with the
+    /// error `refuse` makes of the reason (it names the node and the input).
+    fn state_source(
+        &self,
+        name: &str,
+        depth: usize,
+        refuse: &impl Fn(String) -> ImportErrorKind,
+    ) -> Result<StateSource, ImportErrorKind> {
         if depth > 16 {
-            return Err("is computed by too long a chain of ops".into());
+            return Err(refuse("is computed by too long a chain of ops".into()));
         }
         if let Some(v) = self.constant(name)? {
             return if v.data.iter().all(|&x| x == 0.0) {
                 Ok(StateSource::Zeros)
             } else {
-                Err("is a non-zero constant: the lstmrt format stores no initial state (set it at run time with \
+                Err(refuse(
+                    "is a non-zero constant: the lstmrt format stores no initial state (set it at run time with \
                      State::set_h / set_c)"
-                    .into())
+                        .into(),
+                ))
             };
         }
         if self.is_graph_input(name) {
             return Ok(StateSource::GraphInput(name.to_owned()));
         }
-        let Some(&(p, _)) = self.producer.get(name) else { return Err("is neither a constant nor computed".into()) };
+        let Some(&(p, _)) = self.producer.get(name) else {
+            return Err(refuse("is neither a constant nor computed".into()));
+        };
         let n = &self.g.nodes[p];
         match n.op_type.as_str() {
             "ConstantOfShape" => {
                 let zero = attr(n, "value")
                     .and_then(|a| a.t.as_ref())
                     .map_or(Ok(true), |t| t.values(self.dir).map(|v| v.data.iter().all(|&x| x == 0.0)))?;
-                if zero { Ok(StateSource::Zeros) } else { Err("is a non-zero ConstantOfShape".into()) }
+                if zero { Ok(StateSource::Zeros) } else { Err(refuse("is a non-zero ConstantOfShape".into())) }
             }
             "Expand" | "Tile" | "Reshape" | "Squeeze" | "Unsqueeze" | "Identity" | "Slice" | "Gather" | "Transpose" => {
-                self.state_source(n.inputs.first().map_or("", String::as_str), depth + 1)
+                self.state_source(n.inputs.first().map_or("", String::as_str), depth + 1, refuse)
             }
             "Concat" => {
                 let mut source = StateSource::Zeros;
                 for input in &n.inputs {
-                    if let StateSource::GraphInput(g) = self.state_source(input, depth + 1)? {
+                    if let StateSource::GraphInput(g) = self.state_source(input, depth + 1, refuse)? {
                         source = StateSource::GraphInput(g);
                     }
                 }
                 Ok(source)
             }
-            _ => Err(format!("comes from {}, expected zeros or a graph input", self.node_name(p))),
+            _ => Err(refuse(format!("comes from {}, expected zeros or a graph input", self.node_id(p)))),
         }
     }
 
@@ -925,10 +915,77 @@ mod tests {
             external_location: true,
             ..Default::default()
         };
+        let refused = |t: &TensorProto| match t.values(Path::new(".")).unwrap_err() {
+            E::ExternalData { tensor, reason } => {
+                assert_eq!(tensor, "W");
+                assert!(reason.contains("leaves the model's folder"), "{reason}");
+            }
+            other => panic!("expected ExternalData, got {other:?}"),
+        };
+        refused(&t);
+        refused(&TensorProto { external: vec![("location".into(), "/etc/passwd".into())], ..t });
+    }
+
+    #[test]
+    fn a_missing_external_data_file_is_an_io_error_naming_it() {
+        let t = TensorProto {
+            name: "R".into(),
+            dims: vec![1],
+            data_type: dtype::FLOAT,
+            external: vec![("location".into(), "no-such-weights.bin".into())],
+            external_location: true,
+            ..Default::default()
+        };
         let e = t.values(Path::new(".")).unwrap_err();
-        assert!(e.contains("leaves the model's folder"), "{e}");
-        let t = TensorProto { external: vec![("location".into(), "/etc/passwd".into())], ..t };
-        assert!(t.values(Path::new(".")).unwrap_err().contains("leaves the model's folder"));
+        let E::ExternalDataIo { tensor, what, path, source } = &e else { panic!("expected ExternalDataIo, got {e:?}") };
+        assert_eq!((tensor.as_str(), *what), ("R", "external data file"));
+        assert_eq!(path, Path::new("./no-such-weights.bin"));
+        assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    /// A graph whose input `x` feeds one recurrent node `node`.
+    fn one_node_graph(node: NodeProto<'static>) -> GraphProto<'static> {
+        GraphProto { nodes: vec![node], initializers: Vec::new(), inputs: vec!["x".into()] }
+    }
+
+    fn lstm(name: &str) -> NodeProto<'static> {
+        NodeProto {
+            name: name.into(),
+            op_type: "LSTM".into(),
+            inputs: vec!["x".into(), "W".into(), "R".into()],
+            outputs: vec!["y".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn refused_attributes_name_the_node() {
+        let mut node = lstm("lstm_0");
+        node.attributes.push(AttributeProto { name: "activation_alpha".into(), ..Default::default() });
+        let g = one_node_graph(node);
+        let e = Graph::new(&g, Path::new(".")).convert().unwrap_err();
+        let node = NodeId::new("LSTM", "lstm_0", 0);
+        assert_eq!(e, E::Node { node, reason: "attribute `activation_alpha` is not supported".into() });
+        assert_eq!(e.to_string(), "LSTM node `lstm_0`: attribute `activation_alpha` is not supported");
+    }
+
+    #[test]
+    fn weights_that_are_not_constants_name_the_node_and_input() {
+        let g = one_node_graph(lstm(""));
+        let e = Graph::new(&g, Path::new(".")).convert().unwrap_err();
+        let E::Node { node, reason } = &e else { panic!("expected Node, got {e:?}") };
+        assert_eq!((node.name(), node.index()), ("", 0));
+        assert!(reason.starts_with("W `W` is not a constant"), "{reason}");
+        assert!(e.to_string().starts_with("LSTM node #0: W `W` is not a constant"), "{e}");
+    }
+
+    #[test]
+    fn two_stacks_on_the_graph_input_are_refused_naming_both() {
+        let g = GraphProto { nodes: vec![lstm("a"), lstm("b")], initializers: Vec::new(), inputs: vec!["x".into()] };
+        let e = Graph::new(&g, Path::new(".")).convert().unwrap_err();
+        let E::SeveralStacks { first, second } = &e else { panic!("expected SeveralStacks, got {e:?}") };
+        assert_eq!((first.name(), second.name()), ("a", "b"));
     }
 
     #[test]
@@ -941,6 +998,8 @@ mod tests {
         };
         assert_eq!(t.values(Path::new(".")).unwrap().data, [1.5, -2.0]);
         let t = TensorProto { dims: vec![3], ..t };
-        assert!(t.values(Path::new(".")).unwrap_err().contains("expected 3"));
+        let e = t.values(Path::new(".")).unwrap_err();
+        assert_eq!(e, E::Constant { tensor: String::new(), reason: "of shape [3] has 2 values, expected 3".into() });
+        assert_eq!(e.to_string(), "a constant tensor of shape [3] has 2 values, expected 3");
     }
 }

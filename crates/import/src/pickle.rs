@@ -46,6 +46,34 @@ impl fmt::Display for PickleError {
 
 impl std::error::Error for PickleError {}
 
+/// Why a pickle's object is not a state dict ([`Pickle::tensors`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StateDictError {
+    /// The root object is not a dict; `found` is its kind (`list`, `tensor`, ...).
+    NotADict { found: &'static str },
+    /// Two tensors get the same dotted name.
+    DuplicateName { name: String },
+    /// Dicts nest deeper than the limit under `prefix` (a cycle, or a hostile file).
+    TooDeep { prefix: String, limit: usize },
+}
+
+impl fmt::Display for StateDictError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateDictError::NotADict { found } => {
+                write!(f, "the pickled object is a {found}, expected a dict of tensors (a state dict)")
+            }
+            StateDictError::DuplicateName { name } => write!(f, "the name `{name}` appears twice"),
+            StateDictError::TooDeep { prefix, limit } => {
+                write!(f, "dicts nested deeper than {limit} levels under `{prefix}`")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StateDictError {}
+
 /// Element type of a torch storage, from its `torch.*Storage` class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageDType {
@@ -231,26 +259,29 @@ impl Pickle {
     /// on the way joined with `.` (a checkpoint `{'model': state_dict, ...}`
     /// gives `model.lstm.weight_ih_l0`). Other values (numbers, lists,
     /// optimizer settings) are skipped. The root must be a dict.
-    pub fn tensors(&self) -> Result<Vec<(String, TensorRef)>, String> {
+    pub fn tensors(&self) -> Result<Vec<(String, TensorRef)>, StateDictError> {
         if !matches!(self.root(), Object::Dict(_)) {
-            return Err(format!(
-                "the pickled object is a {}, expected a dict of tensors (a state dict)",
-                self.root().kind()
-            ));
+            return Err(StateDictError::NotADict { found: self.root().kind() });
         }
         let mut out = Vec::new();
         self.collect(self.root, "", 0, &mut out)?;
         let mut names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("the name `{}` appears twice", w[0]));
+            return Err(StateDictError::DuplicateName { name: w[0].to_owned() });
         }
         Ok(out)
     }
 
-    fn collect(&self, dict: Id, prefix: &str, depth: usize, out: &mut Vec<(String, TensorRef)>) -> Result<(), String> {
+    fn collect(
+        &self,
+        dict: Id,
+        prefix: &str,
+        depth: usize,
+        out: &mut Vec<(String, TensorRef)>,
+    ) -> Result<(), StateDictError> {
         if depth > MAX_DEPTH {
-            return Err(format!("dicts nested deeper than {MAX_DEPTH} levels under `{prefix}`"));
+            return Err(StateDictError::TooDeep { prefix: prefix.to_owned(), limit: MAX_DEPTH });
         }
         let Object::Dict(items) = &self.objects[dict] else { return Ok(()) };
         for &(k, v) in items {
@@ -911,13 +942,17 @@ mod tests {
     #[test]
     fn rejects_a_root_that_is_not_a_dict() {
         let p = load(b"\x80\x02K\x01.").unwrap();
-        assert!(p.tensors().unwrap_err().contains("expected a dict"));
+        assert_eq!(p.tensors().unwrap_err(), StateDictError::NotADict { found: "int" });
     }
 
     #[test]
     fn self_referencing_dicts_stop_at_the_depth_limit() {
         // d = {}; d['a'] = d
         let p = load(b"}q\x00X\x01\x00\x00\x00ah\x00s.").unwrap();
-        assert!(p.tensors().unwrap_err().contains("nested deeper"));
+        let e = p.tensors().unwrap_err();
+        assert!(
+            matches!(&e, StateDictError::TooDeep { prefix, limit: MAX_DEPTH } if prefix.starts_with("a.a.")),
+            "{e}"
+        );
     }
 }

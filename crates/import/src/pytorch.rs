@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{ImportError, SourceTensor};
+use super::{ImportError, ImportErrorKind, SourceTensor};
 use lstmrt::{HeadWeights, Weights};
 use lstmrt_format::{Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, Metadata};
 
@@ -17,9 +17,8 @@ pub use super::Options;
 
 /// Reads every floating-point tensor of a `.safetensors` file, widening to f32.
 pub fn read_safetensors(path: &Path) -> Result<Vec<SourceTensor>, ImportError> {
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ImportError::new(&file, e.to_string()))?;
-    parse_safetensors(&bytes, &file)
+    let bytes = std::fs::read(path).map_err(|e| ImportError::io(path, e))?;
+    parse_safetensors(&bytes, &path.display().to_string())
 }
 
 /// Whether `bytes` start like a safetensors file: a little-endian u64 header
@@ -34,7 +33,7 @@ pub fn is_safetensors(bytes: &[u8]) -> bool {
 /// (never weights of a recurrent model) are skipped, as in [`torch_save`](super::torch_save).
 pub fn parse_safetensors(bytes: &[u8], file: &str) -> Result<Vec<SourceTensor>, ImportError> {
     let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| ImportError::new(file, format!("not a valid safetensors file: {e}")))?;
+        .map_err(|e| ImportError::new(file, ImportErrorKind::Safetensors { reason: e.to_string() }))?;
     let mut out = Vec::new();
     for (name, view) in st.iter() {
         if let Some(data) = widen(view.dtype(), view.data()) {
@@ -96,7 +95,11 @@ pub fn from_state_dict(
     options: &Options,
     file: &str,
 ) -> Result<(Metadata, Weights), ImportError> {
-    let fail = |m: String| ImportError::new(file, m);
+    from_tensors(tensors, options).map_err(|kind| ImportError::new(file, kind))
+}
+
+fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata, Weights), ImportErrorKind> {
+    use ImportErrorKind as E;
     let by_name: BTreeMap<&str, &SourceTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
 
     // The recurrent module: all parameters sharing one prefix.
@@ -107,20 +110,20 @@ pub fn from_state_dict(
         (Some(p), _) => {
             let p = if p.is_empty() || p.ends_with('.') { p.clone() } else { format!("{p}.") };
             if !prefixes.contains(&p.as_str()) {
-                return Err(fail(format!("no recurrent parameters under prefix `{p}` (found: {prefixes:?})")));
+                return Err(E::NoSuchPrefix { prefix: p, found: prefixes.iter().map(|&p| p.to_owned()).collect() });
             }
             p
         }
         (None, []) => {
-            return Err(fail(
-                "no recurrent parameters (weight_ih_l0, weight_hh_l0, ...) found: this is not a state dict of \
-                 nn.LSTM, nn.GRU or nn.RNN"
+            return Err(E::NotRecurrent {
+                reason: "no recurrent parameters (weight_ih_l0, weight_hh_l0, ...) found: this is not a state dict \
+                         of nn.LSTM, nn.GRU or nn.RNN"
                     .into(),
-            ));
+            });
         }
         (None, [one]) => one.to_string(),
         (None, many) => {
-            return Err(fail(format!("several recurrent modules ({many:?}); choose one with --prefix")));
+            return Err(E::SeveralRecurrentModules { prefixes: many.iter().map(|&p| p.to_owned()).collect() });
         }
     };
     let param = |kind: &str, layer: usize, reverse: bool| -> Option<&SourceTensor> {
@@ -133,14 +136,14 @@ pub fn from_state_dict(
     let bidirectional = params.iter().any(|p| p.reverse);
 
     let need = |kind: &str, layer: usize, reverse: bool| {
-        param(kind, layer, reverse).ok_or_else(|| {
-            fail(format!("missing tensor `{prefix}{kind}_l{layer}{}`", if reverse { "_reverse" } else { "" }))
+        param(kind, layer, reverse).ok_or_else(|| E::MissingTensor {
+            name: format!("{prefix}{kind}_l{layer}{}", if reverse { "_reverse" } else { "" }),
         })
     };
-    let dims2 = |t: &SourceTensor| -> Result<(usize, usize), ImportError> {
+    let dims2 = |t: &SourceTensor| -> Result<(usize, usize), ImportErrorKind> {
         match t.shape.as_slice() {
             &[r, c] => Ok((r, c)),
-            s => Err(fail(format!("tensor `{}` has shape {s:?}, expected a matrix", t.name))),
+            s => Err(E::TensorShape { name: t.name.clone(), shape: s.to_vec(), expected: "a matrix".into() }),
         }
     };
     // Every layer up to the highest numbered one must be there (this also
@@ -155,14 +158,20 @@ pub fn from_state_dict(
         Some(w_hr) => {
             let (p, h) = dims2(w_hr)?;
             if p != out_size {
-                return Err(fail(format!("`{}` has {p} rows but weight_hh_l0 has {out_size} columns", w_hr.name)));
+                return Err(E::Dimensions {
+                    name: w_hr.name.clone(),
+                    reason: format!("has {p} rows but weight_hh_l0 has {out_size} columns"),
+                });
             }
             (h, p)
         }
         None => (out_size, 0),
     };
     if hidden == 0 || rows % hidden != 0 {
-        return Err(fail(format!("`{}` has {rows} rows, not a multiple of the hidden size {hidden}", w_hh0.name)));
+        return Err(E::Dimensions {
+            name: w_hh0.name.clone(),
+            reason: format!("has {rows} rows, not a multiple of the hidden size {hidden}"),
+        });
     }
     let gates = rows / hidden;
     let cell = match (gates, options.cell) {
@@ -170,17 +179,14 @@ pub fn from_state_dict(
         (3, None | Some(CellKind::Gru)) => CellKind::Gru,
         (1, None) => CellKind::RnnTanh,
         (1, Some(k @ (CellKind::RnnTanh | CellKind::RnnRelu))) => k,
-        (g, Some(k)) => {
-            return Err(fail(format!(
-                "the weights have {g} gate blocks, which does not fit the requested cell {}",
-                k.name()
-            )));
-        }
+        (gates, Some(cell)) => return Err(E::CellMismatch { gates, cell }),
         (g, None) => {
-            return Err(fail(format!(
-                "`{}` has {rows} rows = {g} x hidden size {hidden}: expected 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks",
-                w_hh0.name
-            )));
+            return Err(E::Dimensions {
+                name: w_hh0.name.clone(),
+                reason: format!(
+                    "has {rows} rows = {g} x hidden size {hidden}: expected 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks"
+                ),
+            });
         }
     };
     let (_, input_size) = dims2(w_ih0)?;
@@ -193,13 +199,11 @@ pub fn from_state_dict(
     let modules = other_modules(tensors, &prefix);
     let embedding = pick_module(&modules, options.embedding.as_deref(), "embedding", |m| {
         m.bias.is_none() && m.weight.shape.len() == 2 && m.weight.shape[1] == input_size
-    })
-    .map_err(fail)?;
+    })?;
     let head_width = arch.sequence_output_size();
     let head = pick_module(&modules, options.head.as_deref(), "head", |m| {
         m.weight.shape.len() == 2 && m.weight.shape[1] == head_width && Some(m.name) != embedding.map(|e| e.name)
-    })
-    .map_err(fail)?;
+    })?;
     if let Some(e) = embedding {
         meta.embedding = Some(Embedding { num_embeddings: e.weight.shape[0] as u32 });
     }
@@ -251,11 +255,15 @@ pub fn from_state_dict(
         if let Some(src) = by_name.get(source_name.as_str()) {
             let want: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
             if src.shape != want {
-                return Err(fail(format!("tensor `{source_name}` has shape {:?}, expected {want:?}", src.shape)));
+                return Err(E::TensorShape {
+                    name: source_name,
+                    shape: src.shape.clone(),
+                    expected: format!("{want:?}"),
+                });
             }
         }
     }
-    weights.check(&meta).map_err(|e| fail(e.to_string()))?;
+    weights.check(&meta).map_err(|source| E::Model { source })?;
     Ok((meta, weights))
 }
 
@@ -282,27 +290,26 @@ fn other_modules<'a>(tensors: &'a [SourceTensor], rnn_prefix: &str) -> Vec<Modul
 fn pick_module<'a, 'b>(
     modules: &'b [Module<'a>],
     wanted: Option<&str>,
-    role: &str,
+    role: &'static str,
     fits: impl Fn(&Module<'a>) -> bool,
-) -> Result<Option<&'b Module<'a>>, String> {
+) -> Result<Option<&'b Module<'a>>, ImportErrorKind> {
     if let Some(name) = wanted {
         let name = name.strip_suffix(".weight").unwrap_or(name);
         return match modules.iter().find(|m| m.name == name) {
             Some(m) if fits(m) => Ok(Some(m)),
             Some(m) => {
-                Err(format!("`{}.weight` has shape {:?}, which does not fit as the {role}", m.name, m.weight.shape))
+                Err(ImportErrorKind::ModuleShape { tensor: m.weight.name.clone(), shape: m.weight.shape.clone(), role })
             }
-            None => Err(format!("no tensor `{name}.weight` for the {role}")),
+            None => Err(ImportErrorKind::NoModule { tensor: format!("{name}.weight"), role }),
         };
     }
     let candidates: Vec<&Module> = modules.iter().filter(|m| fits(m)).collect();
     match candidates.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one)),
-        many => Err(format!(
-            "several tensors could be the {role} ({}); name one with --{role}",
-            many.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
-        )),
+        many => {
+            Err(ImportErrorKind::AmbiguousModule { role, candidates: many.iter().map(|m| m.name.to_owned()).collect() })
+        }
     }
 }
 

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::io::{Cursor, Read};
 
 use super::pickle::{self, Object, StorageDType, StorageRef, TensorRef};
-use super::{ImportError, SourceTensor};
+use super::{ImportError, ImportErrorKind, SourceTensor};
+use ImportErrorKind as E;
 
 /// `torch.serialization.MAGIC_NUMBER`, the first pickle of a legacy file.
 const LEGACY_MAGIC: i128 = 0x1950A86A20F9469CFC6C;
@@ -39,6 +40,12 @@ pub fn is_legacy(bytes: &[u8]) -> bool {
         && matches!(pickle::load(&bytes[..bytes.len().min(64)]), Ok(p) if p.root() == &Object::Int(LEGACY_MAGIC))
 }
 
+/// Opens a zip archive held in memory (a `torch.save` file, or any zip
+/// [`detect`](super::convert::detect) looks into).
+pub(crate) fn open_zip(bytes: &[u8]) -> Result<zip::ZipArchive<Cursor<&[u8]>>, ImportErrorKind> {
+    zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| E::Archive { reason: format!("corrupt zip archive: {e}") })
+}
+
 /// Whether a zip archive (given its entry names) is a `torch.save` file.
 pub fn is_torch_zip(names: &[String]) -> bool {
     data_pickle(names).is_some()
@@ -54,22 +61,23 @@ fn data_pickle(names: &[String]) -> Option<&str> {
 
 /// Reads every floating-point tensor of a `torch.save` file held in `bytes`.
 pub fn parse(bytes: &[u8], file: &str) -> Result<Vec<SourceTensor>, ImportError> {
-    let fail = |m: String| ImportError::new(file, m);
-    if is_zip(bytes) {
-        parse_zip(bytes).map_err(fail)
+    let result = if is_zip(bytes) {
+        parse_zip(bytes)
     } else if bytes.len() > 262 && &bytes[257..262] == b"ustar" {
-        Err(fail(
-            "a tar archive: the pre-1.0 torch.save format is not supported; re-save it with a recent PyTorch".into(),
-        ))
+        Err(E::Unsupported {
+            what: "a tar archive: the pre-1.0 torch.save format is not supported; re-save it with a recent PyTorch"
+                .into(),
+        })
     } else if bytes.first() == Some(&0x80) {
-        parse_legacy(bytes).map_err(fail)
+        parse_legacy(bytes)
     } else {
-        Err(fail("not a torch.save file: neither a zip archive nor a pickle".into()))
-    }
+        Err(E::UnknownFormat { reason: "not a torch.save file: neither a zip archive nor a pickle".into() })
+    };
+    result.map_err(|kind| ImportError::new(file, kind))
 }
 
-fn parse_zip(bytes: &[u8]) -> Result<Vec<SourceTensor>, String> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("corrupt zip archive: {e}"))?;
+fn parse_zip(bytes: &[u8]) -> Result<Vec<SourceTensor>, ImportErrorKind> {
+    let mut zip = open_zip(bytes)?;
     let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
     let Some(pkl) = data_pickle(&names) else {
         let hint = if names.iter().any(|n| n.ends_with("constants.pkl")) {
@@ -77,25 +85,24 @@ fn parse_zip(bytes: &[u8]) -> Result<Vec<SourceTensor>, String> {
         } else {
             ""
         };
-        return Err(format!("zip archive without a data.pkl entry: not a torch.save file{hint}"));
+        return Err(E::UnknownFormat {
+            reason: format!("zip archive without a data.pkl entry: not a torch.save file{hint}"),
+        });
     };
     let folder = pkl.strip_suffix("data.pkl").expect("found by suffix").to_owned();
-    let big_endian = match names.iter().any(|n| *n == format!("{folder}byteorder")) {
-        true => match read_entry(&mut zip, &format!("{folder}byteorder"), 16)?.as_slice() {
+    let byteorder = format!("{folder}byteorder");
+    let big_endian = match names.contains(&byteorder) {
+        true => match read_entry(&mut zip, &byteorder, 16)?.as_slice() {
             b"little" => false,
             b"big" => true,
-            other => {
-                return Err(format!(
-                    "`{folder}byteorder` says {:?}, expected little or big",
-                    String::from_utf8_lossy(other)
-                ));
-            }
+            other => return Err(E::ByteOrder { entry: byteorder, found: String::from_utf8_lossy(other).into() }),
         },
         false => false,
     };
-    let pkl_bytes = read_entry(&mut zip, &format!("{folder}data.pkl"), u64::MAX)?;
-    let pickle = pickle::load(&pkl_bytes).map_err(|e| format!("{folder}data.pkl: {e}"))?;
-    let tensors = pickle.tensors().map_err(|e| format!("{folder}data.pkl: {e}"))?;
+    let entry = format!("{folder}data.pkl");
+    let pkl_bytes = read_entry(&mut zip, &entry, u64::MAX)?;
+    let pickle = pickle::load(&pkl_bytes).map_err(|source| E::Pickle { entry: entry.clone(), source })?;
+    let tensors = pickle.tensors().map_err(|source| E::StateDict { entry: Some(entry), source })?;
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let mut out = Vec::new();
     for (name, t) in tensors {
@@ -106,9 +113,10 @@ fn parse_zip(bytes: &[u8]) -> Result<Vec<SourceTensor>, String> {
         if !storages.contains_key(key) {
             let entry = format!("{folder}data/{key}");
             if !names.contains(&entry) {
-                return Err(format!("tensor `{name}`: storage entry `{entry}` is missing from the archive"));
+                return Err(E::Tensor { name, reason: format!("storage entry `{entry}` is missing from the archive") });
             }
-            let want = storage_bytes(&t.storage).ok_or_else(|| format!("tensor `{name}`: storage size overflows"))?;
+            let want = storage_bytes(&t.storage)
+                .ok_or_else(|| E::Tensor { name: name.clone(), reason: "storage size overflows".into() })?;
             storages.insert(key.clone(), read_entry(&mut zip, &entry, want)?);
         }
         out.push(materialize(&name, &t, &storages[key], big_endian)?);
@@ -119,10 +127,11 @@ fn parse_zip(bytes: &[u8]) -> Result<Vec<SourceTensor>, String> {
 
 /// Reads at most `limit` bytes of a zip entry (storages need no more than
 /// their declared size, whatever the entry claims once decompressed).
-fn read_entry(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64) -> Result<Vec<u8>, String> {
-    let entry = zip.by_name(name).map_err(|e| format!("zip entry `{name}`: {e}"))?;
+fn read_entry(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64) -> Result<Vec<u8>, ImportErrorKind> {
+    let fail = |e: &dyn std::fmt::Display| E::Archive { reason: format!("zip entry `{name}`: {e}") };
+    let entry = zip.by_name(name).map_err(|e| fail(&e))?;
     let mut out = Vec::new();
-    entry.take(limit).read_to_end(&mut out).map_err(|e| format!("zip entry `{name}`: {e}"))?;
+    entry.take(limit).read_to_end(&mut out).map_err(|e| fail(&e))?;
     Ok(out)
 }
 
@@ -130,33 +139,34 @@ fn storage_bytes(s: &StorageRef) -> Option<u64> {
     s.numel.checked_mul(s.dtype.size() as u64)
 }
 
-fn parse_legacy(bytes: &[u8]) -> Result<Vec<SourceTensor>, String> {
+fn parse_legacy(bytes: &[u8]) -> Result<Vec<SourceTensor>, ImportErrorKind> {
+    let legacy = |reason: String| E::Legacy { reason };
     let mut pos = 0usize;
-    let mut next = |what: &str| -> Result<pickle::Pickle, String> {
-        let p = pickle::load(&bytes[pos..]).map_err(|e| format!("legacy torch.save {what} at byte {pos}: {e}"))?;
+    let mut next = |part: &'static str| -> Result<pickle::Pickle, ImportErrorKind> {
+        let p = pickle::load(&bytes[pos..]).map_err(|source| E::LegacyPickle { part, offset: pos, source })?;
         pos += p.len;
         Ok(p)
     };
     if next("magic number")?.root() != &Object::Int(LEGACY_MAGIC) {
-        return Err("a pickle, but not a torch.save file (wrong magic number)".into());
+        return Err(E::UnknownFormat { reason: "a pickle, but not a torch.save file (wrong magic number)".into() });
     }
     match next("protocol version")?.root() {
         Object::Int(LEGACY_PROTOCOL) => {}
-        other => return Err(format!("legacy torch.save protocol {other:?}, expected {LEGACY_PROTOCOL}")),
+        other => return Err(legacy(format!("legacy torch.save protocol {other:?}, expected {LEGACY_PROTOCOL}"))),
     }
     let sys_info = next("system info")?;
     let big_endian = match sys_info.root() {
         Object::Dict(items) => items.iter().any(|&(k, v)| {
             sys_info.get(k) == &Object::Str("little_endian".into()) && sys_info.get(v) == &Object::Bool(false)
         }),
-        _ => return Err("legacy torch.save system info is not a dict".into()),
+        _ => return Err(legacy("legacy torch.save system info is not a dict".into())),
     };
     let object = next("object")?;
     let keys = next("storage key list")?;
     let Object::List(key_ids) = keys.root() else {
-        return Err("legacy torch.save storage key list is not a list".into());
+        return Err(legacy("legacy torch.save storage key list is not a list".into()));
     };
-    let tensors = object.tensors()?;
+    let tensors = object.tensors().map_err(|source| E::StateDict { entry: None, source })?;
     let mut refs: HashMap<&str, &StorageRef> = HashMap::new();
     for (_, t) in &tensors {
         refs.insert(&t.storage.key, &t.storage);
@@ -165,13 +175,14 @@ fn parse_legacy(bytes: &[u8]) -> Result<Vec<SourceTensor>, String> {
     // from the storage type its persistent id named.
     let mut storages: HashMap<String, &[u8]> = HashMap::new();
     for &k in key_ids {
-        let Object::Str(key) = keys.get(k) else { return Err("a legacy storage key is not a string".into()) };
+        let Object::Str(key) = keys.get(k) else { return Err(legacy("a legacy storage key is not a string".into())) };
         let Some(storage) = refs.get(key.as_str()) else {
-            return Err(format!(
+            return Err(legacy(format!(
                 "legacy storage `{key}` is not used by any tensor (storages on their own are not supported)"
-            ));
+            )));
         };
-        let header = bytes.get(pos..pos + 8).ok_or_else(|| format!("storage `{key}` at byte {pos}: truncated"))?;
+        let storage_error = |reason: String| E::Storage { key: key.clone(), offset: pos, reason };
+        let header = bytes.get(pos..pos + 8).ok_or_else(|| storage_error("truncated".into()))?;
         let header: [u8; 8] = header.try_into().expect("8 bytes");
         let numel = if big_endian { u64::from_be_bytes(header) } else { u64::from_le_bytes(header) };
         let len = numel
@@ -179,7 +190,7 @@ fn parse_legacy(bytes: &[u8]) -> Result<Vec<SourceTensor>, String> {
             .and_then(|n| usize::try_from(n).ok())
             .and_then(|n| n.checked_add(pos + 8))
             .filter(|&end| end <= bytes.len())
-            .ok_or_else(|| format!("storage `{key}` at byte {pos}: {numel} elements run past the end of the file"))?;
+            .ok_or_else(|| storage_error(format!("{numel} elements run past the end of the file")))?;
         storages.insert(key.clone(), &bytes[pos + 8..len]);
         pos = len;
     }
@@ -188,9 +199,10 @@ fn parse_legacy(bytes: &[u8]) -> Result<Vec<SourceTensor>, String> {
         if !t.storage.dtype.is_float() {
             continue;
         }
-        let data = storages
-            .get(t.storage.key.as_str())
-            .ok_or_else(|| format!("tensor `{name}`: storage `{}` is not in the storage list", t.storage.key))?;
+        let data = storages.get(t.storage.key.as_str()).ok_or_else(|| E::Tensor {
+            name: name.clone(),
+            reason: format!("storage `{}` is not in the storage list", t.storage.key),
+        })?;
         out.push(materialize(name, t, data, big_endian)?);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -198,8 +210,8 @@ fn parse_legacy(bytes: &[u8]) -> Result<Vec<SourceTensor>, String> {
 }
 
 /// Copies the strided view `t` out of its storage's bytes, widening to f32.
-fn materialize(name: &str, t: &TensorRef, storage: &[u8], big_endian: bool) -> Result<SourceTensor, String> {
-    let fail = |m: String| format!("tensor `{name}`: {m}");
+fn materialize(name: &str, t: &TensorRef, storage: &[u8], big_endian: bool) -> Result<SourceTensor, ImportErrorKind> {
+    let fail = |reason: String| E::Tensor { name: name.to_owned(), reason };
     let size = t.storage.dtype.size();
     let have = (storage.len() / size) as u64;
     if have < t.storage.numel {
@@ -294,19 +306,30 @@ mod tests {
         assert_eq!(t.data, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
     }
 
+    /// The reason of a [`ImportErrorKind::Tensor`] error about tensor `name`.
+    fn tensor_reason(e: ImportErrorKind, name: &str) -> String {
+        match e {
+            E::Tensor { name: n, reason } if n == name => reason,
+            other => panic!("expected a Tensor error naming `{name}`, got {other:?}"),
+        }
+    }
+
     #[test]
     fn rejects_views_past_the_storage() {
         let storage = f32_bytes(&[0.0; 6]);
         let e = materialize("w", &view(1, &[2, 3], &[3, 1], 6), &storage, false).unwrap_err();
-        assert!(e.contains("reach element 6"), "{e}");
+        let reason = tensor_reason(e, "w");
+        assert!(reason.contains("reach element 6"), "{reason}");
         let e = materialize("w", &view(0, &[2, 3], &[3, 1], 8), &storage, false).unwrap_err();
-        assert!(e.contains("declares 8"), "{e}");
+        let reason = tensor_reason(e, "w");
+        assert!(reason.contains("declares 8"), "{reason}");
     }
 
     #[test]
     fn rejects_expanded_views() {
         let e = materialize("w", &view(0, &[4, 3], &[0, 1], 3), &f32_bytes(&[1.0; 3]), false).unwrap_err();
-        assert!(e.contains("contiguous"), "{e}");
+        let reason = tensor_reason(e, "w");
+        assert!(reason.contains("contiguous"), "{reason}");
     }
 
     #[test]
@@ -319,6 +342,25 @@ mod tests {
     #[test]
     fn refuses_files_that_are_neither_zip_nor_pickle() {
         let e = parse(b"hello", "x.pt").unwrap_err();
-        assert!(e.message.contains("not a torch.save file"), "{e}");
+        assert_eq!(e.file, std::path::Path::new("x.pt"));
+        assert!(matches!(&e.kind, E::UnknownFormat { reason } if reason.contains("not a torch.save file")), "{e}");
+    }
+
+    #[test]
+    fn a_truncated_zip_is_an_archive_error() {
+        let e = parse(b"PK\x03\x04 and then nothing a zip needs", "x.pt").unwrap_err();
+        assert!(matches!(&e.kind, E::Archive { reason } if reason.starts_with("corrupt zip archive: ")), "{e}");
+    }
+
+    #[test]
+    fn a_refused_legacy_pickle_names_the_part_and_keeps_the_pickle_error() {
+        // The first pickle of a legacy file, calling `posix.system`.
+        let e = parse(b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00ls\x85R.", "evil.pt").unwrap_err();
+        let E::LegacyPickle { part, offset, source } = &e.kind else { panic!("expected LegacyPickle, got {e:?}") };
+        assert_eq!((*part, *offset, source.position), ("magic number", 0, 2));
+        assert!(source.message.contains("`posix.system`"), "{e}");
+        let inner = std::error::Error::source(&e).expect("the pickle error is the source");
+        assert_eq!(inner.to_string(), source.to_string());
+        assert!(e.to_string().starts_with("evil.pt: legacy torch.save magic number at byte 0: pickle byte 2: "), "{e}");
     }
 }
