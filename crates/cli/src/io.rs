@@ -58,7 +58,7 @@ pub enum Dims {
 }
 
 /// A sequence of vectors. In memory always `[steps, batch, width]`
-/// (sequence-major, what [`crate::Model::run`] takes); `dims` is the order
+/// (sequence-major, what [`lstmrt::Model::run`] takes); `dims` is the order
 /// of the file it came from or goes to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequence {

@@ -27,7 +27,7 @@ fn align_up(x: u64) -> u64 {
 /// Encodes a complete v1 file: header, section table, metadata, tensor
 /// directory and tensor data, each tensor on a 64-byte boundary.
 ///
-/// Does not check the tensors against the metadata; [`crate::ModelWriter`]
+/// Does not check the tensors against the metadata; `lstmrt::ModelWriter`
 /// does that, and the result is parsed back by the tests.
 pub fn encode(meta: &Metadata, tensors: &[TensorBytes]) -> Result<Vec<u8>, Error> {
     let metadata = bincode::serde::encode_to_vec(meta, bincode_config())

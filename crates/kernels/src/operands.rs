@@ -77,7 +77,7 @@ unsafe impl Sync for StepIo {}
 /// Where the input part of the pre-activations comes from.
 #[derive(Clone, Copy)]
 pub enum Source {
-    /// Precomputed by [`crate::gemm`]: `[steps][batch][row_stride]`, biases included.
+    /// Precomputed by the GEMM (`dispatch::gemm`): `[steps][batch][row_stride]`, biases included.
     /// Writable: with many rows, LSTM and RNN steps add `W_hh h` into it in
     /// cache-sized blocks of `k` before the gates are computed.
     Pre { ptr: *mut f32, row_stride: usize },
