@@ -9,8 +9,9 @@
 //! the dev profile.
 
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
+use lstmrt::reference::{self, max_abs_diff};
 use lstmrt::rng::Rng;
-use lstmrt::{Isa, Model, ModelWriter, Weights, reference};
+use lstmrt::{Isa, Model, ModelWriter, Weights};
 
 /// The stack of a `std::thread` (and of tokio's workers) by default.
 pub const THREAD_STACK: usize = 2 << 20;
@@ -72,16 +73,6 @@ pub fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
         .expect("spawn a thread")
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return f32::INFINITY;
-    }
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| if x.is_nan() || y.is_nan() { f32::INFINITY } else { (x - y).abs() })
-        .fold(0.0, f32::max)
 }
 
 /// The cases: the hidden sizes where the debug build once overflowed its

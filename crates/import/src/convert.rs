@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::{ImportError, ImportErrorKind, Options};
 use lstmrt::Weights;
-use lstmrt::{Model, ModelWriter, reference};
+use lstmrt::reference::{self, max_abs_diff};
+use lstmrt::{Model, ModelWriter};
 use lstmrt_format::{DType, Metadata};
 
 /// The framework a source file comes from (`--from`).
@@ -477,14 +478,6 @@ pub fn check(model: &Model, source: &Weights, dtype: DType, tolerance: f32) -> C
         }
     }
     CheckReport { dtype, steps: CHECK_STEPS, batch: CHECK_BATCH, runtime_error, total_error, rounding_error, tolerance }
-}
-
-/// Largest absolute difference; NaN anywhere counts as infinitely different.
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| if x.is_nan() || y.is_nan() { f32::INFINITY } else { (x - y).abs() })
-        .fold(0.0, f32::max)
 }
 
 #[cfg(test)]

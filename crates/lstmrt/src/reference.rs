@@ -247,6 +247,20 @@ fn cell(arch: &Architecture, lw: &LayerWeights, x: &[f64], h: &[f64], c: &[f64])
     }
 }
 
+/// The largest absolute difference between `a` and `b`, element by element,
+/// as fast paths are compared with this reference. A NaN on either side, or
+/// slices of different lengths, count as infinitely different, so
+/// `max_abs_diff(..) <= tol` can never pass for an output that is NaN.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| if x.is_nan() || y.is_nan() { f32::INFINITY } else { (x - y).abs() })
+        .fold(0.0, f32::max)
+}
+
 /// The output head on one timestep's output `x`: `act(W x + b)`.
 pub fn head(head: &Head, weights: &HeadWeights, x: &[f32]) -> Vec<f32> {
     let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
@@ -263,4 +277,20 @@ pub fn head(head: &Head, weights: &HeadWeights, x: &[f32]) -> Vec<f32> {
         }
     }
     y.into_iter().map(|v| v as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_abs_diff;
+
+    #[test]
+    fn max_abs_diff_counts_nan_and_length_mismatch_as_infinite() {
+        assert_eq!(max_abs_diff(&[1.0, 2.0], &[1.5, 1.0]), 1.0);
+        assert_eq!(max_abs_diff(&[], &[]), 0.0);
+        assert_eq!(max_abs_diff(&[1.0, f32::NAN], &[1.0, 2.0]), f32::INFINITY);
+        assert_eq!(max_abs_diff(&[f32::NAN], &[f32::NAN]), f32::INFINITY);
+        assert_eq!(max_abs_diff(&[1.0], &[1.0, 2.0]), f32::INFINITY);
+        // An all-NaN output can never pass a tolerance.
+        assert!(max_abs_diff(&[f32::NAN; 4], &[0.0; 4]) > 1e9);
+    }
 }

@@ -81,22 +81,12 @@ pub fn load_golden(dir: &Path) -> Golden {
     }
 }
 
-/// Largest absolute difference; panics on a length mismatch. A NaN on
-/// either side counts as infinitely different, so `max_abs_diff(..) < tol`
-/// can never pass for an output with NaN in it.
+/// [`lstmrt::reference::max_abs_diff`] (NaN counts as infinitely
+/// different), panicking on a length mismatch so a test says which it was.
+#[track_caller]
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| if x.is_nan() || y.is_nan() { f32::INFINITY } else { (x - y).abs() })
-        .fold(0.0, f32::max)
-}
-
-/// Panics unless every element of `got` is within `tol` of `want` (NaN fails).
-#[track_caller]
-pub fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
-    let d = max_abs_diff(got, want);
-    assert!(d <= tol, "{what}: max abs difference {d} > {tol}");
+    lstmrt::reference::max_abs_diff(a, b)
 }
 
 /// A temporary directory removed on drop.
