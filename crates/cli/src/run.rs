@@ -17,7 +17,7 @@ use crate::trace;
 use lstmrt::Model;
 use lstmrt_format::{HeadTask, atomic_write};
 
-use crate::exit::{BAD_INPUT as EXIT_BAD_INPUT, FAILURE as EXIT_FAILURE, OK as EXIT_OK};
+use crate::exit;
 
 /// Why a command stopped: the exit code and one line for stderr (empty when
 /// there is nothing to say, e.g. the reader of stdout went away).
@@ -30,12 +30,12 @@ pub struct Failure {
 impl Failure {
     /// Exit code 2: the command line, model or input is unusable.
     pub fn bad_input(message: impl Into<String>) -> Failure {
-        Failure { code: EXIT_BAD_INPUT, message: message.into() }
+        Failure { code: exit::BAD_INPUT, message: message.into() }
     }
 
     /// Exit code 1: something other than the input failed.
     pub fn internal(message: impl Into<String>) -> Failure {
-        Failure { code: EXIT_FAILURE, message: message.into() }
+        Failure { code: exit::FAILURE, message: message.into() }
     }
 }
 
@@ -49,7 +49,7 @@ impl From<DataError> for Failure {
 /// (as `head` does), else an internal failure.
 fn stdout_failure(e: std::io::Error) -> Failure {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
-        Failure { code: EXIT_OK, message: String::new() }
+        Failure { code: exit::OK, message: String::new() }
     } else {
         Failure::internal(format!("writing to stdout: {e}"))
     }
@@ -286,7 +286,7 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
         text.push('\n');
         if let Err(e) = output.write_all(text.as_bytes()).and_then(|()| output.flush()) {
             match stdout_failure(e) {
-                f if f.code == EXIT_OK => {
+                f if f.code == exit::OK => {
                     reader_gone = true;
                     break;
                 }
@@ -299,7 +299,7 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
             .map_err(|e| Failure::internal(format!("cannot write {e}")))?;
     }
     if reader_gone {
-        return Err(Failure { code: EXIT_OK, message: String::new() });
+        return Err(Failure { code: exit::OK, message: String::new() });
     }
     Ok(())
 }
@@ -554,7 +554,7 @@ mod tests {
         let job = StreamJob { model, final_state: Some(dir.join("s")), threads: 1, ..Default::default() };
         let mut pipe = ClosingPipe { lines: 2, written: Vec::new() };
         let result = run_stream(&job, &mut "1,2\n3,4\n5,6\n7,8\n".as_bytes(), &mut pipe);
-        assert_eq!(result, Err(Failure { code: EXIT_OK, message: String::new() }));
+        assert_eq!(result, Err(Failure { code: exit::OK, message: String::new() }));
         assert_eq!(String::from_utf8(pipe.written).unwrap().lines().count(), 2);
         let h = lstmrt_import::npy::read(dir.join("s.h.npy")).unwrap();
         assert_eq!(h.shape, [1, 3]);

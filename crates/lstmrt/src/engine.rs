@@ -71,7 +71,7 @@ impl Scratch {
         let chunk = (CHUNK_ROWS / batch).max(1);
         let pre_row = pack::panels(arch.hidden()) * arch.cell.gates() * LANES;
         let mid = if !arch.bidirectional && arch.layers() > 1 { 2 * chunk * batch * arch.output_size() } else { 0 };
-        Scratch {
+        let mut scratch = Scratch {
             h_stride,
             c_stride,
             hbuf: AlignedVec::zeroed(slots * 2 * batch * h_stride),
@@ -85,14 +85,9 @@ impl Scratch {
             cur: vec![0; slots],
             wide: AlignedVec::zeroed(0),
             widened,
-        }
-        .with_threads(1)
-    }
-
-    /// Sizes the widening buffers for `threads` threads.
-    pub(crate) fn with_threads(mut self, threads: usize) -> Scratch {
-        self.set_threads(threads);
-        self
+        };
+        scratch.set_threads(1);
+        scratch
     }
 
     /// Sizes the widening buffers for `threads` threads.
