@@ -8,9 +8,8 @@
 
 use std::ops::Range;
 
-use crate::gemm::gemm_block;
+use crate::gemm::{Gemm, gemm_block};
 use crate::microkernel::{accumulate_rows, widen};
-use crate::operands::Panels;
 use crate::simd::{LANES, Simd, Weight};
 use crate::step::{GatesFinish, Pass, StepCtx};
 
@@ -105,19 +104,8 @@ pub(crate) trait Blocking {
         rows: Range<usize>,
         panels: Range<usize>,
     );
-    /// Runs the GEMM of panel `p` over `rows` rows.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_panel<S: Tier, W: Weight, const G: usize>(
-        w: Panels<'_, W>,
-        bias: &[f32],
-        x: *const f32,
-        x_stride: usize,
-        rows: usize,
-        out: *mut f32,
-        out_stride: usize,
-        p: usize,
-        wide: *mut f32,
-    );
+    /// Runs the GEMM of panel `p` over all its rows.
+    unsafe fn gemm_panel<S: Tier, W: Weight, const G: usize>(g: &Gemm<'_, W>, p: usize);
 }
 
 /// The recurrence of LSTM and RNN rows for panel `p` when the input part is
@@ -223,17 +211,9 @@ impl Blocking for ManyRegisters {
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    unsafe fn gemm_panel<S: Tier, W: Weight, const G: usize>(
-        w: Panels<'_, W>,
-        bias: &[f32],
-        x: *const f32,
-        x_stride: usize,
-        rows: usize,
-        out: *mut f32,
-        out_stride: usize,
-        p: usize,
-        wide: *mut f32,
-    ) {
+    unsafe fn gemm_panel<S: Tier, W: Weight, const G: usize>(g: &Gemm<'_, W>, p: usize) {
+        let Gemm { w, bias, x, x_stride, rows, out, wide } = *g;
+        let out_stride = g.out_stride();
         // SAFETY: blocks never pass `rows`; k-blocks never pass `w.k`.
         unsafe {
             if std::mem::size_of::<W>() == 4 {
@@ -241,9 +221,9 @@ impl Blocking for ManyRegisters {
                 while r < rows {
                     let n = block_height(rows - r);
                     match n {
-                        6 => gemm_block::<S, W, 6, G>(w, bias, x, x_stride, r, out, out_stride, p),
-                        2 => gemm_block::<S, W, 2, G>(w, bias, x, x_stride, r, out, out_stride, p),
-                        _ => gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p),
+                        6 => gemm_block::<S, W, 6, G>(g, r, p),
+                        2 => gemm_block::<S, W, 2, G>(g, r, p),
+                        _ => gemm_block::<S, W, 1, G>(g, r, p),
                     }
                     r += n;
                 }
@@ -321,20 +301,10 @@ impl Blocking for FewRegisters {
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    unsafe fn gemm_panel<S: Tier, W: Weight, const G: usize>(
-        w: Panels<'_, W>,
-        bias: &[f32],
-        x: *const f32,
-        x_stride: usize,
-        rows: usize,
-        out: *mut f32,
-        out_stride: usize,
-        p: usize,
-        _wide: *mut f32,
-    ) {
-        for r in 0..rows {
+    unsafe fn gemm_panel<S: Tier, W: Weight, const G: usize>(g: &Gemm<'_, W>, p: usize) {
+        for r in 0..g.rows {
             // SAFETY: row r and panel p exist.
-            unsafe { gemm_block::<S, W, 1, G>(w, bias, x, x_stride, r, out, out_stride, p) };
+            unsafe { gemm_block::<S, W, 1, G>(g, r, p) };
         }
     }
 }

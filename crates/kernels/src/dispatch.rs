@@ -96,6 +96,20 @@ pub struct GemmCall<'a> {
     pub wide: *mut f32,
 }
 
+impl<'a> GemmCall<'a> {
+    fn typed<W: Weight + bytemuck::Pod>(&self) -> gemm::Gemm<'a, W> {
+        gemm::Gemm {
+            w: self.w.typed(),
+            bias: self.bias,
+            x: self.x,
+            x_stride: self.x_stride,
+            rows: self.rows,
+            out: self.out,
+            wide: self.wide,
+        }
+    }
+}
+
 /// One generic entry per weight type, so each tier's code for a dtype is a
 /// function of its own (one function for all would take minutes to optimise).
 macro_rules! steps_for {
@@ -120,11 +134,11 @@ unsafe fn gemm_generic<S: Tier>(c: &GemmCall) {
     // SAFETY: forwarded from `gemm`.
     unsafe {
         let _ftz = FlushDenormals::new();
-        let (w, p) = (&c.w, c.panels.clone());
-        match w.dtype {
-            DType::F32 => gemm::gemm::<S, f32>(w.typed(), c.bias, c.x, c.x_stride, c.rows, c.out, p, c.wide),
-            DType::F16 => gemm::gemm::<S, f16>(w.typed(), c.bias, c.x, c.x_stride, c.rows, c.out, p, c.wide),
-            DType::BF16 => gemm::gemm::<S, bf16>(w.typed(), c.bias, c.x, c.x_stride, c.rows, c.out, p, c.wide),
+        let p = c.panels.clone();
+        match c.w.dtype {
+            DType::F32 => gemm::gemm::<S, f32>(&c.typed(), p),
+            DType::F16 => gemm::gemm::<S, f16>(&c.typed(), p),
+            DType::BF16 => gemm::gemm::<S, bf16>(&c.typed(), p),
         }
     }
 }

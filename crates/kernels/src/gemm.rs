@@ -13,65 +13,63 @@ use crate::microkernel::accumulate;
 use crate::operands::Panels;
 use crate::simd::{LANES, Weight};
 
+/// The operands every level of one GEMM shares: `out[row] = bias + W x[row]`
+/// for rows `0..rows`, `W` packed in panels.
+#[derive(Clone, Copy)]
+pub(crate) struct Gemm<'a, W> {
+    pub w: Panels<'a, W>,
+    /// `[panels][gates][16]`, the output's starting values.
+    pub bias: &'a [f32],
+    /// `rows` rows of `w.k` inputs, `x_stride` floats apart.
+    pub x: *const f32,
+    pub x_stride: usize,
+    pub rows: usize,
+    /// `rows` rows of `w.panels * w.gates * 16` floats.
+    pub out: *mut f32,
+    /// A [`crate::WIDEN_BUFFER`]-float buffer for f16/bf16 weights (unused,
+    /// and may be null, for f32).
+    pub wide: *mut f32,
+}
+
+impl<W> Gemm<'_, W> {
+    /// Floats between output rows.
+    #[inline(always)]
+    pub(crate) fn out_stride(&self) -> usize {
+        self.w.panels * self.w.gates * LANES
+    }
+}
+
 /// `out[row][p][g][:] = bias[p][g][:] + Σ_k x[row][k] W[p][k][g][:]` for panels
-/// `panels` and rows `0..rows`: the input projection of many timesteps at once.
-/// `wide` is a [`crate::WIDEN_BUFFER`]-float buffer for f16/bf16 weights
-/// (unused, and may be null, for f32).
+/// `panels` and every row: the input projection of many timesteps at once.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm<S: Tier, W: Weight>(
-    w: Panels<'_, W>,
-    bias: &[f32],
-    x: *const f32,
-    x_stride: usize,
-    rows: usize,
-    out: *mut f32,
-    panels: Range<usize>,
-    wide: *mut f32,
-) {
-    // SAFETY: `x` has `rows` rows of `w.k` inputs; `out` has `rows` rows of
-    // `w.panels * w.gates * 16` floats; the bias has `w.panels * w.gates * 16`.
+pub(crate) unsafe fn gemm<S: Tier, W: Weight>(g: &Gemm<'_, W>, panels: Range<usize>) {
+    // SAFETY: the caller guarantees the sizes documented on `Gemm`.
     unsafe {
-        match w.gates {
-            4 => gemm_g::<S, W, 4>(w, bias, x, x_stride, rows, out, panels, wide),
-            3 => gemm_g::<S, W, 3>(w, bias, x, x_stride, rows, out, panels, wide),
-            _ => gemm_g::<S, W, 1>(w, bias, x, x_stride, rows, out, panels, wide),
+        match g.w.gates {
+            4 => gemm_g::<S, W, 4>(g, panels),
+            3 => gemm_g::<S, W, 3>(g, panels),
+            _ => gemm_g::<S, W, 1>(g, panels),
         }
     }
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_g<S: Tier, W: Weight, const G: usize>(
-    w: Panels<'_, W>,
-    bias: &[f32],
-    x: *const f32,
-    x_stride: usize,
-    rows: usize,
-    out: *mut f32,
-    panels: Range<usize>,
-    wide: *mut f32,
-) {
-    let out_stride = w.panels * G * LANES;
+unsafe fn gemm_g<S: Tier, W: Weight, const G: usize>(g: &Gemm<'_, W>, panels: Range<usize>) {
     for p in panels {
         // SAFETY: as for `gemm`.
-        unsafe { S::Blocking::gemm_panel::<S, W, G>(w, bias, x, x_stride, rows, out, out_stride, p, wide) };
+        unsafe { S::Blocking::gemm_panel::<S, W, G>(g, p) };
     }
 }
 
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline(never))]
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm_block<S: Tier, W: Weight, const R: usize, const G: usize>(
-    w: Panels<'_, W>,
-    bias: &[f32],
-    x: *const f32,
-    x_stride: usize,
+    g: &Gemm<'_, W>,
     r0: usize,
-    out: *mut f32,
-    out_stride: usize,
     p: usize,
 ) {
+    let Gemm { w, bias, x, x_stride, out, .. } = *g;
+    let out_stride = g.out_stride();
     // SAFETY: rows r0..r0+R exist in `x` and `out`; panel p exists.
     unsafe {
         let b = bias[p * G * LANES..].as_ptr();
