@@ -100,25 +100,12 @@ impl Scratch {
 
     /// Makes room for bidirectional inter-layer sequences of `steps` steps
     /// (the only buffer that depends on the sequence length).
-    fn reserve_sequence(&mut self, arch: &Architecture, batch: usize, steps: usize) {
+    pub(crate) fn reserve_sequence(&mut self, arch: &Architecture, batch: usize, steps: usize) {
         if arch.bidirectional && arch.layers() > 1 {
             let need = 2 * steps * batch * arch.sequence_output_size();
             if self.seq.len() < need {
                 self.seq.resize(need);
             }
-        }
-    }
-}
-
-impl State {
-    /// Makes room so that `run` and `run_into` on sequences up to `steps` long
-    /// never allocate (`run_into` needs it only for bidirectional models with
-    /// several layers, whose inter-layer sequences are buffered whole).
-    pub fn reserve(&mut self, model: &Model, steps: usize) {
-        self.scratch.reserve_sequence(model.architecture(), self.batch(), steps);
-        let width = self.batch() * model.architecture().sequence_output_size();
-        if self.out.capacity() < steps * width {
-            self.out.reserve(steps * width - self.out.len());
         }
     }
 }
@@ -151,10 +138,10 @@ impl Model {
     }
 
     fn check_state(&self, state: &State) -> Result<(), Error> {
-        let want = StateShape::of(self.architecture(), state.shape.batch);
-        if state.shape != want {
+        let want = StateShape::of(self.architecture(), state.batch());
+        if *state.shape() != want {
             return Err(Error::StateMismatch {
-                reason: format!("state is for {:?}, model needs {:?}", state.shape, want),
+                reason: format!("state is for {:?}, model needs {:?}", state.shape(), want),
             });
         }
         Ok(())
@@ -207,11 +194,11 @@ impl Model {
         self.check_state(state)?;
         let steps = self.steps_in(state, xs)?;
         let width = state.batch() * self.architecture().sequence_output_size();
-        let mut out = std::mem::take(&mut state.out);
+        let mut out = state.take_out();
         out.resize(steps * width, 0.0);
         let result = self.run_into(state, xs, &mut out);
-        state.out = out;
-        result.map(|()| state.out.as_slice())
+        let out = state.put_out(out);
+        result.map(|()| out)
     }
 
     /// [`Model::run`] writing the output into `out` (`[steps, batch, directions * P]`).
@@ -226,15 +213,16 @@ impl Model {
         if steps == 0 {
             return Ok(());
         }
-        state.scratch.reserve_sequence(arch, state.batch(), steps);
-        load_state(arch, state);
+        let batch = state.batch();
+        state.scratch_mut().reserve_sequence(arch, batch, steps);
+        state.load_scratch(arch);
         let dest = Dest { ptr: out.as_mut_ptr(), step: width, row: arch.sequence_output_size() };
         if arch.bidirectional {
             self.run_layerwise(state, xs, steps, dest);
         } else {
             self.run_wavefront(state, xs, steps, dest);
         }
-        store_state(arch, state);
+        state.store_scratch(arch);
         Ok(())
     }
 
@@ -244,7 +232,7 @@ impl Model {
     fn run_wavefront(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
         let arch = self.architecture();
         let (batch, p) = (state.batch(), arch.output_size());
-        let chunk = state.scratch.chunk;
+        let chunk = state.scratch_mut().chunk;
         let mid_len = chunk * batch * p;
         let chunks = steps.div_ceil(chunk);
         for i in 0..chunks {
@@ -256,7 +244,7 @@ impl Model {
                 let dest = if layer + 1 == arch.layers() {
                     Dest { ptr: top.ptr.wrapping_add(c0 * top.step), ..top }
                 } else {
-                    let ptr = state.scratch.mid.as_mut_ptr().wrapping_add((layer % 2) * mid_len);
+                    let ptr = state.scratch_mut().mid.as_mut_ptr().wrapping_add((layer % 2) * mid_len);
                     Dest { ptr, step: batch * p, row: p }
                 };
                 // SAFETY: `input` holds n*batch rows of `in_width`; `dest` n
@@ -273,7 +261,7 @@ impl Model {
     fn run_layerwise(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
         let arch = self.architecture();
         let (batch, p, dirs) = (state.batch(), arch.output_size(), arch.directions());
-        let chunk = state.scratch.chunk;
+        let chunk = state.scratch_mut().chunk;
         let seq_len = steps * batch * arch.sequence_output_size();
         let mut input = xs.as_ptr();
         let mut in_width = arch.input_size as usize;
@@ -281,7 +269,7 @@ impl Model {
             let base = if layer + 1 == arch.layers() {
                 top
             } else {
-                let ptr = state.scratch.seq.as_mut_ptr().wrapping_add((layer % 2) * seq_len);
+                let ptr = state.scratch_mut().seq.as_mut_ptr().wrapping_add((layer % 2) * seq_len);
                 Dest { ptr, step: batch * dirs * p, row: dirs * p }
             };
             let in_ptr = SharedPtrs { x: input, pre: std::ptr::null_mut(), wide: std::ptr::null_mut() };
@@ -301,7 +289,7 @@ impl Model {
                 }
             };
             let slots = [layer * dirs, layer * dirs + dirs - 1];
-            match state.pool.clone() {
+            match state.pool().cloned() {
                 // With two threads or more, the directions run side by side.
                 Some(pool) if dirs == 2 => {
                     let bufs = [Self::slot_buffers(state, slots[0], 0), Self::slot_buffers(state, slots[1], 1)];
@@ -314,7 +302,7 @@ impl Model {
                         }
                     });
                     for (slot, cur) in slots.iter().zip(&curs) {
-                        state.scratch.cur[*slot] = cur.load(Ordering::Relaxed);
+                        state.scratch_mut().cur[*slot] = cur.load(Ordering::Relaxed);
                     }
                 }
                 pool => {
@@ -322,7 +310,7 @@ impl Model {
                         let slot = layer * dirs + dir;
                         let mut bufs = Self::slot_buffers(state, slot, 0);
                         direction(dir, &mut bufs, pool.as_deref());
-                        state.scratch.cur[slot] = bufs.cur;
+                        state.scratch_mut().cur[slot] = bufs.cur;
                     }
                 }
             }
@@ -335,7 +323,7 @@ impl Model {
     /// half of the GEMM buffer it uses (two directions can run at once).
     fn slot_buffers(state: &mut State, slot: usize, pre_half: usize) -> SlotBuffers {
         let batch = state.batch();
-        let s = &mut state.scratch;
+        let s = state.scratch_mut();
         let (h_stride, c_stride) = (s.h_stride, s.c_stride);
         let h0 = s.hbuf.as_mut_ptr().wrapping_add(slot * 2 * batch * h_stride);
         SlotBuffers {
@@ -372,8 +360,8 @@ impl Model {
     ) {
         let bufs = Self::slot_buffers(state, slot, 0);
         // SAFETY: forwarded.
-        let cur = unsafe { self.run_slot(slot, bufs, state.pool.as_deref(), x, in_width, steps, reverse, dest) };
-        state.scratch.cur[slot] = cur;
+        let cur = unsafe { self.run_slot(slot, bufs, state.pool().map(|p| &**p), x, in_width, steps, reverse, dest) };
+        state.scratch_mut().cur[slot] = cur;
     }
 
     /// Runs `steps` timesteps of layer-direction `slot` on `bufs`, splitting
@@ -568,38 +556,39 @@ impl Split {
     }
 }
 
-/// Copies the state's public `h`/`c` into the padded kernel buffers.
-fn load_state(arch: &Architecture, state: &mut State) {
-    let (batch, p, h) = (state.batch(), arch.output_size(), arch.hidden());
-    let s = &mut state.scratch;
-    let (hs, cs) = (s.h_stride, s.c_stride);
-    // Into the buffer `cur` names, which stays as it was: its parity also
-    // sets the kernels' panel order, which should keep alternating from one
-    // call to the next (see `body::run_steps`).
-    for slot in 0..s.cur.len() {
-        for b in 0..batch {
-            let src = &state.h[(slot * batch + b) * p..][..p];
-            s.hbuf.as_mut_slice()[((slot * 2 + s.cur[slot]) * batch + b) * hs..][..p].copy_from_slice(src);
-            if arch.has_cell_state() {
-                let src = &state.c[(slot * batch + b) * h..][..h];
-                s.cbuf.as_mut_slice()[(slot * batch + b) * cs..][..h].copy_from_slice(src);
+impl Scratch {
+    /// Copies a state's public `h`/`c` (`[slots, batch, P]`, `[slots, batch, H]`)
+    /// into the padded kernel buffers.
+    pub(crate) fn load_state(&mut self, arch: &Architecture, batch: usize, h: &[f32], c: &[f32]) {
+        let (p, hidden) = (arch.output_size(), arch.hidden());
+        let (hs, cs) = (self.h_stride, self.c_stride);
+        // Into the buffer `cur` names, which stays as it was: its parity also
+        // sets the kernels' panel order, which should keep alternating from one
+        // call to the next (see `body::run_steps`).
+        for slot in 0..self.cur.len() {
+            for b in 0..batch {
+                let src = &h[(slot * batch + b) * p..][..p];
+                self.hbuf.as_mut_slice()[((slot * 2 + self.cur[slot]) * batch + b) * hs..][..p].copy_from_slice(src);
+                if arch.has_cell_state() {
+                    let src = &c[(slot * batch + b) * hidden..][..hidden];
+                    self.cbuf.as_mut_slice()[(slot * batch + b) * cs..][..hidden].copy_from_slice(src);
+                }
             }
         }
     }
-}
 
-/// Copies the latest `h`/`c` from the kernel buffers back to the state.
-fn store_state(arch: &Architecture, state: &mut State) {
-    let (batch, p, h) = (state.batch(), arch.output_size(), arch.hidden());
-    let s = &state.scratch;
-    let (hs, cs) = (s.h_stride, s.c_stride);
-    for slot in 0..s.cur.len() {
-        for b in 0..batch {
-            let src = &s.hbuf.as_slice()[((slot * 2 + s.cur[slot]) * batch + b) * hs..][..p];
-            state.h[(slot * batch + b) * p..][..p].copy_from_slice(src);
-            if arch.has_cell_state() {
-                let src = &s.cbuf.as_slice()[(slot * batch + b) * cs..][..h];
-                state.c[(slot * batch + b) * h..][..h].copy_from_slice(src);
+    /// Copies the latest `h`/`c` from the kernel buffers back to a state's.
+    pub(crate) fn store_state(&self, arch: &Architecture, batch: usize, h: &mut [f32], c: &mut [f32]) {
+        let (p, hidden) = (arch.output_size(), arch.hidden());
+        let (hs, cs) = (self.h_stride, self.c_stride);
+        for slot in 0..self.cur.len() {
+            for b in 0..batch {
+                let src = &self.hbuf.as_slice()[((slot * 2 + self.cur[slot]) * batch + b) * hs..][..p];
+                h[(slot * batch + b) * p..][..p].copy_from_slice(src);
+                if arch.has_cell_state() {
+                    let src = &self.cbuf.as_slice()[(slot * batch + b) * cs..][..hidden];
+                    c[(slot * batch + b) * hidden..][..hidden].copy_from_slice(src);
+                }
             }
         }
     }

@@ -37,15 +37,15 @@ impl StateShape {
 /// `c` as `c_n`, `[layers * directions, batch, H]` (LSTM only).
 #[derive(Debug, Clone)]
 pub struct State {
-    pub(crate) shape: StateShape,
-    pub(crate) h: Vec<f32>,
-    pub(crate) c: Vec<f32>,
+    shape: StateShape,
+    h: Vec<f32>,
+    c: Vec<f32>,
     /// Output of the last `step` or `run`, `[steps, batch, directions * P]`.
-    pub(crate) out: Vec<f32>,
+    out: Vec<f32>,
     /// Workers that `run` and `step` split work across (none: the calling thread only).
-    pub(crate) pool: Option<std::sync::Arc<crate::threads::Pool>>,
+    pool: Option<std::sync::Arc<crate::threads::Pool>>,
     /// Kernel buffers, sized once for the model and batch.
-    pub(crate) scratch: Scratch,
+    scratch: Scratch,
 }
 
 const STATE_MAGIC: &[u8; 8] = b"LSTMRTS1";
@@ -80,9 +80,57 @@ impl State {
         self.scratch.set_threads(self.threads());
     }
 
+    /// Makes room so that `run` and `run_into` on sequences up to `steps` long
+    /// never allocate (`run_into` needs it only for bidirectional models with
+    /// several layers, whose inter-layer sequences are buffered whole).
+    pub fn reserve(&mut self, model: &Model, steps: usize) {
+        self.scratch.reserve_sequence(model.architecture(), self.batch(), steps);
+        let width = self.batch() * model.architecture().sequence_output_size();
+        if self.out.capacity() < steps * width {
+            self.out.reserve(steps * width - self.out.len());
+        }
+    }
+
     /// Threads this state uses.
     pub fn threads(&self) -> usize {
         self.pool.as_ref().map_or(1, |p| p.threads())
+    }
+
+    /// Layers, directions, batch and sizes this state was made for.
+    pub(crate) fn shape(&self) -> &StateShape {
+        &self.shape
+    }
+
+    /// The workers of [`State::set_threads`], if any.
+    pub(crate) fn pool(&self) -> Option<&std::sync::Arc<crate::threads::Pool>> {
+        self.pool.as_ref()
+    }
+
+    /// The engine's kernel buffers.
+    pub(crate) fn scratch_mut(&mut self) -> &mut Scratch {
+        &mut self.scratch
+    }
+
+    /// Copies `h`/`c` into the kernel buffers, before a run.
+    pub(crate) fn load_scratch(&mut self, arch: &Architecture) {
+        self.scratch.load_state(arch, self.shape.batch, &self.h, &self.c);
+    }
+
+    /// Copies the latest `h`/`c` back from the kernel buffers, after a run.
+    pub(crate) fn store_scratch(&mut self, arch: &Architecture) {
+        self.scratch.store_state(arch, self.shape.batch, &mut self.h, &mut self.c);
+    }
+
+    /// The output buffer of `run`, taken out so the run can write it while
+    /// the state's kernel buffers are in use; give it back with [`State::put_out`].
+    pub(crate) fn take_out(&mut self) -> Vec<f32> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Puts the output buffer back and returns it.
+    pub(crate) fn put_out(&mut self, out: Vec<f32>) -> &[f32] {
+        self.out = out;
+        &self.out
     }
 
     /// Zeroes `h` and `c`: the next step starts a new sequence.
