@@ -1,0 +1,101 @@
+"""lstmrt against the peers a user could pick in any precision: PyTorch f32,
+bf16 and dynamic qint8, ONNX Runtime f32 and dynamic int8, on W1-W3 (LSTM,
+input = hidden, batch 1, whole sequence, one thread), with each side's
+accuracy: the largest absolute difference from PyTorch f32's output.
+
+One run, every runtime timed in this one process in turn (median of 15
+calls after 2 warm-ups; lstmrt through `lstm-run --bench --json` on the same
+model, converted from the same ONNX file). A quick comparison for the
+quantized peers that tools/bench_peers.py (f32 peers, several processes,
+interleaved) does not have yet. By hand, never in CI:
+
+    python3 -m venv .venv && .venv/bin/pip install -r tools/requirements-bench.txt
+    cargo build --release --bins
+    .venv/bin/python tools/peers_quantized.py [W1 W2 W3]
+"""
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = REPO / "target" / "release"
+WORK = REPO / "target" / "peers-quantized"
+WORKLOADS = {"W1": (128, 1000), "W2": (512, 200), "W3": (1024, 100)}  # hidden, steps
+
+
+def us_per_step(call, steps, repeats=15):
+    call()
+    call()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) / steps * 1e6
+
+
+def measure(name, hidden, steps):
+    work = WORK / name
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    model = torch.nn.LSTM(hidden, hidden).eval()
+    x = torch.rand(steps, 1, hidden) * 2 - 1
+    res = {}
+    with torch.no_grad():
+        ref = model(x)[0].numpy()
+        res["PyTorch f32"] = (us_per_step(lambda: model(x), steps), 0.0)
+        bf = torch.nn.LSTM(hidden, hidden).eval()
+        bf.load_state_dict(model.state_dict())
+        bf, xb = bf.to(torch.bfloat16), x.to(torch.bfloat16)
+        err = float(np.abs(bf(xb)[0].float().numpy() - ref).max())
+        res["PyTorch bf16"] = (us_per_step(lambda: bf(xb), steps), err)
+        # quantize_dynamic swaps child modules, so the LSTM sits in a container.
+        q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(model), {torch.nn.LSTM}, dtype=torch.qint8)
+        assert type(q[0]) is not torch.nn.LSTM, "the LSTM was not quantized"
+        err = float(np.abs(q(x)[0].numpy() - ref).max())
+        res["PyTorch qint8"] = (us_per_step(lambda: q(x), steps), err)
+    onnx_f32, onnx_int8 = work / "m.onnx", work / "m-int8.onnx"
+    torch.onnx.export(model, (x,), str(onnx_f32), input_names=["x"], output_names=["y", "h", "c"], dynamo=False)
+    quantize_dynamic(str(onnx_f32), str(onnx_int8), weight_type=QuantType.QInt8)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    xs = x.numpy()
+    for label, path in [("ONNX Runtime f32", onnx_f32), ("ONNX Runtime int8", onnx_int8)]:
+        s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        err = float(np.abs(s.run(["y"], {"x": xs})[0].reshape(ref.shape) - ref).max())
+        res[label] = (us_per_step(lambda: s.run(["y"], {"x": xs}), steps), err)
+    np.save(work / "x.npy", xs)
+    for dtype in ["f32", "f16"]:
+        lstm = work / f"m-{dtype}.lstm"
+        run = lambda *a: subprocess.run([str(a[0]), *map(str, a[1:])], check=True, capture_output=True, text=True)
+        run(BIN / "lstm-convert", onnx_f32, "-o", lstm, "--dtype", dtype)
+        run(BIN / "lstm-run", lstm, work / "x.npy", "-o", work / f"y-{dtype}.npy")
+        err = float(np.abs(np.load(work / f"y-{dtype}.npy").reshape(ref.shape) - ref).max())
+        bench = json.loads(run(BIN / "lstm-run", lstm, "--bench", "--json", "--steps", steps, "--threads", 1).stdout)
+        res[f"lstmrt {dtype}"] = (bench["ns_per_step_median"] / 1e3, err)
+    return res
+
+
+def main():
+    torch.set_num_threads(1)
+    names = sys.argv[1:] or list(WORKLOADS)
+    print("| workload | runtime | µs per step | max abs error vs PyTorch f32 |\n|---|---|---:|---:|")
+    for name in names:
+        res = measure(name, *WORKLOADS[name])
+        ours = min(v[0] for k, v in res.items() if k.startswith("lstmrt"))
+        for label, (t, err) in sorted(res.items(), key=lambda kv: kv[1][0]):
+            print(f"| {name} | {label} | {t:.2f} | {err:.1e} |", flush=True)
+        peer = min((v[0], k) for k, v in res.items() if not k.startswith("lstmrt"))
+        print(f"| {name} | fastest peer / fastest lstmrt | {peer[0] / ours:.2f}x ({peer[1]}) | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
