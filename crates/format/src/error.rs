@@ -113,7 +113,10 @@ impl fmt::Display for Error {
                 write!(f, "header size field is {found}, expected {expected}")
             }
             UnknownRequiredFlags { flags } => {
-                write!(f, "header sets required flags {flags:#x} unknown to this reader")
+                write!(
+                    f,
+                    "header sets required flags {flags:#x} unknown to this reader (the file needs a newer lstmrt)"
+                )
             }
             Truncated { declared, actual } => {
                 write!(f, "file is truncated: header declares {declared} bytes, file has {actual}")

@@ -34,8 +34,10 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: [u8; 8] = *b"\x89LSTMRT\n";
 /// Major version written and read; files with another major version are refused.
 pub const VERSION_MAJOR: u16 = 1;
-/// Minor version written; newer minor versions are read, skipping what is unknown.
-pub const VERSION_MINOR: u16 = 0;
+/// Highest minor version this reader knows; newer minor versions are read,
+/// skipping what is unknown. Files are written with the lowest minor version
+/// whose features they use. 1.1 added int8 weights (dtype `i8`, layout `panel16x4`, required flag [`flags::INT8`]).
+pub const VERSION_MINOR: u16 = 1;
 /// Size of the fixed header in bytes.
 pub const HEADER_SIZE: usize = 64;
 /// Size in bytes of one section table entry as written by v1.0.
@@ -46,6 +48,9 @@ pub const MAX_SECTIONS: u32 = 64;
 pub const ALIGN: u64 = 64;
 /// Most dimensions a tensor may have.
 pub const MAX_RANK: usize = 8;
+/// Most input indices (`K`) an int8 matrix may have: below 65793 the i32
+/// sums of `u8 x s8` products cannot overflow (`255 * 128 * K < 2^31`).
+pub const MAX_INT8_K: usize = 65536;
 
 /// Bits of the header's `required_flags`: a reader refuses a file that sets
 /// one it does not know, so a file using one never runs wrong on an older reader.
@@ -53,8 +58,11 @@ pub mod flags {
     /// Every layer runs from the last timestep to the first (ONNX
     /// `direction = "reverse"`): [`super::Architecture::reverse`].
     pub const REVERSE: u64 = 1;
+    /// Some weight matrices are int8 with per-row scales (format 1.1): a
+    /// 1.0 reader refuses the file here rather than meet dtype code 3.
+    pub const INT8: u64 = 2;
     /// Every required flag this reader knows.
-    pub const KNOWN_REQUIRED: u64 = REVERSE;
+    pub const KNOWN_REQUIRED: u64 = REVERSE | INT8;
 }
 
 /// Section kinds in the section table.
@@ -89,6 +97,9 @@ pub enum DType {
     F32,
     F16,
     BF16,
+    /// Symmetric int8 with one f32 scale per output row, in the `panel16x4`
+    /// layout only; the scales are the f32 tensor `<name>.scale`.
+    I8,
 }
 
 impl DType {
@@ -97,6 +108,7 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
+            DType::I8 => 1,
         }
     }
 
@@ -106,11 +118,15 @@ impl DType {
             DType::F32 => 0,
             DType::F16 => 1,
             DType::BF16 => 2,
+            DType::I8 => 3,
         }
     }
 
+    /// Every dtype, in code order.
+    pub const ALL: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::I8];
+
     pub fn from_code(code: u32) -> Option<DType> {
-        [DType::F32, DType::F16, DType::BF16].into_iter().find(|d| d.code() == code)
+        DType::ALL.into_iter().find(|d| d.code() == code)
     }
 
     pub fn name(self) -> &'static str {
@@ -118,11 +134,12 @@ impl DType {
             DType::F32 => "f32",
             DType::F16 => "f16",
             DType::BF16 => "bf16",
+            DType::I8 => "int8",
         }
     }
 
     pub fn from_name(name: &str) -> Option<DType> {
-        [DType::F32, DType::F16, DType::BF16].into_iter().find(|d| d.name() == name)
+        DType::ALL.into_iter().find(|d| d.name() == name)
     }
 }
 
@@ -135,6 +152,11 @@ pub enum Layout {
     /// each panel of 16 units and each input index the 16 weights of every
     /// gate side by side (see [`panel`] and `format-spec.md` 5.1).
     Panel16,
+    /// int8 weight matrices: shape `[panels, ceil(K/4), G, 16, 4]`, four
+    /// consecutive input indices in each 32-bit lane (what `vpdpbusd`
+    /// multiplies), 16 units of a gate per 64 bytes, the gates of a panel
+    /// side by side (see [`panel::pack_i8`] and `format-spec.md` 5.2).
+    Panel16x4,
 }
 
 impl Layout {
@@ -142,17 +164,19 @@ impl Layout {
         match self {
             Layout::Canonical => 0,
             Layout::Panel16 => 1,
+            Layout::Panel16x4 => 2,
         }
     }
 
     pub fn from_code(code: u32) -> Option<Layout> {
-        [Layout::Canonical, Layout::Panel16].into_iter().find(|l| l.code() == code)
+        [Layout::Canonical, Layout::Panel16, Layout::Panel16x4].into_iter().find(|l| l.code() == code)
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Layout::Canonical => "canonical",
             Layout::Panel16 => "panel16",
+            Layout::Panel16x4 => "panel16x4",
         }
     }
 }
@@ -219,6 +243,10 @@ pub mod names {
     pub fn weight_peephole(layer: usize, direction: usize) -> String {
         format!("weight_peephole_l{layer}{}", suffix(direction))
     }
+    /// The per-row f32 scales `[rows]` of int8 matrix `matrix`.
+    pub fn scale(matrix: &str) -> String {
+        format!("{matrix}.scale")
+    }
     pub const EMBEDDING: &str = "embedding.weight";
     pub const HEAD_WEIGHT: &str = "head.weight";
     pub const HEAD_BIAS: &str = "head.bias";
@@ -244,7 +272,10 @@ impl ExpectedTensor {
             (Layout::Panel16, Some((gates, n))) => {
                 Some(crate::panel::packed_shape(gates, n, self.shape[1] as usize).to_vec())
             }
-            (Layout::Panel16, None) => None,
+            (Layout::Panel16x4, Some((gates, n))) => {
+                Some(crate::panel::packed_shape_i8(gates, n, self.shape[1] as usize).to_vec())
+            }
+            (Layout::Panel16 | Layout::Panel16x4, None) => None,
         }
     }
 }

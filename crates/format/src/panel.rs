@@ -60,6 +60,70 @@ pub fn unpack<T: Copy + Default>(packed: &[T], gates: usize, n: usize, k: usize)
     out
 }
 
+/// Input indices in one 32-bit lane of the int8 layout: `vpdpbusd` multiplies
+/// four `u8 x s8` pairs per lane and adds them into one i32.
+pub const K_GROUP: usize = 4;
+
+/// The physical shape `[panels, ceil(k/4), gates, 16, 4]` of an int8 matrix.
+pub fn packed_shape_i8(gates: usize, n: usize, k: usize) -> [u64; 5] {
+    [panels(n) as u64, k.div_ceil(K_GROUP) as u64, gates as u64, LANES as u64, K_GROUP as u64]
+}
+
+/// Index of canonical element (row `g*n + unit`, column `col`) in the int8 order.
+#[inline]
+fn packed_index_i8(gates: usize, k: usize, g: usize, unit: usize, col: usize) -> usize {
+    let (p, lane) = (unit / LANES, unit % LANES);
+    let (quad, j) = (col / K_GROUP, col % K_GROUP);
+    (((p * k.div_ceil(K_GROUP) + quad) * gates + g) * LANES + lane) * K_GROUP + j
+}
+
+/// Packs a canonical row-major `[gates*n, k]` int8 matrix into `panel16x4`:
+/// for each panel of 16 units, each group of 4 input indices, each gate, the
+/// 16 units' 4 weights (64 bytes). Units past `n` and indices past `k` are 0.
+pub fn pack_i8(canonical: &[i8], gates: usize, n: usize, k: usize) -> Vec<i8> {
+    assert_eq!(canonical.len(), gates * n * k, "canonical matrix is not [gates*n, k]");
+    let mut out = vec![0; panels(n) * k.div_ceil(K_GROUP) * gates * LANES * K_GROUP];
+    for g in 0..gates {
+        for unit in 0..n {
+            let row = &canonical[(g * n + unit) * k..][..k];
+            for (col, &v) in row.iter().enumerate() {
+                out[packed_index_i8(gates, k, g, unit, col)] = v;
+            }
+        }
+    }
+    out
+}
+
+/// Inverse of [`pack_i8`].
+pub fn unpack_i8(packed: &[i8], gates: usize, n: usize, k: usize) -> Vec<i8> {
+    assert_eq!(packed.len(), panels(n) * k.div_ceil(K_GROUP) * gates * LANES * K_GROUP, "packed int8 size");
+    let mut out = vec![0; gates * n * k];
+    for g in 0..gates {
+        for unit in 0..n {
+            for col in 0..k {
+                out[(g * n + unit) * k + col] = packed[packed_index_i8(gates, k, g, unit, col)];
+            }
+        }
+    }
+    out
+}
+
+/// Each row's sum of its int8 weights, in the `[panels, gates, 16]` order of
+/// [`pack_vector`], read from a `panel16x4` matrix (pads sum to 0).
+pub fn row_sums_i8(packed: &[i8], gates: usize, n: usize, k: usize) -> Vec<i32> {
+    let quads = k.div_ceil(K_GROUP);
+    assert_eq!(packed.len(), panels(n) * quads * gates * LANES * K_GROUP, "packed int8 size");
+    let mut sums = vec![0i32; panels(n) * gates * LANES];
+    for (i, group) in packed.chunks_exact(LANES * K_GROUP).enumerate() {
+        // Group i is (panel, quad, gate) in that order.
+        let (p, g) = (i / (quads * gates), i % gates);
+        for (lane, w) in group.chunks_exact(K_GROUP).enumerate() {
+            sums[(p * gates + g) * LANES + lane] += w.iter().map(|&v| i32::from(v)).sum::<i32>();
+        }
+    }
+    sums
+}
+
 /// Packs a vector of `gates` blocks of `n` values into `[panels, gates, 16]`.
 pub fn pack_vector(v: &[f32], gates: usize, n: usize) -> Vec<f32> {
     assert_eq!(v.len(), gates * n);
@@ -96,6 +160,32 @@ mod tests {
             let c: Vec<u16> = (0..g * n * k).map(|i| i as u16).collect();
             assert_eq!(unpack(&pack(&c, g, n, k), g, n, k), c);
         }
+    }
+
+    #[test]
+    fn pack_i8_puts_four_inputs_in_a_lane_and_gates_side_by_side() {
+        // 2 gates, 17 units, 5 inputs: value encodes (g, unit, col) modulo 128.
+        let (g, n, k) = (2, 17, 5);
+        let canonical: Vec<i8> = (0..g * n * k).map(|i| (i % 127) as i8).collect();
+        let p = pack_i8(&canonical, g, n, k);
+        assert_eq!(p.len(), 2 * 2 * 2 * 16 * 4);
+        // panel 0, quad 0, gate 0, unit 0: columns 0..4 of row 0.
+        assert_eq!(&p[0..4], &canonical[0..4]);
+        // unit 1 of the same gate is the next lane.
+        assert_eq!(&p[4..8], &canonical[k..k + 4]);
+        // gate 1 starts 64 bytes on: row n (gate 1, unit 0).
+        assert_eq!(&p[64..68], &canonical[n * k..n * k + 4]);
+        // quad 1 holds column 4 and three zero pads.
+        let q1 = 2 * 64;
+        assert_eq!(&p[q1..q1 + 4], &[canonical[4], 0, 0, 0]);
+        assert_eq!(unpack_i8(&p, g, n, k), canonical);
+        let sums = row_sums_i8(&p, g, n, k);
+        let row = |r: usize| canonical[r * k..][..k].iter().map(|&v| i32::from(v)).sum::<i32>();
+        assert_eq!(sums[3], row(3)); // panel 0, gate 0, unit 3
+        assert_eq!(sums[16 + 2], row(n + 2)); // panel 0, gate 1, unit 2
+        assert_eq!(sums[2 * 16], row(16)); // panel 1, gate 0, unit 16
+        assert_eq!(sums[2 * 16 + 1], 0); // a pad unit
+        assert_eq!(packed_shape_i8(g, n, k), [2, 2, 2, 16, 4]);
     }
 
     #[test]

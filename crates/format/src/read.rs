@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use super::meta::Metadata;
 use super::{
-    ALIGN, DType, DirectoryEntry, Error, HEADER_SIZE, Layout, MAGIC, MAX_RANK, MAX_SECTIONS, SECTION_ENTRY_SIZE,
-    TensorInfo, VERSION_MAJOR, VERSION_MINOR, bincode_config, expected_tensors, flags, section,
+    ALIGN, DType, DirectoryEntry, Error, ExpectedTensor, HEADER_SIZE, Layout, MAGIC, MAX_RANK, MAX_SECTIONS,
+    SECTION_ENTRY_SIZE, TensorInfo, VERSION_MAJOR, VERSION_MINOR, bincode_config, expected_tensors, flags, section,
 };
 
 /// What [`parse`] found in a valid file.
@@ -309,7 +309,26 @@ fn validate_directory(directory: Vec<DirectoryEntry>, data: (u64, u64)) -> Resul
 /// right shapes. Tensors of unknown names are allowed only in files of a newer
 /// minor version (they belong to features this reader does not know).
 fn check_tensor_set(meta: &Metadata, tensors: &[TensorInfo], newer_minor: bool) -> Result<(), Error> {
-    let expected = expected_tensors(meta);
+    let mut expected = expected_tensors(meta);
+    let mut scales = Vec::new();
+    for want in &expected {
+        if let Some(t) = tensors.iter().find(|t| t.name == want.name)
+            && let Some(scale) = check_int8(want, t)?
+        {
+            scales.push(scale);
+        }
+    }
+    for scale in &scales {
+        if let Some(t) = tensors.iter().find(|t| t.name == scale.name)
+            && t.dtype != DType::F32
+        {
+            return Err(Error::TensorKind {
+                name: t.name.clone(),
+                reason: format!("int8 scales are f32, not {}", t.dtype.name()),
+            });
+        }
+    }
+    expected.extend(scales);
     for want in &expected {
         match tensors.iter().find(|t| t.name == want.name) {
             None if want.required => return Err(Error::MissingTensor { name: want.name.clone() }),
@@ -329,6 +348,37 @@ fn check_tensor_set(meta: &Metadata, tensors: &[TensorInfo], newer_minor: bool) 
         return Err(Error::UnexpectedTensor { name: extra.name.clone() });
     }
     Ok(())
+}
+
+/// The int8 rules for one stored tensor: int8 only for weight matrices, always
+/// in the `panel16x4` layout (and that layout only for int8), `K` at most
+/// [`crate::MAX_INT8_K`]. Returns the f32 scale tensor an int8 matrix needs.
+fn check_int8(want: &ExpectedTensor, t: &TensorInfo) -> Result<Option<ExpectedTensor>, Error> {
+    let kind = |reason: String| Err(Error::TensorKind { name: t.name.clone(), reason });
+    let int8 = t.dtype == DType::I8;
+    if int8 != (t.layout == Layout::Panel16x4) {
+        return kind(format!(
+            "dtype {} in layout {}: int8 weights are stored in panel16x4, and panel16x4 holds only int8",
+            t.dtype.name(),
+            t.layout.name()
+        ));
+    }
+    if !int8 {
+        return Ok(None);
+    }
+    if want.packable.is_none() {
+        return kind("int8 is only for weight matrices".into());
+    }
+    let k = want.shape[1] as usize;
+    if k > crate::MAX_INT8_K {
+        return kind(format!("an int8 matrix takes at most {} inputs, this one {k}", crate::MAX_INT8_K));
+    }
+    Ok(Some(ExpectedTensor {
+        name: crate::names::scale(&want.name),
+        shape: vec![want.shape[0]],
+        required: true,
+        packable: None,
+    }))
 }
 
 /// Checks one tensor's bytes against its stored CRC32C.

@@ -8,7 +8,7 @@ use super::simd::Simd;
 pub(crate) struct Avx2;
 
 #[derive(Clone, Copy)]
-pub(crate) struct V(__m256, __m256);
+pub(crate) struct V(pub(crate) __m256, pub(crate) __m256);
 
 // SAFETY (whole impl): every method is only called from code compiled with
 // `avx2,fma,f16c` enabled, which the dispatch guarantees the CPU has; loads and
@@ -116,6 +116,110 @@ impl Simd for Avx2 {
         unsafe {
             let f = |x: __m256, r: __m256| _mm256_blendv_ps(r, x, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
             V(f(x.0, r.0), f(x.1, r.1))
+        }
+    }
+}
+
+/// The int8 product without VNNI: `vpmaddubsw` on `q >> 1` and `q & 1`
+/// separately (each i16 pair sum stays within ±2 * 127 * 128 < 2^15, where
+/// `255 * 127 * 2` would saturate), then `vpmaddwd` by 2 and by 1 into i32.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2Maddubs;
+
+/// The int8 product with AVX-VNNI (`vpdpbusd` on 256-bit vectors).
+#[derive(Clone, Copy)]
+pub(crate) struct AvxVnni;
+
+#[derive(Clone, Copy)]
+pub(crate) struct I(__m256i, __m256i);
+
+/// `acc - zp * colsum` as f32, shared by both AVX2 products.
+#[inline(always)]
+unsafe fn finish_256(acc: I, colsum: *const i32, zp: i32) -> V {
+    // SAFETY: the caller guarantees 16 readable i32; AVX2 is enabled.
+    unsafe {
+        let z = _mm256_set1_epi32(zp);
+        let lo = _mm256_sub_epi32(acc.0, _mm256_mullo_epi32(z, _mm256_loadu_si256(colsum.cast())));
+        let hi = _mm256_sub_epi32(acc.1, _mm256_mullo_epi32(z, _mm256_loadu_si256(colsum.add(8).cast())));
+        V(_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi))
+    }
+}
+
+// SAFETY (both impls): only called from code compiled with `avx2,fma,f16c`
+// (and `avxvnni` for `AvxVnni`) enabled, which the dispatch guarantees the
+// CPU has; loads touch the bytes the caller guarantees are valid.
+impl crate::int8::Dot8 for Avx2Maddubs {
+    type S = Avx2;
+    type I = I;
+    /// `q >> 1` and `q & 1`, broadcast.
+    type A = (__m256i, __m256i);
+
+    #[inline(always)]
+    unsafe fn izero() -> I {
+        unsafe { I(_mm256_setzero_si256(), _mm256_setzero_si256()) }
+    }
+    #[inline(always)]
+    unsafe fn bcast(a: *const u8) -> (__m256i, __m256i) {
+        unsafe {
+            let v = _mm256_set1_epi32(a.cast::<i32>().read_unaligned());
+            let half = _mm256_and_si256(_mm256_srli_epi16::<1>(v), _mm256_set1_epi8(0x7f));
+            (half, _mm256_and_si256(v, _mm256_set1_epi8(1)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn dot(acc: I, a: (__m256i, __m256i), w: *const i8) -> I {
+        unsafe {
+            let (two, one) = (_mm256_set1_epi16(2), _mm256_set1_epi16(1));
+            let part = |w: __m256i| {
+                let hi = _mm256_madd_epi16(_mm256_maddubs_epi16(a.0, w), two);
+                _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_maddubs_epi16(a.1, w), one))
+            };
+            let (w0, w1) = (_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(32).cast()));
+            I(_mm256_add_epi32(acc.0, part(w0)), _mm256_add_epi32(acc.1, part(w1)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: I, colsum: *const i32, zp: i32) -> V {
+        unsafe { finish_256(acc, colsum, zp) }
+    }
+    #[cfg(test)]
+    unsafe fn store(acc: I, out: *mut i32) {
+        unsafe {
+            _mm256_storeu_si256(out.cast(), acc.0);
+            _mm256_storeu_si256(out.add(8).cast(), acc.1);
+        }
+    }
+}
+
+impl crate::int8::Dot8 for AvxVnni {
+    type S = Avx2;
+    type I = I;
+    type A = __m256i;
+
+    #[inline(always)]
+    unsafe fn izero() -> I {
+        unsafe { I(_mm256_setzero_si256(), _mm256_setzero_si256()) }
+    }
+    #[inline(always)]
+    unsafe fn bcast(a: *const u8) -> __m256i {
+        unsafe { _mm256_set1_epi32(a.cast::<i32>().read_unaligned()) }
+    }
+    #[inline(always)]
+    unsafe fn dot(acc: I, a: __m256i, w: *const i8) -> I {
+        unsafe {
+            let (w0, w1) = (_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(32).cast()));
+            I(_mm256_dpbusd_avx_epi32(acc.0, a, w0), _mm256_dpbusd_avx_epi32(acc.1, a, w1))
+        }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: I, colsum: *const i32, zp: i32) -> V {
+        unsafe { finish_256(acc, colsum, zp) }
+    }
+    #[cfg(test)]
+    unsafe fn store(acc: I, out: *mut i32) {
+        unsafe {
+            _mm256_storeu_si256(out.cast(), acc.0);
+            _mm256_storeu_si256(out.add(8).cast(), acc.1);
         }
     }
 }

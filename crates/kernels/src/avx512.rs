@@ -97,3 +97,89 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), r, x) }
     }
 }
+
+/// The int8 product without VNNI: as `avx2::Avx2Maddubs`, on 512-bit vectors.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512Maddubs;
+
+/// The int8 product with AVX-512 VNNI: one `vpdpbusd` per 64-byte group.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512Vnni;
+
+/// `acc - zp * colsum` as f32, shared by both AVX-512 products.
+#[inline(always)]
+unsafe fn finish_512(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
+    // SAFETY: the caller guarantees 16 readable i32; AVX-512F is enabled.
+    unsafe {
+        let comp = _mm512_mullo_epi32(_mm512_set1_epi32(zp), _mm512_loadu_si512(colsum.cast()));
+        _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, comp))
+    }
+}
+
+// SAFETY (both impls): only called from code compiled with the AVX-512
+// subsets of the tier (and `avx512vnni` for `Avx512Vnni`) enabled, which the
+// dispatch guarantees the CPU has; loads touch the bytes the caller
+// guarantees are valid.
+impl crate::int8::Dot8 for Avx512Maddubs {
+    type S = Avx512;
+    type I = __m512i;
+    /// `q >> 1` and `q & 1`, broadcast.
+    type A = (__m512i, __m512i);
+
+    #[inline(always)]
+    unsafe fn izero() -> __m512i {
+        unsafe { _mm512_setzero_si512() }
+    }
+    #[inline(always)]
+    unsafe fn bcast(a: *const u8) -> (__m512i, __m512i) {
+        unsafe {
+            let v = _mm512_set1_epi32(a.cast::<i32>().read_unaligned());
+            let half = _mm512_and_si512(_mm512_srli_epi16::<1>(v), _mm512_set1_epi8(0x7f));
+            (half, _mm512_and_si512(v, _mm512_set1_epi8(1)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn dot(acc: __m512i, a: (__m512i, __m512i), w: *const i8) -> __m512i {
+        unsafe {
+            let w = _mm512_loadu_si512(w.cast());
+            let hi = _mm512_madd_epi16(_mm512_maddubs_epi16(a.0, w), _mm512_set1_epi16(2));
+            let lo = _mm512_madd_epi16(_mm512_maddubs_epi16(a.1, w), _mm512_set1_epi16(1));
+            _mm512_add_epi32(acc, _mm512_add_epi32(hi, lo))
+        }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
+        unsafe { finish_512(acc, colsum, zp) }
+    }
+    #[cfg(test)]
+    unsafe fn store(acc: __m512i, out: *mut i32) {
+        unsafe { _mm512_storeu_si512(out.cast(), acc) }
+    }
+}
+
+impl crate::int8::Dot8 for Avx512Vnni {
+    type S = Avx512;
+    type I = __m512i;
+    type A = __m512i;
+
+    #[inline(always)]
+    unsafe fn izero() -> __m512i {
+        unsafe { _mm512_setzero_si512() }
+    }
+    #[inline(always)]
+    unsafe fn bcast(a: *const u8) -> __m512i {
+        unsafe { _mm512_set1_epi32(a.cast::<i32>().read_unaligned()) }
+    }
+    #[inline(always)]
+    unsafe fn dot(acc: __m512i, a: __m512i, w: *const i8) -> __m512i {
+        unsafe { _mm512_dpbusd_epi32(acc, a, _mm512_loadu_si512(w.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
+        unsafe { finish_512(acc, colsum, zp) }
+    }
+    #[cfg(test)]
+    unsafe fn store(acc: __m512i, out: *mut i32) {
+        unsafe { _mm512_storeu_si512(out.cast(), acc) }
+    }
+}

@@ -27,7 +27,7 @@ pub(crate) fn block_height(left: usize) -> usize {
 
 /// The blocks of one row's panels: groups of 4, then (when `pairs`) of 2,
 /// then single panels, numbered from the first.
-struct PanelCover {
+pub(crate) struct PanelCover {
     start: usize,
     quads: usize,
     pairs: usize,
@@ -35,19 +35,19 @@ struct PanelCover {
 }
 
 impl PanelCover {
-    fn new(panels: Range<usize>, pairs: bool) -> PanelCover {
+    pub(crate) fn new(panels: Range<usize>, pairs: bool) -> PanelCover {
         let n = panels.len();
         let rest = n % 4;
         let pairs = if pairs { rest / 2 } else { 0 };
         PanelCover { start: panels.start, quads: n / 4, pairs, singles: rest - 2 * pairs }
     }
 
-    fn blocks(&self) -> usize {
+    pub(crate) fn blocks(&self) -> usize {
         self.quads + self.pairs + self.singles
     }
 
     /// Block `i`: its first panel and how many panels it spans.
-    fn block(&self, i: usize) -> (usize, usize) {
+    pub(crate) fn block(&self, i: usize) -> (usize, usize) {
         if i < self.quads {
             (self.start + 4 * i, 4)
         } else if i < self.quads + self.pairs {
@@ -98,6 +98,8 @@ impl Tier for crate::avx512::Avx512 {
 /// [`Tier::Blocking`]) rather than a branch on a constant, so each tier
 /// instantiates only the block shapes it uses.
 pub(crate) trait Blocking {
+    /// Whether blocks of 6 and 2 rows, and of 2-4 panels for one row, fit the registers.
+    const TALL: bool;
     /// Runs pass `P` over rows x panels.
     unsafe fn for_blocks<S: Tier, W: Weight, P: Pass>(
         ctx: &StepCtx<'_, '_, W>,
@@ -167,6 +169,7 @@ pub(crate) struct ManyRegisters;
 pub(crate) struct FewRegisters;
 
 impl Blocking for ManyRegisters {
+    const TALL: bool = true;
     /// Several rows: panel by panel, 6 rows at a time, so a panel's weights
     /// are loaded from memory once per step and reused from cache for every
     /// row block (LSTM and RNN first add `W_hh h` in cache-sized blocks of k,
@@ -271,6 +274,7 @@ impl Blocking for ManyRegisters {
 }
 
 impl Blocking for FewRegisters {
+    const TALL: bool = false;
     /// Several rows of LSTM or RNN: panel by panel, `W_hh` in cache-sized
     /// blocks of k reused by every row, so a batch reads the weights from
     /// memory once per step rather than once per row. Otherwise row by row.

@@ -8,6 +8,7 @@ use half::{bf16, f16};
 
 use crate::Isa;
 use crate::blocking::Tier;
+use crate::int8::{Dot8, Gemm8, Layer8, Mat8};
 use crate::operands::{Job, LayerKernel, Panels, StepIo};
 use crate::portable::Wide;
 use crate::probe::{fma_generic, read_generic};
@@ -22,13 +23,39 @@ pub struct MatrixRef<'a> {
     pub bytes: &'a [u8],
     pub dtype: DType,
     pub panels: usize,
+    /// Inputs per row (`K`).
     pub k: usize,
     pub gates: usize,
+    /// int8 only: each row's scale, `[panels][gates][16]` (else empty).
+    pub scale: &'a [f32],
+    /// int8 only: each row's sum of its int8 weights, `[panels][gates][16]` (else empty).
+    pub colsum: &'a [i32],
 }
 
 impl<'a> MatrixRef<'a> {
-    fn typed<W: Weight + bytemuck::Pod>(&self) -> Panels<'a, W> {
+    /// The float kernels' view. For int8 matrices only the shape is
+    /// meaningful (the int8 kernels read [`MatrixRef::mat8`]).
+    fn typed<W: bytemuck::Pod>(&self) -> Panels<'a, W> {
         Panels { data: bytemuck::cast_slice(self.bytes), panels: self.panels, k: self.k, gates: self.gates }
+    }
+
+    fn mat8(&self) -> Mat8<'a> {
+        let quads = self.k.div_ceil(lstmrt_format::panel::K_GROUP);
+        let data: &[i8] = bytemuck::cast_slice(self.bytes);
+        let rows = self.panels * self.gates * crate::simd::LANES;
+        assert!(
+            data.len() == self.panels * quads * self.gates * 64
+                && self.scale.len() == rows
+                && self.colsum.len() == rows,
+            "int8 matrix with {} bytes, {} scales and {} sums for shape {}x{}x{}",
+            data.len(),
+            self.scale.len(),
+            self.colsum.len(),
+            self.panels,
+            self.k,
+            self.gates
+        );
+        Mat8 { data, panels: self.panels, quads, gates: self.gates, scale: self.scale, colsum: self.colsum }
     }
 }
 
@@ -50,7 +77,7 @@ pub struct LayerRef<'a> {
 }
 
 impl<'a> LayerRef<'a> {
-    fn typed<W: Weight + bytemuck::Pod>(&self) -> LayerKernel<'a, W> {
+    fn typed<W: bytemuck::Pod>(&self) -> LayerKernel<'a, W> {
         LayerKernel {
             cell: self.cell,
             clip: self.clip,
@@ -79,6 +106,9 @@ pub struct StepsCall<'a, 'b> {
     /// This thread's buffer of [`crate::WIDEN_BUFFER`] floats, for f16/bf16
     /// weights (may be null for f32).
     pub wide: *mut f32,
+    /// This thread's buffer of [`crate::int8_buffer_bytes`] bytes, for int8
+    /// weights (may be null otherwise).
+    pub q8: *mut u8,
     pub sync: &'b dyn Fn(),
 }
 
@@ -94,6 +124,9 @@ pub struct GemmCall<'a> {
     /// This thread's buffer of [`crate::WIDEN_BUFFER`] floats, for f16/bf16
     /// weights (may be null for f32).
     pub wide: *mut f32,
+    /// This thread's buffer of [`crate::int8_buffer_bytes`] bytes, for int8
+    /// weights (may be null otherwise).
+    pub q8: *mut u8,
 }
 
 impl<'a> GemmCall<'a> {
@@ -139,6 +172,7 @@ unsafe fn gemm_generic<S: Tier>(c: &GemmCall) {
             DType::F32 => gemm::gemm::<S, f32>(&c.typed(), p),
             DType::F16 => gemm::gemm::<S, f16>(&c.typed(), p),
             DType::BF16 => gemm::gemm::<S, bf16>(&c.typed(), p),
+            DType::I8 => unreachable!("int8 GEMMs go through gemm_int8"),
         }
     }
 }
@@ -204,17 +238,209 @@ pub unsafe fn run_steps(isa: Isa, c: &StepsCall<'_, '_>) {
             DType::F32 => run_steps_f32(isa, c),
             DType::F16 => run_steps_f16(isa, c),
             DType::BF16 => run_steps_bf16(isa, c),
+            DType::I8 => run_steps_int8(Int8Dot::for_isa(isa), c),
         }
     }
 }
 
 tiered! {
-    /// The input projection of many rows at once, on tier `isa`.
-    ///
-    /// # Safety
-    /// `isa` must be available; `x` must hold `rows` rows of `w.k` floats
-    /// `x_stride` apart; `out` must hold `rows` rows of `w.panels * w.gates * 16` floats.
-    pub unsafe fn gemm(c: &GemmCall<'_>) -> () = gemm_generic;
+    unsafe fn gemm_float(c: &GemmCall<'_>) -> () = gemm_generic;
+}
+
+/// The input projection of many rows at once, on tier `isa`.
+///
+/// # Safety
+/// `isa` must be available; `x` must hold `rows` rows of `w.k` floats
+/// `x_stride` apart; `out` must hold `rows` rows of `w.panels * w.gates * 16`
+/// floats; for int8 weights `q8` must be this thread's buffer of
+/// [`crate::int8_buffer_bytes`] bytes for inputs of `w.k` values.
+pub unsafe fn gemm(isa: Isa, c: &GemmCall<'_>) {
+    // SAFETY: forwarded.
+    unsafe {
+        match c.w.dtype {
+            DType::I8 => gemm_int8(Int8Dot::for_isa(isa), c),
+            _ => gemm_float(isa, c),
+        }
+    }
+}
+
+/// How the int8 kernels multiply `u8 x s8` and sum in i32: every form gives
+/// the same sums (the tests check each against [`Int8Dot::Scalar`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Int8Dot {
+    /// Plain integer code, one product at a time: the oracle.
+    Scalar,
+    /// The same integer code compiled for the portable tier's baseline.
+    Portable,
+    /// AVX2 without VNNI: `vpmaddubsw` on the activations' two halves, then `vpmaddwd`.
+    Avx2Maddubs,
+    /// AVX-VNNI: `vpdpbusd` on 256-bit vectors.
+    AvxVnni,
+    /// AVX-512BW without VNNI: as `Avx2Maddubs` on 512-bit vectors.
+    Avx512Maddubs,
+    /// AVX-512 VNNI: `vpdpbusd` on 512-bit vectors.
+    Avx512Vnni,
+}
+
+impl Int8Dot {
+    /// Every form, lowest tier first.
+    pub const ALL: [Int8Dot; 6] = [
+        Int8Dot::Scalar,
+        Int8Dot::Portable,
+        Int8Dot::Avx2Maddubs,
+        Int8Dot::AvxVnni,
+        Int8Dot::Avx512Maddubs,
+        Int8Dot::Avx512Vnni,
+    ];
+
+    /// The name `--info` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Int8Dot::Scalar => "scalar",
+            Int8Dot::Portable => "portable",
+            Int8Dot::Avx2Maddubs => "avx2-maddubs",
+            Int8Dot::AvxVnni => "avx-vnni",
+            Int8Dot::Avx512Maddubs => "avx512-maddubs",
+            Int8Dot::Avx512Vnni => "avx512-vnni",
+        }
+    }
+
+    /// The f32 tier the form runs with.
+    pub fn isa(self) -> Isa {
+        match self {
+            Int8Dot::Scalar => Isa::Scalar,
+            Int8Dot::Portable => Isa::Wide,
+            Int8Dot::Avx2Maddubs | Int8Dot::AvxVnni => Isa::Avx2,
+            Int8Dot::Avx512Maddubs | Int8Dot::Avx512Vnni => Isa::Avx512,
+        }
+    }
+
+    /// Whether this CPU can run the form.
+    pub fn available(self) -> bool {
+        if !self.isa().available() {
+            return false;
+        }
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Int8Dot::AvxVnni => is_x86_feature_detected!("avxvnni"),
+            #[cfg(target_arch = "x86_64")]
+            Int8Dot::Avx512Vnni => is_x86_feature_detected!("avx512vnni"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Int8Dot::AvxVnni | Int8Dot::Avx512Vnni => false,
+            _ => true,
+        }
+    }
+
+    /// The form tier `isa` uses: with VNNI where the CPU has it, unless
+    /// `LSTMRT_INT8_DOT=maddubs` asks for the forms without (to test and
+    /// measure them on a VNNI machine).
+    pub fn for_isa(isa: Isa) -> Int8Dot {
+        static NO_VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let no_vnni = *NO_VNNI.get_or_init(|| std::env::var("LSTMRT_INT8_DOT").is_ok_and(|v| v.trim() == "maddubs"));
+        let (vnni, plain) = match isa {
+            Isa::Scalar => return Int8Dot::Scalar,
+            Isa::Wide => return Int8Dot::Portable,
+            Isa::Avx2 => (Int8Dot::AvxVnni, Int8Dot::Avx2Maddubs),
+            Isa::Avx512 => (Int8Dot::Avx512Vnni, Int8Dot::Avx512Maddubs),
+        };
+        if !no_vnni && vnni.available() { vnni } else { plain }
+    }
+}
+
+impl std::fmt::Display for Int8Dot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Defines `$name(dot, call)`, which runs `$generic::<Form>(call)` for the
+/// int8 form `dot`, the x86 forms through `#[target_feature]` functions.
+macro_rules! tiered8 {
+    ($name:ident($arg:ident: &$ty:ty) = $generic:ident;) => {
+        unsafe fn $name(dot: Int8Dot, $arg: &$ty) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn avx2($arg: &$ty) {
+                // SAFETY: only reached when the CPU has AVX2, FMA and F16C.
+                unsafe { $generic::<crate::avx2::Avx2Maddubs>($arg) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+            unsafe fn avxvnni($arg: &$ty) {
+                // SAFETY: only reached when the CPU has AVX2, FMA, F16C and AVX-VNNI.
+                unsafe { $generic::<crate::avx2::AvxVnni>($arg) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+            unsafe fn avx512($arg: &$ty) {
+                // SAFETY: only reached when the CPU has these AVX-512 subsets.
+                unsafe { $generic::<crate::avx512::Avx512Maddubs>($arg) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512vnni")]
+            unsafe fn avx512vnni($arg: &$ty) {
+                // SAFETY: only reached when the CPU has these AVX-512 subsets and VNNI.
+                unsafe { $generic::<crate::avx512::Avx512Vnni>($arg) }
+            }
+            debug_assert!(dot.available());
+            // SAFETY: the form is available (checked when it was chosen); the
+            // rest is the caller's contract.
+            unsafe {
+                match dot {
+                    Int8Dot::Scalar => $generic::<crate::int8::ScalarDot>($arg),
+                    Int8Dot::Portable => $generic::<crate::int8::PortableDot>($arg),
+                    #[cfg(target_arch = "x86_64")]
+                    Int8Dot::Avx2Maddubs => avx2($arg),
+                    #[cfg(target_arch = "x86_64")]
+                    Int8Dot::AvxVnni => avxvnni($arg),
+                    #[cfg(target_arch = "x86_64")]
+                    Int8Dot::Avx512Maddubs => avx512($arg),
+                    #[cfg(target_arch = "x86_64")]
+                    Int8Dot::Avx512Vnni => avx512vnni($arg),
+                    #[cfg(not(target_arch = "x86_64"))]
+                    _ => unreachable!("x86 forms are never available here"),
+                }
+            }
+        }
+    };
+}
+
+#[inline(always)]
+unsafe fn steps_int8<D: Dot8>(c: &StepsCall) {
+    let l = c.layer;
+    let m = Layer8 { w_hh: l.w_hh.mat8(), w_hr: l.w_hr.map(|w| w.mat8()) };
+    // SAFETY: forwarded from `run_steps`.
+    unsafe {
+        let _ftz = FlushDenormals::new();
+        let (rows, panels, proj) = (c.rows.clone(), c.panels.clone(), c.proj_panels.clone());
+        crate::int8::run_steps::<D>(&l.typed::<i8>(), &m, c.io, c.job, rows, panels, proj, c.q8, c.sync)
+    }
+}
+
+#[inline(always)]
+unsafe fn gemm_int8_generic<D: Dot8>(c: &GemmCall) {
+    let g = Gemm8 {
+        w: c.w.mat8(),
+        k: c.w.k,
+        bias: c.bias,
+        x: c.x,
+        x_stride: c.x_stride,
+        rows: c.rows,
+        out: c.out,
+        buf: c.q8,
+    };
+    // SAFETY: forwarded from `gemm`.
+    unsafe {
+        let _ftz = FlushDenormals::new();
+        crate::int8::gemm::<D>(&g, c.panels.clone())
+    }
+}
+
+tiered8! {
+    run_steps_int8(c: &StepsCall<'_, '_>) = steps_int8;
+}
+tiered8! {
+    gemm_int8(c: &GemmCall<'_>) = gemm_int8_generic;
 }
 
 /// Sets flush-to-zero and denormals-are-zero for the current thread while

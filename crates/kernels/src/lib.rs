@@ -31,6 +31,7 @@ mod blocking;
 mod cells;
 pub mod dispatch;
 mod gemm;
+mod int8;
 mod microkernel;
 pub mod operands;
 mod portable;
@@ -41,7 +42,8 @@ mod step;
 
 pub use aligned::AlignedVec;
 pub use blocking::WIDEN_BUFFER;
-pub use dispatch::{Activation, activation};
+pub use dispatch::{Activation, Int8Dot, activation};
+pub use int8::buffer_bytes as int8_buffer_bytes;
 
 use std::fmt;
 use std::sync::OnceLock;

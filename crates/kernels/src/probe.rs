@@ -58,7 +58,8 @@ pub(crate) unsafe fn read_generic<S: Simd>(c: &ReadCall) -> f32 {
     // SAFETY: the slices are cast from whole, aligned buffers.
     unsafe {
         match c.dtype {
-            DType::F32 => read::<S, f32>(bytemuck::cast_slice(c.bytes), c.passes),
+            // Bytes are bytes: int8 weights stream at the bandwidth of f32 ones.
+            DType::F32 | DType::I8 => read::<S, f32>(bytemuck::cast_slice(c.bytes), c.passes),
             DType::F16 => read::<S, f16>(bytemuck::cast_slice(c.bytes), c.passes),
             DType::BF16 => read::<S, bf16>(bytemuck::cast_slice(c.bytes), c.passes),
         }

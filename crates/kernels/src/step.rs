@@ -176,7 +176,7 @@ pub(crate) struct StepCtx<'a, 'k, W> {
     pub(crate) wide: *mut f32,
 }
 
-impl<W: Weight> StepCtx<'_, '_, W> {
+impl<W> StepCtx<'_, '_, W> {
     /// Item `i` of `n` (panels or blocks of panels) in this step's order:
     /// backwards on every other step (see `run_steps`).
     #[inline(always)]
@@ -184,6 +184,58 @@ impl<W: Weight> StepCtx<'_, '_, W> {
         if self.backward { n - 1 - i } else { i }
     }
 
+    /// Rows' `h_{t-1}` pointers.
+    #[inline(always)]
+    pub(crate) fn h_rows<const R: usize>(&self, r0: usize) -> [*const f32; R] {
+        std::array::from_fn(|r| self.h_prev.wrapping_add((r0 + r) * self.io.h_stride).cast_const())
+    }
+
+    /// The input part of `G` gates as the GEMM left it in `pre` (biases included).
+    #[inline(always)]
+    pub(crate) unsafe fn pre_part<S: Tier, const R: usize, const Q: usize, const G: usize>(
+        &self,
+        ptr: *const f32,
+        row_stride: usize,
+        r0: usize,
+        p0: usize,
+    ) -> [[[S::V; G]; Q]; R] {
+        // SAFETY: rows r0..r0+R of step t and panels p0..p0+Q exist in `pre`.
+        unsafe {
+            let mut acc = [[[S::zero(); G]; Q]; R];
+            for (r, row_acc) in acc.iter_mut().enumerate() {
+                let row = ptr.add((self.t * self.io.batch + r0 + r) * row_stride);
+                load_panels::<S, Q, G>(row_acc, row, p0);
+            }
+            acc
+        }
+    }
+
+    /// Stores a finished `h` vector for (row, panel) to the padded buffer `dst`
+    /// and, for the units that exist, to the output sequence.
+    #[inline(always)]
+    pub(crate) unsafe fn emit<S: Tier>(
+        &self,
+        dst: *mut f32,
+        stride: usize,
+        row: usize,
+        panel: usize,
+        v: S::V,
+        units: usize,
+    ) {
+        // SAFETY: `dst` rows are `stride` floats (a multiple of 16); the output row has `units` floats.
+        unsafe {
+            S::store(dst.add(row * stride + panel * LANES), v);
+            if dst == self.h_new {
+                let n = (units - panel * LANES).min(LANES);
+                let src = dst.add(row * stride + panel * LANES);
+                let out = self.out_t.add(row * self.job.out_row + panel * LANES);
+                std::ptr::copy_nonoverlapping(src, out, n);
+            }
+        }
+    }
+}
+
+impl<W: Weight> StepCtx<'_, '_, W> {
     /// Whether pass `P` may add `W_hh h` for several rows in cache-sized
     /// blocks of k ([`crate::blocking`]): LSTM and RNN gates whose input
     /// part is already in `pre`.
@@ -248,12 +300,6 @@ impl<W: Weight> StepCtx<'_, '_, W> {
         }
     }
 
-    /// Rows' `h_{t-1}` pointers.
-    #[inline(always)]
-    pub(crate) fn h_rows<const R: usize>(&self, r0: usize) -> [*const f32; R] {
-        std::array::from_fn(|r| self.h_prev.wrapping_add((r0 + r) * self.io.h_stride).cast_const())
-    }
-
     /// The input part of the pre-activations of `G` gates (biases included):
     /// loaded from the GEMM output, or computed here from `x` and `W_ih`.
     #[cfg_attr(not(debug_assertions), inline(always))]
@@ -268,12 +314,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
             let batch = self.io.batch;
             let mut acc = [[[S::zero(); G]; Q]; R];
             match self.job.source {
-                Source::Pre { ptr, row_stride } => {
-                    for (r, row_acc) in acc.iter_mut().enumerate() {
-                        let row = ptr.add((self.t * batch + r0 + r) * row_stride);
-                        load_panels::<S, Q, G>(row_acc, row, p0);
-                    }
-                }
+                Source::Pre { ptr, row_stride } => acc = self.pre_part::<S, R, Q, G>(ptr, row_stride, r0, p0),
                 Source::Fused { x, x_stride } => {
                     for row_acc in acc.iter_mut() {
                         load_panels::<S, Q, G>(row_acc, self.k.bias_x.as_ptr(), p0);
@@ -290,30 +331,6 @@ impl<W: Weight> StepCtx<'_, '_, W> {
                 }
             }
             acc
-        }
-    }
-
-    /// Stores a finished `h` vector for (row, panel) to the padded buffer `dst`
-    /// and, for the units that exist, to the output sequence.
-    #[inline(always)]
-    pub(crate) unsafe fn emit<S: Tier>(
-        &self,
-        dst: *mut f32,
-        stride: usize,
-        row: usize,
-        panel: usize,
-        v: S::V,
-        units: usize,
-    ) {
-        // SAFETY: `dst` rows are `stride` floats (a multiple of 16); the output row has `units` floats.
-        unsafe {
-            S::store(dst.add(row * stride + panel * LANES), v);
-            if dst == self.h_new {
-                let n = (units - panel * LANES).min(LANES);
-                let src = dst.add(row * stride + panel * LANES);
-                let out = self.out_t.add(row * self.job.out_row + panel * LANES);
-                std::ptr::copy_nonoverlapping(src, out, n);
-            }
         }
     }
 }

@@ -16,8 +16,8 @@ use crate::Error;
 use crate::model::Model;
 use crate::state::{State, StateShape};
 use crate::threads::share;
-use lstmrt_format::Architecture;
 use lstmrt_format::panel::{self as pack, LANES};
+use lstmrt_format::{Architecture, DType};
 use lstmrt_kernels::AlignedVec;
 use lstmrt_kernels::WIDEN_BUFFER;
 use lstmrt_kernels::dispatch::{self, GemmCall, StepsCall};
@@ -59,12 +59,18 @@ pub(crate) struct Scratch {
     /// widens f16/bf16 weights (two halves: the directions of a bidirectional
     /// layer can run at once). Empty for f32 weights, which are read in place.
     wide: AlignedVec<f32>,
-    /// Whether the weights are f16/bf16 (`wide` is needed).
-    widened: bool,
+    /// `[2][threads][q8_part]` bytes: where each thread quantizes the
+    /// activations of int8 layers (halves as for `wide`). Empty otherwise.
+    q8: AlignedVec<u8>,
+    /// Bytes per thread of `q8` (0 unless the weights are int8).
+    q8_part: usize,
+    /// The weights' dtype, which decides `wide` and `q8`.
+    dtype: DType,
+    threads: usize,
 }
 
 impl Scratch {
-    pub(crate) fn new(arch: &Architecture, batch: usize, widened: bool) -> Scratch {
+    pub(crate) fn new(arch: &Architecture, batch: usize, dtype: DType) -> Scratch {
         let slots = arch.layers() * arch.directions();
         let h_stride = pack::panels(arch.output_size()) * LANES;
         let c_stride = pack::panels(arch.hidden()) * LANES;
@@ -84,17 +90,44 @@ impl Scratch {
             chunk,
             cur: vec![0; slots],
             wide: AlignedVec::zeroed(0),
-            widened,
+            q8: AlignedVec::zeroed(0),
+            q8_part: 0,
+            dtype,
+            threads: 1,
         };
-        scratch.set_threads(1);
+        scratch.fit(arch, batch, dtype);
         scratch
     }
 
-    /// Sizes the widening buffers for `threads` threads.
+    /// Sizes the widening and quantizing buffers for `threads` threads.
     pub(crate) fn set_threads(&mut self, threads: usize) {
-        let need = if self.widened { 2 * threads.max(1) * WIDEN_BUFFER } else { 0 };
+        self.threads = threads.max(1);
+        self.size_parts();
+    }
+
+    /// Sizes the per-thread buffers for weights of `dtype` (a no-op when the
+    /// state was made by a model of this dtype, as `new_batch_state` does).
+    pub(crate) fn fit(&mut self, arch: &Architecture, batch: usize, dtype: DType) {
+        self.dtype = dtype;
+        self.q8_part = if dtype == DType::I8 {
+            let k_in = (0..arch.layers()).map(|l| arch.layer_input_size(l)).max().unwrap_or(0);
+            let k_rec = arch.output_size().max(arch.hidden());
+            lstmrt_kernels::int8_buffer_bytes(batch, k_in, k_rec).next_multiple_of(64)
+        } else {
+            0
+        };
+        self.size_parts();
+    }
+
+    fn size_parts(&mut self) {
+        let widened = matches!(self.dtype, DType::F16 | DType::BF16);
+        let need = if widened { 2 * self.threads * WIDEN_BUFFER } else { 0 };
         if self.wide.len() != need {
             self.wide = AlignedVec::zeroed(need);
+        }
+        let need = 2 * self.threads * self.q8_part;
+        if self.q8.len() != need {
+            self.q8 = AlignedVec::zeroed(need);
         }
     }
 
@@ -134,7 +167,7 @@ impl Model {
 
     /// A fresh zero state for `batch` streams run together.
     pub fn new_batch_state(&self, batch: usize) -> State {
-        State::new(self.architecture(), batch.max(1), self.dtype() != lstmrt_format::DType::F32)
+        State::new(self.architecture(), batch.max(1), self.dtype())
     }
 
     fn check_state(&self, state: &State) -> Result<(), Error> {
@@ -214,6 +247,10 @@ impl Model {
             return Ok(());
         }
         let batch = state.batch();
+        if state.scratch_mut().dtype != self.dtype() {
+            // A state made by a model of another dtype: its per-thread buffers.
+            state.scratch_mut().fit(arch, batch, self.dtype());
+        }
         state.scratch_mut().reserve_sequence(arch, batch, steps);
         state.load_scratch(arch);
         let dest = Dest { ptr: out.as_mut_ptr(), step: width, row: arch.sequence_output_size() };
@@ -272,7 +309,13 @@ impl Model {
                 let ptr = state.scratch_mut().seq.as_mut_ptr().wrapping_add((layer % 2) * seq_len);
                 Dest { ptr, step: batch * dirs * p, row: dirs * p }
             };
-            let in_ptr = SharedPtrs { x: input, pre: std::ptr::null_mut(), wide: std::ptr::null_mut() };
+            let in_ptr = SharedPtrs {
+                x: input,
+                pre: std::ptr::null_mut(),
+                wide: std::ptr::null_mut(),
+                q8: std::ptr::null_mut(),
+                q8_part: 0,
+            };
             // One direction: all its chunks, the backward one from the end.
             let direction = |dir: usize, bufs: &mut SlotBuffers, pool: Option<&crate::threads::Pool>| {
                 let chunks = steps.div_ceil(chunk);
@@ -338,6 +381,9 @@ impl Model {
             pre: s.pre.as_mut_ptr().wrapping_add(pre_half * s.pre.len() / 2),
             wide: s.wide.as_mut_ptr().wrapping_add(pre_half * s.wide.len() / 2),
             wide_parts: s.wide.len() / 2 / WIDEN_BUFFER,
+            q8: s.q8.as_mut_ptr().wrapping_add(pre_half * s.q8.len() / 2),
+            q8_part: s.q8_part,
+            q8_parts: (s.q8.len() / 2).checked_div(s.q8_part).unwrap_or(0),
             cur: s.cur[slot],
         }
     }
@@ -396,7 +442,9 @@ impl Model {
         // recurrence (one pass over [x; h]). A larger batch projects first
         // like a sequence: the recurrence then reuses each cache-sized block
         // of W_hh for every row block.
-        let fused = steps == 1 && batch < FUSED_MAX_BATCH;
+        // int8 layers always project first: their input is quantized once per row.
+        let int8 = layer.w_hh.dtype == DType::I8;
+        let fused = steps == 1 && batch < FUSED_MAX_BATCH && !int8;
         let job = body::Job {
             steps,
             reverse,
@@ -414,17 +462,19 @@ impl Model {
         // Every part that widens weights needs its own buffer (sized by
         // `Scratch::set_threads` when the state's threads were set).
         assert!(
-            layer.w_hh.dtype == lstmrt_format::DType::F32 || threads <= bufs.wide_parts,
+            !matches!(layer.w_hh.dtype, DType::F16 | DType::BF16) || threads <= bufs.wide_parts,
             "widening buffers for {} threads, {threads} running",
             bufs.wide_parts
         );
+        assert!(!int8 || threads <= bufs.q8_parts, "int8 buffers for {} threads, {threads} running", bufs.q8_parts);
         let split = Split::choose(threads, batch, panels);
         let isa = self.isa();
-        let shared = SharedPtrs { x, pre, wide: bufs.wide };
+        let shared = SharedPtrs { x, pre, wide: bufs.wide, q8: bufs.q8, q8_part: bufs.q8_part };
         let work = |part: usize| {
             let (x, pre) = shared.get();
             let (rows, own_panels, own_proj) = split.part(part, batch, panels, proj_panels);
             let wide = shared.wide(part);
+            let q8 = shared.q8(part);
             if !fused {
                 // Each thread projects the inputs it will read itself: its
                 // panels of every row, or every panel of its rows.
@@ -441,6 +491,7 @@ impl Model {
                         out: pre.wrapping_add(first * row_stride),
                         panels: own_panels.clone(),
                         wide,
+                        q8,
                     };
                     // SAFETY: `pre` holds chunk*batch rows of `row_stride`
                     // (steps <= chunk); `x` holds steps*batch rows.
@@ -460,6 +511,7 @@ impl Model {
                 panels: own_panels,
                 proj_panels: own_proj,
                 wide,
+                q8,
                 sync: &barrier,
             };
             // SAFETY: the buffers are sized for this layer; the parts cover
@@ -484,6 +536,11 @@ struct SlotBuffers {
     wide: *mut f32,
     /// How many parts `wide` has room for.
     wide_parts: usize,
+    /// One buffer of `q8_part` bytes per thread part (int8 weights; else dangling).
+    q8: *mut u8,
+    q8_part: usize,
+    /// How many parts `q8` has room for.
+    q8_parts: usize,
     /// Which of `io.h` holds the latest `h`.
     cur: usize,
 }
@@ -500,6 +557,9 @@ struct SharedPtrs {
     pre: *mut f32,
     /// `threads` widening buffers of [`WIDEN_BUFFER`] floats, one per part.
     wide: *mut f32,
+    /// `threads` int8 buffers of `q8_part` bytes, one per part.
+    q8: *mut u8,
+    q8_part: usize,
 }
 
 // SAFETY: `x` is only read; each thread writes the rows or panels of `pre`
@@ -515,6 +575,11 @@ impl SharedPtrs {
     /// Part `part`'s widening buffer: written by that thread alone.
     fn wide(&self, part: usize) -> *mut f32 {
         self.wide.wrapping_add(part * WIDEN_BUFFER)
+    }
+
+    /// Part `part`'s int8 buffer: written by that thread alone.
+    fn q8(&self, part: usize) -> *mut u8 {
+        self.q8.wrapping_add(part * self.q8_part)
     }
 }
 

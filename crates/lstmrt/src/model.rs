@@ -38,13 +38,17 @@ enum Storage {
     Owned(AlignedVec<u8>),
 }
 
-/// A weight matrix in the panel16 layout.
+/// A weight matrix in the panel16 layout (int8: panel16x4).
 struct PackedMatrix {
     storage: Storage,
     dtype: DType,
     panels: usize,
     k: usize,
     gates: usize,
+    /// int8: each row's scale, `[panels][gates][16]` (empty otherwise).
+    scale: Vec<f32>,
+    /// int8: each row's sum of its int8 weights, same order (empty otherwise).
+    colsum: Vec<i32>,
 }
 
 /// The kernels' view of one layer and direction: packed matrices plus the
@@ -108,17 +112,24 @@ impl<'a> TensorView<'a> {
         (self.dtype() == DType::BF16).then(|| cast_slice(self.bytes))
     }
 
-    /// The elements widened to f32 (a copy).
+    /// The elements, if the dtype is int8 (without their scales). Zero-copy.
+    pub fn as_i8(&self) -> Option<&'a [i8]> {
+        (self.dtype() == DType::I8).then(|| cast_slice(self.bytes))
+    }
+
+    /// The elements widened to f32 (a copy). int8 elements are the integers
+    /// as stored; [`Model::canonical_f32`] applies their scales.
     pub fn to_f32_vec(&self) -> Vec<f32> {
         match self.dtype() {
             DType::F32 => cast_slice::<f32>(self.bytes).to_vec(),
             DType::F16 => cast_slice::<f16>(self.bytes).iter().map(|v| v.to_f32()).collect(),
             DType::BF16 => cast_slice::<bf16>(self.bytes).iter().map(|v| v.to_f32()).collect(),
+            DType::I8 => cast_slice::<i8>(self.bytes).iter().map(|&v| f32::from(v)).collect(),
         }
     }
 }
 
-/// Views validated tensor bytes as elements of `T` (f32, f16 or bf16). Tensors
+/// Views validated tensor bytes as elements of `T` (f32, f16, bf16 or i8). Tensors
 /// start on 64-byte boundaries of a 64-byte aligned buffer and hold whole
 /// elements (checked by `format::parse`), so the cast cannot fail.
 fn cast_slice<T: bytemuck::Pod>(bytes: &[u8]) -> &[T] {
@@ -135,6 +146,8 @@ pub struct Model {
     layers: Vec<PackedLayer>,
     repacked: bool,
     isa: Isa,
+    /// The dtype of the recurrent weights (read once: `run` checks it).
+    dtype: DType,
 }
 
 impl Model {
@@ -166,8 +179,9 @@ impl Model {
     fn from_backing(backing: Backing) -> Result<Model, crate::Error> {
         let isa = crate::isa()?;
         let info = format::parse(backing.bytes())?;
-        let mut model = Model { backing, info, layers: Vec::new(), repacked: false, isa };
-        model.layers = model.pack_layers();
+        let dtype = info.tensor(&names::weight_hh(0, 0)).map_or(DType::F32, |t| t.dtype);
+        let mut model = Model { backing, info, layers: Vec::new(), repacked: false, isa, dtype };
+        model.layers = model.pack_layers()?;
         Ok(model)
     }
 
@@ -201,14 +215,32 @@ impl Model {
     }
 
     /// The panel16 form of weight matrix `name`: the file's bytes when stored
-    /// packed, else a repacked copy (same dtype, so no rounding).
-    fn packed_matrix(&mut self, name: &str) -> PackedMatrix {
+    /// packed, else a repacked copy (same dtype, so no rounding). int8
+    /// matrices are always packed; their scales are checked and their row
+    /// sums computed here.
+    fn packed_matrix(&mut self, name: &str) -> Result<PackedMatrix, crate::Error> {
         let expected = self.expected(name);
         let (gates, n) = expected.packable.expect("weight matrices are packable");
         let k = expected.shape[1] as usize;
         let info = self.info.tensor(name).expect("validated: present").clone();
+        let (mut scale, mut colsum) = (Vec::new(), Vec::new());
         let storage = match info.layout {
             Layout::Panel16 => Storage::File { offset: info.offset as usize, len: info.length as usize },
+            Layout::Panel16x4 => {
+                let scales = self.tensor(&names::scale(name)).expect("validated: int8 matrices have scales");
+                let scales = scales.as_f32().expect("validated: scales are f32");
+                if let Some((row, v)) = scales.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
+                    return Err(format::Error::TensorKind {
+                        name: names::scale(name),
+                        reason: format!("row {row} has scale {v}; scales must be finite and not negative"),
+                    }
+                    .into());
+                }
+                scale = pack::pack_vector(scales, gates, n);
+                let view = self.view(&info);
+                colsum = pack::row_sums_i8(view.as_i8().expect("validated: int8"), gates, n, k);
+                Storage::File { offset: info.offset as usize, len: info.length as usize }
+            }
             Layout::Canonical => {
                 self.repacked = true;
                 let view = self.view(&info);
@@ -218,14 +250,15 @@ impl Model {
                     DType::BF16 => {
                         bytemuck::cast_slice(&pack::pack(view.as_bf16().expect("bf16"), gates, n, k)).to_vec()
                     }
+                    DType::I8 => unreachable!("validated: int8 is always panel16x4"),
                 };
                 Storage::Owned(AlignedVec::from_slice(&bytes))
             }
         };
-        PackedMatrix { storage, dtype: info.dtype, panels: pack::panels(n), k, gates }
+        Ok(PackedMatrix { storage, dtype: info.dtype, panels: pack::panels(n), k, gates, scale, colsum })
     }
 
-    fn pack_layers(&mut self) -> Vec<PackedLayer> {
+    fn pack_layers(&mut self) -> Result<Vec<PackedLayer>, crate::Error> {
         let arch = self.architecture().clone();
         let (g, h) = (arch.cell.gates(), arch.hidden());
         let vector =
@@ -245,17 +278,19 @@ impl Model {
                 }
                 let peephole =
                     self.tensor(&names::weight_peephole(layer, dir)).map(|t| pack::pack_vector(&t.to_f32_vec(), 3, h));
+                let w_hr =
+                    if arch.proj_size > 0 { Some(self.packed_matrix(&names::weight_hr(layer, dir))?) } else { None };
                 layers.push(PackedLayer {
-                    w_ih: self.packed_matrix(&names::weight_ih(layer, dir)),
-                    w_hh: self.packed_matrix(&names::weight_hh(layer, dir)),
-                    w_hr: (arch.proj_size > 0).then(|| self.packed_matrix(&names::weight_hr(layer, dir))),
+                    w_ih: self.packed_matrix(&names::weight_ih(layer, dir))?,
+                    w_hh: self.packed_matrix(&names::weight_hh(layer, dir))?,
+                    w_hr,
                     bias_x: pack::pack_vector(&bias_x, g, h),
                     bias_h: pack::pack_vector(&bias_h, g, h),
                     peephole,
                 });
             }
         }
-        layers
+        Ok(layers)
     }
 
     fn matrix_ref<'a>(&'a self, m: &'a PackedMatrix) -> MatrixRef<'a> {
@@ -263,7 +298,15 @@ impl Model {
             Storage::File { offset, len } => &self.backing.bytes()[*offset..offset + len],
             Storage::Owned(v) => v.as_slice(),
         };
-        MatrixRef { bytes, dtype: m.dtype, panels: m.panels, k: m.k, gates: m.gates }
+        MatrixRef {
+            bytes,
+            dtype: m.dtype,
+            panels: m.panels,
+            k: m.k,
+            gates: m.gates,
+            scale: &m.scale,
+            colsum: &m.colsum,
+        }
     }
 
     /// The kernels' view of layer `index` (`layer * directions + direction`).
@@ -330,16 +373,27 @@ impl Model {
         Ok(())
     }
 
-    /// Tensor `name` in canonical layout, widened to f32 (unpacking panel16).
+    /// Tensor `name` in canonical layout, widened to f32 (unpacking panel16;
+    /// int8 matrices dequantized by their row scales).
     pub fn canonical_f32(&self, name: &str) -> Option<Vec<f32>> {
         let t = self.tensor(name)?;
-        let values = t.to_f32_vec();
         Some(match t.layout() {
-            Layout::Canonical => values,
+            Layout::Canonical => t.to_f32_vec(),
             Layout::Panel16 => {
                 let e = self.expected(name);
                 let (gates, n) = e.packable.expect("only matrices are packed");
-                pack::unpack(&values, gates, n, e.shape[1] as usize)
+                pack::unpack(&t.to_f32_vec(), gates, n, e.shape[1] as usize)
+            }
+            Layout::Panel16x4 => {
+                let e = self.expected(name);
+                let (gates, n) = e.packable.expect("only matrices are packed");
+                let k = e.shape[1] as usize;
+                let q = pack::unpack_i8(t.as_i8().expect("validated: int8"), gates, n, k);
+                let scale = self.tensor(&names::scale(name)).and_then(|s| s.as_f32()).expect("validated: scales");
+                q.chunks_exact(k.max(1))
+                    .zip(scale)
+                    .flat_map(|(row, s)| row.iter().map(move |&v| f32::from(v) * s))
+                    .collect()
             }
         })
     }
@@ -372,6 +426,6 @@ impl Model {
 
     /// The dtype of the recurrent weight matrices (`weight_hh_l0`).
     pub fn dtype(&self) -> DType {
-        self.tensor(&names::weight_hh(0, 0)).map_or(DType::F32, |t| t.dtype())
+        self.dtype
     }
 }

@@ -51,7 +51,7 @@ pub struct State {
 const STATE_MAGIC: &[u8; 8] = b"LSTMRTS1";
 
 impl State {
-    pub(crate) fn new(arch: &Architecture, batch: usize, widened: bool) -> State {
+    pub(crate) fn new(arch: &Architecture, batch: usize, dtype: lstmrt_format::DType) -> State {
         let shape = StateShape::of(arch, batch);
         State {
             shape,
@@ -60,7 +60,7 @@ impl State {
             // Room for one step's output, so stepping never allocates.
             out: Vec::with_capacity(batch * arch.sequence_output_size()),
             pool: None,
-            scratch: Scratch::new(arch, batch, widened),
+            scratch: Scratch::new(arch, batch, dtype),
         }
     }
 

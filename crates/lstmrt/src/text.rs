@@ -150,6 +150,7 @@ fn widen_row(t: &crate::TensorView<'_>, row: usize, out: &mut [f32]) {
         DType::BF16 => {
             out.iter_mut().zip(&t.as_bf16().expect("bf16")[row * n..][..n]).for_each(|(o, v)| *o = v.to_f32())
         }
+        DType::I8 => unreachable!("validated: int8 is only for recurrent weight matrices"),
     }
 }
 

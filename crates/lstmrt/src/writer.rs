@@ -39,6 +39,9 @@ impl<'a> ModelWriter<'a> {
     }
 
     /// Element type of the weight matrices (biases and peepholes stay f32).
+    /// [`DType::I8`] quantizes the recurrent matrices (`W_ih`, `W_hh`, `W_hr`)
+    /// to symmetric int8 with one scale per row, in the `panel16x4` layout
+    /// whatever [`ModelWriter::layout`] says; the embedding and the head stay f32.
     pub fn dtype(mut self, dtype: DType) -> Self {
         self.dtype = dtype;
         self
@@ -51,9 +54,32 @@ impl<'a> ModelWriter<'a> {
         let mut tensors = Vec::new();
         for t in expected_tensors(self.meta) {
             let values = self.weights.get(arch, &t.name).expect("checked: every expected tensor is present");
-            // Matrices take the chosen dtype; vectors (biases, peepholes) stay exact.
-            let dtype =
-                if t.shape.len() == 2 && !t.name.starts_with("weight_peephole") { self.dtype } else { DType::F32 };
+            if self.dtype == DType::I8
+                && let Some((gates, n)) = t.packable
+            {
+                let k = t.shape[1] as usize;
+                let (q, scales) = quantize_rows(&t.name, values, k)?;
+                let packed: Vec<u8> = pack::pack_i8(&q, gates, n, k).iter().map(|&v| v as u8).collect();
+                tensors.push(TensorBytes {
+                    name: format::names::scale(&t.name),
+                    dtype: DType::F32,
+                    layout: Layout::Canonical,
+                    shape: vec![t.shape[0]],
+                    data: encode_values(&t.name, &scales, DType::F32)?,
+                });
+                tensors.push(TensorBytes {
+                    data: packed,
+                    dtype: DType::I8,
+                    layout: Layout::Panel16x4,
+                    shape: t.shape_in(Layout::Panel16x4).expect("packable"),
+                    name: t.name,
+                });
+                continue;
+            }
+            // Matrices take the chosen dtype; vectors (biases, peepholes) stay
+            // exact, and so does everything int8 is not for.
+            let matrix = t.shape.len() == 2 && !t.name.starts_with("weight_peephole");
+            let dtype = if matrix && self.dtype != DType::I8 { self.dtype } else { DType::F32 };
             let (layout, shape, data) = match (self.layout, t.packable) {
                 (Layout::Panel16, Some((gates, n))) => {
                     let packed = pack::pack(values, gates, n, t.shape[1] as usize);
@@ -99,6 +125,33 @@ pub(crate) fn encode_values(name: &str, values: &[f32], dtype: DType) -> Result<
             }
         }
         DType::BF16 => values.iter().for_each(|&v| out.extend_from_slice(&bf16::from_f32(v).to_le_bytes())),
+        DType::I8 => unreachable!("int8 matrices are quantized by quantize_rows"),
     }
     Ok(out)
+}
+
+/// Symmetric int8 with one scale per row of `k` values: `scale = max|w| / 127`,
+/// `q = round(w / scale)` in `[-127, 127]` (an all-zero row gets scale 0).
+/// Refuses matrices with too many inputs for exact i32 sums, and non-finite weights.
+pub(crate) fn quantize_rows(name: &str, values: &[f32], k: usize) -> Result<(Vec<i8>, Vec<f32>), Error> {
+    if k > format::MAX_INT8_K {
+        return Err(Error::InvalidWeights {
+            reason: format!("`{name}` has {k} inputs per row; int8 takes at most {}", format::MAX_INT8_K),
+        });
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::InvalidWeights {
+            reason: format!("`{name}` element {i} = {} cannot be quantized to int8", values[i]),
+        });
+    }
+    let mut q = Vec::with_capacity(values.len());
+    let mut scales = Vec::with_capacity(values.len() / k.max(1));
+    for row in values.chunks_exact(k) {
+        let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let scale = max / 127.0;
+        let inv = if max > 0.0 { 127.0 / max } else { 0.0 };
+        q.extend(row.iter().map(|&v| (v * inv).round().clamp(-127.0, 127.0) as i8));
+        scales.push(scale);
+    }
+    Ok((q, scales))
 }

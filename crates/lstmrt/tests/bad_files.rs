@@ -173,9 +173,9 @@ fn rejects_wrong_magic() {
 fn rejects_unknown_major_version_naming_both_versions() {
     let bytes = craft((2, 0), meta_bytes(&meta()), entries(), vec![]);
     let e = open_err(&bytes);
-    assert_eq!(e, Error::UnsupportedVersion { file_major: 2, file_minor: 0, reader_major: 1, reader_minor: 0 });
+    assert_eq!(e, Error::UnsupportedVersion { file_major: 2, file_minor: 0, reader_major: 1, reader_minor: 1 });
     let msg = e.to_string();
-    assert!(msg.contains("2.0") && msg.contains("1.0"), "{msg}");
+    assert!(msg.contains("2.0") && msg.contains("1.1"), "{msg}");
 }
 
 #[test]
@@ -201,9 +201,9 @@ fn newer_minor_version_may_append_metadata_fields_and_tensors() {
         length: 16,
         crc32c: 0,
     });
-    Model::from_bytes(&craft((1, 1), m.clone(), e.clone(), vec![])).unwrap();
-    // The same in a file of the current version is corruption.
-    assert!(matches!(open_err(&craft((1, 0), m, entries(), vec![])), Error::TrailingSectionBytes { .. }));
+    Model::from_bytes(&craft((1, 2), m.clone(), e.clone(), vec![])).unwrap();
+    // The same in a file of a version this reader knows is corruption.
+    assert!(matches!(open_err(&craft((1, 1), m, entries(), vec![])), Error::TrailingSectionBytes { .. }));
     assert_eq!(
         open_err(&craft((1, 0), meta_bytes(&meta()), e, vec![])),
         Error::UnexpectedTensor { name: "future_tensor".into() }
@@ -220,9 +220,11 @@ fn rejects_unknown_required_section() {
 #[test]
 fn rejects_unknown_required_flags() {
     let mut bytes = valid_file();
-    bytes[16] = 1 | 2 | 0x80; // REVERSE is known; 2 and 0x80 are not
+    bytes[16] = 1 | 4 | 0x80; // REVERSE is known; 4 and 0x80 are not
     format::seal_header(&mut bytes);
-    assert_eq!(open_err(&bytes), Error::UnknownRequiredFlags { flags: 0x82 });
+    let e = open_err(&bytes);
+    assert_eq!(e, Error::UnknownRequiredFlags { flags: 0x84 });
+    assert!(e.to_string().contains("needs a newer lstmrt"), "{e}");
 }
 
 #[test]

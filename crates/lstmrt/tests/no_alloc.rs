@@ -53,21 +53,35 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 }
 
 fn model(cell: CellKind, hidden: usize, layers: usize, configure: impl FnOnce(&mut Architecture)) -> Model {
+    model_in(DType::F16, cell, hidden, layers, configure)
+}
+
+fn model_in(
+    dtype: DType,
+    cell: CellKind,
+    hidden: usize,
+    layers: usize,
+    configure: impl FnOnce(&mut Architecture),
+) -> Model {
     let mut arch = Architecture::new(cell, 24, hidden, layers);
     configure(&mut arch);
     let meta = Metadata::new(arch);
     let w = random_weights(&meta, &mut Rng::new(5), 1.0);
-    Model::from_bytes(&ModelWriter::new(&meta, &w).dtype(DType::F16).to_bytes().unwrap()).unwrap()
+    Model::from_bytes(&ModelWriter::new(&meta, &w).dtype(dtype).to_bytes().unwrap()).unwrap()
 }
 
 fn step_run_and_run_into_never_allocate_once_the_state_exists() {
-    let models = [
-        ("lstm 3 layers", model(CellKind::Lstm, 40, 3, |_| {})),
-        ("lstm projection", model(CellKind::Lstm, 300, 2, |a| a.proj_size = 20)),
-        ("gru onnx form", model(CellKind::Gru, 300, 1, |a| a.linear_before_reset = false)),
-        ("rnn relu", model(CellKind::RnnRelu, 33, 2, |_| {})),
-        ("bidirectional lstm", model(CellKind::Lstm, 40, 2, |a| a.bidirectional = true)),
-    ];
+    let mut models = Vec::new();
+    // f16 needs the widening buffers, int8 the quantizing ones.
+    for dtype in [DType::F16, DType::I8] {
+        models.extend([
+            ("lstm 3 layers", model_in(dtype, CellKind::Lstm, 40, 3, |_| {})),
+            ("lstm projection", model_in(dtype, CellKind::Lstm, 300, 2, |a| a.proj_size = 20)),
+            ("gru onnx form", model_in(dtype, CellKind::Gru, 300, 1, |a| a.linear_before_reset = false)),
+            ("rnn relu", model_in(dtype, CellKind::RnnRelu, 33, 2, |_| {})),
+            ("bidirectional lstm", model_in(dtype, CellKind::Lstm, 40, 2, |a| a.bidirectional = true)),
+        ]);
+    }
     for (name, m) in &models {
         for (batch, threads) in [(1, 1), (7, 1), (1, 2), (7, 2)] {
             let arch = m.architecture();
@@ -78,7 +92,7 @@ fn step_run_and_run_into_never_allocate_once_the_state_exists() {
             state.set_threads(threads);
             // Longer sequences than any before need room only in bidirectional stacks.
             state.reserve(m, steps);
-            let what = format!("{name}, batch {batch}, {threads} threads");
+            let what = format!("{name} {}, batch {batch}, {threads} threads", m.dtype().name());
             let n = allocations_during(|| {
                 m.run_into(&mut state, &xs, &mut out).unwrap();
                 m.run(&mut state, &xs).unwrap();
