@@ -39,6 +39,9 @@ pub struct ModelInfo {
     pub dtype: &'static str,
     /// The distinct tensor layouts in the file.
     pub layouts: Vec<&'static str>,
+    /// int8 models: the row scales and how the kernels multiply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub int8: Option<Int8Info>,
     pub embedding: Option<EmbeddingInfo>,
     pub head: Option<HeadInfo>,
     pub vocabulary: Option<VocabularyInfo>,
@@ -49,6 +52,48 @@ pub struct ModelInfo {
     /// Whether every tensor checksum was checked and matched (absent: not checked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksums_verified: Option<bool>,
+}
+
+/// The per-row scales of an int8 model's matrices.
+#[derive(Debug, Clone, Serialize)]
+pub struct Int8Info {
+    /// int8 matrices in the file.
+    pub matrices: usize,
+    /// Rows (one scale each) over all of them.
+    pub rows: usize,
+    pub scale_min: f32,
+    pub scale_median: f32,
+    pub scale_max: f32,
+    /// Rows whose weights are all zero (scale 0).
+    pub zero_rows: usize,
+    /// The `u8 x s8` product the kernels use on this CPU (`avx512-vnni`, ...).
+    pub product: &'static str,
+}
+
+impl Int8Info {
+    fn of(model: &Model) -> Option<Int8Info> {
+        let mut scales: Vec<f32> = Vec::new();
+        let mut matrices = 0;
+        for t in model.tensors().filter(|t| t.dtype() == lstmrt_format::DType::I8) {
+            matrices += 1;
+            let s = model.tensor(&lstmrt_format::names::scale(t.name())).and_then(|s| s.as_f32());
+            scales.extend_from_slice(s.expect("validated: every int8 matrix has f32 scales"));
+        }
+        if matrices == 0 {
+            return None;
+        }
+        let zero_rows = scales.iter().filter(|&&s| s == 0.0).count();
+        scales.sort_by(f32::total_cmp);
+        Some(Int8Info {
+            matrices,
+            rows: scales.len(),
+            scale_min: scales.first().copied().unwrap_or(0.0),
+            scale_median: scales.get(scales.len() / 2).copied().unwrap_or(0.0),
+            scale_max: scales.last().copied().unwrap_or(0.0),
+            zero_rows,
+            product: lstmrt_kernels::Int8Dot::for_isa(model.isa()).name(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +183,7 @@ impl ModelInfo {
             parameter_count: model.parameter_count(),
             dtype: model.dtype().name(),
             layouts,
+            int8: Int8Info::of(model),
             embedding: meta
                 .embedding
                 .as_ref()
@@ -232,6 +278,19 @@ impl fmt::Display for ModelInfo {
         writeln!(f, "output per step {} values", self.output_size)?;
         writeln!(f, "parameters      {}", thousands(self.parameter_count))?;
         writeln!(f, "weights         {}, layout {}", self.dtype, self.layouts.join(", "))?;
+        if let Some(q) = &self.int8 {
+            writeln!(
+                f,
+                "int8 scales     {} rows of {} matrices: min {:.3e}, median {:.3e}, max {:.3e}{}; product {}",
+                q.rows,
+                q.matrices,
+                q.scale_min,
+                q.scale_median,
+                q.scale_max,
+                if q.zero_rows > 0 { format!(", {} all-zero rows", q.zero_rows) } else { String::new() },
+                q.product
+            )?;
+        }
         if let Some(e) = &self.embedding {
             writeln!(f, "embedding       {} tokens x {}", e.num_embeddings, e.dim)?;
         }

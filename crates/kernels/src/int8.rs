@@ -492,21 +492,21 @@ pub(crate) unsafe fn run_steps<D: Dot8>(
         // SAFETY: buffers are sized by the engine for this layer; each thread
         // writes only its rows x panels; `sync` orders cross-thread reads.
         unsafe {
-            let quantize =
-                |src: *const f32, stride: usize, k: usize| quantize_rows(src, stride, rows.clone(), k, buf, io.batch);
-            let x = quantize(h_prev, io.h_stride, k.out_size);
+            // Not a closure: a closure is a function of its own, and would not
+            // be compiled for the tier's instruction set.
+            let x = quantize_rows(h_prev, io.h_stride, rows.clone(), k.out_size, buf, io.batch);
             let mut c = Ctx8 { s: &s, m, x, pre, row_stride };
             if k.cell == CellKind::Gru && !k.linear_before_reset {
                 for_blocks::<D, GruReset8>(&c, rows.clone(), panels.clone());
                 sync();
-                c.x = quantize(io.r, io.c_stride, k.hidden);
+                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch);
                 for_blocks::<D, GruCandidate8>(&c, rows.clone(), panels.clone());
             } else {
                 for_blocks::<D, Gates8>(&c, rows.clone(), panels.clone());
             }
             if m.w_hr.is_some() {
                 sync();
-                c.x = quantize(io.r, io.c_stride, k.hidden);
+                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch);
                 for_blocks::<D, Projection8>(&c, rows.clone(), proj_panels.clone());
             }
         }

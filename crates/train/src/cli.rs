@@ -68,6 +68,8 @@ pub enum DTypeArg {
     F32,
     F16,
     Bf16,
+    /// Symmetric int8 recurrent weights with one f32 scale per row
+    Int8,
 }
 
 impl DTypeArg {
@@ -76,6 +78,7 @@ impl DTypeArg {
             DTypeArg::F32 => DType::F32,
             DTypeArg::F16 => DType::F16,
             DTypeArg::Bf16 => DType::BF16,
+            DTypeArg::Int8 => DType::I8,
         }
     }
 }

@@ -44,13 +44,15 @@ struct Args {
     #[arg(long, value_enum)]
     from: Option<FromArg>,
 
-    /// Element type of the stored weight matrices (biases and peepholes stay f32). Example: --dtype f16
+    /// Element type of the stored weight matrices (biases, peepholes and the head stay f32; int8
+    /// quantizes W_ih, W_hh and W_hr with one scale per row). Example: --dtype int8
     #[arg(long, value_enum, default_value = "f32")]
     dtype: DTypeArg,
 
     /// Run the converted model and the reference engine on the source's f32 weights on random
     /// input (fixed seed), print the largest difference, and fail (exit 1, nothing written) above
-    /// the tolerance: 1e-5 for f32, 1e-2 for f16, 5e-2 for bf16 (the rounding of the weights).
+    /// the tolerance: 1e-5 for f32, 1e-2 for f16, 5e-2 for bf16 (the rounding of the weights), 2e-2
+    /// for int8 (weights and activations); reports the mean difference too.
     #[arg(long)]
     check: bool,
 
@@ -95,6 +97,8 @@ enum DTypeArg {
     F32,
     F16,
     Bf16,
+    /// Symmetric int8 weights with one f32 scale per row (W_ih, W_hh, W_hr)
+    Int8,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -126,6 +130,7 @@ impl Args {
             DTypeArg::F32 => DType::F32,
             DTypeArg::F16 => DType::F16,
             DTypeArg::Bf16 => DType::BF16,
+            DTypeArg::Int8 => DType::I8,
         };
         r.check = self.check;
         r.tolerance = self.tolerance;
