@@ -20,14 +20,17 @@ import sys
 import numpy as np
 
 MAGIC = b"\x89LSTMRT\n"
-READER_MAJOR, READER_MINOR = 1, 0
+READER_MAJOR, READER_MINOR = 1, 1
 SECTION_METADATA, SECTION_DIRECTORY, SECTION_DATA = 1, 2, 3
 FLAG_REQUIRED = 1
 HEADER_REVERSE = 1  # required_flags bit 0: every layer reads the sequence from the end
+HEADER_INT8 = 2  # required_flags bit 1: int8 weight matrices (format 1.1)
+MAX_INT8_K = 65536  # inputs per int8 row: 255 * 128 * K stays below 2^31
+KNOWN_REQUIRED = HEADER_REVERSE | HEADER_INT8
 CELLS = {0: "lstm", 1: "gru", 2: "rnn_tanh", 3: "rnn_relu"}
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
-DTYPES = {0: ("f32", 4), 1: ("f16", 2), 2: ("bf16", 2)}
-LAYOUTS = {0: "canonical", 1: "panel16"}
+DTYPES = {0: ("f32", 4), 1: ("f16", 2), 2: ("bf16", 2), 3: ("int8", 1)}
+LAYOUTS = {0: "canonical", 1: "panel16", 2: "panel16x4"}
 
 
 class FormatError(Exception):
@@ -209,8 +212,8 @@ class LstmFile:
             raise FormatError(f"header size {header_size}")
         required_flags, _optional, file_length, table_offset = struct.unpack_from("<QQQQ", b, 16)
         count, entry_size, _reserved, header_crc = struct.unpack_from("<IIII", b, 48)
-        if required_flags & ~HEADER_REVERSE:
-            raise FormatError(f"unknown required flags {required_flags & ~HEADER_REVERSE:#x}")
+        if required_flags & ~KNOWN_REQUIRED:
+            raise FormatError(f"unknown required flags {required_flags & ~KNOWN_REQUIRED:#x}")
         if file_length != n:
             raise FormatError(f"header declares {file_length} bytes, file has {n}")
         if table_offset < 64 or table_offset % 8 or entry_size < 32 or entry_size > 1024 or entry_size % 8 or count > 64:
@@ -296,20 +299,38 @@ class LstmFile:
                 raise FormatError(f"tensors {n0} and {n1} overlap")
         expected = expected_tensors(self.metadata)
         self.packable = {}
+        scales = []
         for name, shape, required, packable in expected:
             if name not in self.tensors:
                 if required:
                     raise FormatError(f"tensor {name} missing")
                 continue
             e = self.tensors[name]
-            if e["layout_name"] == "panel16":
+            int8 = e["dtype_name"] == "int8"
+            if int8 != (e["layout_name"] == "panel16x4"):
+                raise FormatError(f"tensor {name}: int8 is stored in panel16x4, and panel16x4 holds only int8")
+            if e["layout_name"] in ("panel16", "panel16x4"):
                 if packable is None:
-                    raise FormatError(f"tensor {name}: only weight matrices may be panel16")
+                    raise FormatError(f"tensor {name}: only weight matrices may be {e['layout_name']}")
                 gates, n = packable
-                shape = [(n + 15) // 16, shape[1], gates, 16]
-                self.packable[name] = (packable, e["shape"][1])
+                k = shape[1]
+                if int8:
+                    if k > MAX_INT8_K:
+                        raise FormatError(f"tensor {name}: int8 with {k} inputs, more than {MAX_INT8_K}")
+                    shape = [(n + 15) // 16, (k + 3) // 4, gates, 16, 4]
+                    scales.append((f"{name}.scale", [gates * n]))
+                else:
+                    shape = [(n + 15) // 16, k, gates, 16]
+                self.packable[name] = (packable, k)
             if e["shape"] != shape:
                 raise FormatError(f"tensor {name} has shape {e['shape']}, expected {shape}")
+        for name, shape in scales:
+            e = self.tensors.get(name)
+            if e is None:
+                raise FormatError(f"tensor {name} missing")
+            if e["dtype_name"] != "f32" or e["layout_name"] != "canonical" or e["shape"] != shape:
+                raise FormatError(f"tensor {name}: int8 scales are f32, canonical, shape {shape}")
+            expected.append((name, shape, True, None))
         known = {name for name, _, _, _ in expected}
         for name in self.tensors:
             if name not in known and not newer:
@@ -323,16 +344,24 @@ class LstmFile:
             arr = np.frombuffer(raw, dtype="<f4")
         elif e["dtype_name"] == "f16":
             arr = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+        elif e["dtype_name"] == "int8":  # the integers as stored, without their scales
+            arr = np.frombuffer(raw, dtype="i1").astype(np.float32)
         else:  # bf16: the upper 16 bits of a float32
             arr = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
         return arr.reshape([int(d) for d in e["shape"]])
 
     def canonical(self, name):
-        """The tensor in canonical layout (PyTorch's shape and gate order), float32."""
+        """The tensor in canonical layout (PyTorch's shape and gate order), float32;
+        int8 matrices dequantized by their row scales."""
         t = self.tensor(name)
-        if self.tensors[name]["layout_name"] == "canonical":
+        layout = self.tensors[name]["layout_name"]
+        if layout == "canonical":
             return t
         (gates, n), k = self.packable[name]
+        if layout == "panel16x4":
+            # t is [panels, k/4, gates, 16, 4]: move to [gates, panels*16, k/4*4], drop the padding.
+            q = t.transpose(2, 0, 3, 1, 4).reshape(gates, -1, t.shape[1] * 4)[:, :n, :k].reshape(gates * n, k)
+            return np.ascontiguousarray(q * self.tensor(f"{name}.scale")[:, None])
         # t is [panels, k, gates, 16]: move to [gates, panels*16, k] and drop the padding units.
         units = t.transpose(2, 0, 3, 1).reshape(gates, -1, k)[:, :n, :]
         return np.ascontiguousarray(units.reshape(gates * n, k))

@@ -97,7 +97,8 @@ def measure(name, hidden, steps, layers):
     onnx_f32, onnx_int8 = work / "m.onnx", work / "m-int8.onnx"
     h0 = torch.zeros(layers, 1, hidden)
     torch.onnx.export(
-        model, (x, (h0, h0)), str(onnx_f32), input_names=["x", "h0", "c0"], output_names=["y", "h", "c"], dynamo=False
+        model, (x, (h0, h0)), str(onnx_f32), input_names=["x", "h0", "c0"], output_names=["y", "h", "c"],
+        dynamic_axes={"x": {0: "steps"}, "y": {0: "steps"}}, dynamo=False
     )
     quantize_dynamic(str(onnx_f32), str(onnx_int8), weight_type=QuantType.QInt8)
     opts = ort.SessionOptions()

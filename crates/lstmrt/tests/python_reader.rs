@@ -26,7 +26,7 @@ fn python_reader(args: &[&Path], extra: &[&str]) -> std::process::Output {
 fn fixture_models(dir: &TempDir) -> Vec<PathBuf> {
     let mut paths = Vec::new();
     for g in golden_cases() {
-        for dtype in [DType::F32, DType::F16, DType::BF16] {
+        for dtype in [DType::F32, DType::F16, DType::BF16, DType::I8] {
             let p = dir.path(&format!("{}-{}.lstm", g.name, dtype.name()));
             ModelWriter::new(&g.meta, &g.weights).dtype(dtype).write(&p).unwrap();
             paths.push(p);

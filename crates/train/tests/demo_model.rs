@@ -250,3 +250,39 @@ fn forget_gate_of_the_memory_units_drops_when_a_new_person_is_introduced() {
     );
     assert!(resetting.len() * 3 >= memory.len(), "{resetting:?} of {memory:?}");
 }
+
+#[test]
+fn the_demo_model_in_int8_answers_like_f32_on_1000_generated_stories() {
+    // docs/quantization.md reports these numbers (run with --nocapture).
+    let f32_model = model();
+    let bytes =
+        lstmrt::ModelWriter::new(f32_model.metadata(), &f32_model.weights()).dtype(DType::I8).to_bytes().unwrap();
+    let int8 = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(int8.dtype(), DType::I8);
+    let lex = Lexicon::new();
+    let stories = pronoun::stories(&lex, 1000, (2, 100), (1, 3), 0.5, &mut Rng::new(2026), &mut Default::default());
+    let (mut same, mut right_f32, mut right_int8) = (0usize, 0usize, 0usize);
+    let (mut max_shift, mut sum_shift) = (0.0f32, 0.0f64);
+    for s in &stories {
+        let (he, she) = answer_ids(&f32_model, &s.tokens);
+        let (he8, she8) = answer_ids(&int8, &s.tokens);
+        same += usize::from((she > he) == (she8 > he8));
+        let truth = s.answer == pronoun::Gender::She;
+        right_f32 += usize::from((she > he) == truth);
+        right_int8 += usize::from((she8 > he8) == truth);
+        let shift = (she - she8).abs();
+        max_shift = max_shift.max(shift);
+        sum_shift += f64::from(shift);
+    }
+    let n = stories.len() as f64;
+    let agreement = same as f64 / n;
+    eprintln!(
+        "int8 vs f32 on {} stories: same answer {:.1}%, accuracy f32 {:.1}% int8 {:.1}%, P(she) shift max {max_shift:.2e} mean {:.2e}",
+        stories.len(),
+        100.0 * agreement,
+        100.0 * right_f32 as f64 / n,
+        100.0 * right_int8 as f64 / n,
+        sum_shift / n
+    );
+    assert!(agreement >= 0.995, "int8 and f32 agree on {:.1}% of the stories", 100.0 * agreement);
+}
