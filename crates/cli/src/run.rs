@@ -64,9 +64,18 @@ fn model_failure(model: &Path, e: lstmrt::Error) -> Failure {
     }
 }
 
+static INT8_ACTIVATIONS: std::sync::OnceLock<lstmrt::Int8Activations> = std::sync::OnceLock::new();
+
+/// Makes every model this process opens quantize int8 activations as `mode`
+/// says (`lstm-run --int8-activations`); the first call wins.
+pub fn set_int8_activations(mode: lstmrt::Int8Activations) {
+    let _ = INT8_ACTIVATIONS.set(mode);
+}
+
 /// Opens and validates the model file.
 pub fn open_model(path: &Path) -> Result<Model, Failure> {
-    Model::open(path).map_err(|e| model_failure(path, e))
+    let model = Model::open(path).map_err(|e| model_failure(path, e))?;
+    Ok(model.with_int8_activations(INT8_ACTIVATIONS.get().copied().unwrap_or_default()))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {

@@ -42,6 +42,12 @@ impl PanelCover {
         PanelCover { start: panels.start, quads: n / 4, pairs, singles: rest - 2 * pairs }
     }
 
+    /// Pairs, then a single panel: no block wider than 2.
+    pub(crate) fn up_to_pairs(panels: Range<usize>) -> PanelCover {
+        let n = panels.len();
+        PanelCover { start: panels.start, quads: 0, pairs: n / 2, singles: n % 2 }
+    }
+
     pub(crate) fn blocks(&self) -> usize {
         self.quads + self.pairs + self.singles
     }

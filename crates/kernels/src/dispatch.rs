@@ -30,6 +30,9 @@ pub struct MatrixRef<'a> {
     pub scale: &'a [f32],
     /// int8 only: each row's sum of its int8 weights, `[panels][gates][16]` (else empty).
     pub colsum: &'a [i32],
+    /// int8 only: the activations this matrix multiplies take two bytes
+    /// (as fine as 16 bits, two products per weight) rather than one.
+    pub split: bool,
 }
 
 impl<'a> MatrixRef<'a> {
@@ -55,7 +58,15 @@ impl<'a> MatrixRef<'a> {
             self.k,
             self.gates
         );
-        Mat8 { data, panels: self.panels, quads, gates: self.gates, scale: self.scale, colsum: self.colsum }
+        Mat8 {
+            data,
+            panels: self.panels,
+            quads,
+            gates: self.gates,
+            scale: self.scale,
+            colsum: self.colsum,
+            split: self.split,
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub(crate) struct Mat8<'a> {
     pub gates: usize,
     pub scale: &'a [f32],
     pub colsum: &'a [i32],
+    /// Multiply with two-byte (split) activations ([`QRows`]).
+    pub split: bool,
 }
 
 impl Mat8<'_> {
@@ -57,40 +59,61 @@ impl Mat8<'_> {
 }
 
 /// Activations quantized per row: `rows` rows of `stride` bytes (zero past
-/// the row's `k` values), with each row's scale and zero point.
+/// the row's `k` values), with each row's scale and zero point. When `split`,
+/// each row is two byte rows (physical rows `2r` and `2r + 1`): the u8 `hi`
+/// of the row, and `lo`, the rounding error of `hi` quantized again at a
+/// 254th of its step, so `x ≈ s (hi - zp) + (s / 254) (lo - 127)`, as fine
+/// as 16-bit activations for two `u8 x s8` products per weight byte.
 #[derive(Clone, Copy)]
 pub(crate) struct QRows {
     data: *mut u8,
     stride: usize,
     scale: *mut f32,
     zp: *mut i32,
+    split: bool,
 }
 
-/// Bytes of a [`QRows`] buffer of `rows` rows of `k` values.
+/// Bytes of a [`QRows`] buffer of `rows` rows of `k` values (room for split rows).
 pub fn qrows_bytes(rows: usize, k: usize) -> usize {
-    (8 * rows).next_multiple_of(64) + rows * row_bytes(k)
+    (16 * rows).next_multiple_of(64) + 2 * rows * row_bytes(k)
 }
 
-/// Bytes per quantized row: whole groups of 4, rounded to 64 for alignment.
+/// Bytes per quantized row: whole groups of 4.
 fn row_bytes(k: usize) -> usize {
     k.div_ceil(K_GROUP).max(1) * K_GROUP
 }
 
 impl QRows {
     /// Lays out `rows` rows of `k` values in `buf` (at least [`qrows_bytes`] bytes, 4-byte aligned).
-    fn carve(buf: *mut u8, rows: usize, k: usize) -> QRows {
-        let params = (8 * rows).next_multiple_of(64);
+    fn carve(buf: *mut u8, rows: usize, k: usize, split: bool) -> QRows {
+        let physical = if split { 2 * rows } else { rows };
+        let params = (8 * physical).next_multiple_of(64);
         QRows {
             scale: buf.cast(),
-            zp: buf.wrapping_add(4 * rows).cast(),
+            zp: buf.wrapping_add(4 * physical).cast(),
             data: buf.wrapping_add(params),
             stride: row_bytes(k),
+            split,
         }
     }
 
+    /// The physical row of row `r`'s `hi` bytes (its `lo` bytes follow when split).
     #[inline(always)]
-    fn row(&self, r: usize) -> *const u8 {
-        self.data.wrapping_add(r * self.stride).cast_const()
+    fn physical(&self, r: usize) -> usize {
+        if self.split { 2 * r } else { r }
+    }
+
+    /// Physical row `i`'s bytes.
+    #[inline(always)]
+    fn bytes(&self, i: usize) -> *const u8 {
+        self.data.wrapping_add(i * self.stride).cast_const()
+    }
+
+    /// Physical row `i`'s scale and zero point.
+    #[inline(always)]
+    unsafe fn params(&self, i: usize) -> (f32, i32) {
+        // SAFETY: the caller guarantees row `i` exists.
+        unsafe { (*self.scale.add(i), *self.zp.add(i)) }
     }
 }
 
@@ -152,13 +175,48 @@ unsafe fn quantize_row(x: *const f32, k: usize, out: *mut u8, out_len: usize) ->
     let inv = 255.0 / range;
     let zp = round_even(-lo * inv).clamp(0.0, 255.0);
     for (q, &v) in out.iter_mut().zip(xs) {
-        *q = (round_even(v * inv) + zp).clamp(0.0, 255.0) as u8;
+        // SAFETY: finite (checked above) and clamped to [0, 255], so the
+        // unchecked conversion is exact; it vectorizes, `as` does not.
+        *q = unsafe { (round_even(v * inv) + zp).clamp(0.0, 255.0).to_int_unchecked::<i32>() } as u8;
     }
     (range / 255.0, zp as i32)
 }
 
+/// The `lo` bytes of a split row: the error `x - s (hi - zp)` of the `hi`
+/// bytes (within half a step `s`) quantized at step `s / 254` around 127.
+#[inline(always)]
+unsafe fn quantize_residual(
+    x: *const f32,
+    k: usize,
+    hi: *const u8,
+    (s, zp): (f32, i32),
+    out: *mut u8,
+    out_len: usize,
+) -> (f32, i32) {
+    // SAFETY: the caller guarantees `k` values at `x` and at `hi`, `out_len >= k` bytes at `out`.
+    let (xs, hi, out) = unsafe {
+        (
+            std::slice::from_raw_parts(x, k),
+            std::slice::from_raw_parts(hi, k),
+            std::slice::from_raw_parts_mut(out, out_len),
+        )
+    };
+    out.fill(0);
+    if !(s.is_finite() && s > 0.0) {
+        // NaN stays NaN; an all-zero row has nothing left to add.
+        return (if s.is_nan() { f32::NAN } else { 0.0 }, 0);
+    }
+    let (zp, inv) = (zp as f32, 254.0 / s);
+    for ((q, &v), &h) in out.iter_mut().zip(xs).zip(hi) {
+        let error = v - s * (f32::from(h) - zp);
+        // SAFETY: finite (its row passed `quantize_row`) and clamped to [0, 255].
+        *q = unsafe { (round_even(error * inv) + 127.0).clamp(0.0, 255.0).to_int_unchecked::<i32>() } as u8;
+    }
+    (s / 254.0, 127)
+}
+
 /// Quantizes rows `rows` of `src` (`stride` floats apart, `k` values each)
-/// into `buf`, laid out for `total` rows.
+/// into `buf`, laid out for `total` rows (split into `hi` and `lo` when `split`).
 #[inline(always)]
 unsafe fn quantize_rows(
     src: *const f32,
@@ -167,14 +225,22 @@ unsafe fn quantize_rows(
     k: usize,
     buf: *mut u8,
     total: usize,
+    split: bool,
 ) -> QRows {
-    let q = QRows::carve(buf, total, k);
+    let q = QRows::carve(buf, total, k, split);
     for r in rows {
+        let i = q.physical(r);
         // SAFETY: row r of `src` holds `k` values; `buf` holds `total` rows.
         unsafe {
-            let (s, zp) = quantize_row(src.add(r * stride), k, q.data.add(r * q.stride), q.stride);
-            *q.scale.add(r) = s;
-            *q.zp.add(r) = zp;
+            let x = src.add(r * stride);
+            let hi = quantize_row(x, k, q.data.add(i * q.stride), q.stride);
+            *q.scale.add(i) = hi.0;
+            *q.zp.add(i) = hi.1;
+            if split {
+                let lo = quantize_residual(x, k, q.bytes(i), hi, q.data.add((i + 1) * q.stride), q.stride);
+                *q.scale.add(i + 1) = lo.0;
+                *q.zp.add(i + 1) = lo.1;
+            }
         }
     }
     q
@@ -272,21 +338,22 @@ pub(crate) struct Layer8<'a> {
     pub w_hr: Option<Mat8<'a>>,
 }
 
-/// `Σ_k x[r][k] W[p0+q][k][gate0+g]` in i32 for `R` rows x `Q` panels x `G` gates.
+/// `Σ_k x[r][k] W[p0+q][k][gate0+g]` in i32 for `R` rows x `Q` panels x `G`
+/// gates, reading physical rows `rows[r]` of `x`.
 #[inline(always)]
 unsafe fn dots<D: Dot8, const R: usize, const Q: usize, const G: usize>(
     m: &Mat8<'_>,
     gate0: usize,
     p0: usize,
     x: &QRows,
-    r0: usize,
+    rows: [usize; R],
 ) -> [[[D::I; G]; Q]; R] {
-    // SAFETY: the caller guarantees rows r0..r0+R of `x` and panels p0..p0+Q of `m`.
+    // SAFETY: the caller guarantees the rows of `x` and panels p0..p0+Q of `m`.
     unsafe {
         let mut acc = [[[D::izero(); G]; Q]; R];
         let step = m.gates * GROUP_BYTES;
         let w: [*const i8; Q] = std::array::from_fn(|q| m.panel(p0 + q).add(gate0 * GROUP_BYTES));
-        let xs: [*const u8; R] = std::array::from_fn(|r| x.row(r0 + r));
+        let xs: [*const u8; R] = std::array::from_fn(|r| x.bytes(rows[r]));
         for quad in 0..m.quads {
             let a: [D::A; R] = std::array::from_fn(|r| D::bcast(xs[r].add(K_GROUP * quad)));
             for q in 0..Q {
@@ -302,7 +369,46 @@ unsafe fn dots<D: Dot8, const R: usize, const Q: usize, const G: usize>(
     }
 }
 
-/// `out += dequantized Σ_k x[r][k] W[...]` (see [`dots`]).
+/// The i32 sums of a register block: `[row][panel][gate]`.
+type Sums<D, const R: usize, const Q: usize, const G: usize> = [[[<D as Dot8>::I; G]; Q]; R];
+
+/// [`dots`] of the `hi` and the `lo` bytes of split rows `r0..r0+R`, each
+/// weight group loaded once for both.
+#[inline(always)]
+unsafe fn dots_split<D: Dot8, const R: usize, const Q: usize, const G: usize>(
+    m: &Mat8<'_>,
+    gate0: usize,
+    p0: usize,
+    x: &QRows,
+    r0: usize,
+) -> (Sums<D, R, Q, G>, Sums<D, R, Q, G>) {
+    // SAFETY: the caller guarantees rows r0..r0+R of `x` (split) and panels p0..p0+Q of `m`.
+    unsafe {
+        let (mut hi, mut lo) = ([[[D::izero(); G]; Q]; R], [[[D::izero(); G]; Q]; R]);
+        let step = m.gates * GROUP_BYTES;
+        let w: [*const i8; Q] = std::array::from_fn(|q| m.panel(p0 + q).add(gate0 * GROUP_BYTES));
+        let xh: [*const u8; R] = std::array::from_fn(|r| x.bytes(2 * (r0 + r)));
+        let xl: [*const u8; R] = std::array::from_fn(|r| x.bytes(2 * (r0 + r) + 1));
+        for quad in 0..m.quads {
+            let ah: [D::A; R] = std::array::from_fn(|r| D::bcast(xh[r].add(K_GROUP * quad)));
+            let al: [D::A; R] = std::array::from_fn(|r| D::bcast(xl[r].add(K_GROUP * quad)));
+            for q in 0..Q {
+                for g in 0..G {
+                    let wp = w[q].add(quad * step + g * GROUP_BYTES);
+                    for r in 0..R {
+                        hi[r][q][g] = D::dot(hi[r][q][g], ah[r], wp);
+                        lo[r][q][g] = D::dot(lo[r][q][g], al[r], wp);
+                    }
+                }
+            }
+        }
+        (hi, lo)
+    }
+}
+
+/// `out += dequantized Σ_k x[r][k] W[...]` for rows `r0..r0+R` (see [`dots`]).
+/// Split rows take two products per weight, read once: `R` is then at most 3
+/// (and `Q * G` at most 8), so the accumulators still fit the registers.
 #[inline(always)]
 unsafe fn add_product<D: Dot8, const R: usize, const Q: usize, const G: usize>(
     out: &mut [[[<D::S as Simd>::V; G]; Q]; R],
@@ -315,16 +421,33 @@ unsafe fn add_product<D: Dot8, const R: usize, const Q: usize, const G: usize>(
     type S<D> = <D as Dot8>::S;
     // SAFETY: forwarded; the scales and sums hold `panels * gates * 16` values.
     unsafe {
-        let acc = dots::<D, R, Q, G>(m, gate0, p0, x, r0);
+        let at = |q: usize, g: usize| ((p0 + q) * m.gates + gate0 + g) * LANES;
+        if !x.split {
+            let acc = dots::<D, R, Q, G>(m, gate0, p0, x, std::array::from_fn(|r| r0 + r));
+            for r in 0..R {
+                let (sa, zp) = x.params(r0 + r);
+                let sa = S::<D>::splat(sa);
+                for q in 0..Q {
+                    for g in 0..G {
+                        let f = D::finish(acc[r][q][g], m.colsum.as_ptr().add(at(q, g)), zp);
+                        let s = S::<D>::mul(sa, S::<D>::load(m.scale.as_ptr().add(at(q, g))));
+                        out[r][q][g] = S::<D>::fma(f, s, out[r][q][g]);
+                    }
+                }
+            }
+            return;
+        }
+        let (hi, lo) = dots_split::<D, R, Q, G>(m, gate0, p0, x, r0);
         for r in 0..R {
-            let (sa, zp) = (*x.scale.add(r0 + r), *x.zp.add(r0 + r));
-            let sa = S::<D>::splat(sa);
+            let (sh, zh) = x.params(2 * (r0 + r));
+            let (sl, zl) = x.params(2 * (r0 + r) + 1);
             for q in 0..Q {
                 for g in 0..G {
-                    let at = ((p0 + q) * m.gates + gate0 + g) * LANES;
-                    let f = D::finish(acc[r][q][g], m.colsum.as_ptr().add(at), zp);
-                    let s = S::<D>::mul(sa, S::<D>::load(m.scale.as_ptr().add(at)));
-                    out[r][q][g] = S::<D>::fma(f, s, out[r][q][g]);
+                    let cs = m.colsum.as_ptr().add(at(q, g));
+                    let fh = D::finish(hi[r][q][g], cs, zh);
+                    let fl = D::finish(lo[r][q][g], cs, zl);
+                    let v = S::<D>::fma(fh, S::<D>::splat(sh), S::<D>::mul(fl, S::<D>::splat(sl)));
+                    out[r][q][g] = S::<D>::fma(v, S::<D>::load(m.scale.as_ptr().add(at(q, g))), out[r][q][g]);
                 }
             }
         }
@@ -427,6 +550,7 @@ impl Pass8 for Projection8 {
 #[cfg_attr(debug_assertions, inline(never))]
 unsafe fn for_blocks<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: Range<usize>, panels: Range<usize>) {
     let tall = <<D::S as Tier>::Blocking as Blocking>::TALL;
+    let split = c.x.split;
     // SAFETY: every block lies inside rows x panels.
     unsafe {
         if tall && rows.len() >= 6 {
@@ -434,9 +558,10 @@ unsafe fn for_blocks<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: Range<usize>
                 let p = panels.start + c.s.in_step_order(panels.len(), i);
                 let mut r = rows.start;
                 while r < rows.end {
-                    let n = block_height(rows.end - r);
+                    let n = if split { split_height(rows.end - r) } else { block_height(rows.end - r) };
                     match n {
                         6 => P::block::<D, 6, 1>(c, r, p),
+                        3 => P::block::<D, 3, 1>(c, r, p),
                         2 => P::block::<D, 2, 1>(c, r, p),
                         _ => P::block::<D, 1, 1>(c, r, p),
                     }
@@ -444,7 +569,10 @@ unsafe fn for_blocks<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: Range<usize>
                 }
             }
         } else if tall {
-            let cover = PanelCover::new(panels, !(P::ONE_GATE || c.s.k.cell.gates() == 1));
+            let gates = if P::ONE_GATE { 1 } else { c.s.k.cell.gates() };
+            // Split rows double the accumulators: blocks of at most 2 panels of several gates.
+            let cover =
+                if split && gates > 1 { PanelCover::up_to_pairs(panels) } else { PanelCover::new(panels, gates > 1) };
             for r in rows {
                 for j in 0..cover.blocks() {
                     match cover.block(c.s.in_step_order(cover.blocks(), j)) {
@@ -461,6 +589,17 @@ unsafe fn for_blocks<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: Range<usize>
                 }
             }
         }
+    }
+}
+
+/// Rows in the next register block of split rows when `left` remain: 3
+/// (24 accumulators of 4 gates), then 2, then 1.
+#[inline(always)]
+fn split_height(left: usize) -> usize {
+    match left {
+        3.. => 3,
+        2 => 2,
+        _ => 1,
     }
 }
 
@@ -494,19 +633,20 @@ pub(crate) unsafe fn run_steps<D: Dot8>(
         unsafe {
             // Not a closure: a closure is a function of its own, and would not
             // be compiled for the tier's instruction set.
-            let x = quantize_rows(h_prev, io.h_stride, rows.clone(), k.out_size, buf, io.batch);
+            let split = m.w_hh.split;
+            let x = quantize_rows(h_prev, io.h_stride, rows.clone(), k.out_size, buf, io.batch, split);
             let mut c = Ctx8 { s: &s, m, x, pre, row_stride };
             if k.cell == CellKind::Gru && !k.linear_before_reset {
                 for_blocks::<D, GruReset8>(&c, rows.clone(), panels.clone());
                 sync();
-                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch);
+                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split);
                 for_blocks::<D, GruCandidate8>(&c, rows.clone(), panels.clone());
             } else {
                 for_blocks::<D, Gates8>(&c, rows.clone(), panels.clone());
             }
             if m.w_hr.is_some() {
                 sync();
-                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch);
+                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split);
                 for_blocks::<D, Projection8>(&c, rows.clone(), proj_panels.clone());
             }
         }
@@ -553,13 +693,19 @@ unsafe fn gemm_g<D: Dot8, const G: usize>(g: &Gemm8<'_>, panels: Range<usize>) {
     unsafe {
         for b0 in (0..g.rows).step_by(block) {
             let n = block.min(g.rows - b0);
-            let x = quantize_rows(g.x.add(b0 * g.x_stride), g.x_stride, 0..n, g.k, g.buf, block);
+            let split = g.w.split;
+            let x = quantize_rows(g.x.add(b0 * g.x_stride), g.x_stride, 0..n, g.k, g.buf, block, split);
             for p in panels.clone() {
                 let mut r = 0;
                 while r < n {
-                    let h = if tall { block_height(n - r) } else { 1 };
+                    let h = match (tall, split) {
+                        (false, _) => 1,
+                        (true, false) => block_height(n - r),
+                        (true, true) => split_height(n - r),
+                    };
                     match h {
                         6 => gemm_block::<D, 6, G>(g, &x, b0, r, p),
+                        3 => gemm_block::<D, 3, G>(g, &x, b0, r, p),
                         2 => gemm_block::<D, 2, G>(g, &x, b0, r, p),
                         _ => gemm_block::<D, 1, G>(g, &x, b0, r, p),
                     }
@@ -648,16 +794,49 @@ pub(crate) mod tests {
                 while r < rows {
                     let h = if m.gates == 4 { block_height(rows - r) } else { 1 };
                     match (h, m.gates) {
-                        (6, 4) => put::<D, 6, 4>(&mut out, m, dots::<D, 6, 1, 4>(m, 0, p, x, r), r, p, 0),
-                        (2, 4) => put::<D, 2, 4>(&mut out, m, dots::<D, 2, 1, 4>(m, 0, p, x, r), r, p, 0),
-                        (_, 4) => put::<D, 1, 4>(&mut out, m, dots::<D, 1, 1, 4>(m, 0, p, x, r), r, p, 0),
+                        (6, 4) => put::<D, 6, 4>(
+                            &mut out,
+                            m,
+                            dots::<D, 6, 1, 4>(m, 0, p, x, std::array::from_fn(|i| r + i)),
+                            r,
+                            p,
+                            0,
+                        ),
+                        (2, 4) => put::<D, 2, 4>(&mut out, m, dots::<D, 2, 1, 4>(m, 0, p, x, [r, r + 1]), r, p, 0),
+                        (_, 4) => put::<D, 1, 4>(&mut out, m, dots::<D, 1, 1, 4>(m, 0, p, x, [r]), r, p, 0),
                         _ => {
                             for g in 0..m.gates {
-                                put::<D, 1, 1>(&mut out, m, dots::<D, 1, 1, 1>(m, g, p, x, r), r, p, g);
+                                put::<D, 1, 1>(&mut out, m, dots::<D, 1, 1, 1>(m, g, p, x, [r]), r, p, g);
                             }
                         }
                     }
                     r += h;
+                }
+            }
+        }
+        out
+    }
+
+    /// [`products`] of split rows: `rows / 2` rows of two byte rows each, through
+    /// [`dots_split`]; physical row `2r` holds the `hi` sums, `2r + 1` the `lo`.
+    #[inline(always)]
+    pub(crate) unsafe fn products_split<D: Dot8>(m: &Mat8<'_>, x: &QRows, rows: usize) -> Vec<i32> {
+        let mut out = vec![0i32; rows * m.panels * m.gates * LANES];
+        // SAFETY: every block lies inside rows x panels.
+        unsafe {
+            for p in 0..m.panels {
+                for r in 0..rows / 2 {
+                    if m.gates == 4 {
+                        let (hi, lo) = dots_split::<D, 1, 1, 4>(m, 0, p, x, r);
+                        put::<D, 1, 4>(&mut out, m, hi, 2 * r, p, 0);
+                        put::<D, 1, 4>(&mut out, m, lo, 2 * r + 1, p, 0);
+                    } else {
+                        for g in 0..m.gates {
+                            let (hi, lo) = dots_split::<D, 1, 1, 1>(m, g, p, x, r);
+                            put::<D, 1, 1>(&mut out, m, hi, 2 * r, p, g);
+                            put::<D, 1, 1>(&mut out, m, lo, 2 * r + 1, p, g);
+                        }
+                    }
                 }
             }
         }
@@ -669,25 +848,49 @@ pub(crate) mod tests {
     mod x86 {
         use super::*;
         #[target_feature(enable = "avx2,fma,f16c")]
-        pub(super) unsafe fn avx2(m: &Mat8<'_>, x: &QRows, rows: usize) -> Vec<i32> {
-            unsafe { products::<crate::avx2::Avx2Maddubs>(m, x, rows) }
+        pub(super) unsafe fn avx2(m: &Mat8<'_>, x: &QRows, rows: usize, split: bool) -> Vec<i32> {
+            unsafe {
+                if split {
+                    products_split::<crate::avx2::Avx2Maddubs>(m, x, rows)
+                } else {
+                    products::<crate::avx2::Avx2Maddubs>(m, x, rows)
+                }
+            }
         }
         #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-        pub(super) unsafe fn avxvnni(m: &Mat8<'_>, x: &QRows, rows: usize) -> Vec<i32> {
-            unsafe { products::<crate::avx2::AvxVnni>(m, x, rows) }
+        pub(super) unsafe fn avxvnni(m: &Mat8<'_>, x: &QRows, rows: usize, split: bool) -> Vec<i32> {
+            unsafe {
+                if split {
+                    products_split::<crate::avx2::AvxVnni>(m, x, rows)
+                } else {
+                    products::<crate::avx2::AvxVnni>(m, x, rows)
+                }
+            }
         }
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-        pub(super) unsafe fn avx512(m: &Mat8<'_>, x: &QRows, rows: usize) -> Vec<i32> {
-            unsafe { products::<crate::avx512::Avx512Maddubs>(m, x, rows) }
+        pub(super) unsafe fn avx512(m: &Mat8<'_>, x: &QRows, rows: usize, split: bool) -> Vec<i32> {
+            unsafe {
+                if split {
+                    products_split::<crate::avx512::Avx512Maddubs>(m, x, rows)
+                } else {
+                    products::<crate::avx512::Avx512Maddubs>(m, x, rows)
+                }
+            }
         }
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512vnni")]
-        pub(super) unsafe fn avx512vnni(m: &Mat8<'_>, x: &QRows, rows: usize) -> Vec<i32> {
-            unsafe { products::<crate::avx512::Avx512Vnni>(m, x, rows) }
+        pub(super) unsafe fn avx512vnni(m: &Mat8<'_>, x: &QRows, rows: usize, split: bool) -> Vec<i32> {
+            unsafe {
+                if split {
+                    products_split::<crate::avx512::Avx512Vnni>(m, x, rows)
+                } else {
+                    products::<crate::avx512::Avx512Vnni>(m, x, rows)
+                }
+            }
         }
     }
 
     /// The sums of form `dot`, or `None` when this CPU lacks it.
-    fn products_of(dot: crate::Int8Dot, m: &Mat8<'_>, x: &QRows, rows: usize) -> Option<Vec<i32>> {
+    fn products_of(dot: crate::Int8Dot, m: &Mat8<'_>, x: &QRows, rows: usize, split: bool) -> Option<Vec<i32>> {
         use crate::Int8Dot as F;
         if !dot.available() {
             return None;
@@ -695,16 +898,18 @@ pub(crate) mod tests {
         // SAFETY: the form is available; the case sizes `m` and `x`.
         unsafe {
             Some(match dot {
+                F::Scalar if split => products_split::<ScalarDot>(m, x, rows),
                 F::Scalar => products::<ScalarDot>(m, x, rows),
+                F::Portable if split => products_split::<PortableDot>(m, x, rows),
                 F::Portable => products::<PortableDot>(m, x, rows),
                 #[cfg(target_arch = "x86_64")]
-                F::Avx2Maddubs => x86::avx2(m, x, rows),
+                F::Avx2Maddubs => x86::avx2(m, x, rows, split),
                 #[cfg(target_arch = "x86_64")]
-                F::AvxVnni => x86::avxvnni(m, x, rows),
+                F::AvxVnni => x86::avxvnni(m, x, rows, split),
                 #[cfg(target_arch = "x86_64")]
-                F::Avx512Maddubs => x86::avx512(m, x, rows),
+                F::Avx512Maddubs => x86::avx512(m, x, rows, split),
                 #[cfg(target_arch = "x86_64")]
-                F::Avx512Vnni => x86::avx512vnni(m, x, rows),
+                F::Avx512Vnni => x86::avx512vnni(m, x, rows, split),
                 #[cfg(not(target_arch = "x86_64"))]
                 _ => return None,
             })
@@ -716,15 +921,23 @@ pub(crate) mod tests {
         let mut ran = Vec::new();
         for mut case in cases() {
             let x = case.rows();
+            let buf = case.q.as_mut_ptr();
             let m = case.mat();
             let want = case.expected();
             // SAFETY: the scalar form runs anywhere.
             let oracle = unsafe { products::<ScalarDot>(&m, &x, case.rows) };
             assert_eq!(oracle, want, "the oracle against i64 sums, k={}", case.k);
             for dot in crate::Int8Dot::ALL {
-                if let Some(got) = products_of(dot, &m, &x, case.rows) {
+                if let Some(got) = products_of(dot, &m, &x, case.rows, false) {
                     assert_eq!(got, oracle, "{dot}: gates={} n={} k={} rows={}", case.gates, case.n, case.k, case.rows);
                     ran.push(dot);
+                }
+                // The same bytes read as split rows (pairs of byte rows).
+                if case.rows % 2 == 0 {
+                    let split = QRows::carve(buf, case.rows / 2, case.k, true);
+                    if let Some(got) = products_of(dot, &m, &split, case.rows, true) {
+                        assert_eq!(got, oracle, "{dot} split: gates={} k={} rows={}", case.gates, case.k, case.rows);
+                    }
                 }
             }
         }
@@ -779,11 +992,12 @@ pub(crate) mod tests {
                 gates: self.gates,
                 scale: &[],
                 colsum: &[],
+                split: false,
             }
         }
 
         pub(crate) fn rows(&mut self) -> QRows {
-            QRows::carve(self.q.as_mut_ptr(), self.rows, self.k)
+            QRows::carve(self.q.as_mut_ptr(), self.rows, self.k, false)
         }
 
         /// The sums computed straight from the definition, in i64.
@@ -823,6 +1037,16 @@ pub(crate) mod tests {
             assert!((back - x).abs() <= 0.5 * scale * 1.0001, "{x} came back as {back}");
         }
         assert_eq!(&out[37..], &[0, 0, 0], "padding is zero");
+        // Split rows: hi + lo reconstruct each value within half of a 254th step.
+        let mut low = vec![0u8; 40];
+        // SAFETY: 37 values and bytes in, 40 bytes out.
+        let (sl, zl) =
+            unsafe { quantize_residual(xs.as_ptr(), xs.len(), out.as_ptr(), (scale, zp), low.as_mut_ptr(), 40) };
+        assert_eq!((sl, zl), (scale / 254.0, 127));
+        for ((x, q), l) in xs.iter().zip(&out).zip(&low) {
+            let back = (i32::from(*q) - zp) as f32 * scale + (i32::from(*l) - zl) as f32 * sl;
+            assert!((back - x).abs() <= 0.5 * sl * 1.01 + 1e-7, "{x} came back as {back} from two bytes");
+        }
         // Zero maps to the zero point exactly.
         let zeros = [0.0f32, 1.0, -1.0];
         // SAFETY: 3 values in, 40 bytes out.

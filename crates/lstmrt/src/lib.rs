@@ -49,7 +49,7 @@ mod writer;
 pub use error::Error;
 pub use lstmrt_format::IoError;
 pub use lstmrt_kernels::{Isa, IsaError};
-pub use model::{Model, TensorView};
+pub use model::{Int8Activations, Model, TensorView};
 pub use state::State;
 pub use weights::{HeadWeights, LayerWeights, Weights};
 pub use writer::ModelWriter;

@@ -148,6 +148,48 @@ pub struct Model {
     isa: Isa,
     /// The dtype of the recurrent weights (read once: `run` checks it).
     dtype: DType,
+    int8_activations: Int8Activations,
+}
+
+/// How finely an int8 model's kernels quantize the activations they multiply
+/// with the int8 weights (the inputs `x`, and `h` in the recurrence). The
+/// weights are the same in every mode; only the time and the error change.
+///
+/// On random PyTorch-style LSTMs (`docs/quantization.md`) one byte costs
+/// about as much error as the int8 weights themselves; two bytes leave the
+/// weights' rounding alone (max error about 30% lower), for about 25-30%
+/// (`InputsBytes2`) or 40-55% (`Bytes2`) more time per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Int8Activations {
+    /// One u8 per activation, with a scale and zero point per row: the fastest.
+    #[default]
+    Bytes1,
+    /// Two bytes for the input projection's `x` (a second u8 holding the
+    /// first one's rounding error at a 254th of its step: as fine as 16 bits),
+    /// one for the recurrence. Most of the gain of `Bytes2` for LSTMs.
+    InputsBytes2,
+    /// Two bytes everywhere: what remains is the weights' rounding.
+    Bytes2,
+}
+
+impl Int8Activations {
+    /// Every mode, fastest first.
+    pub const ALL: [Int8Activations; 3] =
+        [Int8Activations::Bytes1, Int8Activations::InputsBytes2, Int8Activations::Bytes2];
+
+    /// The name `lstm-run --int8-activations` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Int8Activations::Bytes1 => "bytes1",
+            Int8Activations::InputsBytes2 => "inputs-bytes2",
+            Int8Activations::Bytes2 => "bytes2",
+        }
+    }
+
+    /// The mode called `name`.
+    pub fn from_name(name: &str) -> Option<Int8Activations> {
+        Int8Activations::ALL.into_iter().find(|m| m.name() == name)
+    }
 }
 
 impl Model {
@@ -180,7 +222,8 @@ impl Model {
         let isa = crate::isa()?;
         let info = format::parse(backing.bytes())?;
         let dtype = info.tensor(&names::weight_hh(0, 0)).map_or(DType::F32, |t| t.dtype);
-        let mut model = Model { backing, info, layers: Vec::new(), repacked: false, isa, dtype };
+        let int8_activations = Int8Activations::default();
+        let mut model = Model { backing, info, layers: Vec::new(), repacked: false, isa, dtype, int8_activations };
         model.layers = model.pack_layers()?;
         Ok(model)
     }
@@ -198,6 +241,18 @@ impl Model {
     /// The instruction-set tier this model's kernels run on.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// Quantizes activations as `mode` says when the weights are int8 (no
+    /// effect on other dtypes). See [`Int8Activations`].
+    pub fn with_int8_activations(mut self, mode: Int8Activations) -> Model {
+        self.int8_activations = mode;
+        self
+    }
+
+    /// How this model's int8 kernels quantize activations.
+    pub fn int8_activations(&self) -> Int8Activations {
+        self.int8_activations
     }
 
     /// Whether the file stored weights in the canonical layout, so they were
@@ -293,7 +348,7 @@ impl Model {
         Ok(layers)
     }
 
-    fn matrix_ref<'a>(&'a self, m: &'a PackedMatrix) -> MatrixRef<'a> {
+    fn matrix_ref<'a>(&'a self, m: &'a PackedMatrix, split: bool) -> MatrixRef<'a> {
         let bytes = match &m.storage {
             Storage::File { offset, len } => &self.backing.bytes()[*offset..offset + len],
             Storage::Owned(v) => v.as_slice(),
@@ -306,6 +361,7 @@ impl Model {
             gates: m.gates,
             scale: &m.scale,
             colsum: &m.colsum,
+            split,
         }
     }
 
@@ -320,9 +376,9 @@ impl Model {
             linear_before_reset: arch.linear_before_reset,
             hidden: arch.hidden(),
             out_size: arch.output_size(),
-            w_ih: self.matrix_ref(&l.w_ih),
-            w_hh: self.matrix_ref(&l.w_hh),
-            w_hr: l.w_hr.as_ref().map(|m| self.matrix_ref(m)),
+            w_ih: self.matrix_ref(&l.w_ih, self.int8_activations != Int8Activations::Bytes1),
+            w_hh: self.matrix_ref(&l.w_hh, self.int8_activations == Int8Activations::Bytes2),
+            w_hr: l.w_hr.as_ref().map(|m| self.matrix_ref(m, self.int8_activations == Int8Activations::Bytes2)),
             bias_x: &l.bias_x,
             bias_h: &l.bias_h,
             peephole: l.peephole.as_deref(),

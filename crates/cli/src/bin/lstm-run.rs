@@ -64,6 +64,12 @@ struct Args {
     #[arg(long, requires = "input")]
     allow_nonfinite: bool,
 
+    /// int8 models: bytes per activation multiplied with the int8 weights: bytes1 (fastest),
+    /// inputs-bytes2 (two for the input projection), bytes2 (two everywhere: about 30% less
+    /// error, 40-55% more time). See docs/quantization.md
+    #[arg(long, value_name = "MODE", default_value = "bytes1", value_parser = ["bytes1", "inputs-bytes2", "bytes2"])]
+    int8_activations: String,
+
     /// Threads for running a batch (for files and --bench)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: u32,
@@ -148,6 +154,8 @@ fn usage_error(message: &str) -> ! {
 
 fn dispatch(args: Args) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
+    let mode = lstmrt::Int8Activations::from_name(&args.int8_activations).expect("clap checked the value");
+    lstmrt_cli::run::set_int8_activations(mode);
     let threads = args.threads as usize;
     if args.bench {
         if !(args.seconds.is_finite() && args.seconds >= 0.0) {
