@@ -49,6 +49,12 @@ def us_per_step(call, steps, repeats=15):
     return statistics.median(times) / steps * 1e6
 
 
+def errors(y, ref):
+    """(max, mean) absolute difference from the PyTorch f32 output."""
+    d = np.abs(np.asarray(y, dtype=np.float64).reshape(ref.shape) - ref)
+    return float(d.max()), float(d.mean())
+
+
 def stepper(module, x):
     """One call per step through a PyTorch module, carrying (h, c)."""
 
@@ -83,16 +89,16 @@ def measure(name, hidden, steps, layers):
     )
     with torch.no_grad():
         ref = model(x)[0].numpy()
-        res["PyTorch f32"] = (time_of(model, x), 0.0)
+        res["PyTorch f32"] = (time_of(model, x), (0.0, 0.0))
         bf = torch.nn.LSTM(hidden, hidden, layers).eval()
         bf.load_state_dict(model.state_dict())
         bf, xb = bf.to(torch.bfloat16), x.to(torch.bfloat16)
-        err = float(np.abs(bf(xb)[0].float().numpy() - ref).max())
+        err = errors(bf(xb)[0].float().numpy(), ref)
         res["PyTorch bf16"] = (time_of(bf, xb), err)
         # quantize_dynamic swaps child modules, so the LSTM sits in a container.
         q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(model), {torch.nn.LSTM}, dtype=torch.qint8)
         assert type(q[0]) is not torch.nn.LSTM, "the LSTM was not quantized"
-        err = float(np.abs(q(x)[0].numpy() - ref).max())
+        err = errors(q(x)[0].numpy(), ref)
         res["PyTorch qint8"] = (time_of(q[0], x), err)
     onnx_f32, onnx_int8 = work / "m.onnx", work / "m-int8.onnx"
     h0 = torch.zeros(layers, 1, hidden)
@@ -109,20 +115,26 @@ def measure(name, hidden, steps, layers):
     for label, path in [("ONNX Runtime f32", onnx_f32), ("ONNX Runtime int8", onnx_int8)]:
         s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         feed = {"x": xs, "h0": zeros, "c0": zeros}
-        err = float(np.abs(s.run(["y"], feed)[0].reshape(ref.shape) - ref).max())
+        err = errors(s.run(["y"], feed)[0], ref)
         call = ort_stepper(s, xs, layers, hidden) if STREAM else (lambda: s.run(["y"], feed))
         res[label] = (us_per_step(call, steps), err)
     np.save(work / "x.npy", xs)
-    for dtype in ["f32", "f16", "int8"]:
+    run = lambda *a: subprocess.run([str(a[0]), *map(str, a[1:])], check=True, capture_output=True, text=True)
+    # (label, dtype, lstm-run options): int8 with one-byte activations (the
+    # default) and with two-byte ones (same file, a run-time choice).
+    variants = [("f32", "f32", []), ("f16", "f16", []), ("int8", "int8", []),
+                ("int8 bytes2", "int8", ["--int8-activations", "bytes2"])]
+    for label, dtype, opts in variants:
         lstm = work / f"m-{dtype}.lstm"
-        run = lambda *a: subprocess.run([str(a[0]), *map(str, a[1:])], check=True, capture_output=True, text=True)
-        run(BIN / "lstm-convert", onnx_f32, "-o", lstm, "--dtype", dtype)
-        run(BIN / "lstm-run", lstm, work / "x.npy", "-o", work / f"y-{dtype}.npy")
-        err = float(np.abs(np.load(work / f"y-{dtype}.npy").reshape(ref.shape) - ref).max())
+        if not opts:
+            run(BIN / "lstm-convert", onnx_f32, "-o", lstm, "--dtype", dtype)
+        y = work / f"y-{label.replace(' ', '-')}.npy"
+        run(BIN / "lstm-run", lstm, work / "x.npy", "-o", y, *opts)
+        err = errors(np.load(y), ref)
         mode = ["--stream"] if STREAM else []
-        args = ["--bench", "--json", "--steps", steps, "--threads", THREADS, *mode]
+        args = ["--bench", "--json", "--steps", steps, "--threads", THREADS, *mode, *opts]
         bench = json.loads(run(BIN / "lstm-run", lstm, *args).stdout)
-        res[f"lstmrt {dtype}"] = (bench["ns_per_step_median"] / 1e3, err)
+        res[f"lstmrt {label}"] = (bench["ns_per_step_median"] / 1e3, err)
     return res
 
 
@@ -140,16 +152,16 @@ def main():
     names = args or list(WORKLOADS)
     mode = "one call per step" if STREAM else "whole sequence"
     print(f"{mode}, {THREADS} thread(s), batch 1\n")
-    print("| workload | runtime | µs per step | max abs error vs PyTorch f32 |\n|---|---|---:|---:|")
+    print("| workload | runtime | µs per step | max abs error vs PyTorch f32 | mean abs error |\n|---|---|---:|---:|---:|")
     for name in names:
         res = measure(name, *WORKLOADS[name])
         ours = min(v[0] for k, v in res.items() if k.startswith("lstmrt"))
-        for label, (t, err) in sorted(res.items(), key=lambda kv: kv[1][0]):
-            print(f"| {name} | {label} | {t:.2f} | {err:.1e} |", flush=True)
+        for label, (t, (err, mean)) in sorted(res.items(), key=lambda kv: kv[1][0]):
+            print(f"| {name} | {label} | {t:.2f} | {err:.1e} | {mean:.1e} |", flush=True)
         peer = min((v[0], k) for k, v in res.items() if not k.startswith("lstmrt"))
-        print(f"| {name} | fastest peer / fastest lstmrt | {peer[0] / ours:.2f}x ({peer[1]}) | |", flush=True)
+        print(f"| {name} | fastest peer / fastest lstmrt | {peer[0] / ours:.2f}x ({peer[1]}) | | |", flush=True)
         q8 = min((v[0], k) for k, v in res.items() if k in ("ONNX Runtime int8", "PyTorch qint8"))
-        print(f"| {name} | fastest int8 peer / lstmrt int8 | {q8[0] / res['lstmrt int8'][0]:.2f}x ({q8[1]}) | |")
+        print(f"| {name} | fastest int8 peer / lstmrt int8 | {q8[0] / res['lstmrt int8'][0]:.2f}x ({q8[1]}) | | |")
 
 
 if __name__ == "__main__":

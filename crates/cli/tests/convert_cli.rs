@@ -193,3 +193,22 @@ fn a_failed_write_exits_1_and_help_documents_the_exit_codes() {
     let help = run_convert(["--help"]);
     assert!(stdout(&help).contains(lstmrt_cli::exit::TABLE), "{}", stdout(&help));
 }
+
+#[test]
+fn int8_conversion_checks_the_error_and_info_shows_the_scales() {
+    let dir = TempDir::new("cli-int8");
+    let out = dir.path("m.lstm");
+    let o = run_convert(args(&pt("lstm_2layer_bidirectional_proj"), &out, &["--check", "--dtype", "int8"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(
+        s.contains("rounding the weights to int8 costs") && s.contains("mean difference") && s.contains("-> ok"),
+        "{s}"
+    );
+    let info = std::process::Command::new(env!("CARGO_BIN_EXE_lstm-run")).arg(&out).arg("--info").output().unwrap();
+    assert!(info.status.success(), "{}", stderr(&info));
+    let text = stdout(&info);
+    assert!(text.contains("weights         int8, layout canonical, panel16x4"), "{text}");
+    assert!(text.contains("int8 scales") && text.contains("rows of 12 matrices") && text.contains("product"), "{text}");
+    assert!(text.contains("format version 1.1"), "{text}");
+}
