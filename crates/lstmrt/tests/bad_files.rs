@@ -428,3 +428,117 @@ fn verify_finds_corrupt_tensor_bytes() {
     let err = model.verify().unwrap_err();
     assert!(err.to_string().contains("weight_ih_l0"), "{err}");
 }
+
+/// The crafted tensors of an int8 LSTM 3 -> 4: both matrices int8 in
+/// panel16x4 (`[1 panel, 1 group of 4 inputs, 4 gates, 16, 4]`), their f32
+/// scales, f32 biases.
+fn int8_entries() -> Vec<DirectoryEntry> {
+    let tensors: [(&str, u32, u32, Vec<u64>); 6] = [
+        ("weight_ih_l0", 3, 2, vec![1, 1, 4, 16, 4]),
+        ("weight_ih_l0.scale", 0, 0, vec![16]),
+        ("weight_hh_l0", 3, 2, vec![1, 1, 4, 16, 4]),
+        ("weight_hh_l0.scale", 0, 0, vec![16]),
+        ("bias_ih_l0", 0, 0, vec![16]),
+        ("bias_hh_l0", 0, 0, vec![16]),
+    ];
+    let mut offset = 0;
+    tensors
+        .into_iter()
+        .map(|(name, dtype, layout, shape)| {
+            let size = if dtype == 3 { 1 } else { 4 };
+            let length = shape.iter().product::<u64>() * size;
+            let e = DirectoryEntry { name: name.into(), dtype, layout, shape, offset, length, crc32c: 0 };
+            offset += length.div_ceil(64) * 64;
+            e
+        })
+        .collect()
+}
+
+/// A file of these entries, their offsets laid out again after the lengths changed.
+fn int8_crafted(mut entries: Vec<DirectoryEntry>) -> Vec<u8> {
+    let mut offset = 0;
+    for e in &mut entries {
+        e.offset = offset;
+        offset += e.length.div_ceil(64) * 64;
+    }
+    craft((1, 1), meta_bytes(&meta()), entries, vec![])
+}
+
+#[test]
+fn int8_files_need_their_scales_the_panel16x4_layout_and_f32_scales() {
+    Model::from_bytes(&int8_crafted(int8_entries())).unwrap();
+    let kind = |e: Error, what: &str| match e {
+        Error::TensorKind { name, reason } => assert!(reason.contains(what), "{name}: {reason}"),
+        other => panic!("expected a tensor-kind error about {what:?}, got {other}"),
+    };
+    // No scales for an int8 matrix.
+    let e: Vec<_> = int8_entries().into_iter().filter(|e| e.name != "weight_hh_l0.scale").collect();
+    assert_eq!(open_err(&int8_crafted(e)), Error::MissingTensor { name: "weight_hh_l0.scale".into() });
+    // Scales in f16.
+    let mut e = int8_entries();
+    e[1].dtype = 1;
+    e[1].length = 32;
+    kind(open_err(&int8_crafted(e)), "int8 scales are f32");
+    // int8 in the float panel layout, and f32 in the int8 one.
+    let mut e = int8_entries();
+    e[0].layout = 1;
+    e[0].shape = vec![1, 3, 4, 16];
+    e[0].length = 192;
+    kind(open_err(&int8_crafted(e)), "panel16x4");
+    let mut e = int8_entries();
+    e[2].dtype = 0;
+    e[2].length *= 4;
+    kind(open_err(&int8_crafted(e)), "panel16x4 holds only int8");
+    // int8 for a vector.
+    let mut e = int8_entries();
+    e[4].dtype = 3;
+    e[4].length = 16;
+    kind(open_err(&int8_crafted(e)), "panel16x4");
+    // A scale tensor without an int8 matrix is a tensor of no use.
+    let mut e = entries();
+    e.push(DirectoryEntry {
+        name: "weight_ih_l0.scale".into(),
+        dtype: 0,
+        layout: 0,
+        shape: vec![16],
+        offset: 1024,
+        length: 64,
+        crc32c: 0,
+    });
+    assert_eq!(open_err(&crafted(e)), Error::UnexpectedTensor { name: "weight_ih_l0.scale".into() });
+}
+
+#[test]
+fn int8_scales_that_are_not_finite_and_non_negative_are_refused_naming_the_row() {
+    let meta = meta();
+    let w = Weights::zeros(&meta);
+    let good = ModelWriter::new(&meta, &w).dtype(lstmrt::format::DType::I8).to_bytes().unwrap();
+    let info = lstmrt_format::parse(&good).unwrap();
+    let scale = info.tensor("weight_hh_l0.scale").unwrap();
+    for bad in [f32::NAN, -1.0, f32::INFINITY] {
+        let mut bytes = good.clone();
+        let at = scale.offset as usize + 5 * 4;
+        bytes[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+        match Model::from_bytes(&bytes) {
+            Err(lstmrt::Error::Format(Error::TensorKind { name, reason })) => {
+                assert_eq!(name, "weight_hh_l0.scale");
+                assert!(reason.contains("row 5"), "{reason}");
+            }
+            Err(other) => panic!("{bad}: unexpected error {other}"),
+            Ok(_) => panic!("a scale of {bad} was accepted"),
+        }
+    }
+}
+
+#[test]
+fn int8_writer_refuses_rows_too_long_for_exact_sums_and_non_finite_weights() {
+    let big = Metadata::new(Architecture::new(CellKind::Lstm, 70_000, 1, 1));
+    let w = Weights::zeros(&big);
+    let e = ModelWriter::new(&big, &w).dtype(lstmrt::format::DType::I8).to_bytes().unwrap_err();
+    assert!(e.to_string().contains("at most 65536"), "{e}");
+    let meta = meta();
+    let mut w = Weights::zeros(&meta);
+    w.layers[0].w_hh[7] = f32::NAN;
+    let e = ModelWriter::new(&meta, &w).dtype(lstmrt::format::DType::I8).to_bytes().unwrap_err();
+    assert!(e.to_string().contains("weight_hh_l0") && e.to_string().contains("element 7"), "{e}");
+}

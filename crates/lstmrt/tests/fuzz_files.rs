@@ -22,10 +22,13 @@ fn base_files() -> Vec<Vec<u8>> {
     proj.clip = Some(3.0);
     let mut gru = Architecture::new(CellKind::Gru, 2, 3, 1);
     gru.bidirectional = true;
+    let mut int8 = Architecture::new(CellKind::Lstm, 5, 7, 2);
+    int8.proj_size = 3;
     for (meta, dtype) in [
         (text, lstmrt::format::DType::F32),
         (Metadata::new(proj), lstmrt::format::DType::F16),
         (Metadata::new(gru), lstmrt::format::DType::BF16),
+        (Metadata::new(int8), lstmrt::format::DType::I8),
     ] {
         let mut w = Weights::zeros(&meta);
         for lw in &mut w.layers {
@@ -123,7 +126,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 6000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn mutated_files_never_panic(file in 0usize..3, mutations in prop::collection::vec(mutation(), 1..4), fix in any::<bool>()) {
+    fn mutated_files_never_panic(file in 0usize..4, mutations in prop::collection::vec(mutation(), 1..4), fix in any::<bool>()) {
         let mut bytes = base_files()[file].clone();
         for m in &mutations {
             apply(&mut bytes, m);
@@ -140,7 +143,7 @@ proptest! {
     }
 
     #[test]
-    fn spliced_files_never_panic(a in 0usize..3, b in 0usize..3, cut_a in any::<usize>(), cut_b in any::<usize>()) {
+    fn spliced_files_never_panic(a in 0usize..4, b in 0usize..4, cut_a in any::<usize>(), cut_b in any::<usize>()) {
         let files = base_files();
         let (fa, fb) = (&files[a], &files[b]);
         let mut bytes = fa[..cut_a % fa.len()].to_vec();
