@@ -43,7 +43,7 @@ fn main() {
     println!("| workload | dtype | mode | threads | ns/step | bound ns/step | of bound | GFLOP/s |");
     println!("|---|---|---|---|---:|---:|---:|---:|");
     for w in &WORKLOADS {
-        for dtype in [DType::F32, DType::F16] {
+        for dtype in [DType::F32, DType::F16, DType::I8] {
             let model = w.model(dtype);
             let bounds = probe.bounds(model.architecture(), dtype, w.batch);
             for (mode, threads) in [(Mode::Sequence, 1), (Mode::Stream, 1), (Mode::Sequence, 2)] {

@@ -17,7 +17,7 @@ fn workloads(c: &mut Criterion) {
     for w in &WORKLOADS {
         let mut group = c.benchmark_group(w.name);
         group.sample_size(10).measurement_time(std::time::Duration::from_secs(3));
-        for dtype in [DType::F32, DType::F16] {
+        for dtype in [DType::F32, DType::F16, DType::I8] {
             let model = w.model(dtype);
             let mut rng = Rng::new(1);
             let per_step = w.batch * w.hidden;

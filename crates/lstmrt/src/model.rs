@@ -222,6 +222,8 @@ impl Model {
         let isa = crate::isa()?;
         let info = format::parse(backing.bytes())?;
         let dtype = info.tensor(&names::weight_hh(0, 0)).map_or(DType::F32, |t| t.dtype);
+        // Reads LSTMRT_INT8_DOT now, once, rather than on the first run (which never allocates).
+        lstmrt_kernels::Int8Dot::for_isa(isa);
         let int8_activations = Int8Activations::default();
         let mut model = Model { backing, info, layers: Vec::new(), repacked: false, isa, dtype, int8_activations };
         model.layers = model.pack_layers()?;

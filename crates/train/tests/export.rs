@@ -157,6 +157,17 @@ fn f16_model_stays_close_to_trainer_forward() {
 }
 
 #[test]
+fn int8_model_stays_close_to_trainer_forward() {
+    let data = small_pronoun();
+    let config = config(Cell::Lstm, 0, 1);
+    let outcome = train_briefly(config.clone(), &data);
+    let model = write(&outcome, &data, &config, DType::I8);
+    assert_eq!(model.dtype(), DType::I8);
+    // Per-row int8 weights and u8 activations: a few 1e-3 on PyTorch-sized weights.
+    assert_same_outputs(&outcome, &data, &model, true, 2e-2);
+}
+
+#[test]
 fn pronoun_model_file_carries_vocabulary_head_labels_and_provenance() {
     let data = small_pronoun();
     let config = config(Cell::Lstm, 0, 1);
