@@ -76,16 +76,21 @@ pub fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 }
 
 /// The cases: the hidden sizes where the debug build once overflowed its
-/// stack (H = 512 f32 and f16, H = 128 bf16), every cell, projection and
-/// bidirectional layers, each at batch 1 and 32.
+/// stack (H = 512 f32 and f16, H = 128 bf16), and int8 at H = 512, every
+/// cell, projection and bidirectional layers, each at batch 1 and 32.
 pub fn cases() -> Vec<Case> {
     let lstm = |i: usize, h: usize| Architecture::new(CellKind::Lstm, i, h, 1);
-    let mut archs = vec![(lstm(512, 512), DType::F32), (lstm(512, 512), DType::F16), (lstm(128, 128), DType::BF16)];
+    let mut archs = vec![
+        (lstm(512, 512), DType::F32),
+        (lstm(512, 512), DType::F16),
+        (lstm(128, 128), DType::BF16),
+        (lstm(512, 512), DType::I8),
+    ];
     let mut proj = Architecture::new(CellKind::Lstm, 24, 40, 2);
     proj.proj_size = 16;
     let mut bi = Architecture::new(CellKind::Gru, 12, 48, 2);
     bi.bidirectional = true;
-    for dtype in [DType::F32, DType::F16, DType::BF16] {
+    for dtype in [DType::F32, DType::F16, DType::BF16, DType::I8] {
         archs.push((proj.clone(), dtype));
         archs.push((bi.clone(), dtype));
         archs.push((Architecture::new(CellKind::Gru, 20, 64, 1), dtype));

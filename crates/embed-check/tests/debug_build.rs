@@ -9,7 +9,13 @@ fn every_dtype_and_batch_runs_on_a_2_mib_thread_and_matches_the_reference() {
         let label = format!("{:?} {} {:?} batch {}", case.arch.cell, case.arch.hidden_size, case.dtype, case.batch);
         let c = case.clone();
         let worst = on_small_stack(move || check(&c)).unwrap_or_else(|e| panic!("{label}: {e}"));
-        let tol = if case.dtype == lstmrt::format::DType::F32 { 2e-5 } else { 1e-4 };
+        // int8 also quantizes the activations: the reference on the stored weights
+        // differs by their rounding (docs/quantization.md), the others only by arithmetic.
+        let tol = match case.dtype {
+            lstmrt::format::DType::F32 => 2e-5,
+            lstmrt::format::DType::I8 => 1e-2,
+            _ => 1e-4,
+        };
         assert!(worst <= tol, "{label}: max abs difference {worst} > {tol}");
     }
 }
