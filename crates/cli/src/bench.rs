@@ -153,6 +153,9 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Most floats of input plus output a benchmark holds (1 GiB).
+pub const MAX_BENCH_FLOATS: u128 = 1 << 28;
+
 /// Measures `model` as `config` says.
 pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
     let arch = model.architecture();
@@ -162,6 +165,19 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
     if let (Mode::Stream, Some((kind, why))) = (config.mode, arch.whole_sequence_only()) {
         return Err(Error::Unsupported {
             what: format!("a {kind} model cannot be streamed one step at a time: {why}; benchmark whole sequences"),
+        });
+    }
+    // The random input and the output are held whole: refuse sizes no
+    // benchmark needs before allocating them.
+    let floats = (config.batch as u128)
+        * (config.steps as u128)
+        * (arch.input_size as u128 + arch.sequence_output_size() as u128);
+    if floats > MAX_BENCH_FLOATS {
+        return Err(Error::Unsupported {
+            what: format!(
+                "--batch {} x --steps {} needs {floats} floats of input and output, more than the {MAX_BENCH_FLOATS} (1 GiB) a benchmark may use; use fewer steps or a smaller batch",
+                config.batch, config.steps
+            ),
         });
     }
     let isa = model.isa();

@@ -14,6 +14,7 @@
 //! its fields is a number. Rows and columns in messages are 1-based; a row is
 //! the line number in the file.
 
+use lstmrt_format::read_regular;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -134,14 +135,15 @@ fn extension(path: &Path) -> String {
 /// `.csv` file.
 pub fn read_input(path: &Path, features: usize, options: ReadOptions) -> Result<Sequence, DataError> {
     let source = path.display().to_string();
+    note_input(path);
     match extension(path).as_str() {
         "npy" => {
-            let bytes = std::fs::read(path).map_err(|e| DataError::new(&source, e.to_string()))?;
+            let bytes = read_regular(path).map_err(|e| DataError::new(&source, e.to_string()))?;
             let array = npy::parse(&bytes).map_err(|e| DataError::new(&source, e.0))?;
             sequence_from_npy(&array, &source, features, options)
         }
         "csv" => {
-            let bytes = std::fs::read(path).map_err(|e| DataError::new(&source, e.to_string()))?;
+            let bytes = read_regular(path).map_err(|e| DataError::new(&source, e.to_string()))?;
             let text = String::from_utf8(bytes).map_err(|e| {
                 DataError::new(&source, format!("not UTF-8 text (bad byte at offset {})", e.utf8_error().valid_up_to()))
             })?;
@@ -458,6 +460,49 @@ pub fn state_shapes(arch: &Architecture, batch: usize, batched: bool) -> (Vec<us
     }
 }
 
+/// The files this process has read, by identity (device and inode, so a
+/// second name or a symlink is the same file), so no output lands on one.
+static INPUTS: std::sync::Mutex<Vec<(PathBuf, (u64, u64))>> = std::sync::Mutex::new(Vec::new());
+
+/// The identity of the file at `path`, if it exists (unix: device and inode).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        // Without inodes, the canonical path stands for the file.
+        let canonical = std::fs::canonicalize(path).ok()?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&canonical, &mut h);
+        Some((0, std::hash::Hasher::finish(&h)))
+    }
+}
+
+/// Records that this process read `path` (a model, an input, a state file).
+pub fn note_input(path: &Path) {
+    if let Some(id) = file_id(path) {
+        INPUTS.lock().unwrap_or_else(|e| e.into_inner()).push((path.to_path_buf(), id));
+    }
+}
+
+/// Refuses `path` as an output when it is a file this process read: writing
+/// it (even by rename) would destroy an input.
+pub fn check_not_an_input(path: &Path) -> Result<(), String> {
+    let Some(id) = file_id(path) else { return Ok(()) };
+    let inputs = INPUTS.lock().unwrap_or_else(|e| e.into_inner());
+    match inputs.iter().find(|(_, i)| *i == id) {
+        Some((input, _)) => Err(format!(
+            "{}: is the same file as the input {}; refusing to write an output over an input",
+            path.display(),
+            input.display()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Writes `h` (and `c` for LSTM) to the files of [`state_paths`], shaped as
 /// [`state_shapes`]. Each file is written atomically.
 pub fn write_state(
@@ -498,7 +543,8 @@ pub fn read_state(
 
 fn read_state_file(path: &Path, shape: &[usize], allow_nonfinite: bool) -> Result<Vec<f32>, DataError> {
     let source = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| DataError::new(&source, e.to_string()))?;
+    note_input(path);
+    let bytes = read_regular(path).map_err(|e| DataError::new(&source, e.to_string()))?;
     let array = npy::parse(&bytes).map_err(|e| DataError::new(&source, e.0))?;
     if !matches!(array.dtype, "float32" | "float64") {
         return Err(DataError::new(&source, format!("holds {} values; expected float32 or float64", array.dtype)));

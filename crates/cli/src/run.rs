@@ -74,11 +74,13 @@ pub fn set_int8_activations(mode: lstmrt::Int8Activations) {
 
 /// Opens and validates the model file.
 pub fn open_model(path: &Path) -> Result<Model, Failure> {
+    io::note_input(path);
     let model = Model::open(path).map_err(|e| model_failure(path, e))?;
     Ok(model.with_int8_activations(INT8_ACTIVATIONS.get().copied().unwrap_or_default()))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    io::check_not_an_input(path).map_err(Failure::bad_input)?;
     atomic_write(path, bytes).map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))
 }
 
@@ -108,6 +110,15 @@ pub struct FileJob {
     /// the raw stack output (PyTorch's `output`).
     pub head: bool,
     pub threads: usize,
+}
+
+/// Refuses final-state files that are files this process read.
+fn check_state_outputs(prefix: &Path, arch: &lstmrt_format::Architecture) -> Result<(), Failure> {
+    let (h, c) = io::state_paths(prefix, arch);
+    for path in std::iter::once(h).chain(c) {
+        io::check_not_an_input(&path).map_err(Failure::bad_input)?;
+    }
+    Ok(())
 }
 
 /// Runs a model over an input file; see [`FileJob`].
@@ -148,6 +159,7 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
         write_file(path, &io::encode_output(format, &result, names))?;
     }
     if let Some(prefix) = &job.final_state {
+        check_state_outputs(prefix, arch)?;
         io::write_state(prefix, arch, seq.batch, seq.is_batched(), state.h(), state.c())
             .map_err(|e| Failure::internal(format!("cannot write {e}")))?;
     }
@@ -304,6 +316,7 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
         }
     }
     if let Some(prefix) = &job.final_state {
+        check_state_outputs(prefix, arch)?;
         io::write_state(prefix, arch, 1, false, state.h(), state.c())
             .map_err(|e| Failure::internal(format!("cannot write {e}")))?;
     }

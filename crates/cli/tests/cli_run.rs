@@ -945,3 +945,61 @@ fn usage_errors_exit_2_and_help_documents_the_exit_codes() {
     assert_eq!(lstm_run(["model.lstm", "-", "-o", "x.npy"]).code, 2, "streaming writes to stdout");
     assert_eq!(lstm_run(["model.lstm", "--info", "--batch", "2"]).code, 2, "--batch is for --bench");
 }
+
+#[test]
+fn fifos_devices_and_directories_are_refused_at_once_as_models_and_inputs() {
+    let dir = TempDir::new("cli-nonregular");
+    let g = golden("lstm_1layer");
+    let model = write_model(&dir, &g);
+    let fifo = dir.path("pipe.npy");
+    let made = Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+    // Named like inputs (the input's extension is checked first): a symlink
+    // to /dev/zero and a directory.
+    let zero = dir.path("zero.npy");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let folder = dir.path("folder.npy");
+    std::fs::create_dir(&folder).unwrap();
+    let mut cases: Vec<(PathBuf, &str)> = vec![(zero, "character device"), (folder, "directory")];
+    if made {
+        cases.push((fifo.clone(), "FIFO"));
+    }
+    for (path, what) in &cases {
+        // As the model: --info would hang on a FIFO or read /dev/zero forever.
+        let ran = lstm_run([path.as_os_str(), OsStr::new("--info")]);
+        assert_bad_input(&ran, &[what, "not a regular file"]);
+        // As the input sequence.
+        let ran = lstm_run(with_model(&model, &[path.to_str().unwrap()]));
+        assert_bad_input(&ran, &[what]);
+    }
+}
+
+#[test]
+fn no_output_is_written_over_an_input_even_under_another_name() {
+    let dir = TempDir::new("cli-overwrite");
+    let g = golden("lstm_1layer");
+    // A model file named like an output, and a hard link to it.
+    let model = dir.path("model.npy");
+    ModelWriter::new(&g.meta, &g.weights).write(&model).unwrap();
+    let before = std::fs::read(&model).unwrap();
+    let input = fixture("lstm_1layer", "input.npy");
+    let ran = lstm_run(with_model(&model, &[input.to_str().unwrap(), "-o", model.to_str().unwrap()]));
+    assert_bad_input(&ran, &["same file as the input", "refusing"]);
+    let link = dir.path("alias.npy");
+    std::fs::hard_link(&model, &link).unwrap();
+    let ran = lstm_run(with_model(&model, &[input.to_str().unwrap(), "-o", link.to_str().unwrap()]));
+    assert_bad_input(&ran, &["same file as the input"]);
+    // The input itself as the output.
+    let copy = dir.path("x.npy");
+    std::fs::copy(&input, &copy).unwrap();
+    let ran = lstm_run(with_model(&model, &[copy.to_str().unwrap(), "-o", copy.to_str().unwrap()]));
+    assert_bad_input(&ran, &["same file as the input"]);
+    assert_eq!(std::fs::read(&model).unwrap(), before, "the model was written over");
+}
+
+#[test]
+fn a_benchmark_too_large_to_hold_is_refused_before_allocating() {
+    let dir = TempDir::new("cli-bench-huge");
+    let model = write_model(&dir, &golden("lstm_1layer"));
+    let ran = lstm_run(with_model(&model, &["--bench", "--batch", "100000", "--steps", "100000"]));
+    assert_bad_input(&ran, &["--batch 100000 x --steps 100000", "1 GiB"]);
+}

@@ -12,12 +12,14 @@
 //! ```
 
 mod error;
+mod file;
 mod meta;
 pub mod panel;
 mod read;
 mod write;
 
 pub use error::{Error, IoError};
+pub use file::{open_regular, read_regular};
 pub use meta::{
     Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, KeyValue, Metadata, Provenance, Tokenizer,
     Vocabulary,

@@ -40,7 +40,7 @@ fn err(msg: impl Into<String>) -> NpyError {
 /// Reads a `.npy` file.
 pub fn read(path: impl AsRef<Path>) -> Result<Array, NpyError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let bytes = lstmrt_format::read_regular(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
     parse(&bytes).map_err(|e| err(format!("{}: {}", path.display(), e.0)))
 }
 

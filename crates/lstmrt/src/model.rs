@@ -199,11 +199,11 @@ impl Model {
     /// memory map; replacing it by rename, as the writers here do, is safe).
     pub fn open(path: impl AsRef<Path>) -> Result<Model, crate::Error> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| crate::Error::io(path, e))?.len();
+        // Regular files only: a FIFO would block, a device never end.
+        let (file, len) = format::open_regular(path).map_err(|e| crate::Error::io(path, e))?;
         if len < format::HEADER_SIZE as u64 {
             // Too short to map usefully (and zero-length maps are an error).
-            let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, e))?;
+            let bytes = format::read_regular(path).map_err(|e| crate::Error::io(path, e))?;
             return Model::from_backing(Backing::copy_of(&bytes));
         }
         // SAFETY: the map is read-only and private; the documented contract is

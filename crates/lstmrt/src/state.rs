@@ -198,8 +198,9 @@ impl State {
         if batch == 0 || batch > 1 << 20 {
             return Err(bad(format!("batch {batch}")));
         }
-        let mut state = model.new_batch_state(batch);
-        let s = state.shape;
+        // Everything is checked against the blob before a state is made:
+        // its size follows from the model's shape and the blob's batch.
+        let s = StateShape::of(model.architecture(), batch);
         let found = [field(0), field(1), field(3), field(4)];
         let want = [u32::from(s.cell) as usize, s.slots, s.h_size, s.c_size];
         if found != want {
@@ -208,9 +209,11 @@ impl State {
             )));
         }
         let values = &body[28..];
-        if values.len() != 4 * (state.h.len() + state.c.len()) {
-            return Err(bad(format!("{} value bytes, expected {}", values.len(), 4 * (state.h.len() + state.c.len()))));
+        let expected = 4 * s.slots * batch * (s.h_size + s.c_size);
+        if values.len() != expected {
+            return Err(bad(format!("{} value bytes, expected {expected}", values.len())));
         }
+        let mut state = model.new_batch_state(batch);
         let mut floats = values.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")));
         for v in state.h.iter_mut().chain(state.c.iter_mut()) {
             *v = floats.next().expect("length checked");

@@ -72,6 +72,16 @@ fn saved_state_of_another_model_or_corrupt_is_refused() {
     corrupt[40] ^= 1;
     assert!(matches!(State::from_bytes(&model, &corrupt), Err(Error::BadState { .. })));
     assert!(matches!(State::from_bytes(&model, &saved[..20]), Err(Error::BadState { .. })));
+    // A blob claiming a batch of 2^20 with one stream's values: refused by its
+    // length before a state of 2^20 rows is made.
+    let mut huge = saved[..saved.len() - 4].to_vec();
+    huge[16..20].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    let crc = crc32c::crc32c(&huge);
+    huge.extend_from_slice(&crc.to_le_bytes());
+    match State::from_bytes(&model, &huge) {
+        Err(Error::BadState { reason }) => assert!(reason.contains("value bytes"), "{reason}"),
+        other => panic!("expected a length error, got {:?}", other.map(|s| s.batch())),
+    }
 }
 
 #[test]

@@ -1,0 +1,140 @@
+//! Opening the files lstmrt reads: regular files only. A FIFO with no writer
+//! would block the open forever, and a device such as `/dev/zero` never ends;
+//! both (and directories, sockets) are refused with a message saying what the
+//! path is, before anything is read.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::path::Path;
+
+/// `O_NONBLOCK` on Linux (the same value on these architectures): opening a
+/// FIFO that `stat` just called a regular file must not block.
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64"
+    )
+))]
+const O_NONBLOCK: i32 = 0o4000;
+
+/// What a non-regular file is, for messages.
+fn kind(meta: &Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() { "a directory" } else { "not a regular file" }
+}
+
+fn check(meta: &Metadata) -> io::Result<()> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let what = kind(meta);
+    let message = if what.starts_with("not") { what.to_string() } else { format!("is {what}, not a regular file") };
+    Err(io::Error::new(io::ErrorKind::InvalidInput, message))
+}
+
+/// Opens `path` for reading if it is a regular file (symlinks followed);
+/// returns the file and its length. The type is checked before the open and
+/// again on the opened file, so a swap in between is caught too.
+pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
+    check(&std::fs::metadata(path)?)?;
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    ))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    check(&meta)?;
+    Ok((file, meta.len()))
+}
+
+/// Reads the whole of regular file `path` (see [`open_regular`]): exactly the
+/// length it had when opened, which is allocated once.
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let (file, len) = open_regular(path)?;
+    let len_usize = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "is too large"))?;
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len_usize).map_err(|_| {
+        io::Error::new(io::ErrorKind::OutOfMemory, format!("is {len} bytes, more than this machine can hold"))
+    })?;
+    file.take(len).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("shrank from {len} to {} bytes while being read", bytes.len()),
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_and_devices_are_refused_saying_what_they_are() {
+        let dir = std::env::temp_dir();
+        let e = read_regular(&dir).unwrap_err();
+        assert!(e.to_string().contains("is a directory, not a regular file"), "{e}");
+        #[cfg(unix)]
+        {
+            let e = read_regular(Path::new("/dev/zero")).unwrap_err();
+            assert!(e.to_string().contains("character device"), "{e}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_without_a_writer_is_refused_at_once() {
+        let path = std::env::temp_dir().join(format!("lstmrt-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("mkfifo is not available; skipped");
+            return;
+        }
+        let e = read_regular(&path).unwrap_err();
+        std::fs::remove_file(&path).ok();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+    }
+
+    #[test]
+    fn regular_files_are_read_whole() {
+        let path = std::env::temp_dir().join(format!("lstmrt-regular-{}", std::process::id()));
+        std::fs::write(&path, b"hello").unwrap();
+        assert_eq!(read_regular(&path).unwrap(), b"hello");
+        assert_eq!(open_regular(&path).unwrap().1, 5);
+        std::fs::remove_file(&path).ok();
+    }
+}
