@@ -213,7 +213,7 @@ pub fn sequence_from_npy(
         if !x.is_finite() && !options.allow_nonfinite {
             // The element's index as the user would look it up in the file.
             let index = if batched { shape_text(&[outer, inner, k]) } else { shape_text(&[outer, k]) };
-            let what = if v.is_finite() { format!("{v} overflows float32") } else { format!("{v} is not finite") };
+            let what = if v.is_finite() { format!("{v:e} overflows float32") } else { format!("{v} is not finite") };
             return Err(err(format!("element {index}: {what}; {NONFINITE_HINT}")));
         }
         let (t, b) = if options.batch_first { (inner, outer) } else { (outer, inner) };
@@ -618,7 +618,8 @@ mod tests {
         assert!(e.message.contains("element [1, 1, 1]: NaN is not finite"), "{e}");
         a.data[9] = 1e300;
         let e = sequence_from_npy(&a, "x.npy", 2, ReadOptions::default()).unwrap_err();
-        assert!(e.message.contains("overflows float32"), "{e}");
+        assert!(e.message.contains("1e300 overflows float32"), "{e}");
+        assert!(e.message.len() < 200, "a short line, not 300 digits: {e}");
         let opts = ReadOptions { allow_nonfinite: true, ..Default::default() };
         let s = sequence_from_npy(&a, "x.npy", 2, opts).unwrap();
         assert!(s.row(1, 1)[1].is_infinite());

@@ -72,10 +72,19 @@ pub fn set_int8_activations(mode: lstmrt::Int8Activations) {
     let _ = INT8_ACTIVATIONS.set(mode);
 }
 
+static NO_MMAP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every model this process opens be read into owned memory rather
+/// than mapped (`--no-mmap`): for model files that may change while in use.
+pub fn set_no_mmap(on: bool) {
+    NO_MMAP.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Opens and validates the model file.
 pub fn open_model(path: &Path) -> Result<Model, Failure> {
     io::note_input(path);
-    let model = Model::open(path).map_err(|e| model_failure(path, e))?;
+    let model = if NO_MMAP.load(std::sync::atomic::Ordering::Relaxed) { Model::load(path) } else { Model::open(path) };
+    let model = model.map_err(|e| model_failure(path, e))?;
     Ok(model.with_int8_activations(INT8_ACTIVATIONS.get().copied().unwrap_or_default()))
 }
 

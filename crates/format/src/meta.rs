@@ -172,20 +172,15 @@ impl Architecture {
     pub fn validate(&self) -> Result<(), Error> {
         // Sizes are bounded so that every product the engine forms stays far from overflow.
         const MAX_SIZE: u32 = 1 << 20;
-        for (field, v) in [
-            ("architecture.input_size", self.input_size),
-            ("architecture.hidden_size", self.hidden_size),
-            ("architecture.num_layers", self.num_layers),
-        ] {
+        for (field, v) in [("architecture.input_size", self.input_size), ("architecture.hidden_size", self.hidden_size)]
+        {
             if v == 0 || v > MAX_SIZE {
                 return Err(Error::invalid(field, format!("{v} is outside 1..={MAX_SIZE}")));
             }
         }
-        if self.num_layers > 1024 {
-            return Err(Error::invalid(
-                "architecture.num_layers",
-                format!("{} layers is more than 1024", self.num_layers),
-            ));
+        // The spec's limit, cited as the spec states it.
+        if self.num_layers == 0 || self.num_layers > 1024 {
+            return Err(Error::invalid("architecture.num_layers", format!("{} is outside 1..=1024", self.num_layers)));
         }
         let lstm = self.cell == CellKind::Lstm;
         if self.proj_size > 0 && !lstm {

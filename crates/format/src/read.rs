@@ -231,13 +231,34 @@ fn decode_section<'a, T: serde::Deserialize<'a>>(
         return Err(Error::SectionChecksum { section: name, stored: entry.crc32c, computed });
     }
     let (value, used) = bincode::serde::borrow_decode_from_slice::<T, _>(body, bincode_config())
-        .map_err(|e| Error::Decode { section: name.clone(), message: e.to_string() })?;
+        .map_err(|e| Error::Decode { section: name.clone(), message: decode_message(&e, body.len()) })?;
     // Later minor versions may append fields; in a file of this version or
     // older, bytes after the last field mean the section is corrupt.
     if used < body.len() && !newer_minor {
         return Err(Error::TrailingSectionBytes { section: name, extra: (body.len() - used) as u64 });
     }
     Ok(value)
+}
+
+/// One line for a bincode decode error, in the format's terms rather than as
+/// bincode's debug dump.
+fn decode_message(e: &bincode::error::DecodeError, len: usize) -> String {
+    use bincode::error::DecodeError as D;
+    match e {
+        D::UnexpectedEnd { additional } => format!("it ends {additional} bytes early ({len} bytes)"),
+        D::Utf8 { .. } => "a string is not valid UTF-8".into(),
+        D::UnexpectedVariant { found, .. } => format!("an option or enum has the invalid tag {found}"),
+        D::InvalidBooleanValue(v) => format!("a boolean is {v}, neither 0 nor 1"),
+        D::InvalidCharEncoding(_) => "a character is not valid UTF-8".into(),
+        D::LimitExceeded => "a length is larger than the section".into(),
+        D::OtherString(s) => s.clone(),
+        D::Other(s) => (*s).to_string(),
+        other => {
+            // Whatever else bincode reports, on one line.
+            let text = other.to_string();
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+    }
 }
 
 /// Turns raw directory entries into [`TensorInfo`]s, checking names, codes,

@@ -196,11 +196,23 @@ impl Model {
     /// Memory-maps the file at `path` and validates it.
     ///
     /// The file must not be modified while the model is alive (as with any
-    /// memory map; replacing it by rename, as the writers here do, is safe).
+    /// memory map; replacing it by rename, as the writers here do, is safe):
+    /// truncating a mapped file kills the process with SIGBUS at the next
+    /// read of a lost page. A file that anyone may write (world-writable) is
+    /// therefore read into owned memory instead, as [`Model::load`] does; use
+    /// `load` yourself for files that may change while in use.
     pub fn open(path: impl AsRef<Path>) -> Result<Model, crate::Error> {
         let path = path.as_ref();
         // Regular files only: a FIFO would block, a device never end.
         let (file, len) = format::open_regular(path).map_err(|e| crate::Error::io(path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = file.metadata().map_err(|e| crate::Error::io(path, e))?.permissions().mode();
+            if mode & 0o002 != 0 {
+                return Model::read_owned(path, file, len);
+            }
+        }
         if len < format::HEADER_SIZE as u64 {
             // Too short to map usefully (and zero-length maps are an error).
             let bytes = format::read_regular(path).map_err(|e| crate::Error::io(path, e))?;
@@ -211,6 +223,27 @@ impl Model {
         // bounds-checked by `format::parse` first.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| crate::Error::io(path, e))?;
         Model::from_backing(Backing::Mapped(map))
+    }
+
+    /// Reads the file at `path` whole into owned, 64-byte aligned memory and
+    /// validates it. Nothing done to the file afterwards (truncating it,
+    /// rewriting it in place) affects the model; it costs one read of the
+    /// file and its size in memory. `lstm-run --no-mmap` uses it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model, crate::Error> {
+        let path = path.as_ref();
+        let (file, len) = format::open_regular(path).map_err(|e| crate::Error::io(path, e))?;
+        Model::read_owned(path, file, len)
+    }
+
+    /// Reads the `len` bytes of the opened `file` into an aligned buffer.
+    fn read_owned(path: &Path, mut file: std::fs::File, len: u64) -> Result<Model, crate::Error> {
+        use std::io::Read;
+        let too_large =
+            || crate::Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "is too large"));
+        let n = usize::try_from(len).map_err(|_| too_large())?;
+        let mut buffer = AlignedVec::<u8>::zeroed(n);
+        file.read_exact(buffer.as_mut_slice()).map_err(|e| crate::Error::io(path, e))?;
+        Model::from_backing(Backing::Owned(buffer))
     }
 
     /// Validates a model held in memory (copied once into an aligned buffer).
@@ -238,6 +271,12 @@ impl Model {
         }
         self.isa = isa;
         Ok(self)
+    }
+
+    /// Whether the model reads its file through a memory map (else it owns a
+    /// copy: [`Model::load`], [`Model::from_bytes`], or a world-writable file).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.backing, Backing::Mapped(_))
     }
 
     /// The instruction-set tier this model's kernels run on.

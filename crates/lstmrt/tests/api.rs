@@ -213,3 +213,29 @@ fn vocabulary_is_public_and_its_absence_is_an_error() {
     let err = plain.vocabulary().unwrap_err();
     assert!(err.to_string().contains("no vocabulary"), "{err}");
 }
+
+#[test]
+fn a_loaded_model_runs_on_when_its_file_is_truncated_and_shared_files_are_not_mapped() {
+    let dir = common::TempDir::new("load-truncate");
+    let path = dir.path("m.lstm");
+    let (model, g) = model_for("lstm_1layer");
+    drop(model);
+    ModelWriter::new(&g.meta, &g.weights).write(&path).unwrap();
+    let loaded = Model::load(&path).unwrap();
+    assert!(!loaded.is_mapped());
+    let mut state = loaded.new_state();
+    let first = loaded.run(&mut state, &g.input).unwrap().to_vec();
+    // Truncate the file under the model: a mapped model would die of SIGBUS here.
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(10).unwrap();
+    let mut state = loaded.new_state();
+    assert_eq!(loaded.run(&mut state, &g.input).unwrap(), &first[..]);
+    // A file anyone may write is read into memory by `open` too.
+    ModelWriter::new(&g.meta, &g.weights).write(&path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(Model::open(&path).unwrap().is_mapped(), "a private file is mapped");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(!Model::open(&path).unwrap().is_mapped(), "a world-writable file is copied");
+    }
+}

@@ -363,6 +363,20 @@ fn rejects_invalid_architecture() {
     let mut m = meta();
     m.architecture.proj_size = 4; // must be below hidden_size
     assert!(matches!(open_err(&craft((1, 0), meta_bytes(&m), entries(), vec![])), Error::InvalidMetadata { .. }));
+    // The layer limit is the spec's, and the message says so.
+    let mut m = meta();
+    m.architecture.num_layers = 5000;
+    let err = open_err(&craft((1, 0), meta_bytes(&m), entries(), vec![]));
+    assert!(err.to_string().contains("5000 is outside 1..=1024"), "{err}");
+}
+
+#[test]
+fn a_truncated_metadata_section_is_reported_in_one_plain_line() {
+    let mut bytes = meta_bytes(&meta());
+    bytes.truncate(bytes.len() - 3);
+    let err = open_err(&craft((1, 0), bytes, entries(), vec![])).to_string();
+    assert!(err.contains("cannot decode the metadata section: it ends") && err.contains("bytes early"), "{err}");
+    assert!(!err.contains('{') && !err.contains('\n'), "{err}");
 }
 
 #[test]

@@ -70,6 +70,11 @@ struct Args {
     #[arg(long, value_name = "MODE", default_value = "bytes1", value_parser = ["bytes1", "inputs-bytes2", "bytes2"])]
     int8_activations: String,
 
+    /// Read the model file into memory instead of mapping it, so that the file may change or be
+    /// truncated while the model runs (a mapped file truncated under it kills the process)
+    #[arg(long)]
+    no_mmap: bool,
+
     /// Threads for running a batch (for files and --bench)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: u32,
@@ -156,6 +161,7 @@ fn dispatch(args: Args) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     let mode = lstmrt::Int8Activations::from_name(&args.int8_activations).expect("clap checked the value");
     lstmrt_cli::run::set_int8_activations(mode);
+    lstmrt_cli::run::set_no_mmap(args.no_mmap);
     let threads = args.threads as usize;
     if args.bench {
         if !(args.seconds.is_finite() && args.seconds >= 0.0) {
