@@ -216,6 +216,20 @@ fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata
         });
     }
 
+    // Check the architecture the shapes describe before sizing anything by
+    // it: zero-element tensors can claim any size at no cost in the file.
+    meta.validate().map_err(|source| ImportErrorKind::Model { source })?;
+    let needed: u64 = lstmrt_format::expected_tensors(&meta).iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    let held: u64 = tensors.iter().map(|t| t.data.len() as u64).sum();
+    // Absent biases become zeros: at most as many values as the W_ih they go with.
+    if needed > 3 * held + 4096 {
+        return Err(ImportErrorKind::Dimensions {
+            name: w_ih0.name.clone(),
+            reason: format!(
+                "the shapes describe a model of {needed} values, but the tensors hold only {held}; a tensor with no elements cannot stand for a layer"
+            ),
+        });
+    }
     let mut weights = Weights::zeros(&meta);
     for layer in 0..num_layers {
         for dir in 0..arch.directions() {
@@ -316,6 +330,20 @@ fn pick_module<'a, 'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tensors_without_elements_cannot_size_a_huge_model() {
+        // Shapes of an LSTM of hidden size 2^20 whose tensors hold (almost) nothing.
+        let t = |name: &str, shape: Vec<usize>, n: usize| SourceTensor { name: name.into(), shape, data: vec![0.0; n] };
+        let h = 1 << 20;
+        for tensors in [
+            vec![t("weight_ih_l0", vec![4 * h, 0], 0), t("weight_hh_l0", vec![4 * h, h], 0)],
+            vec![t("weight_ih_l0", vec![4 * h, 1], 4 * h), t("weight_hh_l0", vec![4 * h, h], 0)],
+        ] {
+            // Without the check this allocated 4 * 2^40 floats (16 TiB) and aborted.
+            assert!(from_tensors(&tensors, &Options::default()).is_err());
+        }
+    }
 
     #[test]
     fn parses_parameter_names_with_and_without_prefix() {

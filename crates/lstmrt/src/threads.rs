@@ -28,6 +28,8 @@ struct Shared {
     done: AtomicUsize,
     shutdown: AtomicBool,
     barrier: SpinBarrier,
+    /// The first panic of a worker in the current job, handed to the caller.
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 /// The job with its lifetime erased. Sound because `Pool::run` does not return
@@ -62,6 +64,7 @@ impl Pool {
             done: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             barrier: SpinBarrier::new(threads.max(1)),
+            panic: Mutex::new(None),
         });
         let mut workers = Vec::new();
         for index in 1..threads.max(1) {
@@ -90,15 +93,20 @@ impl Pool {
     }
 
     /// Runs `job(i)` on every participant `i` (the caller runs `job(0)`) and
-    /// returns when all are done.
+    /// returns when all are done. If any participant panics, the others are
+    /// released from the barrier (they panic there too), every worker is
+    /// waited for, and then the first panic continues in the caller: the job
+    /// is never used after this returns or unwinds.
     pub fn run(&self, job: Job<'_>) {
         let _one_at_a_time = self.running.lock().unwrap_or_else(|e| e.into_inner());
         if self.workers.is_empty() {
             job(0);
             return;
         }
+        self.shared.barrier.reset();
         // SAFETY: only the lifetime is erased; the job outlives every use
-        // because this function waits for all workers below.
+        // because this function waits for all workers below, also when the
+        // caller's part panics (it is caught until then).
         let ptr: *const (dyn Fn(usize) + Sync + 'static) = unsafe { std::mem::transmute(job as *const _) };
         *self.shared.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(JobPtr(ptr));
         self.shared.done.store(0, Ordering::Relaxed);
@@ -106,10 +114,21 @@ impl Pool {
         for w in &self.workers {
             w.thread().unpark();
         }
-        job(0);
+        let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(0)));
+        if mine.is_err() {
+            self.shared.barrier.poison();
+        }
         let mut spins = 0u32;
         while self.shared.done.load(Ordering::Acquire) < self.workers.len() {
             spin_or_yield(&mut spins);
+        }
+        *self.shared.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let theirs = self.shared.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match (mine, theirs) {
+            // The original panic, not the echo of it at the barrier.
+            (Err(p), Some(w)) if p.is::<Poisoned>() => std::panic::resume_unwind(w),
+            (Err(p), _) | (Ok(()), Some(p)) => std::panic::resume_unwind(p),
+            (Ok(()), None) => {}
         }
     }
 }
@@ -148,7 +167,13 @@ fn worker(shared: Arc<Shared>, index: usize) {
         let job = *shared.job.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(JobPtr(ptr)) = job {
             // SAFETY: `Pool::run` keeps the job alive until `done` counts this worker.
-            unsafe { (*ptr)(index) };
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*ptr)(index) }));
+            if let Err(payload) = ran {
+                // Hand the panic to the caller, then release whoever waits at
+                // the barrier (in this order, so an echo never comes first).
+                shared.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(payload);
+                shared.barrier.poison();
+            }
         }
         shared.done.fetch_add(1, Ordering::Release);
     }
@@ -163,17 +188,35 @@ fn spin_or_yield(spins: &mut u32) {
     }
 }
 
+/// The panic a participant raises at a poisoned barrier: the echo of
+/// another participant's panic, which is the one the caller sees.
+struct Poisoned;
+
 /// A reusable barrier for a fixed number of threads that spins (then
 /// yields) instead of sleeping: a step's wait is a few hundred nanoseconds.
 pub(crate) struct SpinBarrier {
     n: usize,
     count: AtomicUsize,
     generation: AtomicUsize,
+    /// A participant of the current job panicked: nobody waits any more.
+    poisoned: AtomicBool,
 }
 
 impl SpinBarrier {
     pub fn new(n: usize) -> SpinBarrier {
-        SpinBarrier { n, count: AtomicUsize::new(0), generation: AtomicUsize::new(0) }
+        SpinBarrier { n, count: AtomicUsize::new(0), generation: AtomicUsize::new(0), poisoned: AtomicBool::new(false) }
+    }
+
+    /// Makes every `wait` of this job panic instead of waiting for a
+    /// participant that will never come.
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Clears a poisoned barrier before the next job (no one is waiting).
+    fn reset(&self) {
+        self.count.store(0, Ordering::Relaxed);
+        self.poisoned.store(false, Ordering::Release);
     }
 
     /// Returns when all `n` threads have called `wait` (for this round).
@@ -188,6 +231,9 @@ impl SpinBarrier {
         } else {
             let mut spins = 0u32;
             while self.generation.load(Ordering::Acquire) == generation {
+                if self.poisoned.load(Ordering::Acquire) {
+                    std::panic::panic_any(Poisoned);
+                }
                 spin_or_yield(&mut spins);
             }
         }
@@ -215,6 +261,35 @@ mod tests {
             });
         }
         assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 100));
+    }
+
+    #[test]
+    fn a_panic_on_any_participant_reaches_the_caller_after_everyone_is_done() {
+        let pool = Pool::new(2).unwrap();
+        for panicking in [0, 1] {
+            let finished = AtomicUsize::new(0);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.run(&|i| {
+                    if i == panicking {
+                        panic!("participant {i} fails");
+                    }
+                    // The other one waits at the barrier for it: released, not hung.
+                    pool.barrier().wait();
+                    finished.fetch_add(1, Ordering::Relaxed);
+                })
+            }));
+            let payload = caught.expect_err("the panic reaches the caller");
+            let message = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert_eq!(message, format!("participant {panicking} fails"), "the original panic, not its echo");
+            assert_eq!(finished.load(Ordering::Relaxed), 0);
+            // The pool still works.
+            let hits = AtomicUsize::new(0);
+            pool.run(&|_| {
+                hits.fetch_add(1, Ordering::Relaxed);
+                pool.barrier().wait();
+            });
+            assert_eq!(hits.load(Ordering::Relaxed), 2);
+        }
     }
 
     #[test]
