@@ -212,3 +212,38 @@ fn int8_conversion_checks_the_error_and_info_shows_the_scales() {
     assert!(text.contains("int8 scales") && text.contains("rows of 12 matrices") && text.contains("product"), "{text}");
     assert!(text.contains("format version 1.1"), "{text}");
 }
+
+/// Sets the uncompressed size that a zip declares for its entry ending in `suffix`
+/// (local header and central directory), leaving its bytes as they are.
+fn declare_size(zip: &mut [u8], suffix: &[u8], size: u32) -> usize {
+    let mut patched = 0;
+    for i in 0..zip.len().saturating_sub(46) {
+        // Local file header, or central directory entry: where the name's
+        // length, the uncompressed size and the name are.
+        let (name_len_at, size_at, name_at) = match &zip[i..i + 4] {
+            b"PK\x03\x04" => (26, 22, 30),
+            b"PK\x01\x02" => (28, 24, 46),
+            _ => continue,
+        };
+        let name_len = u16::from_le_bytes([zip[i + name_len_at], zip[i + name_len_at + 1]]) as usize;
+        if zip[i + name_at..].len() >= name_len && zip[i + name_at..i + name_at + name_len].ends_with(suffix) {
+            zip[i + size_at..i + size_at + 4].copy_from_slice(&size.to_le_bytes());
+            patched += 1;
+        }
+    }
+    patched
+}
+
+#[test]
+fn a_zip_entry_declaring_more_than_deflate_can_make_is_refused_before_inflating() {
+    let dir = TempDir::new("cli-zipbomb");
+    let mut bytes = std::fs::read(pt("lstm_1layer")).unwrap();
+    assert_eq!(declare_size(&mut bytes, b"data.pkl", 3 << 30), 2, "local header and central directory");
+    let src = dir.path("bomb.pt");
+    std::fs::write(&src, &bytes).unwrap();
+    let out = dir.path("m.lstm");
+    let o = run_convert(args(&src, &out, &[]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("more than deflate can produce"), "{}", stderr(&o));
+    assert!(!out.exists());
+}

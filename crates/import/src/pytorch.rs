@@ -132,7 +132,20 @@ fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata
     };
     let params: Vec<ParamName> =
         tensors.iter().filter_map(|t| parse_param(&t.name)).filter(|p| p.prefix == prefix).collect();
-    let num_layers = params.iter().map(|p| p.layer).max().expect("at least one parameter") + 1;
+    let last = params.iter().map(|p| p.layer).max().expect("at least one parameter");
+    // The spec's limit, checked before anything is counted or sized by it.
+    const MAX_LAYERS: usize = 1024;
+    if last >= MAX_LAYERS {
+        let name = params
+            .iter()
+            .find(|p| p.layer == last)
+            .map_or(String::new(), |p| format!("{}{}_l{last}", p.prefix, p.kind));
+        return Err(E::Dimensions {
+            name,
+            reason: format!("layer index {last}: a model has at most {MAX_LAYERS} layers"),
+        });
+    }
+    let num_layers = last + 1;
     let bidirectional = params.iter().any(|p| p.reverse);
 
     let need = |kind: &str, layer: usize, reverse: bool| {
@@ -330,6 +343,15 @@ fn pick_module<'a, 'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_layer_index_is_refused_not_wrapped() {
+        let t = |name: &str| SourceTensor { name: name.into(), shape: vec![4, 1], data: vec![0.0; 4] };
+        let e = from_tensors(&[t("weight_ih_l18446744073709551615"), t("weight_hh_l0")], &Options::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer index 18446744073709551615") && e.contains("at most 1024"), "{e}");
+    }
 
     #[test]
     fn tensors_without_elements_cannot_size_a_huge_model() {

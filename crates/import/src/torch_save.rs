@@ -100,7 +100,7 @@ fn parse_zip(bytes: &[u8]) -> Result<Vec<SourceTensor>, ImportErrorKind> {
         false => false,
     };
     let entry = format!("{folder}data.pkl");
-    let pkl_bytes = read_entry(&mut zip, &entry, u64::MAX)?;
+    let pkl_bytes = read_entry(&mut zip, &entry, MAX_PICKLE)?;
     let pickle = pickle::load(&pkl_bytes).map_err(|source| E::Pickle { entry: entry.clone(), source })?;
     let tensors = pickle.tensors().map_err(|source| E::StateDict { entry: Some(entry), source })?;
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
@@ -125,13 +125,32 @@ fn parse_zip(bytes: &[u8]) -> Result<Vec<SourceTensor>, ImportErrorKind> {
     Ok(out)
 }
 
+/// Most bytes `data.pkl` may inflate to: a state dict's pickle holds names,
+/// shapes and storage keys, not values.
+const MAX_PICKLE: u64 = 256 << 20;
+
+/// Deflate cannot expand data by more than about 1032 to 1; an entry that
+/// declares more is a bomb (or corrupt).
+const MAX_INFLATION: u64 = 1032;
+
 /// Reads at most `limit` bytes of a zip entry (storages need no more than
-/// their declared size, whatever the entry claims once decompressed).
+/// their declared size, whatever the entry claims once decompressed), and
+/// never more than its declared size, which is checked against what deflate
+/// can make of its compressed bytes before anything is inflated.
 fn read_entry(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64) -> Result<Vec<u8>, ImportErrorKind> {
     let fail = |e: &dyn std::fmt::Display| E::Archive { reason: format!("zip entry `{name}`: {e}") };
     let entry = zip.by_name(name).map_err(|e| fail(&e))?;
+    let (declared, compressed) = (entry.size(), entry.compressed_size());
+    if declared > compressed.saturating_mul(MAX_INFLATION).saturating_add(64) {
+        return Err(fail(&format!(
+            "declares {declared} bytes from {compressed} compressed, more than deflate can produce"
+        )));
+    }
+    if declared > limit && limit == MAX_PICKLE {
+        return Err(fail(&format!("declares {declared} bytes; a state dict's pickle may have at most {MAX_PICKLE}")));
+    }
     let mut out = Vec::new();
-    entry.take(limit).read_to_end(&mut out).map_err(|e| fail(&e))?;
+    entry.take(limit.min(declared)).read_to_end(&mut out).map_err(|e| fail(&e))?;
     Ok(out)
 }
 
