@@ -503,6 +503,10 @@ impl<'g, 'a> Graph<'g, 'a> {
         let first = first.ok_or_else(|| E::Graph { reason: "no recurrent node reads a graph input".into() })?;
         let mut order = vec![first];
         while let Some(&n) = next_of.get(order.last().expect("non-empty")) {
+            // A cycle of layers would never end.
+            if order.len() > recurrent.len() {
+                break;
+            }
             order.push(n);
         }
         if order.len() != recurrent.len() {
@@ -736,7 +740,7 @@ impl<'g, 'a> Graph<'g, 'a> {
             if let Some(name) = input(k) {
                 let refuse_state =
                     |reason: String| E::InitialState { node: node.clone(), input: what, name: name.to_owned(), reason };
-                match self.state_source(name, 0, &refuse_state)? {
+                match self.state_source(name, 0, &std::cell::Cell::new(0), &refuse_state)? {
                     StateSource::Zeros => {}
                     StateSource::GraphInput(g) => notes.push(format!(
                         "{node}: {what} comes from the graph input `{g}`; lstmrt starts from zeros unless you set \
@@ -795,10 +799,20 @@ impl<'g, 'a> Graph<'g, 'a> {
         &self,
         name: &str,
         depth: usize,
+        visits: &std::cell::Cell<usize>,
         refuse: &impl Fn(String) -> ImportErrorKind,
     ) -> Result<StateSource, ImportErrorKind> {
         if depth > 16 {
             return Err(refuse("is computed by too long a chain of ops".into()));
+        }
+        // A DAG of Concats would be walked once per path: at most a few
+        // visits per node of the graph, whatever its shape.
+        visits.set(visits.get() + 1);
+        if visits.get() > 4 * self.g.nodes.len() + 64 {
+            return Err(refuse(format!(
+                "is computed by more than {} ops (shared many times over)",
+                4 * self.g.nodes.len() + 64
+            )));
         }
         if let Some(v) = self.constant(name)? {
             return if v.data.iter().all(|&x| x == 0.0) {
@@ -826,12 +840,12 @@ impl<'g, 'a> Graph<'g, 'a> {
                 if zero { Ok(StateSource::Zeros) } else { Err(refuse("is a non-zero ConstantOfShape".into())) }
             }
             "Expand" | "Tile" | "Reshape" | "Squeeze" | "Unsqueeze" | "Identity" | "Slice" | "Gather" | "Transpose" => {
-                self.state_source(n.inputs.first().map_or("", String::as_str), depth + 1, refuse)
+                self.state_source(n.inputs.first().map_or("", String::as_str), depth + 1, visits, refuse)
             }
             "Concat" => {
                 let mut source = StateSource::Zeros;
                 for input in &n.inputs {
-                    if let StateSource::GraphInput(g) = self.state_source(input, depth + 1, refuse)? {
+                    if let StateSource::GraphInput(g) = self.state_source(input, depth + 1, visits, refuse)? {
                         source = StateSource::GraphInput(g);
                     }
                 }
@@ -846,7 +860,12 @@ impl<'g, 'a> Graph<'g, 'a> {
     fn note_downstream(&self, last: usize, notes: &mut Notes) {
         let mut frontier: Vec<&str> = self.g.nodes[last].outputs.iter().take(1).map(String::as_str).collect();
         let mut dropped = Vec::new();
+        // Each value once: a cycle of Identity nodes would otherwise loop forever.
+        let mut seen = std::collections::HashSet::new();
         while let Some(name) = frontier.pop() {
+            if !seen.insert(name) {
+                continue;
+            }
             for n in self.g.nodes.iter().filter(|n| n.inputs.iter().any(|i| i == name)) {
                 if SHAPE_OPS.contains(&n.op_type.as_str()) {
                     frontier.extend(n.outputs.iter().map(String::as_str));
@@ -956,6 +975,58 @@ mod tests {
             outputs: vec!["y".into()],
             ..Default::default()
         }
+    }
+
+    /// A one-layer LSTM of hidden size 1 on input size 1 (`W`, `R` initializers),
+    /// with `extra` nodes and `inputs` for the LSTM node.
+    fn convertible(lstm_inputs: Vec<&str>, extra: Vec<NodeProto<'static>>) -> GraphProto<'static> {
+        let tensor = |name: &str| TensorProto {
+            name: name.into(),
+            dims: vec![1, 4, 1],
+            data_type: dtype::FLOAT,
+            float_data: vec![0.1, 0.2, 0.3, 0.4],
+            ..Default::default()
+        };
+        let mut node = lstm("lstm");
+        node.inputs = lstm_inputs.into_iter().map(String::from).collect();
+        node.attributes.push(AttributeProto { name: "hidden_size".into(), i: Some(1), ..Default::default() });
+        let mut nodes = vec![node];
+        nodes.extend(extra);
+        GraphProto { nodes, initializers: vec![tensor("W"), tensor("R")], inputs: vec!["x".into()] }
+    }
+
+    fn op(op_type: &str, inputs: &[&str], output: &str) -> NodeProto<'static> {
+        NodeProto {
+            name: format!("{op_type}_{output}"),
+            op_type: op_type.into(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_cycle_of_identity_nodes_after_the_last_layer_ends() {
+        let g = convertible(
+            vec!["x", "W", "R"],
+            vec![op("Identity", &["y"], "a"), op("Identity", &["a"], "c"), op("Identity", &["c"], "a")],
+        );
+        // Used to loop forever noting the ops downstream of the stack.
+        Graph::new(&g, Path::new(".")).convert().unwrap();
+    }
+
+    #[test]
+    fn an_initial_state_shared_many_times_over_is_refused_within_a_budget() {
+        // initial_h = Concat of 8 copies of the level below, 12 levels over a
+        // zero ConstantOfShape: 8^12 paths, 13 nodes.
+        let mut extra = vec![op("ConstantOfShape", &["shape"], "z0")];
+        for level in 1..=12 {
+            let below = format!("z{}", level - 1);
+            extra.push(op("Concat", &[below.as_str(); 8], &format!("z{level}")));
+        }
+        let g = convertible(vec!["x", "W", "R", "", "", "z12"], extra);
+        let e = Graph::new(&g, Path::new(".")).convert().unwrap_err().to_string();
+        assert!(e.contains("more than") && e.contains("ops"), "{e}");
     }
 
     #[test]

@@ -54,8 +54,12 @@ pub enum StateDictError {
     NotADict { found: &'static str },
     /// Two tensors get the same dotted name.
     DuplicateName { name: String },
-    /// Dicts nest deeper than the limit under `prefix` (a cycle, or a hostile file).
+    /// Dicts nest deeper than the limit under `prefix` (a hostile file).
     TooDeep { prefix: String, limit: usize },
+    /// The dict at `prefix` was already reached under another name: a cycle,
+    /// or one dict shared many times (which would name its tensors over and
+    /// over, exponentially in the nesting).
+    SharedDict { prefix: String },
 }
 
 impl fmt::Display for StateDictError {
@@ -67,6 +71,12 @@ impl fmt::Display for StateDictError {
             StateDictError::DuplicateName { name } => write!(f, "the name `{name}` appears twice"),
             StateDictError::TooDeep { prefix, limit } => {
                 write!(f, "dicts nested deeper than {limit} levels under `{prefix}`")
+            }
+            StateDictError::SharedDict { prefix } => {
+                write!(
+                    f,
+                    "the dict at `{prefix}` is reached a second time (a cycle or a shared dict): not a state dict"
+                )
             }
         }
     }
@@ -264,7 +274,9 @@ impl Pickle {
             return Err(StateDictError::NotADict { found: self.root().kind() });
         }
         let mut out = Vec::new();
-        self.collect(self.root, "", 0, &mut out)?;
+        // Each dict is walked once: the walk is at most as long as the file.
+        let mut seen = std::collections::HashSet::new();
+        self.collect(self.root, "", 0, &mut seen, &mut out)?;
         let mut names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -278,10 +290,14 @@ impl Pickle {
         dict: Id,
         prefix: &str,
         depth: usize,
+        seen: &mut std::collections::HashSet<Id>,
         out: &mut Vec<(String, TensorRef)>,
     ) -> Result<(), StateDictError> {
         if depth > MAX_DEPTH {
             return Err(StateDictError::TooDeep { prefix: prefix.to_owned(), limit: MAX_DEPTH });
+        }
+        if !seen.insert(dict) {
+            return Err(StateDictError::SharedDict { prefix: prefix.to_owned() });
         }
         let Object::Dict(items) = &self.objects[dict] else { return Ok(()) };
         for &(k, v) in items {
@@ -293,7 +309,7 @@ impl Pickle {
             let name = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
             match &self.objects[v] {
                 Object::Tensor(t) => out.push((name, t.clone())),
-                Object::Dict(_) => self.collect(v, &name, depth + 1, out)?,
+                Object::Dict(_) => self.collect(v, &name, depth + 1, seen, out)?,
                 _ => {}
             }
         }
@@ -946,13 +962,30 @@ mod tests {
     }
 
     #[test]
-    fn self_referencing_dicts_stop_at_the_depth_limit() {
+    fn self_referencing_dicts_are_refused_when_reached_again() {
         // d = {}; d['a'] = d
         let p = load(b"}q\x00X\x01\x00\x00\x00ah\x00s.").unwrap();
+        assert_eq!(p.tensors().unwrap_err(), StateDictError::SharedDict { prefix: "a".into() });
+    }
+
+    #[test]
+    fn dicts_shared_exponentially_are_refused_at_once() {
+        // d0 = {}; d_i = {'a': d_(i-1), 'b': d_(i-1)} for i = 1..=30 (under the
+        // depth limit): a walk without a visited set names 2^30 paths; this
+        // pickle is 460 bytes.
+        let mut data = b"}q\x000".to_vec();
+        for i in 1u8..=30 {
+            data.extend(b"}(X\x01\x00\x00\x00ah");
+            data.push(i - 1);
+            data.extend(b"X\x01\x00\x00\x00bh");
+            data.push(i - 1);
+            data.extend(b"uq");
+            data.push(i);
+            data.push(b'0');
+        }
+        data.extend(b"h\x1e.");
+        let p = load(&data).unwrap();
         let e = p.tensors().unwrap_err();
-        assert!(
-            matches!(&e, StateDictError::TooDeep { prefix, limit: MAX_DEPTH } if prefix.starts_with("a.a.")),
-            "{e}"
-        );
+        assert!(matches!(e, StateDictError::SharedDict { .. }), "{e}");
     }
 }
