@@ -239,3 +239,47 @@ fn a_loaded_model_runs_on_when_its_file_is_truncated_and_shared_files_are_not_ma
         assert!(!Model::open(&path).unwrap().is_mapped(), "a world-writable file is copied");
     }
 }
+
+/// Stream `s` of the concurrency test: its own random sequence of its own
+/// length, stepped on a state of its own (every third with two threads).
+fn run_stream(model: &Model, s: usize) -> Vec<f32> {
+    let mut rng = lstmrt::rng::Rng::new(100 + s as u64);
+    let steps = 5 + s % 13;
+    let xs: Vec<f32> = (0..steps * 7).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
+    let mut state = model.new_state();
+    state.set_threads(if s.is_multiple_of(3) { 2 } else { 1 });
+    let mut out = Vec::new();
+    for x in xs.chunks(7) {
+        out.extend_from_slice(model.step(&mut state, x).unwrap());
+    }
+    out
+}
+
+#[test]
+fn eight_threads_sharing_one_model_each_stepping_four_states_match_one_thread_bit_for_bit() {
+    // f32 and int8 models; every third state has two threads of its own, and
+    // 256 units are enough panels to split, so pools run inside the shared
+    // model's calls too.
+    for dtype in [lstmrt::format::DType::F32, lstmrt::format::DType::I8] {
+        let meta = Metadata::new(Architecture::new(CellKind::Lstm, 7, 256, 2));
+        let weights = lstmrt::Weights::random(&meta, &mut lstmrt::rng::Rng::new(3), 1.0);
+        let bytes = ModelWriter::new(&meta, &weights).dtype(dtype).to_bytes().unwrap();
+        let model = Arc::new(Model::from_bytes(&bytes).unwrap());
+        let alone: Vec<Vec<f32>> = (0..32).map(|s| run_stream(&model, s)).collect();
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let model = Arc::clone(&model);
+                std::thread::spawn(move || {
+                    (0..4).map(|k| (4 * t + k, run_stream(&model, 4 * t + k))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (s, out) in h.join().unwrap() {
+                let same =
+                    out.len() == alone[s].len() && out.iter().zip(&alone[s]).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{} stream {s}: differs from the same stream run alone", dtype.name());
+            }
+        }
+    }
+}
