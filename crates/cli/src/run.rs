@@ -64,28 +64,29 @@ fn model_failure(model: &Path, e: lstmrt::Error) -> Failure {
     }
 }
 
-static INT8_ACTIVATIONS: std::sync::OnceLock<lstmrt::Int8Activations> = std::sync::OnceLock::new();
-
-/// Makes every model this process opens quantize int8 activations as `mode`
-/// says (`lstm-run --int8-activations`); the first call wins.
-pub fn set_int8_activations(mode: lstmrt::Int8Activations) {
-    let _ = INT8_ACTIVATIONS.set(mode);
+/// How this process opens models: the `lstm-run` options every mode shares.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Read the file into memory instead of mapping it (`--no-mmap`).
+    pub no_mmap: bool,
+    /// How int8 kernels quantize activations (`--int8-activations`).
+    pub int8_activations: lstmrt::Int8Activations,
 }
 
-static NO_MMAP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static OPEN_OPTIONS: std::sync::OnceLock<OpenOptions> = std::sync::OnceLock::new();
 
-/// Makes every model this process opens be read into owned memory rather
-/// than mapped (`--no-mmap`): for model files that may change while in use.
-pub fn set_no_mmap(on: bool) {
-    NO_MMAP.store(on, std::sync::atomic::Ordering::Relaxed);
+/// Makes every model this process opens follow `options`; the first call wins.
+pub fn set_open_options(options: OpenOptions) {
+    let _ = OPEN_OPTIONS.set(options);
 }
 
 /// Opens and validates the model file.
 pub fn open_model(path: &Path) -> Result<Model, Failure> {
     io::note_input(path);
-    let model = if NO_MMAP.load(std::sync::atomic::Ordering::Relaxed) { Model::load(path) } else { Model::open(path) };
+    let options = OPEN_OPTIONS.get().copied().unwrap_or_default();
+    let model = if options.no_mmap { Model::load(path) } else { Model::open(path) };
     let model = model.map_err(|e| model_failure(path, e))?;
-    Ok(model.with_int8_activations(INT8_ACTIVATIONS.get().copied().unwrap_or_default()))
+    Ok(model.with_int8_activations(options.int8_activations))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {

@@ -7,8 +7,9 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::path::Path;
 
-/// `O_NONBLOCK` on Linux (the same value on these architectures): opening a
-/// FIFO that `stat` just called a regular file must not block.
+/// `O_NONBLOCK` where its value is known (Linux, the same value on these
+/// architectures): opening a FIFO that `stat` just called a regular file
+/// must not block. Named once, so the list of targets is written once.
 #[cfg(all(
     target_os = "linux",
     any(
@@ -19,7 +20,18 @@ use std::path::Path;
         target_arch = "riscv64"
     )
 ))]
-const O_NONBLOCK: i32 = 0o4000;
+const O_NONBLOCK: Option<i32> = Some(0o4000);
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64"
+    )
+)))]
+const O_NONBLOCK: Option<i32> = None;
 
 /// What a non-regular file is, for messages.
 fn kind(meta: &Metadata) -> &'static str {
@@ -53,36 +65,29 @@ fn check(meta: &Metadata) -> io::Result<()> {
 }
 
 /// Opens `path` for reading if it is a regular file (symlinks followed);
-/// returns the file and its length. The type is checked before the open and
-/// again on the opened file, so a swap in between is caught too.
-pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
+/// returns the file and the metadata of the file opened (its length, its
+/// permissions). The type is checked before the open and again on the
+/// opened file, so a swap in between is caught too.
+pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
     check(&std::fs::metadata(path)?)?;
     let mut options = OpenOptions::new();
     options.read(true);
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "x86",
-            target_arch = "aarch64",
-            target_arch = "arm",
-            target_arch = "riscv64"
-        )
-    ))]
-    {
+    #[cfg(unix)]
+    if let Some(flag) = O_NONBLOCK {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(O_NONBLOCK);
+        options.custom_flags(flag);
     }
     let file = options.open(path)?;
     let meta = file.metadata()?;
     check(&meta)?;
-    Ok((file, meta.len()))
+    Ok((file, meta))
 }
 
 /// Reads the whole of regular file `path` (see [`open_regular`]): exactly the
 /// length it had when opened, which is allocated once.
 pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
-    let (file, len) = open_regular(path)?;
+    let (file, meta) = open_regular(path)?;
+    let len = meta.len();
     let len_usize = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "is too large"))?;
     let mut bytes = Vec::new();
     bytes.try_reserve_exact(len_usize).map_err(|_| {
@@ -134,7 +139,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("lstmrt-regular-{}", std::process::id()));
         std::fs::write(&path, b"hello").unwrap();
         assert_eq!(read_regular(&path).unwrap(), b"hello");
-        assert_eq!(open_regular(&path).unwrap().1, 5);
+        assert_eq!(open_regular(&path).unwrap().1.len(), 5);
         std::fs::remove_file(&path).ok();
     }
 }

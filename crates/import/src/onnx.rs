@@ -355,7 +355,8 @@ impl TensorProto<'_> {
             return Err(refuse(format!("external data length {length}, but the shape needs {len} bytes")));
         }
         use std::io::{Read, Seek, SeekFrom};
-        let (mut f, file_len) = lstmrt_format::open_regular(&real).map_err(io("external data file", &full))?;
+        let (mut f, meta) = lstmrt_format::open_regular(&real).map_err(io("external data file", &full))?;
+        let file_len = meta.len();
         if offset.checked_add(len as u64).is_none_or(|end| end > file_len) {
             return Err(refuse(format!(
                 "external data {location} is {file_len} bytes; {len} bytes at offset {offset} run past it"

@@ -204,19 +204,18 @@ impl Model {
     pub fn open(path: impl AsRef<Path>) -> Result<Model, crate::Error> {
         let path = path.as_ref();
         // Regular files only: a FIFO would block, a device never end.
-        let (file, len) = format::open_regular(path).map_err(|e| crate::Error::io(path, e))?;
+        let (file, meta) = format::open_regular(path).map_err(|e| crate::Error::io(path, e))?;
         #[cfg(unix)]
-        {
+        let anyone_may_write = {
             use std::os::unix::fs::PermissionsExt;
-            let mode = file.metadata().map_err(|e| crate::Error::io(path, e))?.permissions().mode();
-            if mode & 0o002 != 0 {
-                return Model::read_owned(path, file, len);
-            }
-        }
-        if len < format::HEADER_SIZE as u64 {
-            // Too short to map usefully (and zero-length maps are an error).
-            let bytes = format::read_regular(path).map_err(|e| crate::Error::io(path, e))?;
-            return Model::from_backing(Backing::copy_of(&bytes));
+            meta.permissions().mode() & 0o002 != 0
+        };
+        #[cfg(not(unix))]
+        let anyone_may_write = false;
+        // Writable by anyone, or too short to map usefully (zero-length maps
+        // are an error): read into owned memory from the file already open.
+        if anyone_may_write || meta.len() < format::HEADER_SIZE as u64 {
+            return Model::read_owned(path, file, meta.len());
         }
         // SAFETY: the map is read-only and private; the documented contract is
         // that the file is not modified while mapped. Every read through it is
@@ -231,8 +230,8 @@ impl Model {
     /// file and its size in memory. `lstm-run --no-mmap` uses it.
     pub fn load(path: impl AsRef<Path>) -> Result<Model, crate::Error> {
         let path = path.as_ref();
-        let (file, len) = format::open_regular(path).map_err(|e| crate::Error::io(path, e))?;
-        Model::read_owned(path, file, len)
+        let (file, meta) = format::open_regular(path).map_err(|e| crate::Error::io(path, e))?;
+        Model::read_owned(path, file, meta.len())
     }
 
     /// Reads the `len` bytes of the opened `file` into an aligned buffer.

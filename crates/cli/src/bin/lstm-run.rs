@@ -159,9 +159,8 @@ fn usage_error(message: &str) -> ! {
 
 fn dispatch(args: Args) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
-    let mode = lstmrt::Int8Activations::from_name(&args.int8_activations).expect("clap checked the value");
-    lstmrt_cli::run::set_int8_activations(mode);
-    lstmrt_cli::run::set_no_mmap(args.no_mmap);
+    let int8_activations = lstmrt::Int8Activations::from_name(&args.int8_activations).expect("clap checked the value");
+    run::set_open_options(run::OpenOptions { no_mmap: args.no_mmap, int8_activations });
     let threads = args.threads as usize;
     if args.bench {
         if !(args.seconds.is_finite() && args.seconds >= 0.0) {
