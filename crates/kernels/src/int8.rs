@@ -74,8 +74,14 @@ pub(crate) struct QRows {
 }
 
 /// Bytes of a [`QRows`] buffer of `rows` rows of `k` values (room for split rows).
-pub fn qrows_bytes(rows: usize, k: usize) -> usize {
-    (16 * rows).next_multiple_of(64) + 2 * rows * row_bytes(k)
+fn qrows_bytes(rows: usize, k: usize) -> usize {
+    params_bytes(2 * rows) + 2 * rows * row_bytes(k)
+}
+
+/// Bytes before the first row of a [`QRows`] buffer of `physical` byte rows:
+/// their scales and zero points, rounded to 64.
+fn params_bytes(physical: usize) -> usize {
+    (8 * physical).next_multiple_of(64)
 }
 
 /// Bytes per quantized row: whole groups of 4.
@@ -87,11 +93,10 @@ impl QRows {
     /// Lays out `rows` rows of `k` values in `buf` (at least [`qrows_bytes`] bytes, 4-byte aligned).
     fn carve(buf: *mut u8, rows: usize, k: usize, split: bool) -> QRows {
         let physical = if split { 2 * rows } else { rows };
-        let params = (8 * physical).next_multiple_of(64);
         QRows {
             scale: buf.cast(),
             zp: buf.wrapping_add(4 * physical).cast(),
-            data: buf.wrapping_add(params),
+            data: buf.wrapping_add(params_bytes(physical)),
             stride: row_bytes(k),
             split,
         }
@@ -972,7 +977,7 @@ pub(crate) mod tests {
                 .collect();
             let stride = row_bytes(k);
             let mut q = vec![0u8; qrows_bytes(rows, k)];
-            let params = (8 * rows).next_multiple_of(64);
+            let params = params_bytes(rows);
             for r in 0..rows {
                 for j in 0..k {
                     q[params + r * stride + j] = if extreme { 255 } else { rng.next() as u8 };
@@ -1003,7 +1008,7 @@ pub(crate) mod tests {
         /// The sums computed straight from the definition, in i64.
         pub(crate) fn expected(&self) -> Vec<i32> {
             let canonical = lstmrt_format::panel::unpack_i8(&self.packed, self.gates, self.n, self.k);
-            let params = (8 * self.rows).next_multiple_of(64);
+            let params = params_bytes(self.rows);
             let p = panels(self.n);
             let mut out = vec![0i32; self.rows * p * self.gates * LANES];
             for r in 0..self.rows {
