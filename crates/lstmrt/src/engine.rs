@@ -143,12 +143,67 @@ impl Scratch {
     }
 }
 
-/// Where a layer's output goes: `out[t*step + b*row + unit]`.
+/// Where a layer's output goes: packed row `r` (see [`Schedule`]), unit `u`
+/// at `ptr[r*row + u]`.
 #[derive(Clone, Copy)]
 struct Dest {
     ptr: *mut f32,
-    step: usize,
     row: usize,
+}
+
+/// Which rows of a batch run at each step, and where each step's rows are.
+///
+/// A plain batch runs all `batch` rows every step: step `t`'s rows start at
+/// row `t * batch`. A batch of rows with their own lengths, sorted longest
+/// first, runs at step `t` only the `sizes[t]` rows still going, a prefix of
+/// the batch, stored one after another as PyTorch's `PackedSequence` stores
+/// them: step `t`'s rows start at row `offsets[t]`. Rows that have finished
+/// drop out of the kernels' work.
+#[derive(Clone, Copy)]
+pub(crate) struct Schedule<'a> {
+    batch: usize,
+    /// Empty for a plain batch.
+    sizes: &'a [usize],
+    /// `sizes.len() + 1` prefix sums of `sizes`.
+    offsets: &'a [usize],
+}
+
+impl Schedule<'_> {
+    /// All `batch` rows at every step.
+    pub(crate) fn uniform(batch: usize) -> Schedule<'static> {
+        Schedule { batch, sizes: &[], offsets: &[] }
+    }
+
+    fn packed(&self) -> bool {
+        !self.sizes.is_empty()
+    }
+
+    /// Rows running at step `t`.
+    fn rows(&self, t: usize) -> usize {
+        if self.packed() { self.sizes[t] } else { self.batch }
+    }
+
+    /// First (packed) row of step `t`.
+    fn offset(&self, t: usize) -> usize {
+        if self.packed() { self.offsets[t] } else { t * self.batch }
+    }
+
+    /// The longest run of steps with the same rows that starts at `steps.start`
+    /// (or, `backward`, ends at `steps.end`).
+    fn segment(&self, steps: Range<usize>, backward: bool) -> Range<usize> {
+        if !self.packed() {
+            return steps;
+        }
+        if backward {
+            let rows = self.rows(steps.end - 1);
+            let start = (steps.start..steps.end).rev().take_while(|&t| self.rows(t) == rows).last();
+            start.unwrap_or(steps.end - 1)..steps.end
+        } else {
+            let rows = self.rows(steps.start);
+            let end = (steps.start..steps.end).take_while(|&t| self.rows(t) == rows).last();
+            steps.start..end.unwrap_or(steps.start) + 1
+        }
+    }
 }
 
 impl Dest {
@@ -156,6 +211,11 @@ impl Dest {
     /// capture the whole `Sync` struct, not its raw pointer).
     fn offset(&self, floats: usize) -> Dest {
         Dest { ptr: self.ptr.wrapping_add(floats), ..*self }
+    }
+
+    /// Packed row `row` of this destination.
+    fn at_row(&self, row: usize) -> Dest {
+        self.offset(row * self.row)
     }
 }
 
@@ -247,26 +307,137 @@ impl Model {
             return Ok(());
         }
         let batch = state.batch();
+        self.run_scheduled(state, xs, Schedule::uniform(batch), steps, None, out);
+        Ok(())
+    }
+
+    /// Runs a batch whose rows have their own lengths, as PyTorch runs a
+    /// `pack_padded_sequence(..., enforce_sorted=False)` batch: `xs` is
+    /// `[steps, batch, input_size]` padded to the longest, row `b` is
+    /// `lengths[b]` steps long (in any order; 0 allowed). Row `b`'s outputs
+    /// past its length are zero (as `pad_packed_sequence` gives), the state
+    /// keeps its `h`/`c` after its own last step (a row of length 0 keeps
+    /// its initial state), and a backward direction starts at each row's own
+    /// last step. Rows that have finished drop out of the work, so a batch
+    /// costs about the sum of its lengths, not batch x longest.
+    ///
+    /// Returns the top layer's output `[steps, batch, directions * P]`.
+    /// Grows (allocates) buffers in the state for the longest batch seen.
+    pub fn run_lengths<'s>(&self, state: &'s mut State, xs: &[f32], lengths: &[usize]) -> Result<&'s [f32], Error> {
+        self.check_state(state)?;
+        let steps = self.steps_in(state, xs)?;
+        let width = state.batch() * self.architecture().sequence_output_size();
+        let mut out = state.take_out();
+        out.resize(steps * width, 0.0);
+        let result = self.run_lengths_into(state, xs, lengths, &mut out);
+        let out = state.put_out(out);
+        result.map(|()| out)
+    }
+
+    /// [`Model::run_lengths`] writing the output into `out` (`[steps, batch, directions * P]`).
+    pub fn run_lengths_into(
+        &self,
+        state: &mut State,
+        xs: &[f32],
+        lengths: &[usize],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check_state(state)?;
+        let steps = self.steps_in(state, xs)?;
+        let (batch, arch) = (state.batch(), self.architecture());
+        let width = arch.sequence_output_size();
+        if out.len() != steps * batch * width {
+            return Err(Error::Shape {
+                what: "output buffer",
+                expected: (steps * batch * width).to_string(),
+                got: out.len(),
+            });
+        }
+        if lengths.len() != batch {
+            return Err(Error::BadLengths { reason: format!("{} lengths for a batch of {batch}", lengths.len()) });
+        }
+        if let Some((b, &len)) = lengths.iter().enumerate().find(|&(_, &len)| len > steps) {
+            return Err(Error::BadLengths {
+                reason: format!("row {b} has length {len}, longer than the sequence ({steps} steps)"),
+            });
+        }
+        if lengths.iter().all(|&len| len == steps) {
+            return self.run_into(state, xs, out);
+        }
+        let mut packing = state.take_packing();
+        packing.plan(lengths);
+        let longest = packing.sizes.len();
+        let rows = packing.offsets[longest];
+        let in_width = arch.input_size as usize;
+        packing.x.clear();
+        for t in 0..longest {
+            for &b in &packing.order[..packing.sizes[t]] {
+                packing.x.extend_from_slice(&xs[(t * batch + b) * in_width..][..in_width]);
+            }
+        }
+        packing.out.resize(rows * width, 0.0);
+        if longest > 0 {
+            let schedule = Schedule { batch, sizes: &packing.sizes, offsets: &packing.offsets };
+            self.run_scheduled(state, &packing.x, schedule, longest, Some(&packing.order), &mut packing.out);
+        }
+        out.fill(0.0);
+        for t in 0..longest {
+            for (i, &b) in packing.order[..packing.sizes[t]].iter().enumerate() {
+                let src = &packing.out[(packing.offsets[t] + i) * width..][..width];
+                out[(t * batch + b) * width..][..width].copy_from_slice(src);
+            }
+        }
+        state.put_packing(packing);
+        Ok(())
+    }
+
+    /// Runs `steps` steps of packed inputs `xs` on `schedule` into packed
+    /// outputs `out` (`schedule.offset(steps)` rows each). Scratch row `i`
+    /// carries the state's row `map[i]` (row `i` without a map).
+    ///
+    /// The caller has checked the state against the model and the lengths of
+    /// `xs`, `out` and `map` against the schedule.
+    pub(crate) fn run_scheduled(
+        &self,
+        state: &mut State,
+        xs: &[f32],
+        schedule: Schedule<'_>,
+        steps: usize,
+        map: Option<&[usize]>,
+        out: &mut [f32],
+    ) {
+        let arch = self.architecture();
+        let batch = state.batch();
+        let rows = schedule.offset(steps);
+        assert!(
+            schedule.rows(0) <= batch
+                && xs.len() >= rows * arch.input_size as usize
+                && out.len() >= rows * arch.sequence_output_size()
+                && map.is_none_or(|m| m.len() >= schedule.rows(0) && m.iter().all(|&r| r < batch)),
+            "a schedule that does not fit its buffers"
+        );
         if state.scratch_mut().dtype != self.dtype() {
             // A state made by a model of another dtype: its per-thread buffers.
             state.scratch_mut().fit(arch, batch, self.dtype());
         }
         state.scratch_mut().reserve_sequence(arch, batch, steps);
-        state.load_scratch(arch);
-        let dest = Dest { ptr: out.as_mut_ptr(), step: width, row: arch.sequence_output_size() };
+        // Rows joining a backward pass late find their first `h` in either
+        // buffer (see `run_segments`).
+        let rows = Rows { count: schedule.rows(0), map, both: schedule.packed() };
+        state.load_scratch(arch, rows);
+        let dest = Dest { ptr: out.as_mut_ptr(), row: arch.sequence_output_size() };
         if arch.bidirectional {
-            self.run_layerwise(state, xs, steps, dest);
+            self.run_layerwise(state, xs, schedule, steps, dest);
         } else {
-            self.run_wavefront(state, xs, steps, dest);
+            self.run_wavefront(state, xs, schedule, steps, dest);
         }
-        state.store_scratch(arch);
-        Ok(())
+        state.store_scratch(arch, rows);
     }
 
     /// Unidirectional stacks: chunk by chunk, each chunk through every layer
     /// (a `reverse` stack: from the last chunk, each read from its end).
     /// A single step of fewer than 6 rows skips the GEMM and fuses `[x; h]` in one pass.
-    fn run_wavefront(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
+    fn run_wavefront(&self, state: &mut State, xs: &[f32], schedule: Schedule<'_>, steps: usize, top: Dest) {
         let arch = self.architecture();
         let (batch, p) = (state.batch(), arch.output_size());
         let chunk = state.scratch_mut().chunk;
@@ -274,19 +445,20 @@ impl Model {
         let chunks = steps.div_ceil(chunk);
         for i in 0..chunks {
             let c0 = if arch.reverse { chunks - 1 - i } else { i } * chunk;
-            let n = chunk.min(steps - c0);
-            let mut input = xs[c0 * batch * arch.input_size as usize..].as_ptr();
+            let range = c0..steps.min(c0 + chunk);
+            let first = schedule.offset(c0);
+            let mut input = xs[first * arch.input_size as usize..].as_ptr();
             let mut in_width = arch.input_size as usize;
             for layer in 0..arch.layers() {
                 let dest = if layer + 1 == arch.layers() {
-                    Dest { ptr: top.ptr.wrapping_add(c0 * top.step), ..top }
+                    top.at_row(first)
                 } else {
                     let ptr = state.scratch_mut().mid.as_mut_ptr().wrapping_add((layer % 2) * mid_len);
-                    Dest { ptr, step: batch * p, row: p }
+                    Dest { ptr, row: p }
                 };
-                // SAFETY: `input` holds n*batch rows of `in_width`; `dest` n
-                // steps of `batch` rows; the scratch is sized for this model.
-                unsafe { self.run_layer(state, layer, input, in_width, n, arch.reverse, dest) };
+                // SAFETY: `input` holds this chunk's packed rows of `in_width`,
+                // `dest` has room for them; the scratch is sized for this model.
+                unsafe { self.run_layer(state, layer, input, in_width, schedule, range.clone(), arch.reverse, dest) };
                 input = dest.ptr;
                 in_width = p;
             }
@@ -295,7 +467,7 @@ impl Model {
 
     /// Bidirectional stacks: layer by layer over the whole sequence; the
     /// backward direction walks the chunks from the end.
-    fn run_layerwise(&self, state: &mut State, xs: &[f32], steps: usize, top: Dest) {
+    fn run_layerwise(&self, state: &mut State, xs: &[f32], schedule: Schedule<'_>, steps: usize, top: Dest) {
         let arch = self.architecture();
         let (batch, p, dirs) = (state.batch(), arch.output_size(), arch.directions());
         let chunk = state.scratch_mut().chunk;
@@ -307,7 +479,7 @@ impl Model {
                 top
             } else {
                 let ptr = state.scratch_mut().seq.as_mut_ptr().wrapping_add((layer % 2) * seq_len);
-                Dest { ptr, step: batch * dirs * p, row: dirs * p }
+                Dest { ptr, row: dirs * p }
             };
             let in_ptr = SharedPtrs {
                 x: input,
@@ -321,14 +493,16 @@ impl Model {
                 let chunks = steps.div_ceil(chunk);
                 for i in 0..chunks {
                     let c0 = if dir == 0 { i } else { chunks - 1 - i } * chunk;
-                    let n = chunk.min(steps - c0);
-                    let dest = base.offset(c0 * base.step + dir * p);
-                    let x = in_ptr.get().0.wrapping_add(c0 * batch * in_width);
+                    let first = schedule.offset(c0);
+                    let dest = base.at_row(first).offset(dir * p);
+                    let x = in_ptr.get().0.wrapping_add(first * in_width);
+                    let range = c0..steps.min(c0 + chunk);
                     // SAFETY: as in `run_wavefront`; `seq` was reserved for
                     // `steps`; each direction has its own slot, GEMM buffer
                     // half, and half of every output row.
-                    bufs.cur =
-                        unsafe { self.run_slot(layer * dirs + dir, *bufs, pool, x, in_width, n, dir == 1, dest) };
+                    bufs.cur = unsafe {
+                        self.run_segments(layer * dirs + dir, *bufs, pool, x, in_width, schedule, range, dir == 1, dest)
+                    };
                 }
             };
             let slots = [layer * dirs, layer * dirs + dirs - 1];
@@ -388,11 +562,12 @@ impl Model {
         }
     }
 
-    /// Runs `steps` timesteps of one layer and direction (`slot`) from inputs
-    /// `x` (`[steps][batch][in_width]`) into `dest`, with the state's threads.
+    /// Runs the steps `range` of one layer and direction (`slot`) from packed
+    /// inputs `x` (the rows of those steps, `in_width` apart) into `dest`,
+    /// with the state's threads.
     ///
     /// # Safety
-    /// As for [`Model::run_slot`].
+    /// As for [`Model::run_segments`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn run_layer(
         &self,
@@ -400,14 +575,75 @@ impl Model {
         slot: usize,
         x: *const f32,
         in_width: usize,
-        steps: usize,
+        schedule: Schedule<'_>,
+        range: Range<usize>,
         reverse: bool,
         dest: Dest,
     ) {
         let bufs = Self::slot_buffers(state, slot, 0);
+        let pool = state.pool().map(|p| &**p);
         // SAFETY: forwarded.
-        let cur = unsafe { self.run_slot(slot, bufs, state.pool().map(|p| &**p), x, in_width, steps, reverse, dest) };
+        let cur = unsafe { self.run_segments(slot, bufs, pool, x, in_width, schedule, range, reverse, dest) };
         state.scratch_mut().cur[slot] = cur;
+    }
+
+    /// Runs the steps `range` of layer-direction `slot`, in runs of steps
+    /// with the same rows (one run for a plain batch). Returns which `h`
+    /// buffer holds the latest `h`.
+    ///
+    /// Rows only leave a forward pass: each one's last `h` is copied to the
+    /// other buffer as it leaves, so it is in both, whichever ends up
+    /// current. Rows only join a backward pass: their first `h` was loaded
+    /// into both buffers.
+    ///
+    /// # Safety
+    /// `x` must hold the packed rows of `range` (`in_width` floats each) and
+    /// `dest` have room for them; otherwise as for [`Model::run_slot`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_segments(
+        &self,
+        slot: usize,
+        mut bufs: SlotBuffers,
+        pool: Option<&crate::threads::Pool>,
+        x: *const f32,
+        in_width: usize,
+        schedule: Schedule<'_>,
+        range: Range<usize>,
+        reverse: bool,
+        dest: Dest,
+    ) -> usize {
+        let first = schedule.offset(range.start);
+        let mut left = range.clone();
+        while !left.is_empty() {
+            let seg = schedule.segment(left.clone(), reverse);
+            left = if reverse { left.start..seg.start } else { seg.end..left.end };
+            let rows = schedule.rows(seg.start);
+            let before = if seg.start > 0 && !reverse { schedule.rows(seg.start - 1) } else { rows };
+            let io = &bufs.io;
+            for r in rows..before {
+                // SAFETY: row `r` of both `h` buffers of this slot.
+                unsafe {
+                    let (from, to) = (io.h[bufs.cur], io.h[bufs.cur ^ 1]);
+                    std::ptr::copy_nonoverlapping(from.add(r * io.h_stride), to.add(r * io.h_stride), io.h_stride);
+                }
+            }
+            bufs.io.batch = rows;
+            let skip = schedule.offset(seg.start) - first;
+            // SAFETY: forwarded; the segment's rows are within the caller's.
+            bufs.cur = unsafe {
+                self.run_slot(
+                    slot,
+                    bufs,
+                    pool,
+                    x.wrapping_add(skip * in_width),
+                    in_width,
+                    seg.len(),
+                    reverse,
+                    dest.at_row(skip),
+                )
+            };
+        }
+        bufs.cur
     }
 
     /// Runs `steps` timesteps of layer-direction `slot` on `bufs`, splitting
@@ -454,7 +690,7 @@ impl Model {
                 body::Source::Pre { ptr: pre, row_stride }
             },
             out: dest.ptr,
-            out_step: dest.step,
+            out_step: batch * dest.row,
             out_row: dest.row,
             cur: bufs.cur,
         };
@@ -621,37 +857,95 @@ impl Split {
     }
 }
 
+/// The buffers of a run with per-row lengths (see [`Schedule`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Packing {
+    /// The batch's rows, longest first (ties in batch order).
+    order: Vec<usize>,
+    /// Per step up to the longest length, the rows still running.
+    sizes: Vec<usize>,
+    /// Prefix sums of `sizes`.
+    offsets: Vec<usize>,
+    /// Packed inputs and outputs.
+    x: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl Packing {
+    fn plan(&mut self, lengths: &[usize]) {
+        self.order.clear();
+        self.order.extend(0..lengths.len());
+        self.order.sort_by_key(|&b| std::cmp::Reverse(lengths[b]));
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        self.sizes.clear();
+        // Lengths sorted longest first: step t runs the rows before the first one that is at most t long.
+        let sorted = |i: usize| lengths[self.order[i]];
+        let mut running = lengths.len();
+        for t in 0..longest {
+            while running > 0 && sorted(running - 1) <= t {
+                running -= 1;
+            }
+            self.sizes.push(running);
+        }
+        self.offsets.clear();
+        self.offsets.push(0);
+        for t in 0..longest {
+            self.offsets.push(self.offsets[t] + self.sizes[t]);
+        }
+    }
+}
+
+/// Which of a state's rows a run carries: scratch row `i < count` holds the
+/// state's row `map[i]` (row `i` without a map).
+#[derive(Clone, Copy)]
+pub(crate) struct Rows<'a> {
+    pub count: usize,
+    pub map: Option<&'a [usize]>,
+    /// Load `h` into both buffers of each slot, not only the current one.
+    pub both: bool,
+}
+
+impl Rows<'_> {
+    fn state_row(&self, i: usize) -> usize {
+        self.map.map_or(i, |m| m[i])
+    }
+}
+
 impl Scratch {
     /// Copies a state's public `h`/`c` (`[slots, batch, P]`, `[slots, batch, H]`)
     /// into the padded kernel buffers.
-    pub(crate) fn load_state(&mut self, arch: &Architecture, batch: usize, h: &[f32], c: &[f32]) {
+    pub(crate) fn load_state(&mut self, arch: &Architecture, batch: usize, h: &[f32], c: &[f32], rows: Rows<'_>) {
         let (p, hidden) = (arch.output_size(), arch.hidden());
         let (hs, cs) = (self.h_stride, self.c_stride);
         // Into the buffer `cur` names, which stays as it was: its parity also
         // sets the kernels' panel order, which should keep alternating from one
         // call to the next (see `body::run_steps`).
         for slot in 0..self.cur.len() {
-            for b in 0..batch {
+            for i in 0..rows.count {
+                let b = rows.state_row(i);
                 let src = &h[(slot * batch + b) * p..][..p];
-                self.hbuf.as_mut_slice()[((slot * 2 + self.cur[slot]) * batch + b) * hs..][..p].copy_from_slice(src);
+                for buf in [self.cur[slot], self.cur[slot] ^ 1].into_iter().take(1 + rows.both as usize) {
+                    self.hbuf.as_mut_slice()[((slot * 2 + buf) * batch + i) * hs..][..p].copy_from_slice(src);
+                }
                 if arch.has_cell_state() {
                     let src = &c[(slot * batch + b) * hidden..][..hidden];
-                    self.cbuf.as_mut_slice()[(slot * batch + b) * cs..][..hidden].copy_from_slice(src);
+                    self.cbuf.as_mut_slice()[(slot * batch + i) * cs..][..hidden].copy_from_slice(src);
                 }
             }
         }
     }
 
     /// Copies the latest `h`/`c` from the kernel buffers back to a state's.
-    pub(crate) fn store_state(&self, arch: &Architecture, batch: usize, h: &mut [f32], c: &mut [f32]) {
+    pub(crate) fn store_state(&self, arch: &Architecture, batch: usize, h: &mut [f32], c: &mut [f32], rows: Rows<'_>) {
         let (p, hidden) = (arch.output_size(), arch.hidden());
         let (hs, cs) = (self.h_stride, self.c_stride);
         for slot in 0..self.cur.len() {
-            for b in 0..batch {
-                let src = &self.hbuf.as_slice()[((slot * 2 + self.cur[slot]) * batch + b) * hs..][..p];
+            for i in 0..rows.count {
+                let b = rows.state_row(i);
+                let src = &self.hbuf.as_slice()[((slot * 2 + self.cur[slot]) * batch + i) * hs..][..p];
                 h[(slot * batch + b) * p..][..p].copy_from_slice(src);
                 if arch.has_cell_state() {
-                    let src = &self.cbuf.as_slice()[(slot * batch + b) * cs..][..hidden];
+                    let src = &self.cbuf.as_slice()[(slot * batch + i) * cs..][..hidden];
                     c[(slot * batch + b) * hidden..][..hidden].copy_from_slice(src);
                 }
             }

@@ -50,6 +50,17 @@ pub enum Error {
         /// What was asked, and why it cannot be done.
         what: String,
     },
+    /// The per-row lengths of [`crate::Model::run_lengths`] do not fit the batch.
+    BadLengths {
+        /// Which length, and what is wrong with it.
+        reason: String,
+    },
+    /// A [`crate::StreamBatch`] was asked for a stream it does not have, or
+    /// for more streams than it has room for.
+    Stream {
+        /// What was asked, and why it cannot be done.
+        reason: String,
+    },
     /// A text token is not in the vocabulary and the model has no unknown token.
     UnknownToken {
         /// The token.
@@ -95,6 +106,8 @@ impl fmt::Display for Error {
             Error::StateMismatch { reason } => write!(f, "state does not fit this model: {reason}"),
             Error::BadState { reason } => write!(f, "not a saved state of this model: {reason}"),
             Error::Unsupported { what } => write!(f, "{what}"),
+            Error::BadLengths { reason } => write!(f, "bad sequence lengths: {reason}"),
+            Error::Stream { reason } => write!(f, "stream batch: {reason}"),
             Error::UnknownToken { token, position } => write!(
                 f,
                 "unknown token {token:?} at position {position}: not in the model's vocabulary, and the model has no unknown token"

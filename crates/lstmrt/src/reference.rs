@@ -98,6 +98,41 @@ pub fn run_traced(
     c0: Option<&[f32]>,
     trace: &mut dyn FnMut(&StepTrace),
 ) -> Output {
+    run_rows(arch, weights, xs, batch, None, h0, c0, trace)
+}
+
+/// [`run`] where row `b` of the batch is only `lengths[b]` steps long, as
+/// PyTorch runs a `pack_padded_sequence` batch: each row reads its own steps
+/// only (a backward direction starts at the row's own last step), its outputs
+/// past its length are zero, and `h_n`/`c_n` hold its state after its own
+/// last step (the initial state for a length of 0).
+///
+/// # Panics
+/// As [`run`], and if `lengths` is not one length per row, each at most the
+/// number of steps.
+pub fn run_lengths(
+    arch: &Architecture,
+    weights: &Weights,
+    xs: &[f32],
+    batch: usize,
+    lengths: &[usize],
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+) -> Output {
+    run_rows(arch, weights, xs, batch, Some(lengths), h0, c0, &mut |_| {})
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_rows(
+    arch: &Architecture,
+    weights: &Weights,
+    xs: &[f32],
+    batch: usize,
+    lengths: Option<&[usize]>,
+    h0: Option<&[f32]>,
+    c0: Option<&[f32]>,
+    trace: &mut dyn FnMut(&StepTrace),
+) -> Output {
     let (hidden, p, dirs) = (arch.hidden(), arch.output_size(), arch.directions());
     let input_size = arch.input_size as usize;
     assert!(batch > 0 && xs.len().is_multiple_of(batch * input_size), "xs is not [steps, batch, input_size]");
@@ -110,6 +145,10 @@ pub fn run_traced(
         assert_eq!(c0.len(), states * batch * hidden, "c0 is not [layers*directions, batch, H]");
     }
     assert_eq!(weights.layers.len(), states, "one LayerWeights per layer and direction");
+    if let Some(lengths) = lengths {
+        assert_eq!(lengths.len(), batch, "one length per row");
+        assert!(lengths.iter().all(|&l| l <= steps), "a length is longer than the sequence");
+    }
 
     let mut h_n = vec![0.0f32; states * batch * p];
     let mut c_n = if arch.has_cell_state() { vec![0.0f32; states * batch * hidden] } else { Vec::new() };
@@ -136,8 +175,9 @@ pub fn run_traced(
                 // The backward direction, or every layer of a reverse stack,
                 // reads the sequence from the end.
                 let backward = dir == 1 || arch.reverse;
-                for n in 0..steps {
-                    let t = if backward { steps - 1 - n } else { n };
+                let len = lengths.map_or(steps, |l| l[b]);
+                for n in 0..len {
+                    let t = if backward { len - 1 - n } else { n };
                     let x = &layer_input[(t * batch + b) * in_size..][..in_size];
                     let (h_new, c_new, gates) = cell(arch, lw, x, &h, &c);
                     trace(&StepTrace {

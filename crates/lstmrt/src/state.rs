@@ -2,7 +2,7 @@
 //! buffers a step needs, so stepping never allocates.
 
 use crate::Error;
-use crate::engine::Scratch;
+use crate::engine::{Packing, Rows, Scratch};
 use crate::model::Model;
 use lstmrt_format::{Architecture, CellKind};
 
@@ -46,6 +46,8 @@ pub struct State {
     pool: Option<std::sync::Arc<crate::threads::Pool>>,
     /// Kernel buffers, sized once for the model and batch.
     scratch: Scratch,
+    /// Buffers of runs with per-row lengths (empty until the first).
+    packing: Packing,
 }
 
 const STATE_MAGIC: &[u8; 8] = b"LSTMRTS1";
@@ -61,6 +63,7 @@ impl State {
             out: Vec::with_capacity(batch * arch.sequence_output_size()),
             pool: None,
             scratch: Scratch::new(arch, batch, dtype),
+            packing: Packing::default(),
         }
     }
 
@@ -112,13 +115,13 @@ impl State {
     }
 
     /// Copies `h`/`c` into the kernel buffers, before a run.
-    pub(crate) fn load_scratch(&mut self, arch: &Architecture) {
-        self.scratch.load_state(arch, self.shape.batch, &self.h, &self.c);
+    pub(crate) fn load_scratch(&mut self, arch: &Architecture, rows: Rows<'_>) {
+        self.scratch.load_state(arch, self.shape.batch, &self.h, &self.c, rows);
     }
 
     /// Copies the latest `h`/`c` back from the kernel buffers, after a run.
-    pub(crate) fn store_scratch(&mut self, arch: &Architecture) {
-        self.scratch.store_state(arch, self.shape.batch, &mut self.h, &mut self.c);
+    pub(crate) fn store_scratch(&mut self, arch: &Architecture, rows: Rows<'_>) {
+        self.scratch.store_state(arch, self.shape.batch, &mut self.h, &mut self.c, rows);
     }
 
     /// The output buffer of `run`, taken out so the run can write it while
@@ -131,6 +134,16 @@ impl State {
     pub(crate) fn put_out(&mut self, out: Vec<f32>) -> &[f32] {
         self.out = out;
         &self.out
+    }
+
+    /// The buffers of a run with per-row lengths, taken out so the run can
+    /// use them beside the kernel buffers; give them back with [`State::put_packing`].
+    pub(crate) fn take_packing(&mut self) -> Packing {
+        std::mem::take(&mut self.packing)
+    }
+
+    pub(crate) fn put_packing(&mut self, packing: Packing) {
+        self.packing = packing;
     }
 
     /// Zeroes `h` and `c`: the next step starts a new sequence.
