@@ -230,7 +230,7 @@ impl Model {
         State::new(self.architecture(), batch.max(1), self.dtype())
     }
 
-    fn check_state(&self, state: &State) -> Result<(), Error> {
+    pub(crate) fn check_state(&self, state: &State) -> Result<(), Error> {
         let want = StateShape::of(self.architecture(), state.batch());
         if *state.shape() != want {
             return Err(Error::StateMismatch {
@@ -238,6 +238,16 @@ impl Model {
             });
         }
         Ok(())
+    }
+
+    /// Whether the model can run one step at a time.
+    pub(crate) fn check_streamable(&self) -> Result<(), Error> {
+        match self.architecture().whole_sequence_only() {
+            Some((kind, why)) => Err(Error::Unsupported {
+                what: format!("a {kind} model cannot run one step at a time: {why}; use run"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Number of timesteps in `xs` (`[steps, batch, input_size]`).
@@ -260,11 +270,7 @@ impl Model {
     /// Runs one timestep: `x` is `[batch, input_size]`; returns the top
     /// layer's new `h`, `[batch, P]`. Carries the state to the next call.
     pub fn step<'s>(&self, state: &'s mut State, x: &[f32]) -> Result<&'s [f32], Error> {
-        if let Some((kind, why)) = self.architecture().whole_sequence_only() {
-            return Err(Error::Unsupported {
-                what: format!("a {kind} model cannot run one step at a time: {why}; use run"),
-            });
-        }
+        self.check_streamable()?;
         let per_step = state.batch() * self.architecture().input_size as usize;
         if x.len() != per_step {
             return Err(Error::Shape {

@@ -41,6 +41,7 @@ mod model;
 pub mod reference;
 pub mod rng;
 mod state;
+mod streams;
 pub mod text;
 mod threads;
 mod weights;
@@ -51,6 +52,7 @@ pub use lstmrt_format::IoError;
 pub use lstmrt_kernels::{Isa, IsaError};
 pub use model::{Int8Activations, Model, TensorView};
 pub use state::State;
+pub use streams::{StreamBatch, StreamId};
 pub use weights::{HeadWeights, LayerWeights, Weights};
 pub use writer::ModelWriter;
 

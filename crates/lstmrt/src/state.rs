@@ -146,6 +146,28 @@ impl State {
         self.packing = packing;
     }
 
+    /// Zeroes row `row` of `h` and `c` in every layer and direction.
+    pub(crate) fn zero_row(&mut self, row: usize) {
+        let s = self.shape;
+        for slot in 0..s.slots {
+            self.h[(slot * s.batch + row) * s.h_size..][..s.h_size].fill(0.0);
+            self.c[(slot * s.batch + row) * s.c_size..][..s.c_size].fill(0.0);
+        }
+    }
+
+    /// Copies row `from_row` of `from`'s `h` and `c` into row `row` of this
+    /// state's, in every layer and direction (the shapes but the batch agree).
+    pub(crate) fn copy_row(&mut self, row: usize, from: &State, from_row: usize) {
+        let (s, f) = (self.shape, from.shape);
+        debug_assert_eq!(StateShape { batch: s.batch, ..f }, s);
+        for slot in 0..s.slots {
+            let h = &from.h[(slot * f.batch + from_row) * s.h_size..][..s.h_size];
+            self.h[(slot * s.batch + row) * s.h_size..][..s.h_size].copy_from_slice(h);
+            let c = &from.c[(slot * f.batch + from_row) * s.c_size..][..s.c_size];
+            self.c[(slot * s.batch + row) * s.c_size..][..s.c_size].copy_from_slice(c);
+        }
+    }
+
     /// Zeroes `h` and `c`: the next step starts a new sequence.
     pub fn reset(&mut self) {
         self.h.fill(0.0);

@@ -1,4 +1,4 @@
-//! Once a `State` exists, stepping and running never allocate: a counting
+//! Once a `State` (or a `StreamBatch`) exists, stepping and running never allocate: a counting
 //! global allocator proves it for every kind of model, single- and
 //! multi-threaded.
 //!
@@ -107,6 +107,35 @@ fn step_run_and_run_into_never_allocate_once_the_state_exists() {
     }
 }
 
+fn stream_batches_step_and_lengths_rerun_without_allocating() {
+    for dtype in [DType::F16, DType::I8] {
+        for threads in [1, 2] {
+            let m = model_in(dtype, CellKind::Lstm, 300, 2, |_| {});
+            let mut streams = m.new_stream_batch(32);
+            let ids: Vec<_> = (0..32).map(|_| streams.join().unwrap()).collect();
+            streams.set_threads(threads);
+            let xs = vec![0.5f32; 32 * 24];
+            let n = allocations_during(|| {
+                for k in [32, 1, 7, 20] {
+                    streams.step(&m, &ids[32 - k..], &xs[..k * 24]).unwrap();
+                }
+                streams.leave(ids[3]).unwrap();
+                let id = streams.join().unwrap();
+                streams.reset(id).unwrap();
+            });
+            assert_eq!(n, 0, "stream batch {}, {threads} threads: {n} allocations", dtype.name());
+            // Lengths: the second run of a batch no larger than the first.
+            let mut state = m.new_batch_state(5);
+            state.set_threads(threads);
+            let xs = vec![0.25f32; 40 * 5 * 24];
+            let mut out = vec![0.0f32; 40 * 5 * 300];
+            m.run_lengths_into(&mut state, &xs, &[40, 3, 0, 17, 40], &mut out).unwrap();
+            let n = allocations_during(|| m.run_lengths_into(&mut state, &xs, &[1, 40, 39, 0, 2], &mut out).unwrap());
+            assert_eq!(n, 0, "lengths {}, {threads} threads: {n} allocations", dtype.name());
+        }
+    }
+}
+
 fn a_fresh_state_steps_without_allocating() {
     let m = model(CellKind::Lstm, 64, 2, |_| {});
     let mut state = m.new_state();
@@ -127,5 +156,6 @@ fn main() {
     the_counter_sees_allocations();
     a_fresh_state_steps_without_allocating();
     step_run_and_run_into_never_allocate_once_the_state_exists();
-    println!("no_alloc: 3 checks passed");
+    stream_batches_step_and_lengths_rerun_without_allocating();
+    println!("no_alloc: 4 checks passed");
 }

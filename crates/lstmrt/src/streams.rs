@@ -1,0 +1,221 @@
+//! Many live streams stepped together: a [`StreamBatch`] keeps the state of
+//! up to `capacity` independent streams and steps every stream that has an
+//! input this step as one batch, so the weights are read once for all of
+//! them rather than once per stream.
+
+use std::fmt;
+
+use crate::engine::Schedule;
+use crate::{Error, Model, State};
+
+/// A stream of a [`StreamBatch`], from [`StreamBatch::join`]. An id stays
+/// valid until the stream leaves; a later stream that reuses its place gets
+/// a new id, so a stale id is refused rather than stepping someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    index: u32,
+    generation: u32,
+}
+
+impl StreamId {
+    /// The stream's place in the batch, `0..capacity` (reused after it leaves).
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stream {}.{}", self.index, self.generation)
+    }
+}
+
+/// The states of up to `capacity` streams of one model, stepped together.
+///
+/// ```
+/// # use lstmrt::{Model, ModelWriter, Weights};
+/// # use lstmrt::format::{Architecture, CellKind, Metadata};
+/// # let meta = Metadata::new(Architecture::new(CellKind::Lstm, 2, 4, 1));
+/// # let model = Model::from_bytes(&ModelWriter::new(&meta, &Weights::zeros(&meta)).to_bytes()?)?;
+/// let mut streams = model.new_stream_batch(32);
+/// let (a, b) = (streams.join()?, streams.join()?);
+/// // One step of both streams: one pass over the weights.
+/// let out = streams.step(&model, &[a, b], &[0.1, 0.2, /* b */ 0.3, 0.4])?;
+/// assert_eq!(out.len(), 2 * 4); // [streams, hidden], in the order given
+/// // Only `b` has a frame now: `a` keeps its state untouched.
+/// streams.step(&model, &[b], &[0.5, 0.6])?;
+/// streams.leave(a)?;
+/// # Ok::<(), lstmrt::Error>(())
+/// ```
+///
+/// Stepping never allocates. Each stream gives what it would give alone
+/// through [`Model::step`]: bit for bit for int8 weights, within float
+/// rounding (the batch kernels sum in another order) otherwise.
+#[derive(Debug, Clone)]
+pub struct StreamBatch {
+    /// Row `i` is the state of the stream at index `i`.
+    state: State,
+    /// Per index: its current generation, and whether a stream holds it.
+    generation: Vec<u32>,
+    live: Vec<bool>,
+    /// Indexes without a stream, the next to give out last.
+    free: Vec<u32>,
+    /// Per index, the last step that named it (to refuse duplicates).
+    seen: Vec<u64>,
+    steps: u64,
+    /// The rows of one step, in the order given.
+    rows: Vec<usize>,
+    out: Vec<f32>,
+}
+
+impl Model {
+    /// An empty [`StreamBatch`] with room for `capacity` streams (at least 1).
+    pub fn new_stream_batch(&self, capacity: usize) -> StreamBatch {
+        let capacity = capacity.max(1);
+        StreamBatch {
+            state: self.new_batch_state(capacity),
+            generation: vec![0; capacity],
+            live: vec![false; capacity],
+            free: (0..capacity as u32).rev().collect(),
+            seen: vec![0; capacity],
+            steps: 0,
+            rows: Vec::with_capacity(capacity),
+            out: Vec::with_capacity(capacity * self.architecture().sequence_output_size()),
+        }
+    }
+}
+
+impl StreamBatch {
+    /// Streams this batch has room for.
+    pub fn capacity(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Streams in it now.
+    pub fn len(&self) -> usize {
+        self.capacity() - self.free.len()
+    }
+
+    /// Whether it holds no stream.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Lets each step use `threads` threads, as [`State::set_threads`].
+    pub fn set_threads(&mut self, threads: usize) {
+        self.state.set_threads(threads);
+    }
+
+    /// A new stream, starting from a zero state.
+    pub fn join(&mut self) -> Result<StreamId, Error> {
+        let Some(index) = self.free.pop() else {
+            return Err(Error::Stream { reason: format!("all {} streams are in use", self.capacity()) });
+        };
+        let i = index as usize;
+        self.live[i] = true;
+        self.state.zero_row(i);
+        Ok(StreamId { index, generation: self.generation[i] })
+    }
+
+    /// A new stream, starting from `state` (one stream's state of this
+    /// model, as [`StreamBatch::stream_state`] or [`State::from_bytes`] give).
+    pub fn join_from(&mut self, state: &State) -> Result<StreamId, Error> {
+        self.check_single(state)?;
+        let id = self.join()?;
+        self.state.copy_row(id.index(), state, 0);
+        Ok(id)
+    }
+
+    /// Ends a stream; its id is refused from now on.
+    pub fn leave(&mut self, id: StreamId) -> Result<(), Error> {
+        let i = self.check(id)?;
+        self.live[i] = false;
+        self.generation[i] = self.generation[i].wrapping_add(1);
+        self.free.push(id.index);
+        Ok(())
+    }
+
+    /// Zeroes a stream's state: its next step starts a new sequence.
+    pub fn reset(&mut self, id: StreamId) -> Result<(), Error> {
+        let i = self.check(id)?;
+        self.state.zero_row(i);
+        Ok(())
+    }
+
+    /// A copy of one stream's state, as a one-stream [`State`] of `model`
+    /// (save it with [`State::to_bytes`]).
+    pub fn stream_state(&self, model: &Model, id: StreamId) -> Result<State, Error> {
+        let i = self.check(id)?;
+        let mut one = model.new_state();
+        self.check_single(&one)?;
+        one.copy_row(0, &self.state, i);
+        Ok(one)
+    }
+
+    /// Replaces one stream's state with `state` (one stream's state of this model).
+    pub fn set_stream_state(&mut self, id: StreamId, state: &State) -> Result<(), Error> {
+        let i = self.check(id)?;
+        self.check_single(state)?;
+        self.state.copy_row(i, state, 0);
+        Ok(())
+    }
+
+    /// Steps the streams `ids` (each once, in any order) with inputs `xs`,
+    /// `[ids.len(), input_size]` in the same order, as one batch; the other
+    /// streams keep their state untouched. Returns each stream's new top-layer
+    /// `h`, `[ids.len(), P]` in the order of `ids`.
+    ///
+    /// Nothing changes when an id, the input or the model is refused.
+    pub fn step(&mut self, model: &Model, ids: &[StreamId], xs: &[f32]) -> Result<&[f32], Error> {
+        model.check_streamable()?;
+        model.check_state(&self.state)?;
+        if ids.is_empty() {
+            return Err(Error::Stream { reason: "a step needs at least one stream".into() });
+        }
+        let input = model.architecture().input_size as usize;
+        if xs.len() != ids.len() * input {
+            return Err(Error::Shape {
+                what: "stream inputs",
+                expected: format!("{} ({} streams x input size {input})", ids.len() * input, ids.len()),
+                got: xs.len(),
+            });
+        }
+        self.steps += 1;
+        self.rows.clear();
+        for &id in ids {
+            let i = self.check(id)?;
+            if self.seen[i] == self.steps {
+                return Err(Error::Stream { reason: format!("{id} is given twice in one step") });
+            }
+            self.seen[i] = self.steps;
+            self.rows.push(i);
+        }
+        let width = ids.len() * model.architecture().sequence_output_size();
+        self.out.resize(width, 0.0);
+        model.run_scheduled(&mut self.state, xs, Schedule::uniform(ids.len()), 1, Some(&self.rows), &mut self.out);
+        Ok(&self.out)
+    }
+
+    /// The index of a live stream.
+    fn check(&self, id: StreamId) -> Result<usize, Error> {
+        let i = id.index();
+        if i >= self.capacity() {
+            return Err(Error::Stream { reason: format!("{id} does not exist (capacity {})", self.capacity()) });
+        }
+        if !self.live[i] || self.generation[i] != id.generation {
+            return Err(Error::Stream { reason: format!("{id} has left") });
+        }
+        Ok(i)
+    }
+
+    /// Whether `state` is one stream's state of the batch's model.
+    fn check_single(&self, state: &State) -> Result<(), Error> {
+        let (mine, theirs) = (self.state.shape(), state.shape());
+        if (crate::state::StateShape { batch: 1, ..*mine }) != *theirs {
+            return Err(Error::StateMismatch {
+                reason: format!("a stream's state is one row of {mine:?}, this state is {theirs:?}"),
+            });
+        }
+        Ok(())
+    }
+}
