@@ -522,6 +522,37 @@ pub fn write_state(
     Ok(())
 }
 
+/// Reads per-row sequence lengths for `lengths`: an int32 or int64 `.npy` of
+/// shape `[batch]`, each in `0..=steps`.
+pub fn read_lengths(path: &Path, batch: usize, steps: usize) -> Result<Vec<usize>, DataError> {
+    let source = path.display().to_string();
+    let err = |message: String| DataError::new(&source, message);
+    note_input(path);
+    let bytes = read_regular(path).map_err(|e| err(e.to_string()))?;
+    let array = npy::parse(&bytes).map_err(|e| err(e.0))?;
+    if !matches!(array.dtype, "int32" | "int64") {
+        return Err(err(format!("--lengths: holds {} values; expected int32 or int64", array.dtype)));
+    }
+    if array.shape != [batch] {
+        return Err(err(format!(
+            "--lengths: has shape {}; the input has {batch} sequences, so expected [{batch}]",
+            shape_text(&array.shape)
+        )));
+    }
+    array
+        .data
+        .iter()
+        .enumerate()
+        .map(|(b, &v)| match v {
+            v if v < 0.0 => Err(err(format!("--lengths: element [{b}] is {v}, a negative length"))),
+            v if v > steps as f64 => {
+                Err(err(format!("--lengths: element [{b}] is {v}, longer than the input's {steps} steps")))
+            }
+            v => Ok(v as usize),
+        })
+        .collect()
+}
+
 /// Reads the state files of [`state_paths`] for `batch` sequences: returns
 /// `(h, c)` (`c` empty unless LSTM). A 2-D state (no batch dimension) is
 /// accepted for batch 1.

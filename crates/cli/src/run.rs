@@ -116,6 +116,8 @@ pub struct FileJob {
     pub initial_state: Option<PathBuf>,
     /// Writes `h_n` (and `c_n`) to `PREFIX.h.npy` (and `PREFIX.c.npy`).
     pub final_state: Option<PathBuf>,
+    /// An int32/int64 `.npy` of one length per sequence (`Model::run_lengths`).
+    pub lengths: Option<PathBuf>,
     /// Apply the model's head to every step's output instead of returning
     /// the raw stack output (PyTorch's `output`).
     pub head: bool,
@@ -150,16 +152,25 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
         let (h, c) = io::read_state(prefix, arch, seq.batch, job.read.allow_nonfinite)?;
         state.set_h(&h).and_then(|()| state.set_c(&c)).map_err(|e| model_failure(&job.model, e))?;
     }
+    let lengths = job.lengths.as_deref().map(|path| io::read_lengths(path, seq.batch, seq.steps)).transpose()?;
     let width = arch.sequence_output_size();
     let mut out = vec![0.0f32; seq.steps * seq.batch * width];
-    model.run_into(&mut state, &seq.data, &mut out).map_err(|e| model_failure(&job.model, e))?;
+    match &lengths {
+        Some(lengths) => model.run_lengths_into(&mut state, &seq.data, lengths, &mut out),
+        None => model.run_into(&mut state, &seq.data, &mut out),
+    }
+    .map_err(|e| model_failure(&job.model, e))?;
     let raw = seq.like(width, out);
     let (result, names) = match head {
         Some(h) if job.head => {
             let n = h.out_features as usize;
             let mut data = vec![0.0f32; raw.steps * raw.batch * n];
-            for (x, y) in raw.data.chunks_exact(width).zip(data.chunks_exact_mut(n)) {
-                model.apply_head(x, y).map_err(|e| model_failure(&job.model, e))?;
+            for (i, (x, y)) in raw.data.chunks_exact(width).zip(data.chunks_exact_mut(n)).enumerate() {
+                // Steps past a sequence's length stay zero, like the stack's output.
+                let (t, b) = (i / raw.batch, i % raw.batch);
+                if lengths.as_ref().is_none_or(|l| t < l[b]) {
+                    model.apply_head(x, y).map_err(|e| model_failure(&job.model, e))?;
+                }
             }
             (seq.like(n, data), Some(h.labels.as_slice()).filter(|l| !l.is_empty()))
         }

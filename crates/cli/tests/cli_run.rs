@@ -97,6 +97,7 @@ fn npy_bytes(descr: &str, shape: &[usize], values: &[f64]) -> Vec<u8> {
         match descr {
             "<f8" => out.extend_from_slice(&v.to_le_bytes()),
             "<i8" => out.extend_from_slice(&(v as i64).to_le_bytes()),
+            "<i4" => out.extend_from_slice(&(v as i32).to_le_bytes()),
             _ => panic!("unsupported descr {descr}"),
         }
     }
@@ -1002,4 +1003,97 @@ fn a_benchmark_too_large_to_hold_is_refused_before_allocating() {
     let model = write_model(&dir, &golden("lstm_1layer"));
     let ran = lstm_run(with_model(&model, &["--bench", "--batch", "100000", "--steps", "100000"]));
     assert_bad_input(&ran, &["--batch 100000 x --steps 100000", "1 GiB"]);
+}
+
+/// A bidirectional 2-layer LSTM over a batch of 4 sequences of their own lengths.
+fn lengths_case(dir: &TempDir) -> (PathBuf, Metadata, Weights, Vec<f32>) {
+    let mut arch = Architecture::new(CellKind::Lstm, 3, 6, 2);
+    arch.bidirectional = true;
+    let meta = Metadata::new(arch);
+    let weights = random_weights(&meta, 11, 0.6);
+    let model = write(dir, "bi.lstm", &meta, &weights);
+    let mut rng = Rng::new(12);
+    let xs: Vec<f32> = (0..9 * 4 * 3).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
+    write_npy_f32(&dir.path("in.npy"), &[9, 4, 3], &xs);
+    (model, meta, weights, xs)
+}
+
+#[test]
+fn lengths_run_each_sequence_on_its_own_steps_like_pack_padded_sequence() {
+    let dir = TempDir::new("cli-lengths");
+    let (model, meta, weights, xs) = lengths_case(&dir);
+    let lengths = [9usize, 0, 3, 7];
+    let want = reference::run_lengths(&meta.architecture, &weights, &xs, 4, &lengths, None, None);
+    for (descr, name) in [("<i8", "len64.npy"), ("<i4", "len32.npy")] {
+        let values: Vec<f64> = lengths.iter().map(|&l| l as f64).collect();
+        std::fs::write(dir.path(name), npy_bytes(descr, &[4], &values)).unwrap();
+        let (out, state) = (dir.path("out.npy"), dir.path("fin"));
+        ok(lstm_run([
+            &model,
+            &dir.path("in.npy"),
+            Path::new("--lengths"),
+            &dir.path(name),
+            Path::new("-o"),
+            &out,
+            Path::new("--final-state"),
+            &state,
+        ]));
+        let got = read_npy(&out);
+        assert_eq!(got.shape, [9, 4, 12]);
+        assert!(max_abs_diff(&got.to_f32(), &want.output) <= 1e-5);
+        assert!(max_abs_diff(&read_npy(&dir.path("fin.h.npy")).to_f32(), &want.h_n) <= 1e-5);
+        assert!(max_abs_diff(&read_npy(&dir.path("fin.c.npy")).to_f32(), &want.c_n) <= 1e-5);
+    }
+    // Batch-first input: the same lengths, per row of the file.
+    let mut bf = vec![0.0f32; xs.len()];
+    for t in 0..9 {
+        for b in 0..4 {
+            bf[(b * 9 + t) * 3..][..3].copy_from_slice(&xs[(t * 4 + b) * 3..][..3]);
+        }
+    }
+    write_npy_f32(&dir.path("bf.npy"), &[4, 9, 3], &bf);
+    let out = dir.path("bf.out.npy");
+    ok(lstm_run([
+        &model,
+        &dir.path("bf.npy"),
+        Path::new("--batch-first"),
+        Path::new("--lengths"),
+        &dir.path("len64.npy"),
+        Path::new("-o"),
+        &out,
+    ]));
+    let got = read_npy(&out).to_f32();
+    for t in 0..9 {
+        for b in 0..4 {
+            let want = &want.output[(t * 4 + b) * 12..][..12];
+            assert!(max_abs_diff(&got[(b * 9 + t) * 12..][..12], want) <= 1e-5, "t={t} b={b}");
+        }
+    }
+}
+
+#[test]
+fn bad_lengths_exit_2_with_one_line_and_leave_no_output() {
+    let dir = TempDir::new("cli-lengths-bad");
+    let (model, ..) = lengths_case(&dir);
+    let input = dir.path("in.npy");
+    let out = dir.path("out.npy");
+    for (name, descr, shape, values, needles) in [
+        ("long.npy", "<i8", vec![4], vec![9.0, 10.0, 1.0, 1.0], &["long.npy", "element [1] is 10", "9 steps"][..]),
+        ("neg.npy", "<i4", vec![4], vec![1.0, 1.0, -1.0, 1.0], &["neg.npy", "element [2] is -1", "negative"][..]),
+        ("count.npy", "<i8", vec![3], vec![1.0; 3], &["count.npy", "shape [3]", "4 sequences", "expected [4]"][..]),
+        ("float.npy", "<f8", vec![4], vec![1.0; 4], &["float.npy", "float64", "int32 or int64"][..]),
+    ] {
+        std::fs::write(dir.path(name), npy_bytes(descr, &shape, &values)).unwrap();
+        let lengths = dir.path(name);
+        assert_refused_leaving_nothing(&model, &input, &["--lengths", lengths.to_str().unwrap()], &out, needles);
+    }
+    let missing = dir.path("missing.npy");
+    assert_refused_leaving_nothing(&model, &input, &["--lengths", missing.to_str().unwrap()], &out, &["missing.npy"]);
+    // The lengths file is an input: no output over it.
+    let lengths = dir.path("ok.npy");
+    let bytes = npy_bytes("<i8", &[4], &[1.0; 4]);
+    std::fs::write(&lengths, &bytes).unwrap();
+    let ran = lstm_run([&model, &input, Path::new("--lengths"), &lengths, Path::new("-o"), &lengths]);
+    assert_bad_input(&ran, &["ok.npy"]);
+    assert_eq!(std::fs::read(&lengths).unwrap(), bytes);
 }

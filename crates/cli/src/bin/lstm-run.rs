@@ -48,6 +48,12 @@ struct Args {
     #[arg(long, value_name = "PREFIX", requires = "input")]
     final_state: Option<PathBuf>,
 
+    /// Sequences of their own lengths: an int32/int64 .npy of shape [batch]; each sequence reads
+    /// its first LENGTH steps, its outputs past them are zero and its final state is the one
+    /// after its own last step (PyTorch's pack_padded_sequence)
+    #[arg(long, value_name = "LENGTHS.npy", requires = "input")]
+    lengths: Option<PathBuf>,
+
     /// Start from the state in PREFIX.h.npy (and PREFIX.c.npy for LSTM), shaped like h_0 / c_0
     #[arg(long, value_name = "PREFIX", requires = "input")]
     initial_state: Option<PathBuf>,
@@ -208,8 +214,10 @@ fn dispatch(args: Args) -> Result<(), Failure> {
         None
     };
     if input.as_os_str() == "-" {
-        if args.output.is_some() || args.batch_first {
-            usage_error("streaming (INPUT `-`) writes to stdout one step at a time; -o and --batch-first do not apply");
+        if args.output.is_some() || args.batch_first || args.lengths.is_some() {
+            usage_error(
+                "streaming (INPUT `-`) writes to stdout one step at a time; -o, --batch-first and --lengths do not apply",
+            );
         }
         let job = StreamJob {
             model: args.model,
@@ -228,6 +236,7 @@ fn dispatch(args: Args) -> Result<(), Failure> {
         read: ReadOptions { batch_first: args.batch_first, allow_nonfinite: args.allow_nonfinite },
         initial_state: args.initial_state,
         final_state: args.final_state,
+        lengths: args.lengths,
         head: head == Some(true),
         threads,
     };
