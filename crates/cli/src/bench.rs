@@ -9,6 +9,14 @@
 //! - [`Mode::Stream`]: each [`Model::step`] call is timed on its own and is
 //!   one sample (so the clock's own cost, some tens of ns, is included).
 //!
+//! - [`Mode::Streams`]: `batch` independent streams in a [`lstmrt::StreamBatch`],
+//!   all stepped together by one call per step; each such call is one
+//!   sample. Beside it, in the same repeat (after all its steps), the same streams are
+//!   stepped by one [`Model::step`] call each (as a service without a stream
+//!   batch would: with `threads` > 1, the streams shared out between that
+//!   many OS threads, each stream on one), and those calls' total is the
+//!   step's separate sample.
+//!
 //! The state is reset before every repeat. Times are wall-clock
 //! ([`std::time::Instant`]); on a shared machine, compare ratios measured in
 //! one run, not absolute numbers across runs.
@@ -62,6 +70,7 @@ impl Workload {
 pub enum Mode {
     Sequence,
     Stream,
+    Streams,
 }
 
 /// What to measure.
@@ -136,6 +145,12 @@ pub struct Report {
     pub steps_per_second: f64,
     /// Sequence-steps per second: `steps_per_second * batch`.
     pub sequence_steps_per_second: f64,
+    /// Streams mode: the median time per step of the same streams stepped
+    /// by one `step` call each, and how many times longer that takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub separate_ns_per_step_median: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub separate_over_together: Option<f64>,
     /// With `roofline`: the single-core bound per step for this mode (sequence
     /// or stream bound), in nanoseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -162,7 +177,7 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
     if config.batch == 0 || config.steps == 0 {
         return Err(Error::Unsupported { what: "a benchmark needs batch >= 1 and steps >= 1".into() });
     }
-    if let (Mode::Stream, Some((kind, why))) = (config.mode, arch.whole_sequence_only()) {
+    if let (Mode::Stream | Mode::Streams, Some((kind, why))) = (config.mode, arch.whole_sequence_only()) {
         return Err(Error::Unsupported {
             what: format!("a {kind} model cannot be streamed one step at a time: {why}; benchmark whole sequences"),
         });
@@ -188,9 +203,24 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
     state.set_threads(config.threads);
     let mut out = vec![0.0f32; config.steps * config.batch * arch.sequence_output_size()];
     let mut samples: Vec<f64> = Vec::new();
+    let mut separate: Vec<f64> = Vec::new();
+    // Streams mode: the stream batch, and one state per stream beside it.
+    let (mut streams, ids, mut alone) = if config.mode == Mode::Streams {
+        let mut streams = model.new_stream_batch(config.batch);
+        streams.set_threads(config.threads);
+        let ids = (0..config.batch).map(|_| streams.join()).collect::<Result<Vec<_>, _>>()?;
+        // One thread each: with several threads, the streams are shared out
+        // between that many OS threads instead (as a service would), since
+        // a pool per stream would be `batch` pools contending for the cores.
+        let alone: Vec<_> = (0..config.batch).map(|_| model.new_state()).collect();
+        (Some(streams), ids, alone)
+    } else {
+        (None, Vec::new(), Vec::new())
+    };
+    let input = arch.input_size as usize;
 
     // One repeat: reset, run all steps; pushes samples when `record`.
-    let mut repeat = |samples: &mut Vec<f64>, record: bool| -> Result<(), Error> {
+    let mut repeat = |samples: &mut Vec<f64>, separate: &mut Vec<f64>, record: bool| -> Result<(), Error> {
         state.reset();
         match config.mode {
             Mode::Sequence => {
@@ -211,6 +241,31 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
                     }
                 }
             }
+            Mode::Streams => {
+                let streams = streams.as_mut().expect("made for streams mode");
+                for &id in &ids {
+                    streams.reset(id)?;
+                }
+                alone.iter_mut().for_each(lstmrt::State::reset);
+                // All steps together, then all steps apart: interleaved, each
+                // would evict the other's weights from the caches.
+                for x in xs.chunks_exact(per_step) {
+                    let start = Instant::now();
+                    std::hint::black_box(streams.step(model, &ids, x)?);
+                    let together = start.elapsed().as_nanos() as f64;
+                    if record && samples.len() < MAX_SAMPLES {
+                        samples.push(together);
+                    }
+                }
+                for x in xs.chunks_exact(per_step) {
+                    let start = Instant::now();
+                    step_each(model, &mut alone, x, input, config.threads)?;
+                    let apart = start.elapsed().as_nanos() as f64;
+                    if record && separate.len() < MAX_SAMPLES {
+                        separate.push(apart);
+                    }
+                }
+            }
         }
         Ok(())
     };
@@ -226,7 +281,7 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
         if done {
             break;
         }
-        repeat(&mut samples, false)?;
+        repeat(&mut samples, &mut separate, false)?;
         warmup_repeats += 1;
     }
 
@@ -240,17 +295,19 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
         if done {
             break;
         }
-        repeat(&mut samples, true)?;
+        repeat(&mut samples, &mut separate, true)?;
         repeats += 1;
     }
     let threads = state.threads();
     samples.sort_by(f64::total_cmp);
     let median = percentile(&samples, 0.5);
+    separate.sort_by(f64::total_cmp);
+    let separate_median = (!separate.is_empty()).then(|| percentile(&separate, 0.5));
     let bound = config.roofline.then(|| {
         let b = crate::roofline::Probe::new(isa).bounds(arch, model.dtype(), config.batch);
         match config.mode {
             Mode::Sequence => b.sequence_ns,
-            Mode::Stream => b.stream_ns,
+            Mode::Stream | Mode::Streams => b.stream_ns,
         }
     });
     let steps_per_second = if median > 0.0 { 1e9 / median } else { f64::INFINITY };
@@ -277,8 +334,39 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
         ns_per_step_mean: samples.iter().sum::<f64>() / samples.len() as f64,
         steps_per_second,
         sequence_steps_per_second: steps_per_second * config.batch as f64,
+        separate_ns_per_step_median: separate_median,
+        separate_over_together: separate_median.map(|s| s / median),
         bound_ns_per_step: bound,
         fraction_of_bound: bound.map(|b| b / median),
+    })
+}
+
+/// Steps each of `states` by one `step` call on its row of `xs`, the states
+/// shared out between `threads` OS threads.
+fn step_each(
+    model: &Model,
+    states: &mut [lstmrt::State],
+    xs: &[f32],
+    input: usize,
+    threads: usize,
+) -> Result<(), Error> {
+    let step_all = |states: &mut [lstmrt::State], xs: &[f32]| -> Result<(), Error> {
+        for (s, x) in states.iter_mut().zip(xs.chunks_exact(input)) {
+            std::hint::black_box(model.step(s, x)?);
+        }
+        Ok(())
+    };
+    if threads <= 1 {
+        return step_all(states, xs);
+    }
+    let per = states.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = states
+            .chunks_mut(per)
+            .zip(xs.chunks(per * input))
+            .map(|(s, x)| scope.spawn(move || step_all(s, x)))
+            .collect();
+        parts.into_iter().try_for_each(|p| p.join().expect("a stepping thread panicked"))
     })
 }
 
@@ -287,6 +375,7 @@ impl std::fmt::Display for Report {
         let mode = match self.mode {
             Mode::Sequence => "whole sequence per call",
             Mode::Stream => "one step per call",
+            Mode::Streams => "streams stepped together, one call per step",
         };
         writeln!(f, "model           {}", self.model)?;
         writeln!(
@@ -319,6 +408,14 @@ impl std::fmt::Display for Report {
             "throughput      {:.0} steps/s ({:.0} sequence-steps/s)",
             self.steps_per_second, self.sequence_steps_per_second
         )?;
+        if let (Some(apart), Some(ratio)) = (self.separate_ns_per_step_median, self.separate_over_together) {
+            writeln!(
+                f,
+                "separately      the same {} streams, one step call each: median {apart:.0} ns per step, {:.0} stream-steps/s ({ratio:.2}x the time)",
+                self.batch,
+                1e9 * self.batch as f64 / apart
+            )?;
+        }
         if let (Some(bound), Some(fraction)) = (self.bound_ns_per_step, self.fraction_of_bound) {
             writeln!(f, "roofline        bound {bound:.0} ns per step (one core); reached {:.0}%", fraction * 100.0)?;
         }

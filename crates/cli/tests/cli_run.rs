@@ -809,7 +809,8 @@ fn info_verify_passes_on_a_good_file_and_names_the_tensor_after_a_flipped_byte()
 fn bench_json_is_one_parseable_object_with_the_documented_keys() {
     let dir = TempDir::new("cli-bench");
     let model = write_model(&dir, &golden("lstm_3layer"));
-    for extra in [&[][..], &["--stream"][..], &["--batch", "3", "--threads", "2"][..]] {
+    let streams = ["--streams", "4", "--threads", "2"];
+    for extra in [&[][..], &["--stream"][..], &["--batch", "3", "--threads", "2"][..], &streams[..]] {
         let mut args = vec!["--bench", "--steps", "7", "--json", "--repeats", "3", "--warmup", "1"];
         args.extend(extra);
         let ran = ok(lstm_run(with_model(&model, &args)));
@@ -837,6 +838,12 @@ fn bench_json_is_one_parseable_object_with_the_documented_keys() {
         if extra.contains(&"--stream") {
             assert_eq!(v["mode"], "stream");
             assert_eq!(v["samples"], 7 * 3, "one sample per step call");
+        } else if extra.contains(&"--streams") {
+            assert_eq!((v["mode"].as_str(), v["batch"].as_u64()), (Some("streams"), Some(4)));
+            assert_eq!(v["samples"], 7 * 3, "one sample per step of all streams");
+            let apart = v["separate_ns_per_step_median"].as_f64().unwrap();
+            let ratio = v["separate_over_together"].as_f64().unwrap();
+            assert!((apart / v["ns_per_step_median"].as_f64().unwrap() - ratio).abs() < 1e-9 * ratio);
         } else {
             assert_eq!(v["mode"], "sequence");
             assert_eq!(v["samples"], 3, "one sample per whole-sequence run");
@@ -847,6 +854,9 @@ fn bench_json_is_one_parseable_object_with_the_documented_keys() {
     }
     let ran = ok(lstm_run(with_model(&model, &["--bench", "--steps", "3", "--repeats", "2"])));
     assert!(ran.stdout.contains("time per step"), "{}", ran.stdout);
+    let ran = ok(lstm_run(with_model(&model, &["--bench", "--steps", "3", "--repeats", "2", "--streams", "5"])));
+    assert!(ran.stdout.contains("the same 5 streams, one step call each"), "{}", ran.stdout);
+    assert_eq!(lstm_run(with_model(&model, &["--bench", "--streams", "5", "--stream"])).code, 2);
 }
 
 // ---------------------------------------------------------------- bad input

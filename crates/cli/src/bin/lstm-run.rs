@@ -141,6 +141,12 @@ struct Args {
     #[arg(long, requires = "bench")]
     stream: bool,
 
+    /// With --bench: N independent streams in a stream batch, all stepped by one call per step,
+    /// beside the same N streams stepped by one `step` call each
+    #[arg(long, value_name = "N", requires = "bench", conflicts_with_all = ["stream", "batch"],
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    streams: Option<u32>,
+
     /// With --bench: exactly this many measured repeats (default: as many as fit in --seconds)
     #[arg(long, value_name = "R", requires = "bench", value_parser = clap::value_parser!(u32).range(1..))]
     repeats: Option<u32>,
@@ -173,8 +179,12 @@ fn dispatch(args: Args) -> Result<(), Failure> {
             usage_error("--seconds must be a number >= 0");
         }
         let config = bench::Config {
-            mode: if args.stream { Mode::Stream } else { Mode::Sequence },
-            batch: args.batch as usize,
+            mode: match (args.stream, args.streams) {
+                (_, Some(_)) => Mode::Streams,
+                (true, None) => Mode::Stream,
+                (false, None) => Mode::Sequence,
+            },
+            batch: args.streams.unwrap_or(args.batch) as usize,
             steps: args.steps as usize,
             threads,
             repeats: args.repeats.map(|r| r as usize),
