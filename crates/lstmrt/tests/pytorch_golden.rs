@@ -1,10 +1,11 @@
 //! The reference engine and the runtime against outputs computed by PyTorch
-//! itself (fixtures written by `tools/make_fixtures.py`).
+//! itself (fixtures written by `tools/make_fixtures.py`, and for batches of
+//! rows with their own lengths by `tools/make_packed_fixtures.py`).
 
 use lstmrt_testkit as common;
 
-use common::{TempDir, golden_cases, max_abs_diff};
-use lstmrt::{Model, ModelWriter, reference};
+use common::{TempDir, golden_cases, max_abs_diff, packed_cases};
+use lstmrt::{Isa, Model, ModelWriter, reference};
 
 const TOLERANCE: f32 = 1e-5;
 
@@ -65,5 +66,46 @@ fn written_and_reopened_models_match_pytorch() {
         assert!(d <= TOLERANCE, "{}: Model::run differs from PyTorch by {d}", g.name);
         let d = max_abs_diff(state.h(), &g.h_n);
         assert!(d <= TOLERANCE, "{}: final h differs from PyTorch by {d}", g.name);
+    }
+}
+
+/// `pack_padded_sequence(enforce_sorted=False)` batches: the reference and
+/// every tier's `run_lengths` give PyTorch's padded output and final states.
+#[test]
+fn lengths_match_pytorchs_packed_sequences_on_every_tier() {
+    let cases = packed_cases();
+    let arch = |g: &common::Golden| g.meta.architecture.clone();
+    assert!(cases.iter().any(|(g, _)| arch(g).num_layers == 3 && arch(g).bidirectional && arch(g).proj_size > 0));
+    assert!(cases.iter().any(|(g, _)| arch(g).cell == lstmrt::format::CellKind::RnnRelu));
+    for (g, lengths) in &cases {
+        let a = &g.meta.architecture;
+        let check = |what: &str, out: &[f32], h_n: &[f32], c_n: &[f32]| {
+            let d = max_abs_diff(out, &g.output);
+            assert!(d <= TOLERANCE, "{} {what}: output differs from PyTorch by {d}", g.name);
+            let d = max_abs_diff(h_n, &g.h_n);
+            assert!(d <= TOLERANCE, "{} {what}: h_n differs from PyTorch by {d}", g.name);
+            if let Some(want) = &g.c_n {
+                let d = max_abs_diff(c_n, want);
+                assert!(d <= TOLERANCE, "{} {what}: c_n differs from PyTorch by {d}", g.name);
+            }
+        };
+        let r = reference::run_lengths(a, &g.weights, &g.input, g.batch, lengths, g.h0.as_deref(), g.c0.as_deref());
+        check("reference", &r.output, &r.h_n, &r.c_n);
+        let bytes = ModelWriter::new(&g.meta, &g.weights).to_bytes().unwrap();
+        for isa in Isa::available_tiers() {
+            for threads in [1, 2] {
+                let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
+                let mut state = model.new_batch_state(g.batch);
+                state.set_threads(threads);
+                if let Some(h0) = &g.h0 {
+                    state.set_h(h0).unwrap();
+                }
+                if let Some(c0) = &g.c0 {
+                    state.set_c(c0).unwrap();
+                }
+                let out = model.run_lengths(&mut state, &g.input, lengths).unwrap().to_vec();
+                check(&format!("{isa} {threads} threads"), &out, state.h(), state.c());
+            }
+        }
     }
 }

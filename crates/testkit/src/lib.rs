@@ -56,6 +56,27 @@ pub fn golden_cases() -> Vec<Golden> {
     dirs.iter().map(|d| load_golden(d)).collect()
 }
 
+/// Every case in `tests/fixtures/pytorch_packed/` (PyTorch run on
+/// `pack_padded_sequence` batches, `tools/make_packed_fixtures.py`), sorted by
+/// name, each with its rows' lengths.
+pub fn packed_cases() -> Vec<(Golden, Vec<usize>)> {
+    let root = fixtures().join("pytorch_packed");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 9, "expected the packed PyTorch fixtures in {}", root.display());
+    dirs.iter()
+        .map(|d| {
+            let lengths = npy(d, "lengths.npy").expect("lengths.npy");
+            assert_eq!(lengths.dtype, "int64");
+            (load_golden(d), lengths.data.iter().map(|&v| v as usize).collect())
+        })
+        .collect()
+}
+
 /// The golden case in folder `dir`.
 pub fn load_golden(dir: &Path) -> Golden {
     let config: serde_json::Value =
