@@ -1,7 +1,8 @@
 //! lstm-convert on ONNX models (exported by torch.onnx.export and built by
 //! hand for peepholes, clip, input_forget, both GRU forms, layout=1,
 //! direction=reverse and external data), compared with ONNX Runtime's
-//! outputs; and models that must be refused with the node and attribute named.
+//! outputs; ONNX's own backend node tests; sequence_lens fed at run time;
+//! and models that must be refused with the node and attribute named.
 
 mod common;
 
@@ -127,4 +128,64 @@ fn fixtures_exercise_clip_peepholes_input_forget_and_reset_form() {
     assert!(run("lstm_peepholes_clip", &no_peepholes) > 1e-3);
     assert!(run("lstm_input_forget_bidirectional", &|a, _| a.input_forget = false) > 1e-3);
     assert!(run("gru_linear_before_reset_0_clip", &|a, _| a.linear_before_reset = true) > 1e-3);
+}
+
+/// Converts every case under `fixtures/convert/<folder>` and compares the
+/// converted model's `Y`, `Y_h` and `Y_c` (with `sequence_lens` passed as the
+/// run's lengths) on every tier; returns the cases and the comparisons made.
+fn convert_and_compare_outputs(folder: &str) -> (usize, usize) {
+    use lstmrt::{Isa, Model};
+    use lstmrt_import::npy;
+    let root = fixtures().join("convert").join(folder);
+    let mut dirs: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    let dir = TempDir::new("onnx-node");
+    let mut compared = 0;
+    for case in &dirs {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let out = dir.path(&format!("{name}.lstm"));
+        let o = run_convert([case.join("model.onnx").as_os_str(), "-o".as_ref(), out.as_os_str()]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let read = |file: &str| case.join(file).exists().then(|| npy::read(case.join(file)).unwrap());
+        let input = read("input.npy").unwrap();
+        let lengths: Option<Vec<usize>> = read("lengths.npy").map(|a| a.data.iter().map(|&v| v as usize).collect());
+        if lengths.is_some() {
+            assert!(stderr(&o).contains("sequence_lens comes from the graph input"), "{name}: {}", stderr(&o));
+        }
+        for isa in Isa::available_tiers() {
+            let model = Model::open(&out).unwrap().with_isa(isa).unwrap();
+            let mut state = model.new_batch_state(input.shape[1]);
+            let xs = input.to_f32();
+            let y = match &lengths {
+                Some(l) => model.run_lengths(&mut state, &xs, l).unwrap().to_vec(),
+                None => model.run(&mut state, &xs).unwrap().to_vec(),
+            };
+            for (file, got) in [("y.npy", &y[..]), ("y_h.npy", state.h()), ("y_c.npy", state.c())] {
+                if let Some(want) = read(file) {
+                    let d = common::max_abs_diff(got, &want.to_f32());
+                    assert!(d <= TOLERANCE, "{name} {isa}: {file} differs by {d}");
+                    compared += 1;
+                }
+            }
+        }
+    }
+    (dirs.len(), compared)
+}
+
+/// Every LSTM, GRU and RNN case of ONNX's own backend node tests
+/// (`tools/make_onnx_node_fixtures.py`) converts and gives the case's outputs.
+#[test]
+fn onnx_backend_node_tests_convert_and_match() {
+    let (cases, compared) = convert_and_compare_outputs("onnx_node");
+    assert_eq!(cases, 18, "the 18 LSTM/GRU/RNN node tests");
+    assert!(compared >= cases * lstmrt::Isa::available_tiers().len());
+}
+
+/// `sequence_lens` shorter than the input, fed as a graph input: ONNX
+/// Runtime's outputs, with the lengths passed to `run_lengths`.
+#[test]
+fn onnx_sequence_lens_inputs_match_onnx_runtime() {
+    let (cases, compared) = convert_and_compare_outputs("onnx_lengths");
+    assert_eq!(cases, 3);
+    assert_eq!(compared, 2 * cases * lstmrt::Isa::available_tiers().len(), "Y and Y_h of each");
 }

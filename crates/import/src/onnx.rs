@@ -22,9 +22,12 @@
 //!   [`Architecture::reverse`]: the model then reads whole sequences from the
 //!   end and refuses single steps.
 //!
+//! - `sequence_lens` from a graph input maps to the lengths the caller passes
+//!   at run time (`Model::run_lengths`, `lstm-run --lengths`), with a note.
+//!
 //! Refused, with the node and attribute named: activations
 //! other than the defaults (RNN may use `Relu`), `activation_alpha/beta`,
-//! `sequence_lens`, non-zero constant initial states (the format stores no
+//! constant `sequence_lens`, non-zero constant initial states (the format stores no
 //! initial state; set it at run time with `State::set_h`/`set_c`), layers that
 //! differ in hidden size or options, and external data whose `location`
 //! leaves the model's folder.
@@ -730,10 +733,17 @@ impl<'g, 'a> Graph<'g, 'a> {
             return Err(refuse(format!("B has shape {:?}, expected [{directions}, {}]", b.shape, 2 * gh)));
         }
         if let Some(name) = input(4) {
-            return Err(refuse(format!(
-                "input sequence_lens (`{name}`) is not supported: lstmrt runs every sequence of a batch to \
-                 the same length"
-            )));
+            if !self.is_graph_input(name) {
+                return Err(refuse(format!(
+                    "input sequence_lens (`{name}`) is a constant or computed: the lstmrt format stores no \
+                     lengths; make it a graph input and pass the lengths at run time (Model::run_lengths, \
+                     lstm-run --lengths)"
+                )));
+            }
+            notes.push(format!(
+                "{node}: sequence_lens comes from the graph input `{name}`: pass the lengths at run time \
+                 (Model::run_lengths, lstm-run --lengths); without them every sequence runs to the input's end"
+            ));
         }
         let state_inputs: &[(usize, &str)] =
             if op == "LSTM" { &[(5, "initial_h"), (6, "initial_c")] } else { &[(5, "initial_h")] };
