@@ -80,3 +80,8 @@ pub fn isa() -> Result<Isa, IsaError> {
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The examples of `docs/batching.md` (per-row lengths, stream batches), compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/batching.md")]
+pub struct BatchingDoctests;
