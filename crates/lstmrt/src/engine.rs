@@ -290,12 +290,23 @@ impl Model {
     /// longer than any before on this state — [`State::reserve`] makes room up
     /// front. [`Model::run_into`] and [`Model::step`] never allocate.
     pub fn run<'s>(&self, state: &'s mut State, xs: &[f32]) -> Result<&'s [f32], Error> {
+        self.run_with_state_out(state, xs, |state, out| self.run_into(state, xs, out))
+    }
+
+    /// Runs `run_into` (a run of `xs` into an output buffer) with the
+    /// state's own output buffer, sized for `xs`, and returns that buffer.
+    fn run_with_state_out<'s>(
+        &self,
+        state: &'s mut State,
+        xs: &[f32],
+        run_into: impl FnOnce(&mut State, &mut [f32]) -> Result<(), Error>,
+    ) -> Result<&'s [f32], Error> {
         self.check_state(state)?;
         let steps = self.steps_in(state, xs)?;
         let width = state.batch() * self.architecture().sequence_output_size();
         let mut out = state.take_out();
         out.resize(steps * width, 0.0);
-        let result = self.run_into(state, xs, &mut out);
+        let result = run_into(state, &mut out);
         let out = state.put_out(out);
         result.map(|()| out)
     }
@@ -330,14 +341,7 @@ impl Model {
     /// Returns the top layer's output `[steps, batch, directions * P]`.
     /// Grows (allocates) buffers in the state for the longest batch seen.
     pub fn run_lengths<'s>(&self, state: &'s mut State, xs: &[f32], lengths: &[usize]) -> Result<&'s [f32], Error> {
-        self.check_state(state)?;
-        let steps = self.steps_in(state, xs)?;
-        let width = state.batch() * self.architecture().sequence_output_size();
-        let mut out = state.take_out();
-        out.resize(steps * width, 0.0);
-        let result = self.run_lengths_into(state, xs, lengths, &mut out);
-        let out = state.put_out(out);
-        result.map(|()| out)
+        self.run_with_state_out(state, xs, |state, out| self.run_lengths_into(state, xs, lengths, out))
     }
 
     /// [`Model::run_lengths`] writing the output into `out` (`[steps, batch, directions * P]`).

@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, value_name = "PREFIX", requires = "input")]
     final_state: Option<PathBuf>,
 
-    /// Sequences of their own lengths: an int32/int64 .npy of shape [batch]; each sequence reads
+    /// Sequences of their own lengths: an int32/int64 .npy of shape `[batch]`; each sequence reads
     /// its first LENGTH steps, its outputs past them are zero and its final state is the one
     /// after its own last step (PyTorch's pack_padded_sequence)
     #[arg(long, value_name = "LENGTHS.npy", requires = "input")]
