@@ -19,7 +19,8 @@ checked here against ONNX Runtime on the converted model (ONNX Runtime
 refuses layout=1: those are checked against onnx.reference instead).
 
 Also writes tests/fixtures/convert/onnx_lengths/ (see `own_cases`): ONNX
-Runtime on nodes whose sequence_lens are shorter than the input.
+Runtime on nodes whose sequence_lens are shorter than the input; and
+tests/fixtures/convert/onnx/refused/constant_sequence_lens.onnx.
 
 Not run by CI (it needs onnx and onnxruntime). To regenerate:
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install onnx onnxruntime numpy
@@ -151,6 +152,24 @@ def own_cases():
         print(f"{name}: {op} {direction} lengths {lengths}", file=sys.stderr)
 
 
+def refused_constant_lengths():
+    """A node whose sequence_lens is an initializer, which lstm-convert refuses
+    (tests/fixtures/convert/onnx/refused/constant_sequence_lens.onnx)."""
+    from onnx import TensorProto
+    rng = np.random.default_rng(6)
+    W, R = rng.uniform(-0.5, 0.5, (1, 12, 2)).astype(np.float32), rng.uniform(-0.5, 0.5, (1, 12, 3)).astype(np.float32)
+    node = helper.make_node("LSTM", ["X", "W", "R", "", "lens"], ["Y"], name="lstm_lens", hidden_size=3)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3, 2, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"),
+         numpy_helper.from_array(np.array([3, 1], np.int32), "lens")],
+    )
+    path = os.path.join(os.path.dirname(ROOT), "onnx", "refused", "constant_sequence_lens.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
 if __name__ == "__main__":
     main()
     own_cases()
+    refused_constant_lengths()

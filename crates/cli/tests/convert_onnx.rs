@@ -93,6 +93,11 @@ fn refuses_a_non_zero_constant_initial_state() {
 }
 
 #[test]
+fn refuses_a_constant_sequence_lens() {
+    refused("constant_sequence_lens.onnx", &["LSTM node `lstm_lens`", "sequence_lens (`lens`)", "graph input"]);
+}
+
+#[test]
 fn refuses_external_data_outside_the_model_folder() {
     refused("external_escape.onnx", &["tensor `W`", "../escape.bin", "leaves the model's folder"]);
 }
