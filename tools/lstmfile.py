@@ -20,13 +20,14 @@ import sys
 import numpy as np
 
 MAGIC = b"\x89LSTMRT\n"
-READER_MAJOR, READER_MINOR = 1, 1
+READER_MAJOR, READER_MINOR = 1, 2
 SECTION_METADATA, SECTION_DIRECTORY, SECTION_DATA = 1, 2, 3
 FLAG_REQUIRED = 1
 HEADER_REVERSE = 1  # required_flags bit 0: every layer reads the sequence from the end
 HEADER_INT8 = 2  # required_flags bit 1: int8 weight matrices (format 1.1)
 MAX_INT8_K = 65536  # inputs per int8 row: 255 * 128 * K stays below 2^31
-KNOWN_REQUIRED = HEADER_REVERSE | HEADER_INT8
+HEADER_INITIAL_STATE = 4  # required_flags bit 2: stored initial states (format 1.2)
+KNOWN_REQUIRED = HEADER_REVERSE | HEADER_INT8 | HEADER_INITIAL_STATE
 CELLS = {0: "lstm", 1: "gru", 2: "rnn_tanh", 3: "rnn_relu"}
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 DTYPES = {0: ("f32", 4), 1: ("f16", 2), 2: ("bf16", 2), 3: ("int8", 1)}
@@ -186,6 +187,22 @@ def expected_tensors(meta):
     return out
 
 
+def initial_state_tensors(meta):
+    """(name, shape) of the optional initial-state tensors (spec section 5.3):
+    initial_h [P] and, for LSTM, initial_c [hidden], per layer and direction."""
+    a = meta["architecture"]
+    h = a["hidden_size"]
+    p = a["proj_size"] or h
+    out = []
+    for layer in range(a["num_layers"]):
+        for d in range(2 if a["bidirectional"] else 1):
+            s = "_reverse" if d else ""
+            out.append((f"initial_h_l{layer}{s}", [p]))
+            if a["cell"] == "lstm":
+                out.append((f"initial_c_l{layer}{s}", [h]))
+    return out
+
+
 class LstmFile:
     def __init__(self, data):
         self.data = memoryview(data)
@@ -331,6 +348,14 @@ class LstmFile:
             if e["dtype_name"] != "f32" or e["layout_name"] != "canonical" or e["shape"] != shape:
                 raise FormatError(f"tensor {name}: int8 scales are f32, canonical, shape {shape}")
             expected.append((name, shape, True, None))
+        initial = initial_state_tensors(self.metadata)
+        if any(n in self.tensors for n, _ in initial) != bool(required_flags & HEADER_INITIAL_STATE):
+            raise FormatError("initial-state tensors and the INITIAL_STATE required flag go together")
+        for name, shape in initial:
+            e = self.tensors.get(name)
+            if e is not None and (e["dtype_name"] != "f32" or e["layout_name"] != "canonical" or e["shape"] != shape):
+                raise FormatError(f"tensor {name}: initial states are f32, canonical, shape {shape}")
+            expected.append((name, shape, False, None))
         known = {name for name, _, _, _ in expected}
         for name in self.tensors:
             if name not in known and not newer:

@@ -19,8 +19,10 @@ checked here against ONNX Runtime on the converted model (ONNX Runtime
 refuses layout=1: those are checked against onnx.reference instead).
 
 Also writes tests/fixtures/convert/onnx_lengths/ (see `own_cases`): ONNX
-Runtime on nodes whose sequence_lens are shorter than the input; and
-tests/fixtures/convert/onnx/refused/constant_sequence_lens.onnx.
+Runtime on nodes whose sequence_lens are shorter than the input;
+tests/fixtures/convert/onnx_initial/ (see `own_initial_state_cases`): constant
+initial_h/initial_c, stored in the converted file; and the refused
+constant_sequence_lens.onnx and per_row_initial_h.onnx.
 
 Not run by CI (it needs onnx and onnxruntime). To regenerate:
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install onnx onnxruntime numpy
@@ -152,6 +154,73 @@ def own_cases():
         print(f"{name}: {op} {direction} lengths {lengths}", file=sys.stderr)
 
 
+def own_initial_state_cases():
+    """Constant initial states, stored in the converted file: under
+    tests/fixtures/convert/onnx_initial/, checked against ONNX Runtime; and
+    tests/fixtures/convert/onnx/refused/per_row_initial_h.onnx, whose batch
+    rows differ (the format stores one initial state per layer and direction)."""
+    from onnx import TensorProto
+    root = os.path.join(os.path.dirname(ROOT), "onnx_initial")
+    if os.path.isdir(root):
+        shutil.rmtree(root)
+    rng = np.random.default_rng(8)
+    rand = lambda *shape: rng.uniform(-0.7, 0.7, shape).astype(np.float32)
+    for name, op, direction, T, B, I, H, expand in [
+        ("lstm_bidirectional_initial_h_c", "LSTM", "bidirectional", 5, 3, 2, 4, False),
+        ("gru_initial_h_expanded", "GRU", "forward", 6, 2, 3, 5, True),
+        ("rnn_reverse_initial_h", "RNN", "reverse", 4, 2, 3, 3, False),
+    ]:
+        D = 2 if direction == "bidirectional" else 1
+        G = dict(LSTM=4, GRU=3, RNN=1)[op]
+        inits = dict(W=rand(D, G * H, I), R=rand(D, G * H, H), B=rand(D, 2 * G * H))
+        nodes = []
+        h_row = rand(D, 1, H)
+        if expand:
+            # initial_h = Expand(h_row [D, 1, H], shape [D, B, H]), as exporters write it.
+            inits["h_row"] = h_row
+            nodes.append(helper.make_node("Expand", ["h_row", "h_shape"], ["h0"], name="expand_h0"))
+        else:
+            inits["h0"] = np.tile(h_row, (1, B, 1))
+        inputs = ["X", "W", "R", "B", "", "h0"]
+        if op == "LSTM":
+            inits["c0"] = np.tile(rand(D, 1, H), (1, B, 1))
+            inputs.append("c0")
+        node = helper.make_node(op, inputs, ["Y", "Y_h"], name=f"{op.lower()}_0", hidden_size=H, direction=direction)
+        initializers = [numpy_helper.from_array(v, k) for k, v in inits.items()]
+        if expand:
+            initializers.append(numpy_helper.from_array(np.array([D, B, H], np.int64), "h_shape"))
+        graph = helper.make_graph(
+            nodes + [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, B, I])],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
+             helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
+            initializers,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="lstmrt fixtures")
+        x = rng.standard_normal((T, B, I)).astype(np.float32)
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        y, y_h = sess.run(None, {"X": x})
+        d = os.path.join(root, name)
+        os.makedirs(d)
+        onnx.save(model, os.path.join(d, "model.onnx"))
+        np.save(os.path.join(d, "input.npy"), x)
+        np.save(os.path.join(d, "y.npy"), y.transpose(0, 2, 1, 3).reshape(T, B, D * H))
+        np.save(os.path.join(d, "y_h.npy"), y_h)
+        with open(os.path.join(d, "case.json"), "w") as f:
+            json.dump(dict(name=name, op=op, direction=direction, expand=expand,
+                           checked_against=f"onnxruntime {ort.__version__}"), f, indent=1, sort_keys=True)
+        print(f"{name}: {op} {direction} constant initial state", file=sys.stderr)
+    W, R = rand(1, 12, 2), rand(1, 12, 3)
+    h0 = np.stack([np.stack([np.full(3, 0.5), np.full(3, -0.5)])]).astype(np.float32)  # [1, 2, 3], rows differ
+    node = helper.make_node("LSTM", ["X", "W", "R", "", "", "h0"], ["Y"], name="lstm_rows", hidden_size=3)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3, 2, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(R, "R"), numpy_helper.from_array(h0, "h0")],
+    )
+    path = os.path.join(os.path.dirname(ROOT), "onnx", "refused", "per_row_initial_h.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
 def refused_constant_lengths():
     """A node whose sequence_lens is an initializer, which lstm-convert refuses
     (tests/fixtures/convert/onnx/refused/constant_sequence_lens.onnx)."""
@@ -173,3 +242,4 @@ if __name__ == "__main__":
     main()
     own_cases()
     refused_constant_lengths()
+    own_initial_state_cases()

@@ -88,8 +88,24 @@ fn refuses_non_default_activations_naming_node_and_attribute() {
 }
 
 #[test]
-fn refuses_a_non_zero_constant_initial_state() {
-    refused("nonzero_initial_h.onnx", &["LSTM node `lstm_h0`", "initial_h `h0`", "non-zero constant"]);
+fn refuses_a_constant_initial_state_whose_batch_rows_differ() {
+    refused("per_row_initial_h.onnx", &["LSTM node `lstm_rows`", "initial_h `h0`", "batch row 1 differs from row 0"]);
+}
+
+/// Constant `initial_h`/`initial_c` (direct, or expanded over the batch) are
+/// stored in the file: the converted model starts from them and gives ONNX
+/// Runtime's outputs; a non-zero constant that once was refused converts.
+#[test]
+fn constant_initial_states_are_stored_and_match_onnx_runtime() {
+    let (cases, compared) = convert_and_compare_outputs("onnx_initial");
+    assert_eq!(cases, 3);
+    assert_eq!(compared, 2 * cases * lstmrt::Isa::available_tiers().len(), "Y and Y_h of each");
+    let dir = TempDir::new("onnx-h0");
+    let out = dir.path("m.lstm");
+    convert::convert(&Request::new(fixtures().join("convert/onnx/nonzero_initial_h.onnx"), out.clone())).unwrap();
+    let model = lstmrt::Model::open(&out).unwrap();
+    assert_eq!(model.initial_state().unwrap().0, &[1.0; 3]);
+    assert_eq!(model.file_info().version_minor, 2);
 }
 
 #[test]

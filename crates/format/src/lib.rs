@@ -38,8 +38,9 @@ pub const MAGIC: [u8; 8] = *b"\x89LSTMRT\n";
 pub const VERSION_MAJOR: u16 = 1;
 /// Highest minor version this reader knows; newer minor versions are read,
 /// skipping what is unknown. Files are written with the lowest minor version
-/// whose features they use. 1.1 added int8 weights (dtype `i8`, layout `panel16x4`, required flag [`flags::INT8`]).
-pub const VERSION_MINOR: u16 = 1;
+/// whose features they use. 1.1 added int8 weights (dtype `i8`, layout `panel16x4`, required flag [`flags::INT8`]);
+/// 1.2 stored initial states (`initial_h_l*`, `initial_c_l*`, required flag [`flags::INITIAL_STATE`]).
+pub const VERSION_MINOR: u16 = 2;
 /// Size of the fixed header in bytes.
 pub const HEADER_SIZE: usize = 64;
 /// Size in bytes of one section table entry as written by v1.0.
@@ -63,8 +64,11 @@ pub mod flags {
     /// Some weight matrices are int8 with per-row scales (format 1.1): a
     /// 1.0 reader refuses the file here rather than meet dtype code 3.
     pub const INT8: u64 = 2;
+    /// The file stores the state every sequence starts from (format 1.2):
+    /// an older reader refuses it rather than start from zeros.
+    pub const INITIAL_STATE: u64 = 4;
     /// Every required flag this reader knows.
-    pub const KNOWN_REQUIRED: u64 = REVERSE | INT8;
+    pub const KNOWN_REQUIRED: u64 = REVERSE | INT8 | INITIAL_STATE;
 }
 
 /// Section kinds in the section table.
@@ -249,6 +253,14 @@ pub mod names {
     pub fn scale(matrix: &str) -> String {
         format!("{matrix}.scale")
     }
+    /// The `h` every sequence starts from in this layer and direction, `[P]` (format 1.2).
+    pub fn initial_h(layer: usize, direction: usize) -> String {
+        format!("initial_h_l{layer}{}", suffix(direction))
+    }
+    /// The `c` every sequence starts from (LSTM), `[hidden]` (format 1.2).
+    pub fn initial_c(layer: usize, direction: usize) -> String {
+        format!("initial_c_l{layer}{}", suffix(direction))
+    }
     pub const EMBEDDING: &str = "embedding.weight";
     pub const HEAD_WEIGHT: &str = "head.weight";
     pub const HEAD_BIAS: &str = "head.bias";
@@ -280,6 +292,26 @@ impl ExpectedTensor {
             (Layout::Panel16 | Layout::Panel16x4, None) => None,
         }
     }
+}
+
+/// The optional initial-state tensors of `meta` (format 1.2): per layer and
+/// direction, `initial_h` `[P]` and, for LSTM, `initial_c` `[hidden]`; f32,
+/// canonical. Absent means zeros. Not part of [`expected_tensors`]: a file
+/// that stores one sets [`flags::INITIAL_STATE`].
+pub fn initial_state_tensors(meta: &Metadata) -> Vec<ExpectedTensor> {
+    let arch = &meta.architecture;
+    let mut v = Vec::new();
+    for layer in 0..arch.layers() {
+        for dir in 0..arch.directions() {
+            let shape = vec![arch.output_size() as u64];
+            v.push(ExpectedTensor { name: names::initial_h(layer, dir), shape, required: false, packable: None });
+            if arch.has_cell_state() {
+                let shape = vec![arch.hidden_size as u64];
+                v.push(ExpectedTensor { name: names::initial_c(layer, dir), shape, required: false, packable: None });
+            }
+        }
+    }
+    v
 }
 
 /// Every tensor the metadata calls for, in the order the writer stores them.

@@ -203,7 +203,7 @@ pub fn parse(bytes: &[u8]) -> Result<FileInfo, Error> {
     let directory: Vec<DirectoryEntry> = decode_section(bytes, directory_section, newer_minor)?;
     let data_range = (data_section.offset, data_section.offset + data_section.len);
     let tensors = validate_directory(directory, data_range)?;
-    check_tensor_set(&metadata, &tensors, newer_minor)?;
+    check_tensor_set(&metadata, &tensors, newer_minor, required_flags & flags::INITIAL_STATE != 0)?;
 
     Ok(FileInfo {
         version_major: major,
@@ -329,7 +329,12 @@ fn validate_directory(directory: Vec<DirectoryEntry>, data: (u64, u64)) -> Resul
 /// Checks that the tensors are exactly those the metadata calls for, with the
 /// right shapes. Tensors of unknown names are allowed only in files of a newer
 /// minor version (they belong to features this reader does not know).
-fn check_tensor_set(meta: &Metadata, tensors: &[TensorInfo], newer_minor: bool) -> Result<(), Error> {
+fn check_tensor_set(
+    meta: &Metadata,
+    tensors: &[TensorInfo],
+    newer_minor: bool,
+    initial_flag: bool,
+) -> Result<(), Error> {
     let mut expected = expected_tensors(meta);
     let mut scales = Vec::new();
     for want in &expected {
@@ -350,6 +355,28 @@ fn check_tensor_set(meta: &Metadata, tensors: &[TensorInfo], newer_minor: bool) 
         }
     }
     expected.extend(scales);
+    let initial = crate::initial_state_tensors(meta);
+    let stored_initial = tensors.iter().filter(|t| initial.iter().any(|e| e.name == t.name));
+    for t in stored_initial.clone() {
+        if t.dtype != DType::F32 {
+            return Err(Error::TensorKind {
+                name: t.name.clone(),
+                reason: format!("initial states are f32, not {}", t.dtype.name()),
+            });
+        }
+    }
+    if let Some(t) = stored_initial.clone().next()
+        && !initial_flag
+    {
+        return Err(Error::TensorKind {
+            name: t.name.clone(),
+            reason: "an initial state in a file without the INITIAL_STATE required flag".into(),
+        });
+    }
+    if initial_flag && stored_initial.count() == 0 {
+        return Err(Error::invalid("required_flags", "INITIAL_STATE is set but the file stores no initial state"));
+    }
+    expected.extend(initial);
     for want in &expected {
         match tensors.iter().find(|t| t.name == want.name) {
             None if want.required => return Err(Error::MissingTensor { name: want.name.clone() }),

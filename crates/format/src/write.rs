@@ -65,11 +65,20 @@ pub fn encode(meta: &Metadata, tensors: &[TensorBytes]) -> Result<Vec<u8>, Error
     let directory = encode_directory(&entries);
     debug_assert_eq!(directory.len() as u64, directory_len);
     let int8 = tensors.iter().any(|t| t.dtype == DType::I8);
-    let required_flags =
-        if meta.architecture.reverse { flags::REVERSE } else { 0 } | if int8 { flags::INT8 } else { 0 };
+    let initial_names = crate::initial_state_tensors(meta);
+    let initial = tensors.iter().any(|t| initial_names.iter().any(|e| e.name == t.name));
+    let required_flags = if meta.architecture.reverse { flags::REVERSE } else { 0 }
+        | if int8 { flags::INT8 } else { 0 }
+        | if initial { flags::INITIAL_STATE } else { 0 };
     // The lowest minor version whose features the file uses: 1.0 readers
-    // still read every file without int8 weights.
-    let minor = if int8 { 1 } else { 0 };
+    // still read every file without int8 weights or initial states.
+    let minor = if initial {
+        2
+    } else if int8 {
+        1
+    } else {
+        0
+    };
     debug_assert!(minor <= VERSION_MINOR);
     Ok(assemble_with_flags(
         (VERSION_MAJOR, minor),

@@ -297,8 +297,7 @@ fn convert(
                 w_hh: reorder_gates(&transpose(recurrent_kernel), order, hidden * hidden),
                 b_ih: vec![0.0; gh],
                 b_hh: vec![0.0; gh],
-                w_hr: None,
-                peephole: None,
+                ..Default::default()
             };
             if r.config["use_bias"] != false {
                 let bias = get(2, "bias")?;

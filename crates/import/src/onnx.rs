@@ -397,6 +397,33 @@ enum XSource<'g> {
 enum StateSource {
     Zeros,
     GraphInput(String),
+    /// A non-zero constant, its values in `[directions, batch, hidden]` order.
+    Constant(Values),
+}
+
+/// The rows of a constant initial state `[directions, batch, hidden]`, one per
+/// direction: the file stores one initial state per layer and direction, so
+/// every batch row must be the same.
+fn constant_state_rows(data: &[f32], directions: usize, hidden: usize) -> Result<Vec<Vec<f32>>, String> {
+    let per_direction = directions * hidden;
+    if data.is_empty() || !data.len().is_multiple_of(per_direction) {
+        return Err(format!("has {} values, not [{directions}, batch, {hidden}]", data.len()));
+    }
+    let batch = data.len() / per_direction;
+    (0..directions)
+        .map(|d| {
+            let rows = &data[d * batch * hidden..][..batch * hidden];
+            let first = &rows[..hidden];
+            match rows.chunks_exact(hidden).position(|r| r != first) {
+                Some(b) => Err(format!(
+                    "is a constant whose batch row {b} differs from row 0 (direction {d}): the lstmrt format \
+                     stores one initial state per layer and direction; set per-row states at run time \
+                     (State::set_h / set_c)"
+                )),
+                None => Ok(first.to_vec()),
+            }
+        })
+        .collect()
 }
 
 /// One recurrent node read into canonical form.
@@ -747,16 +774,21 @@ impl<'g, 'a> Graph<'g, 'a> {
         }
         let state_inputs: &[(usize, &str)] =
             if op == "LSTM" { &[(5, "initial_h"), (6, "initial_c")] } else { &[(5, "initial_h")] };
-        for &(k, what) in state_inputs {
+        // Per state input, its constant rows per direction (`[H]` each), if non-zero.
+        let mut initial: [Option<Vec<Vec<f32>>>; 2] = [None, None];
+        for (slot, &(k, what)) in state_inputs.iter().enumerate() {
             if let Some(name) = input(k) {
                 let refuse_state =
                     |reason: String| E::InitialState { node: node.clone(), input: what, name: name.to_owned(), reason };
-                match self.state_source(name, 0, &std::cell::Cell::new(0), &refuse_state)? {
+                match self.state_source(name, 0, true, &std::cell::Cell::new(0), &refuse_state)? {
                     StateSource::Zeros => {}
                     StateSource::GraphInput(g) => notes.push(format!(
-                        "{node}: {what} comes from the graph input `{g}`; lstmrt starts from zeros unless you set \
-                         the state (State::set_h / set_c)"
+                        "{node}: {what} comes from the graph input `{g}`; lstmrt starts from the stored initial \
+                         state (zeros if none) unless you set the state (State::set_h / set_c)"
                     )),
+                    StateSource::Constant(v) => {
+                        initial[slot] = Some(constant_state_rows(&v.data, directions, hidden).map_err(refuse_state)?);
+                    }
                 }
             }
         }
@@ -786,7 +818,8 @@ impl<'g, 'a> Graph<'g, 'a> {
             };
             let peephole =
                 p.as_ref().map(|p| reorder_gates(&p.data[d * 3 * hidden..][..3 * hidden], &[0, 2, 1], hidden));
-            weights.push(LayerWeights { w_ih, w_hh, b_ih, b_hh, w_hr: None, peephole });
+            let [initial_h, initial_c] = initial.clone().map(|rows| rows.map(|mut r| r.swap_remove(d)));
+            weights.push(LayerWeights { w_ih, w_hh, b_ih, b_hh, peephole, initial_h, initial_c, w_hr: None });
         }
         Ok(Layer {
             node: i,
@@ -810,6 +843,7 @@ impl<'g, 'a> Graph<'g, 'a> {
         &self,
         name: &str,
         depth: usize,
+        ordered: bool,
         visits: &std::cell::Cell<usize>,
         refuse: &impl Fn(String) -> ImportErrorKind,
     ) -> Result<StateSource, ImportErrorKind> {
@@ -828,10 +862,12 @@ impl<'g, 'a> Graph<'g, 'a> {
         if let Some(v) = self.constant(name)? {
             return if v.data.iter().all(|&x| x == 0.0) {
                 Ok(StateSource::Zeros)
+            } else if ordered {
+                Ok(StateSource::Constant(v))
             } else {
                 Err(refuse(
-                    "is a non-zero constant: the lstmrt format stores no initial state (set it at run time with \
-                     State::set_h / set_c)"
+                    "is a non-zero constant reordered on the way (Transpose, Slice, Gather or Concat): set it at \
+                     run time with State::set_h / set_c"
                         .into(),
                 ))
             };
@@ -850,13 +886,18 @@ impl<'g, 'a> Graph<'g, 'a> {
                     .map_or(Ok(true), |t| t.values(self.dir).map(|v| v.data.iter().all(|&x| x == 0.0)))?;
                 if zero { Ok(StateSource::Zeros) } else { Err(refuse("is a non-zero ConstantOfShape".into())) }
             }
-            "Expand" | "Tile" | "Reshape" | "Squeeze" | "Unsqueeze" | "Identity" | "Slice" | "Gather" | "Transpose" => {
-                self.state_source(n.inputs.first().map_or("", String::as_str), depth + 1, visits, refuse)
+            // These keep the values in order (a constant `[D, 1, H]` expanded or
+            // tiled over the batch has the same rows); the others may reorder them.
+            "Expand" | "Tile" | "Reshape" | "Squeeze" | "Unsqueeze" | "Identity" => {
+                self.state_source(n.inputs.first().map_or("", String::as_str), depth + 1, ordered, visits, refuse)
+            }
+            "Slice" | "Gather" | "Transpose" => {
+                self.state_source(n.inputs.first().map_or("", String::as_str), depth + 1, false, visits, refuse)
             }
             "Concat" => {
                 let mut source = StateSource::Zeros;
                 for input in &n.inputs {
-                    if let StateSource::GraphInput(g) = self.state_source(input, depth + 1, visits, refuse)? {
+                    if let StateSource::GraphInput(g) = self.state_source(input, depth + 1, false, visits, refuse)? {
                         source = StateSource::GraphInput(g);
                     }
                 }

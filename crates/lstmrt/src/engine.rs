@@ -220,14 +220,15 @@ impl Dest {
 }
 
 impl Model {
-    /// A fresh zero state for one stream.
+    /// A fresh state for one stream (see [`Model::new_batch_state`]).
     pub fn new_state(&self) -> State {
         self.new_batch_state(1)
     }
 
-    /// A fresh zero state for `batch` streams run together.
+    /// A fresh state for `batch` streams run together: zeros, or the file's
+    /// initial state ([`Model::initial_state`]) in every row.
     pub fn new_batch_state(&self, batch: usize) -> State {
-        State::new(self.architecture(), batch.max(1), self.dtype())
+        State::new(self.architecture(), batch.max(1), self.dtype(), self.initial())
     }
 
     pub(crate) fn check_state(&self, state: &State) -> Result<(), Error> {
@@ -418,6 +419,7 @@ impl Model {
     ) {
         let arch = self.architecture();
         let batch = state.batch();
+        debug_assert!(!schedule.packed() || steps == schedule.sizes.len(), "a packed schedule covers every step");
         let rows = schedule.offset(steps);
         assert!(
             schedule.rows(0) <= batch
@@ -628,6 +630,8 @@ impl Model {
             let seg = schedule.segment(left.clone(), reverse);
             left = if reverse { left.start..seg.start } else { seg.end..left.end };
             let rows = schedule.rows(seg.start);
+            // Step `seg.start - 1` ran before this one (in this call or, across
+            // a chunk boundary, in the previous call for this slot).
             let before = if seg.start > 0 && !reverse { schedule.rows(seg.start - 1) } else { rows };
             let io = &bufs.io;
             for r in rows..before {

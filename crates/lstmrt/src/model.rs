@@ -149,6 +149,8 @@ pub struct Model {
     /// The dtype of the recurrent weights (read once: `run` checks it).
     dtype: DType,
     int8_activations: Int8Activations,
+    /// The state every sequence starts from, when the file stores one.
+    initial: Option<crate::state::Initial>,
 }
 
 /// How finely an int8 model's kernels quantize the activations they multiply
@@ -257,8 +259,10 @@ impl Model {
         // Reads LSTMRT_INT8_DOT now, once, rather than on the first run (which never allocates).
         lstmrt_kernels::Int8Dot::for_isa(isa);
         let int8_activations = Int8Activations::default();
-        let mut model = Model { backing, info, layers: Vec::new(), repacked: false, isa, dtype, int8_activations };
+        let mut model =
+            Model { backing, info, layers: Vec::new(), repacked: false, isa, dtype, int8_activations, initial: None };
         model.layers = model.pack_layers()?;
+        model.initial = model.read_initial();
         Ok(model)
     }
 
@@ -510,6 +514,8 @@ impl Model {
                     b_hh: get(&names::bias_hh(layer, dir)).unwrap_or_else(|| vec![0.0; gates_h]),
                     w_hr: get(&names::weight_hr(layer, dir)),
                     peephole: get(&names::weight_peephole(layer, dir)),
+                    initial_h: get(&names::initial_h(layer, dir)),
+                    initial_c: get(&names::initial_c(layer, dir)),
                 });
             }
         }
@@ -518,6 +524,43 @@ impl Model {
             bias: get(names::HEAD_BIAS).unwrap_or_else(|| vec![0.0; h.out_features as usize]),
         });
         Weights { layers, embedding: get(names::EMBEDDING), head }
+    }
+
+    /// The stored initial state, one row per layer and direction (zeros where
+    /// a tensor is absent), if the file stores any.
+    fn read_initial(&self) -> Option<crate::state::Initial> {
+        let arch = self.architecture();
+        let (p, hidden) = (arch.output_size(), if arch.has_cell_state() { arch.hidden() } else { 0 });
+        let mut initial = crate::state::Initial { h: Vec::new(), c: Vec::new() };
+        let mut any = false;
+        for layer in 0..arch.layers() {
+            for dir in 0..arch.directions() {
+                for (name, size, rows) in [
+                    (names::initial_h(layer, dir), p, &mut initial.h),
+                    (names::initial_c(layer, dir), hidden, &mut initial.c),
+                ] {
+                    match self.tensor(&name).and_then(|t| t.as_f32()) {
+                        Some(v) if size > 0 => {
+                            any = true;
+                            rows.extend_from_slice(v);
+                        }
+                        _ => rows.resize(rows.len() + size, 0.0),
+                    }
+                }
+            }
+        }
+        any.then_some(initial)
+    }
+
+    /// The state a new or reset sequence starts from: `h` `[layers * directions, P]`
+    /// and `c` `[layers * directions, H]` (LSTM), as the file stores it (format
+    /// 1.2, e.g. an ONNX model's constant `initial_h`/`initial_c`); `None`: zeros.
+    pub fn initial_state(&self) -> Option<(&[f32], &[f32])> {
+        self.initial.as_ref().map(|i| (i.h.as_slice(), i.c.as_slice()))
+    }
+
+    pub(crate) fn initial(&self) -> Option<&crate::state::Initial> {
+        self.initial.as_ref()
     }
 
     /// The dtype of the recurrent weight matrices (`weight_hh_l0`).

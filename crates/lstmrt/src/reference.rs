@@ -72,7 +72,8 @@ pub struct StepTrace<'a> {
 
 /// Runs the stack over `xs` (`[steps, batch, input_size]`) from initial
 /// states `h0` (`[layers*directions, batch, P]`) and `c0`
-/// (`[layers*directions, batch, H]`), zeros when absent.
+/// (`[layers*directions, batch, H]`); when absent, every row starts from the
+/// weights' stored initial state (`LayerWeights::initial_h`/`initial_c`), or zeros.
 ///
 /// # Panics
 /// If a slice length does not match the architecture (this is a test oracle;
@@ -162,14 +163,16 @@ fn run_rows(
             for b in 0..batch {
                 let state_h = (index * batch + b) * p;
                 let state_c = (index * batch + b) * hidden;
-                let mut h: Vec<f64> = match h0 {
-                    Some(h0) => h0[state_h..state_h + p].iter().map(|&v| v as f64).collect(),
-                    None => vec![0.0; p],
+                // Without h0/c0: the weights' stored initial state, else zeros.
+                let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+                let mut h: Vec<f64> = match (h0, &lw.initial_h) {
+                    (Some(h0), _) => widen(&h0[state_h..state_h + p]),
+                    (None, Some(init)) => widen(init),
+                    (None, None) => vec![0.0; p],
                 };
-                let mut c: Vec<f64> = match c0 {
-                    Some(c0) if arch.has_cell_state() => {
-                        c0[state_c..state_c + hidden].iter().map(|&v| v as f64).collect()
-                    }
+                let mut c: Vec<f64> = match (c0, &lw.initial_c) {
+                    (Some(c0), _) if arch.has_cell_state() => widen(&c0[state_c..state_c + hidden]),
+                    (None, Some(init)) if arch.has_cell_state() => widen(init),
                     _ => vec![0.0; hidden],
                 };
                 // The backward direction, or every layer of a reverse stack,

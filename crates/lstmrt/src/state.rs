@@ -31,6 +31,14 @@ impl StateShape {
     }
 }
 
+/// The state every sequence of a model starts from (a file's stored initial
+/// state): `h` `[slots, P]`, `c` `[slots, H]` (empty unless LSTM).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Initial {
+    pub h: Vec<f32>,
+    pub c: Vec<f32>,
+}
+
 /// The recurrent state of one stream (or one batch of streams).
 ///
 /// `h` is laid out as PyTorch's `h_n`, `[layers * directions, batch, P]`;
@@ -48,14 +56,21 @@ pub struct State {
     scratch: Scratch,
     /// Buffers of runs with per-row lengths (empty until the first).
     packing: Packing,
+    /// What `reset` returns every row to (`None`: zeros).
+    initial: Option<std::sync::Arc<Initial>>,
 }
 
 const STATE_MAGIC: &[u8; 8] = b"LSTMRTS1";
 
 impl State {
-    pub(crate) fn new(arch: &Architecture, batch: usize, dtype: lstmrt_format::DType) -> State {
+    pub(crate) fn new(
+        arch: &Architecture,
+        batch: usize,
+        dtype: lstmrt_format::DType,
+        initial: Option<&Initial>,
+    ) -> State {
         let shape = StateShape::of(arch, batch);
-        State {
+        let mut state = State {
             shape,
             h: vec![0.0; shape.slots * batch * shape.h_size],
             c: vec![0.0; shape.slots * batch * shape.c_size],
@@ -64,7 +79,10 @@ impl State {
             pool: None,
             scratch: Scratch::new(arch, batch, dtype),
             packing: Packing::default(),
-        }
+            initial: initial.map(|i| std::sync::Arc::new(i.clone())),
+        };
+        state.reset();
+        state
     }
 
     /// Number of sequences this state carries.
@@ -146,12 +164,25 @@ impl State {
         self.packing = packing;
     }
 
-    /// Zeroes row `row` of `h` and `c` in every layer and direction.
-    pub(crate) fn zero_row(&mut self, row: usize) {
+    /// Sets row `row` of `h` and `c` in every layer and direction to the
+    /// model's initial state (zeros unless its file stores one).
+    pub(crate) fn reset_row(&mut self, row: usize) {
         let s = self.shape;
         for slot in 0..s.slots {
-            self.h[(slot * s.batch + row) * s.h_size..][..s.h_size].fill(0.0);
-            self.c[(slot * s.batch + row) * s.c_size..][..s.c_size].fill(0.0);
+            let (h, c) = (
+                &mut self.h[(slot * s.batch + row) * s.h_size..][..s.h_size],
+                &mut self.c[(slot * s.batch + row) * s.c_size..][..s.c_size],
+            );
+            match &self.initial {
+                Some(i) => {
+                    h.copy_from_slice(&i.h[slot * s.h_size..][..s.h_size]);
+                    c.copy_from_slice(&i.c[slot * s.c_size..][..s.c_size]);
+                }
+                None => {
+                    h.fill(0.0);
+                    c.fill(0.0);
+                }
+            }
         }
     }
 
@@ -168,10 +199,13 @@ impl State {
         }
     }
 
-    /// Zeroes `h` and `c`: the next step starts a new sequence.
+    /// Returns `h` and `c` to the model's initial state (zeros, unless the
+    /// file stores one: [`crate::Model::initial_state`]): the next step starts
+    /// a new sequence.
     pub fn reset(&mut self) {
-        self.h.fill(0.0);
-        self.c.fill(0.0);
+        for row in 0..self.shape.batch {
+            self.reset_row(row);
+        }
     }
 
     /// `h`, shaped `[layers * directions, batch, P]` like PyTorch's `h_n`.

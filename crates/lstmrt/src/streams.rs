@@ -14,7 +14,7 @@ use crate::{Error, Model, State};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StreamId {
     index: u32,
-    generation: u32,
+    generation: u64,
 }
 
 impl StreamId {
@@ -56,7 +56,7 @@ pub struct StreamBatch {
     /// Row `i` is the state of the stream at index `i`.
     state: State,
     /// Per index: its current generation, and whether a stream holds it.
-    generation: Vec<u32>,
+    generation: Vec<u64>,
     live: Vec<bool>,
     /// Indexes without a stream, the next to give out last.
     free: Vec<u32>,
@@ -106,14 +106,15 @@ impl StreamBatch {
         self.state.set_threads(threads);
     }
 
-    /// A new stream, starting from a zero state.
+    /// A new stream, starting from the model's initial state (zeros unless
+    /// its file stores one).
     pub fn join(&mut self) -> Result<StreamId, Error> {
         let Some(index) = self.free.pop() else {
             return Err(Error::Stream { reason: format!("all {} streams are in use", self.capacity()) });
         };
         let i = index as usize;
         self.live[i] = true;
-        self.state.zero_row(i);
+        self.state.reset_row(i);
         Ok(StreamId { index, generation: self.generation[i] })
     }
 
@@ -135,10 +136,11 @@ impl StreamBatch {
         Ok(())
     }
 
-    /// Zeroes a stream's state: its next step starts a new sequence.
+    /// Returns a stream's state to the model's initial state: its next step
+    /// starts a new sequence.
     pub fn reset(&mut self, id: StreamId) -> Result<(), Error> {
         let i = self.check(id)?;
-        self.state.zero_row(i);
+        self.state.reset_row(i);
         Ok(())
     }
 

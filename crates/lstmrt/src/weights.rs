@@ -4,7 +4,7 @@
 //! stores (converting dtype and layout), what [`crate::reference`] computes
 //! with, and what [`crate::Model::weights`] gives back.
 
-use lstmrt_format::{Architecture, Error, Metadata, expected_tensors, names};
+use lstmrt_format::{Architecture, Error, Metadata, expected_tensors, initial_state_tensors, names};
 
 /// One layer and direction of the recurrent stack. `G` is the number of gates
 /// (4 for LSTM `i, f, g, o`; 3 for GRU `r, z, n`; 1 for RNN), `H` the hidden
@@ -23,6 +23,10 @@ pub struct LayerWeights {
     pub w_hr: Option<Vec<f32>>,
     /// Peepholes `[3, H]`, rows for `i, f, o` (LSTM with peepholes).
     pub peephole: Option<Vec<f32>>,
+    /// The `h` every sequence starts from, `[P]` (absent: zeros).
+    pub initial_h: Option<Vec<f32>>,
+    /// The `c` every sequence starts from, `[H]` (LSTM; absent: zeros).
+    pub initial_c: Option<Vec<f32>>,
 }
 
 /// The linear output head: `y = W x + b`, then the activation from the metadata.
@@ -90,6 +94,8 @@ impl Weights {
                     Field::BHh => lw.b_hh = values,
                     Field::WHr => lw.w_hr = Some(values),
                     Field::Peephole => lw.peephole = Some(values),
+                    Field::InitialH => lw.initial_h = Some(values),
+                    Field::InitialC => lw.initial_c = Some(values),
                 }
             }
         }
@@ -111,6 +117,8 @@ impl Weights {
                     Field::BHh => Some(&lw.b_hh),
                     Field::WHr => lw.w_hr.as_deref(),
                     Field::Peephole => lw.peephole.as_deref(),
+                    Field::InitialH => lw.initial_h.as_deref(),
+                    Field::InitialC => lw.initial_c.as_deref(),
                 }
             }
         }
@@ -132,9 +140,11 @@ impl Weights {
             });
         }
         let expected = expected_tensors(meta);
-        for t in &expected {
+        let initial = initial_state_tensors(meta);
+        for t in expected.iter().chain(&initial) {
             let n: u64 = t.shape.iter().product();
             match self.get(arch, &t.name) {
+                None if !t.required && initial.contains(t) => {}
                 None => return Err(Error::MissingTensor { name: t.name.clone() }),
                 Some(v) if v.len() as u64 != n => {
                     return Err(Error::InvalidWeights {
@@ -165,6 +175,9 @@ impl Weights {
             if lw.peephole.is_some() && !arch.peepholes {
                 return Err(Error::UnexpectedTensor { name: names::weight_peephole(layer, dir) });
             }
+            if lw.initial_c.is_some() && !arch.has_cell_state() {
+                return Err(Error::UnexpectedTensor { name: names::initial_c(layer, dir) });
+            }
         }
         Ok(())
     }
@@ -185,6 +198,8 @@ enum Field {
     BHh,
     WHr,
     Peephole,
+    InitialH,
+    InitialC,
 }
 
 impl Slot {
@@ -205,6 +220,8 @@ impl Slot {
                     (names::bias_hh(layer, dir), Field::BHh),
                     (names::weight_hr(layer, dir), Field::WHr),
                     (names::weight_peephole(layer, dir), Field::Peephole),
+                    (names::initial_h(layer, dir), Field::InitialH),
+                    (names::initial_c(layer, dir), Field::InitialC),
                 ]
                 .into_iter()
                 .find(|(n, _)| n == name);

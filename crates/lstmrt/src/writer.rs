@@ -95,6 +95,19 @@ impl<'a> ModelWriter<'a> {
                 shape,
             });
         }
+        // Initial states, f32 and canonical; zeros (the default) are not stored,
+        // so files without one stay readable by older readers.
+        for t in format::initial_state_tensors(self.meta) {
+            if let Some(values) = self.weights.get(arch, &t.name).filter(|v| v.iter().any(|&x| x != 0.0)) {
+                tensors.push(TensorBytes {
+                    data: encode_values(&t.name, values, DType::F32)?,
+                    name: t.name,
+                    dtype: DType::F32,
+                    layout: Layout::Canonical,
+                    shape: t.shape,
+                });
+            }
+        }
         Ok(format::encode(self.meta, &tensors)?)
     }
 

@@ -173,9 +173,9 @@ fn rejects_wrong_magic() {
 fn rejects_unknown_major_version_naming_both_versions() {
     let bytes = craft((2, 0), meta_bytes(&meta()), entries(), vec![]);
     let e = open_err(&bytes);
-    assert_eq!(e, Error::UnsupportedVersion { file_major: 2, file_minor: 0, reader_major: 1, reader_minor: 1 });
+    assert_eq!(e, Error::UnsupportedVersion { file_major: 2, file_minor: 0, reader_major: 1, reader_minor: 2 });
     let msg = e.to_string();
-    assert!(msg.contains("2.0") && msg.contains("1.1"), "{msg}");
+    assert!(msg.contains("2.0") && msg.contains("1.2"), "{msg}");
 }
 
 #[test]
@@ -201,9 +201,9 @@ fn newer_minor_version_may_append_metadata_fields_and_tensors() {
         length: 16,
         crc32c: 0,
     });
-    Model::from_bytes(&craft((1, 2), m.clone(), e.clone(), vec![])).unwrap();
+    Model::from_bytes(&craft((1, 3), m.clone(), e.clone(), vec![])).unwrap();
     // The same in a file of a version this reader knows is corruption.
-    assert!(matches!(open_err(&craft((1, 1), m, entries(), vec![])), Error::TrailingSectionBytes { .. }));
+    assert!(matches!(open_err(&craft((1, 2), m, entries(), vec![])), Error::TrailingSectionBytes { .. }));
     assert_eq!(
         open_err(&craft((1, 0), meta_bytes(&meta()), e, vec![])),
         Error::UnexpectedTensor { name: "future_tensor".into() }
@@ -220,10 +220,10 @@ fn rejects_unknown_required_section() {
 #[test]
 fn rejects_unknown_required_flags() {
     let mut bytes = valid_file();
-    bytes[16] = 1 | 4 | 0x80; // REVERSE is known; 4 and 0x80 are not
+    bytes[16] = 1 | 8 | 0x80; // REVERSE is known; 8 and 0x80 are not
     format::seal_header(&mut bytes);
     let e = open_err(&bytes);
-    assert_eq!(e, Error::UnknownRequiredFlags { flags: 0x84 });
+    assert_eq!(e, Error::UnknownRequiredFlags { flags: 0x88 });
     assert!(e.to_string().contains("needs a newer lstmrt"), "{e}");
 }
 
@@ -555,4 +555,24 @@ fn int8_writer_refuses_rows_too_long_for_exact_sums_and_non_finite_weights() {
     w.layers[0].w_hh[7] = f32::NAN;
     let e = ModelWriter::new(&meta, &w).dtype(lstmrt::format::DType::I8).to_bytes().unwrap_err();
     assert!(e.to_string().contains("weight_hh_l0") && e.to_string().contains("element 7"), "{e}");
+}
+
+#[test]
+fn the_initial_state_flag_and_tensors_go_together() {
+    // The flag without an initial state.
+    let mut bytes = valid_file();
+    bytes[16] = 4;
+    format::seal_header(&mut bytes);
+    let e = open_err(&bytes).to_string();
+    assert!(e.contains("INITIAL_STATE is set but the file stores no initial state"), "{e}");
+    // An initial state without the flag (as a 1.1 writer could never write it).
+    let meta = meta();
+    let mut weights = Weights::zeros(&meta);
+    weights.layers[0].initial_h = Some(vec![0.5; meta.architecture.output_size()]);
+    let mut bytes = ModelWriter::new(&meta, &weights).to_bytes().unwrap();
+    assert_eq!(bytes[16] & 4, 4, "the writer sets the flag");
+    bytes[16] &= !4;
+    format::seal_header(&mut bytes);
+    let e = open_err(&bytes).to_string();
+    assert!(e.contains("initial_h_l0") && e.contains("without the INITIAL_STATE required flag"), "{e}");
 }

@@ -159,7 +159,7 @@ fn every_tier_matches_the_reference_row_by_row() {
 fn threads_match_the_reference() {
     use CellKind::*;
     let mut v = vec![
-        case(Lstm, 200, 2, &[30, 0, 7, 30, 12, 29, 1, 3], 30), // panels split
+        case(Lstm, 400, 2, &[30, 0, 7, 30, 12, 29, 1, 3], 30), // panels split: 25 panels, 8 per thread
         case(Gru, 40, 1, &[30, 0, 7, 30, 12, 29, 1, 3], 30),   // rows split
     ];
     let mut bi = case(Lstm, 17, 2, &[9, 3, 0, 9, 1], 10);

@@ -56,6 +56,11 @@ fn fixture_models(dir: &TempDir) -> Vec<PathBuf> {
                 k += 0.013;
                 *v = k.sin();
             }
+            if name == "onnx-options" {
+                // Stored initial states (format 1.2).
+                lw.initial_h = Some((0..meta.architecture.output_size()).map(|i| 0.1 * i as f32 - 0.05).collect());
+                lw.initial_c = Some((0..meta.architecture.hidden()).map(|i| 0.2 - 0.03 * i as f32).collect());
+            }
         }
         let p = dir.path(&format!("{name}.lstm"));
         ModelWriter::new(&meta, &w).dtype(DType::F16).write(&p).unwrap();

@@ -123,7 +123,7 @@ proptest! {
     }
 }
 
-/// Many streams at once: the batch kernels' row blocks (6 rows) and threads.
+/// Many streams at once: the batch kernels' row blocks (6 rows) and threads (panels split).
 #[test]
 fn thirty_two_streams_with_idle_ones_and_threads() {
     let mut ops = vec![Op::Join; 33]; // one too many: refused
@@ -136,7 +136,8 @@ fn thirty_two_streams_with_idle_ones_and_threads() {
         }
     }
     for (dtype, exact) in [(DType::F32, false), (DType::BF16, false), (DType::I8, true)] {
-        let bytes = model_bytes(CellKind::Lstm, 200, 2, 0, dtype, 5);
+        // 272 units: 17 panels, split by panels across 2 threads.
+        let bytes = model_bytes(CellKind::Lstm, 272, 2, 0, dtype, 5);
         for isa in Isa::available_tiers() {
             let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
             for threads in [1, 2] {
