@@ -27,6 +27,8 @@ pub struct ModelInfo {
     pub bidirectional: bool,
     /// Every layer reads the sequence from its end (ONNX `direction = "reverse"`).
     pub reverse: bool,
+    /// The file stores the state every sequence starts from (format 1.2).
+    pub initial_state: bool,
     /// Width of one step of the stack's output (`directions * output size`).
     pub output_size: usize,
     pub peepholes: bool,
@@ -175,6 +177,7 @@ impl ModelInfo {
             num_layers: arch.num_layers,
             bidirectional: arch.bidirectional,
             reverse: arch.reverse,
+            initial_state: model.initial_state().is_some(),
             output_size: arch.sequence_output_size(),
             peepholes: arch.peepholes,
             clip: arch.clip,
@@ -274,6 +277,9 @@ impl fmt::Display for ModelInfo {
         }
         if !options.is_empty() {
             writeln!(f, "options         {}", options.join(", "))?;
+        }
+        if self.initial_state {
+            writeln!(f, "initial state   stored: every sequence starts from it unless a state is given")?;
         }
         writeln!(f, "output per step {} values", self.output_size)?;
         writeln!(f, "parameters      {}", thousands(self.parameter_count))?;
