@@ -152,6 +152,29 @@ def own_cases():
             json.dump(dict(name=name, op=op, direction=direction, lengths=lengths,
                            checked_against=f"onnxruntime {ort.__version__}"), f, indent=1, sort_keys=True)
         print(f"{name}: {op} {direction} lengths {lengths}", file=sys.stderr)
+    # sequence_lens as an initializer giving every sequence the input's whole
+    # (static) length, as an exporter may bake it: converts, changing nothing.
+    T, B, I, H = 4, 3, 2, 3
+    inits = dict(W=rand(1, 4 * H, I), R=rand(1, 4 * H, H), B=rand(1, 8 * H))
+    node = helper.make_node("LSTM", ["X", "W", "R", "B", "lens"], ["Y", "Y_h"], name="lstm_lens", hidden_size=H)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, B, I])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()] + [numpy_helper.from_array(np.full(B, T, np.int32), "lens")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="lstmrt fixtures")
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    y, y_h = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"X": x})
+    d = os.path.join(root, "lstm_constant_full_lengths")
+    os.makedirs(d)
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    np.save(os.path.join(d, "input.npy"), x)
+    np.save(os.path.join(d, "y.npy"), y.transpose(0, 2, 1, 3).reshape(T, B, H))
+    np.save(os.path.join(d, "y_h.npy"), y_h)
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(dict(name="lstm_constant_full_lengths", op="LSTM", lengths=[T] * B, constant=True,
+                       checked_against=f"onnxruntime {ort.__version__}"), f, indent=1, sort_keys=True)
 
 
 def own_initial_state_cases():

@@ -173,6 +173,9 @@ fn convert_and_compare_outputs(folder: &str) -> (usize, usize) {
         if lengths.is_some() {
             assert!(stderr(&o).contains("sequence_lens comes from the graph input"), "{name}: {}", stderr(&o));
         }
+        if name.contains("constant_full_lengths") {
+            assert!(stderr(&o).contains("the input's whole length: it changes nothing"), "{name}: {}", stderr(&o));
+        }
         for isa in Isa::available_tiers() {
             let model = Model::open(&out).unwrap().with_isa(isa).unwrap();
             let mut state = model.new_batch_state(input.shape[1]);
@@ -203,10 +206,11 @@ fn onnx_backend_node_tests_convert_and_match() {
 }
 
 /// `sequence_lens` shorter than the input, fed as a graph input: ONNX
-/// Runtime's outputs, with the lengths passed to `run_lengths`.
+/// Runtime's outputs, with the lengths passed to `run_lengths`; and a constant
+/// `sequence_lens` of the input's whole static length, which changes nothing.
 #[test]
 fn onnx_sequence_lens_inputs_match_onnx_runtime() {
     let (cases, compared) = convert_and_compare_outputs("onnx_lengths");
-    assert_eq!(cases, 3);
+    assert_eq!(cases, 4, "three with lengths fed at run time, one constant of the whole length");
     assert_eq!(compared, 2 * cases * lstmrt::Isa::available_tiers().len(), "Y and Y_h of each");
 }

@@ -23,12 +23,15 @@
 //!   end and refuses single steps.
 //!
 //! - `sequence_lens` from a graph input maps to the lengths the caller passes
-//!   at run time (`Model::run_lengths`, `lstm-run --lengths`), with a note.
+//!   at run time (`Model::run_lengths`, `lstm-run --lengths`), with a note; a
+//!   constant one that is the input's whole static length changes nothing.
+//! - Constant `initial_h`/`initial_c` whose batch rows are equal are stored
+//!   in the file (format 1.2): every sequence starts from them.
 //!
 //! Refused, with the node and attribute named: activations
 //! other than the defaults (RNN may use `Relu`), `activation_alpha/beta`,
-//! constant `sequence_lens`, non-zero constant initial states (the format stores no
-//! initial state; set it at run time with `State::set_h`/`set_c`), layers that
+//! other constant `sequence_lens`, constant initial states whose batch rows
+//! differ (set them at run time with `State::set_h`/`set_c`), layers that
 //! differ in hidden size or options, and external data whose `location`
 //! leaves the model's folder.
 
@@ -86,6 +89,9 @@ struct GraphProto<'a> {
     nodes: Vec<NodeProto<'a>>,
     initializers: Vec<TensorProto<'a>>,
     inputs: Vec<String>,
+    /// Per graph input, its static dimensions where the model declares them
+    /// (`None` for a symbolic or missing dimension).
+    input_dims: Vec<Vec<Option<u64>>>,
 }
 
 #[derive(Default)]
@@ -164,17 +170,53 @@ fn parse_graph<'a>(field: &Field<'a>) -> Decoded<GraphProto<'a>> {
             1 => g.nodes.push(parse_node(&f)?),
             5 => g.initializers.push(parse_tensor(&f)?),
             11 => {
+                let mut dims = Vec::new();
                 for v in f.message()? {
                     let v = v?;
-                    if v.number == 1 {
-                        g.inputs.push(v.string()?);
+                    match v.number {
+                        1 => g.inputs.push(v.string()?),
+                        2 => dims = parse_tensor_dims(&v)?,
+                        _ => {}
                     }
                 }
+                g.input_dims.push(dims);
             }
             _ => {}
         }
     }
     Ok(g)
+}
+
+/// The dimensions of a `TypeProto`'s tensor type (`tensor_type.shape.dim[*].dim_value`).
+fn parse_tensor_dims(type_proto: &Field<'_>) -> Decoded<Vec<Option<u64>>> {
+    let mut dims = Vec::new();
+    for t in type_proto.message()? {
+        let t = t?;
+        if t.number != 1 {
+            continue; // not a tensor type
+        }
+        for shape in t.message()? {
+            let shape = shape?;
+            if shape.number != 2 {
+                continue;
+            }
+            for dim in shape.message()? {
+                let dim = dim?;
+                if dim.number != 1 {
+                    continue;
+                }
+                let mut value = None;
+                for d in dim.message()? {
+                    let d = d?;
+                    if d.number == 1 {
+                        value = Some(d.varint()?);
+                    }
+                }
+                dims.push(value);
+            }
+        }
+    }
+    Ok(dims)
 }
 
 fn parse_node<'a>(field: &Field<'a>) -> Decoded<NodeProto<'a>> {
@@ -460,6 +502,13 @@ impl<'g, 'a> Graph<'g, 'a> {
     fn node_id(&self, i: usize) -> NodeId {
         let n = &self.g.nodes[i];
         NodeId::new(n.op_type.clone(), n.name.clone(), i)
+    }
+
+    /// The static number of timesteps of graph input `x` (dimension 0, or 1
+    /// for `layout = 1`), when the model declares it.
+    fn static_steps(&self, x: &str, layout: i64) -> Option<u64> {
+        let i = self.g.inputs.iter().position(|n| n == x)?;
+        *self.g.input_dims.get(i)?.get(if layout == 1 { 1 } else { 0 })?
     }
 
     fn is_graph_input(&self, name: &str) -> bool {
@@ -760,17 +809,30 @@ impl<'g, 'a> Graph<'g, 'a> {
             return Err(refuse(format!("B has shape {:?}, expected [{directions}, {}]", b.shape, 2 * gh)));
         }
         if let Some(name) = input(4) {
-            if !self.is_graph_input(name) {
+            // A constant that gives every sequence the input's whole (static) length changes nothing.
+            let steps = self.static_steps(input(0).unwrap_or(""), layout);
+            if !self.is_graph_input(name)
+                && let Some(v) = self.constant(name)?
+                && let Some(t) = steps
+                && !v.data.is_empty()
+                && v.data.iter().all(|&l| l == t as f32)
+            {
+                notes.push(format!(
+                    "{node}: sequence_lens `{name}` is the constant {t} for every sequence, the input's whole \
+                     length: it changes nothing"
+                ));
+            } else if !self.is_graph_input(name) {
                 return Err(refuse(format!(
-                    "input sequence_lens (`{name}`) is a constant or computed: the lstmrt format stores no \
-                     lengths; make it a graph input and pass the lengths at run time (Model::run_lengths, \
-                     lstm-run --lengths)"
+                    "input sequence_lens (`{name}`) is a constant or computed, and not the input's whole \
+                     static length for every sequence: the lstmrt format stores no lengths; make it a graph \
+                     input and pass the lengths at run time (Model::run_lengths, lstm-run --lengths)"
                 )));
+            } else {
+                notes.push(format!(
+                    "{node}: sequence_lens comes from the graph input `{name}`: pass the lengths at run time \
+                     (Model::run_lengths, lstm-run --lengths); without them every sequence runs to the input's end"
+                ));
             }
-            notes.push(format!(
-                "{node}: sequence_lens comes from the graph input `{name}`: pass the lengths at run time \
-                 (Model::run_lengths, lstm-run --lengths); without them every sequence runs to the input's end"
-            ));
         }
         let state_inputs: &[(usize, &str)] =
             if op == "LSTM" { &[(5, "initial_h"), (6, "initial_c")] } else { &[(5, "initial_h")] };
@@ -1016,7 +1078,7 @@ mod tests {
 
     /// A graph whose input `x` feeds one recurrent node `node`.
     fn one_node_graph(node: NodeProto<'static>) -> GraphProto<'static> {
-        GraphProto { nodes: vec![node], initializers: Vec::new(), inputs: vec!["x".into()] }
+        GraphProto { nodes: vec![node], initializers: Vec::new(), inputs: vec!["x".into()], ..Default::default() }
     }
 
     fn lstm(name: &str) -> NodeProto<'static> {
@@ -1044,7 +1106,12 @@ mod tests {
         node.attributes.push(AttributeProto { name: "hidden_size".into(), i: Some(1), ..Default::default() });
         let mut nodes = vec![node];
         nodes.extend(extra);
-        GraphProto { nodes, initializers: vec![tensor("W"), tensor("R")], inputs: vec!["x".into()] }
+        GraphProto {
+            nodes,
+            initializers: vec![tensor("W"), tensor("R")],
+            inputs: vec!["x".into()],
+            input_dims: vec![vec![]],
+        }
     }
 
     fn op(op_type: &str, inputs: &[&str], output: &str) -> NodeProto<'static> {
@@ -1104,7 +1171,7 @@ mod tests {
 
     #[test]
     fn two_stacks_on_the_graph_input_are_refused_naming_both() {
-        let g = GraphProto { nodes: vec![lstm("a"), lstm("b")], initializers: Vec::new(), inputs: vec!["x".into()] };
+        let g = GraphProto { nodes: vec![lstm("a"), lstm("b")], inputs: vec!["x".into()], ..Default::default() };
         let e = Graph::new(&g, Path::new(".")).convert().unwrap_err();
         let E::SeveralStacks { first, second } = &e else { panic!("expected SeveralStacks, got {e:?}") };
         assert_eq!((first.name(), second.name()), ("a", "b"));
