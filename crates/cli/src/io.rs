@@ -481,10 +481,15 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     }
 }
 
-/// Records that this process read `path` (a model, an input, a state file).
+/// Records that this process read `path` (a model, an input, a state file),
+/// once per file: reading the same file again adds nothing, so a caller that
+/// runs jobs in a loop does not grow the list.
 pub fn note_input(path: &Path) {
     if let Some(id) = file_id(path) {
-        INPUTS.lock().unwrap_or_else(|e| e.into_inner()).push((path.to_path_buf(), id));
+        let mut inputs = INPUTS.lock().unwrap_or_else(|e| e.into_inner());
+        if !inputs.iter().any(|(_, i)| *i == id) {
+            inputs.push((path.to_path_buf(), id));
+        }
     }
 }
 
@@ -598,6 +603,20 @@ fn read_state_file(path: &Path, shape: &[usize], allow_nonfinite: bool) -> Resul
 mod tests {
     use super::*;
     use lstmrt_format::CellKind;
+
+    #[test]
+    fn a_file_read_again_is_noted_once() {
+        let path = std::env::temp_dir().join(format!("lstmrt-note-once-{}", std::process::id()));
+        std::fs::write(&path, b"x").unwrap();
+        for _ in 0..3 {
+            note_input(&path);
+        }
+        let id = file_id(&path).unwrap();
+        let count = INPUTS.lock().unwrap().iter().filter(|(_, i)| *i == id).count();
+        assert!(check_not_an_input(&path).is_err());
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(count, 1);
+    }
 
     fn array(shape: &[usize], dtype: &'static str) -> npy::Array {
         let n = shape.iter().product::<usize>();

@@ -3,77 +3,12 @@
 //! the deeper checks, and assert that `Model::from_bytes` returns `Ok` or
 //! `Err` and never panics; when it returns `Ok`, running the model works.
 
-use lstmrt_testkit as common;
-
-use lstmrt::{Model, ModelWriter, Weights};
-use lstmrt_format::{Architecture, CellKind, Metadata, seal_header};
+use lstmrt::Model;
+use lstmrt_testkit::fuzz::{exercise_model, fix_up, model_files as base_files, reseal};
 use proptest::prelude::*;
 
-fn base_files() -> Vec<Vec<u8>> {
-    let mut files = Vec::new();
-    let mut text = common::text_classifier(4, 5, &["he", "she"]);
-    text.architecture.num_layers = 2;
-    text.provenance.producer = "fuzz".into();
-    text.provenance.push("key", "value");
-    let mut proj = Architecture::new(CellKind::Lstm, 3, 6, 1);
-    proj.proj_size = 2;
-    proj.bidirectional = true;
-    proj.peepholes = true;
-    proj.clip = Some(3.0);
-    let mut gru = Architecture::new(CellKind::Gru, 2, 3, 1);
-    gru.bidirectional = true;
-    let mut int8 = Architecture::new(CellKind::Lstm, 5, 7, 2);
-    int8.proj_size = 3;
-    for (meta, dtype) in [
-        (text, lstmrt::format::DType::F32),
-        (Metadata::new(proj), lstmrt::format::DType::F16),
-        (Metadata::new(gru), lstmrt::format::DType::BF16),
-        (Metadata::new(int8), lstmrt::format::DType::I8),
-    ] {
-        let mut w = Weights::zeros(&meta);
-        for lw in &mut w.layers {
-            lw.w_ih.iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
-        }
-        files.push(ModelWriter::new(&meta, &w).dtype(dtype).to_bytes().unwrap());
-    }
-    files
-}
-
-/// Recomputes every section CRC the table points at (where in bounds) and the
-/// header CRC, so a mutation inside a section is not stopped by a checksum.
-fn reseal(bytes: &mut [u8]) {
-    if bytes.len() < 64 {
-        return;
-    }
-    let count = u32::from_le_bytes(bytes[48..52].try_into().unwrap()).min(64) as usize;
-    for i in 0..count {
-        let e = 64 + 32 * i;
-        if e + 32 > bytes.len() {
-            break;
-        }
-        let off = u64::from_le_bytes(bytes[e + 8..e + 16].try_into().unwrap());
-        let len = u64::from_le_bytes(bytes[e + 16..e + 24].try_into().unwrap());
-        if let Some(end) = off.checked_add(len).filter(|&end| end <= bytes.len() as u64) {
-            let crc = crc32c::crc32c(&bytes[off as usize..end as usize]);
-            bytes[e + 24..e + 28].copy_from_slice(&crc.to_le_bytes());
-        }
-    }
-    let table_end = 64 + 32 * count;
-    if table_end <= bytes.len() && u64::from_le_bytes(bytes[40..48].try_into().unwrap()) == 64 {
-        seal_header(bytes);
-    }
-}
-
 fn exercise(bytes: &[u8]) {
-    if let Ok(model) = Model::from_bytes(bytes) {
-        let _ = model.verify();
-        let arch = model.architecture().clone();
-        let mut state = model.new_state();
-        let xs = vec![0.5f32; 3 * arch.input_size as usize];
-        let out = model.run(&mut state, &xs).expect("a model that opened runs");
-        assert_eq!(out.len(), 3 * arch.sequence_output_size());
-        let _ = model.tokenize("he said she said");
-    }
+    exercise_model(bytes, bytes.len());
 }
 
 #[derive(Debug, Clone)]
@@ -132,12 +67,7 @@ proptest! {
             apply(&mut bytes, m);
         }
         if fix {
-            // Also fix the declared length so the mutation is not caught there.
-            if bytes.len() >= 64 {
-                let len = bytes.len() as u64;
-                bytes[32..40].copy_from_slice(&len.to_le_bytes());
-            }
-            reseal(&mut bytes);
+            fix_up(&mut bytes);
         }
         exercise(&bytes);
     }
@@ -159,5 +89,46 @@ fn base_files_are_valid() {
     for f in base_files() {
         Model::from_bytes(&f).unwrap().verify().unwrap();
         exercise(&f);
+    }
+}
+
+/// The seeds `fuzz/seeds/` holds for the model-file, tensor-payload and
+/// state-blob fuzz targets: each base file, its tensor data section behind
+/// the byte that picks it, and a state blob of batch 1 and 2 after a few
+/// steps. `LSTMRT_WRITE_FUZZ_SEEDS=1` rewrites them.
+fn generated_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    for (i, file) in base_files().into_iter().enumerate() {
+        let model = Model::from_bytes(&file).unwrap();
+        let (start, end) = lstmrt_format::parse(&file).unwrap().data_section;
+        let mut payload = vec![i as u8];
+        payload.extend_from_slice(&file[start as usize..end as usize]);
+        seeds.push((format!("tensor_payload/base{i}"), payload));
+        for batch in [1, 2] {
+            let mut state = model.new_batch_state(batch);
+            let xs: Vec<f32> =
+                (0..3 * batch * model.architecture().input_size as usize).map(|k| (k as f32 * 0.7).cos()).collect();
+            model.run(&mut state, &xs).unwrap();
+            let mut blob = vec![i as u8];
+            blob.extend_from_slice(&state.to_bytes());
+            seeds.push((format!("state_blob/base{i}_batch{batch}"), blob));
+        }
+        seeds.push((format!("model_file/base{i}.lstm"), file));
+    }
+    seeds
+}
+
+#[test]
+fn committed_fuzz_seeds_are_the_files_made_here() {
+    let root = lstmrt_testkit::repo_root().join("fuzz/seeds");
+    let write = std::env::var_os("LSTMRT_WRITE_FUZZ_SEEDS").is_some();
+    for (name, bytes) in generated_seeds() {
+        let path = root.join(&name);
+        if write {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(committed == bytes, "{} is stale: run with LSTMRT_WRITE_FUZZ_SEEDS=1", path.display());
     }
 }

@@ -8,6 +8,8 @@ use lstmrt::Weights;
 use lstmrt::format::{CellKind, Metadata};
 use lstmrt_import::pytorch;
 
+pub mod fuzz;
+
 /// The repository's root folder.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

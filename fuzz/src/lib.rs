@@ -1,0 +1,39 @@
+//! What the fuzz targets in `fuzz_targets/` share: the small valid model
+//! files the model-file property test starts from, a folder of this
+//! process's own for what must be on disk, and what is done with a source
+//! model that imports.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use lstmrt::ModelWriter;
+use lstmrt_import::Options;
+use lstmrt_import::convert::Family;
+pub use lstmrt_testkit::fuzz::{exercise_model, fix_up, model_files, reseal};
+
+/// A folder made once per process: `weights.bin` (4 KiB, for ONNX external
+/// data to find), `text.lstm` (a two-layer text classifier, f32) and
+/// `int8.lstm` (a projected two-layer LSTM, int8) for the streaming target.
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("lstmrt-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        let weights: Vec<u8> = (0..4096u32).map(|i| (i * 37 % 251) as u8).collect();
+        std::fs::write(dir.join("weights.bin"), weights).expect("weights.bin");
+        let files = model_files();
+        std::fs::write(dir.join("text.lstm"), &files[0]).expect("text.lstm");
+        std::fs::write(dir.join("int8.lstm"), &files[3]).expect("int8.lstm");
+        dir
+    })
+}
+
+/// Imports `data` as a source file called `name` (in [`scratch`]) of
+/// `family`, as `lstm-convert` would; when that succeeds, writes the model
+/// file and exercises it (parse, verify, run, state blob).
+pub fn import(data: &[u8], name: &str, family: Family) {
+    let path = scratch().join(name);
+    let Ok(imported) = lstmrt_import::convert::import(&path, data, Some(family), &Options::default()) else { return };
+    let Ok(bytes) = ModelWriter::new(&imported.meta, &imported.weights).to_bytes() else { return };
+    exercise_model(&bytes, data.len());
+}
