@@ -14,6 +14,7 @@
 //! its fields is a number. Rows and columns in messages are 1-based; a row is
 //! the line number in the file.
 
+use lstmrt_format::limits::DATA_FILE;
 use lstmrt_format::read_regular;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -138,12 +139,12 @@ pub fn read_input(path: &Path, features: usize, options: ReadOptions) -> Result<
     note_input(path);
     match extension(path).as_str() {
         "npy" => {
-            let bytes = read_regular(path).map_err(|e| DataError::new(&source, e.to_string()))?;
+            let bytes = read_regular(path, DATA_FILE).map_err(|e| DataError::new(&source, e.to_string()))?;
             let array = npy::parse(&bytes).map_err(|e| DataError::new(&source, e.0))?;
             sequence_from_npy(&array, &source, features, options)
         }
         "csv" => {
-            let bytes = read_regular(path).map_err(|e| DataError::new(&source, e.to_string()))?;
+            let bytes = read_regular(path, DATA_FILE).map_err(|e| DataError::new(&source, e.to_string()))?;
             let text = String::from_utf8(bytes).map_err(|e| {
                 DataError::new(&source, format!("not UTF-8 text (bad byte at offset {})", e.utf8_error().valid_up_to()))
             })?;
@@ -460,6 +461,32 @@ pub fn state_shapes(arch: &Architecture, batch: usize, batched: bool) -> (Vec<us
     }
 }
 
+/// Refuses a run whose outputs would hold more than
+/// [`lstmrt_format::limits::MAX_OUTPUT_VALUES`] values: `steps` x `batch`
+/// rows of `per_step` values (the stack's output and the head's) plus
+/// `batch` states of `per_row` values. A small input file can ask for a
+/// large output (a wide model, many steps of few features); this is checked
+/// from the input's shape before anything is allocated.
+pub fn check_output_values(
+    source: &str,
+    steps: usize,
+    batch: usize,
+    per_step: usize,
+    per_row: usize,
+) -> Result<(), DataError> {
+    let limit = lstmrt_format::limits::MAX_OUTPUT_VALUES;
+    let values = (steps as u128 * batch as u128 * per_step as u128) + batch as u128 * per_row as u128;
+    if values > limit as u128 {
+        return Err(DataError::new(
+            source,
+            format!(
+                "{steps} steps of batch {batch} make {values} output values (with the state), over the limit of {limit}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The files this process has read, by identity (device and inode, so a
 /// second name or a symlink is the same file), so no output lands on one.
 static INPUTS: std::sync::Mutex<Vec<(PathBuf, (u64, u64))>> = std::sync::Mutex::new(Vec::new());
@@ -533,7 +560,7 @@ pub fn read_lengths(path: &Path, batch: usize, steps: usize) -> Result<Vec<usize
     let source = path.display().to_string();
     let err = |message: String| DataError::new(&source, message);
     note_input(path);
-    let bytes = read_regular(path).map_err(|e| err(e.to_string()))?;
+    let bytes = read_regular(path, DATA_FILE).map_err(|e| err(e.to_string()))?;
     let array = npy::parse(&bytes).map_err(|e| err(e.0))?;
     if !matches!(array.dtype, "int32" | "int64") {
         return Err(err(format!("--lengths: holds {} values; expected int32 or int64", array.dtype)));
@@ -580,7 +607,7 @@ pub fn read_state(
 fn read_state_file(path: &Path, shape: &[usize], allow_nonfinite: bool) -> Result<Vec<f32>, DataError> {
     let source = path.display().to_string();
     note_input(path);
-    let bytes = read_regular(path).map_err(|e| DataError::new(&source, e.to_string()))?;
+    let bytes = read_regular(path, DATA_FILE).map_err(|e| DataError::new(&source, e.to_string()))?;
     let array = npy::parse(&bytes).map_err(|e| DataError::new(&source, e.0))?;
     if !matches!(array.dtype, "float32" | "float64") {
         return Err(DataError::new(&source, format!("holds {} values; expected float32 or float64", array.dtype)));
@@ -603,6 +630,17 @@ fn read_state_file(path: &Path, shape: &[usize], allow_nonfinite: bool) -> Resul
 mod tests {
     use super::*;
     use lstmrt_format::CellKind;
+
+    #[test]
+    fn outputs_up_to_the_limit_pass_and_one_value_more_is_refused() {
+        let limit = lstmrt_format::limits::MAX_OUTPUT_VALUES as usize;
+        assert!(check_output_values("x.npy", limit / 1024, 1, 1024, 0).is_ok());
+        assert!(check_output_values("x.npy", limit / 1024 - 1, 1, 1024, 1024).is_ok());
+        let e = check_output_values("x.npy", limit / 1024, 1, 1024, 1).unwrap_err();
+        assert_eq!(e.location, "x.npy");
+        assert!(e.message.contains(&format!("make {} output values", limit + 1)), "{}", e.message);
+        assert!(check_output_values("x.npy", usize::MAX, usize::MAX, usize::MAX, usize::MAX).is_err());
+    }
 
     #[test]
     fn a_file_read_again_is_noted_once() {

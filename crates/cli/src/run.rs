@@ -146,6 +146,16 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
         return Err(Failure::bad_input(format!("{}: --head: this model has no output head", job.model.display())));
     }
     let seq = io::read_input(&job.input, arch.input_size as usize, job.read)?;
+    let head_width = head.filter(|_| job.head).map_or(0, |h| h.out_features as usize);
+    let (h_shape, c_shape) = io::state_shapes(arch, 1, false);
+    let state_width = h_shape.iter().product::<usize>() + c_shape.iter().product::<usize>();
+    io::check_output_values(
+        &job.input.display().to_string(),
+        seq.steps,
+        seq.batch,
+        arch.sequence_output_size() + head_width,
+        state_width,
+    )?;
     let mut state = model.new_batch_state(seq.batch);
     state.set_threads(job.threads.max(1));
     if let Some(prefix) = &job.initial_state {
@@ -291,19 +301,29 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
         state.set_h(&h).and_then(|()| state.set_c(&c)).map_err(|e| model_failure(&job.model, e))?;
     }
     let features = arch.input_size as usize;
-    let mut line = String::new();
+    let max_line = lstmrt_format::limits::max_stream_line(features);
+    let mut line = Vec::new();
     let mut number = 0usize;
     let mut reader_gone = false;
     loop {
         line.clear();
         number += 1;
-        let read = input.read_line(&mut line).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => Failure::bad_input(format!("stdin, line {number}: not UTF-8 text")),
-            _ => Failure::internal(format!("reading stdin: {e}")),
-        })?;
+        // At most one byte past the limit is read, so a line without an end
+        // (or a writer sending one endless line) costs no more than the limit.
+        let read = std::io::Read::take(&mut *input, max_line as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Failure::internal(format!("reading stdin: {e}")))?;
         if read == 0 {
             break;
         }
+        if line.len() > max_line {
+            return Err(Failure::bad_input(format!(
+                "stdin, line {number}: longer than {max_line} bytes, the limit for a model of {features} features"
+            )));
+        }
+        let Ok(line) = std::str::from_utf8(&line) else {
+            return Err(Failure::bad_input(format!("stdin, line {number}: not UTF-8 text")));
+        };
         let text = line.trim();
         if text.is_empty() || text.starts_with('#') {
             continue;

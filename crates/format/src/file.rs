@@ -7,6 +7,8 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::path::Path;
 
+use crate::limits::FileLimit;
+
 /// `O_NONBLOCK` where its value is known (Linux, the same value on these
 /// architectures): opening a FIFO that `stat` just called a regular file
 /// must not block. Named once, so the list of targets is written once.
@@ -84,10 +86,12 @@ pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
 }
 
 /// Reads the whole of regular file `path` (see [`open_regular`]): exactly the
-/// length it had when opened, which is allocated once.
-pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+/// length it had when opened, which is allocated once, and refused before
+/// anything is read when that is over `limit`.
+pub fn read_regular(path: &Path, limit: FileLimit) -> io::Result<Vec<u8>> {
     let (file, meta) = open_regular(path)?;
     let len = meta.len();
+    limit.check(len)?;
     let len_usize = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "is too large"))?;
     let mut bytes = Vec::new();
     bytes.try_reserve_exact(len_usize).map_err(|_| {
@@ -110,11 +114,11 @@ mod tests {
     #[test]
     fn directories_and_devices_are_refused_saying_what_they_are() {
         let dir = std::env::temp_dir();
-        let e = read_regular(&dir).unwrap_err();
+        let e = read_regular(&dir, crate::limits::DATA_FILE).unwrap_err();
         assert!(e.to_string().contains("is a directory, not a regular file"), "{e}");
         #[cfg(unix)]
         {
-            let e = read_regular(Path::new("/dev/zero")).unwrap_err();
+            let e = read_regular(Path::new("/dev/zero"), crate::limits::DATA_FILE).unwrap_err();
             assert!(e.to_string().contains("character device"), "{e}");
         }
     }
@@ -129,7 +133,7 @@ mod tests {
             eprintln!("mkfifo is not available; skipped");
             return;
         }
-        let e = read_regular(&path).unwrap_err();
+        let e = read_regular(&path, crate::limits::DATA_FILE).unwrap_err();
         std::fs::remove_file(&path).ok();
         assert!(e.to_string().contains("FIFO"), "{e}");
     }
@@ -138,8 +142,25 @@ mod tests {
     fn regular_files_are_read_whole() {
         let path = std::env::temp_dir().join(format!("lstmrt-regular-{}", std::process::id()));
         std::fs::write(&path, b"hello").unwrap();
-        assert_eq!(read_regular(&path).unwrap(), b"hello");
+        assert_eq!(read_regular(&path, crate::limits::DATA_FILE).unwrap(), b"hello");
         assert_eq!(open_regular(&path).unwrap().1.len(), 5);
+        let at = FileLimit { bytes: 5, what: "tests" };
+        assert_eq!(read_regular(&path, at).unwrap(), b"hello");
+        let below = FileLimit { bytes: 4, what: "tests" };
+        let e = read_regular(&path, below).unwrap_err();
+        assert_eq!(e.to_string(), "is 5 bytes, over the limit of 4 bytes (4 bytes) for tests");
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn a_sparse_file_one_byte_over_a_limit_is_refused_before_it_is_read() {
+        // Sparse: the length costs no disk, and nothing is read or allocated.
+        let path = std::env::temp_dir().join(format!("lstmrt-sparse-{}", std::process::id()));
+        for limit in [crate::limits::DATA_FILE, crate::limits::SOURCE_FILE] {
+            File::create(&path).unwrap().set_len(limit.bytes + 1).unwrap();
+            let e = read_regular(&path, limit).unwrap_err();
+            assert!(e.to_string().contains("over the limit of"), "{e}");
+        }
         std::fs::remove_file(&path).ok();
     }
 }

@@ -13,6 +13,7 @@
 
 mod error;
 mod file;
+pub mod limits;
 mod meta;
 pub mod panel;
 mod read;
@@ -20,6 +21,7 @@ mod write;
 
 pub use error::{Error, IoError};
 pub use file::{open_regular, read_regular};
+pub use limits::FileLimit;
 pub use meta::{
     Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, KeyValue, Metadata, Provenance, Tokenizer,
     Vocabulary,

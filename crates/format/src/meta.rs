@@ -369,6 +369,16 @@ impl Metadata {
                 if t.is_empty() {
                     return Err(Error::invalid("vocabulary.tokens", "a token is the empty string"));
                 }
+                if t.len() > crate::limits::MAX_TOKEN_BYTES {
+                    return Err(Error::invalid(
+                        "vocabulary.tokens",
+                        format!(
+                            "a token of {} bytes is longer than the limit of {}",
+                            t.len(),
+                            crate::limits::MAX_TOKEN_BYTES
+                        ),
+                    ));
+                }
                 if !seen.insert(t.as_str()) {
                     return Err(Error::invalid("vocabulary.tokens", format!("token {t:?} appears twice")));
                 }

@@ -334,7 +334,8 @@ pub fn convert(request: &Request) -> Result<Outcome, ConvertError> {
     {
         return Err(ImportError::new(&request.input, ImportErrorKind::OutputIsInput).into());
     }
-    let bytes = lstmrt_format::read_regular(&request.input).map_err(|e| ImportError::io(&request.input, e))?;
+    let bytes = lstmrt_format::read_regular(&request.input, lstmrt_format::limits::SOURCE_FILE)
+        .map_err(|e| ImportError::io(&request.input, e))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let Imported { mut meta, weights, kind, notes } = import(&request.input, &bytes, request.from, &request.options)?;
     record_provenance(&mut meta, request, kind, &sha256);

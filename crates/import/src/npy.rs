@@ -40,7 +40,8 @@ fn err(msg: impl Into<String>) -> NpyError {
 /// Reads a `.npy` file.
 pub fn read(path: impl AsRef<Path>) -> Result<Array, NpyError> {
     let path = path.as_ref();
-    let bytes = lstmrt_format::read_regular(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let bytes = lstmrt_format::read_regular(path, lstmrt_format::limits::DATA_FILE)
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
     parse(&bytes).map_err(|e| err(format!("{}: {}", path.display(), e.0)))
 }
 

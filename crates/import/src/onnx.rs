@@ -162,24 +162,38 @@ fn parse_model(bytes: &[u8]) -> Decoded<ModelProto<'_>> {
     Ok(ModelProto { producer, opset, graph })
 }
 
+const GRAPH: usize = lstmrt_format::limits::ONNX_GRAPH_ENTRIES;
+const NODE: usize = lstmrt_format::limits::ONNX_NODE_ENTRIES;
+
+/// Appends `item` unless `list` already holds `limit` entries: a repeated
+/// field of empty entries costs two bytes each in the file but a full
+/// struct each in memory, so the counts are capped (`docs/reliability.md`).
+fn push_bounded<T>(list: &mut Vec<T>, item: T, limit: usize, what: &str, at: &Field<'_>) -> Decoded<()> {
+    if list.len() >= limit {
+        return Err(DecodeError { offset: at.offset, message: format!("more than {limit} {what}, the limit") });
+    }
+    list.push(item);
+    Ok(())
+}
+
 fn parse_graph<'a>(field: &Field<'a>) -> Decoded<GraphProto<'a>> {
     let mut g = GraphProto::default();
     for f in field.message()? {
         let f = f?;
         match f.number {
-            1 => g.nodes.push(parse_node(&f)?),
-            5 => g.initializers.push(parse_tensor(&f)?),
+            1 => push_bounded(&mut g.nodes, parse_node(&f)?, GRAPH, "nodes in a graph", &f)?,
+            5 => push_bounded(&mut g.initializers, parse_tensor(&f)?, GRAPH, "initializers in a graph", &f)?,
             11 => {
                 let mut dims = Vec::new();
                 for v in f.message()? {
                     let v = v?;
                     match v.number {
-                        1 => g.inputs.push(v.string()?),
+                        1 => push_bounded(&mut g.inputs, v.string()?, GRAPH, "graph inputs", &v)?,
                         2 => dims = parse_tensor_dims(&v)?,
                         _ => {}
                     }
                 }
-                g.input_dims.push(dims);
+                push_bounded(&mut g.input_dims, dims, GRAPH, "graph inputs", &f)?;
             }
             _ => {}
         }
@@ -224,11 +238,11 @@ fn parse_node<'a>(field: &Field<'a>) -> Decoded<NodeProto<'a>> {
     for f in field.message()? {
         let f = f?;
         match f.number {
-            1 => n.inputs.push(f.string()?),
-            2 => n.outputs.push(f.string()?),
+            1 => push_bounded(&mut n.inputs, f.string()?, NODE, "inputs of a node", &f)?,
+            2 => push_bounded(&mut n.outputs, f.string()?, NODE, "outputs of a node", &f)?,
             3 => n.name = f.string()?,
             4 => n.op_type = f.string()?,
-            5 => n.attributes.push(parse_attribute(&f)?),
+            5 => push_bounded(&mut n.attributes, parse_attribute(&f)?, NODE, "attributes of a node", &f)?,
             7 => n.domain = f.string()?,
             _ => {}
         }
@@ -248,7 +262,7 @@ fn parse_attribute<'a>(field: &Field<'a>) -> Decoded<AttributeProto<'a>> {
             5 => a.t = Some(parse_tensor(&f)?),
             7 => f.push_floats(&mut a.floats)?,
             8 => f.push_varints(&mut a.ints)?,
-            9 => a.strings.push(f.bytes()?.to_vec()),
+            9 => push_bounded(&mut a.strings, f.bytes()?.to_vec(), NODE, "strings of an attribute", &f)?,
             _ => {}
         }
     }
@@ -260,7 +274,15 @@ fn parse_tensor<'a>(field: &Field<'a>) -> Decoded<TensorProto<'a>> {
     for f in field.message()? {
         let f = f?;
         match f.number {
-            1 => f.push_varints(&mut t.dims)?,
+            1 => {
+                f.push_varints(&mut t.dims)?;
+                if t.dims.len() > NODE {
+                    return Err(DecodeError {
+                        offset: f.offset,
+                        message: format!("more than {NODE} dimensions of a tensor, the limit"),
+                    });
+                }
+            }
             2 => t.data_type = f.varint()?,
             4 => f.push_floats(&mut t.float_data)?,
             5 => f.push_varints(&mut t.int32_data)?,
@@ -402,6 +424,7 @@ impl TensorProto<'_> {
         use std::io::{Read, Seek, SeekFrom};
         let (mut f, meta) = lstmrt_format::open_regular(&real).map_err(io("external data file", &full))?;
         let file_len = meta.len();
+        lstmrt_format::limits::SOURCE_FILE.check(file_len).map_err(|e| io("external data file", &full)(e.into()))?;
         if offset.checked_add(len as u64).is_none_or(|end| end > file_len) {
             return Err(refuse(format!(
                 "external data {location} is {file_len} bytes; {len} bytes at offset {offset} run past it"

@@ -17,7 +17,8 @@ pub use super::Options;
 
 /// Reads every floating-point tensor of a `.safetensors` file, widening to f32.
 pub fn read_safetensors(path: &Path) -> Result<Vec<SourceTensor>, ImportError> {
-    let bytes = lstmrt_format::read_regular(path).map_err(|e| ImportError::io(path, e))?;
+    let bytes =
+        lstmrt_format::read_regular(path, lstmrt_format::limits::SOURCE_FILE).map_err(|e| ImportError::io(path, e))?;
     parse_safetensors(&bytes, &path.display().to_string())
 }
 

@@ -207,6 +207,7 @@ impl Model {
         let path = path.as_ref();
         // Regular files only: a FIFO would block, a device never end.
         let (file, meta) = format::open_regular(path).map_err(|e| crate::Error::io(path, e))?;
+        format::limits::MODEL_FILE.check(meta.len()).map_err(|e| crate::Error::io(path, e.into()))?;
         #[cfg(unix)]
         let anyone_may_write = {
             use std::os::unix::fs::PermissionsExt;
@@ -233,6 +234,7 @@ impl Model {
     pub fn load(path: impl AsRef<Path>) -> Result<Model, crate::Error> {
         let path = path.as_ref();
         let (file, meta) = format::open_regular(path).map_err(|e| crate::Error::io(path, e))?;
+        format::limits::MODEL_FILE.check(meta.len()).map_err(|e| crate::Error::io(path, e.into()))?;
         Model::read_owned(path, file, meta.len())
     }
 

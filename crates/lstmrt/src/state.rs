@@ -265,7 +265,7 @@ impl State {
         let field = |i: usize| u32::from_le_bytes(body[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes")) as usize;
         let batch = field(2);
         if batch == 0 || batch > 1 << 20 {
-            return Err(bad(format!("batch {batch}")));
+            return Err(bad(format!("batch {batch} is outside 1..=1048576 (the limit)")));
         }
         // Everything is checked against the blob before a state is made:
         // its size follows from the model's shape and the blob's batch.

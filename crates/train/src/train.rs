@@ -268,7 +268,7 @@ pub fn save_checkpoint(path: &Path, config: &TrainConfig, data: &Dataset, state:
 
 /// Reads a checkpoint and checks it belongs to this configuration and data.
 pub fn load_checkpoint(path: &Path, config: &TrainConfig, data: &Dataset) -> Result<TrainState, Error> {
-    let bytes = lstmrt_format::read_regular(path)
+    let bytes = lstmrt_format::read_regular(path, lstmrt_format::limits::DATA_FILE)
         .map_err(|e| Error::input(format!("{}: cannot read checkpoint: {e}", path.display())))?;
     let Some(payload) = bytes.strip_prefix(CHECKPOINT_MAGIC) else {
         return Err(Error::input(format!("{}: not an lstm-train checkpoint", path.display())));

@@ -59,8 +59,8 @@ impl Default for TextOptions {
 
 /// Reads a file and hashes it.
 fn read(path: &Path) -> Result<(Vec<u8>, SourceFile), Error> {
-    let bytes =
-        lstmrt_format::read_regular(path).map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    let bytes = lstmrt_format::read_regular(path, lstmrt_format::limits::DATA_FILE)
+        .map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
     if bytes.is_empty() {
         return Err(Error::input(format!("{}: the file is empty", path.display())));
     }
