@@ -12,6 +12,12 @@
 # Needs a nightly toolchain (`cargo +nightly`): without one it says so and
 # exits 0, so CI on a stable-only machine passes and says plainly why nothing
 # was fuzzed. cargo-fuzz is installed (pinned) when missing.
+#
+# LSTMRT_FUZZ_SANITIZER=address (the default) builds with AddressSanitizer and
+# LeakSanitizer, which catch what the kernels' unsafe code could do wrong;
+# =none builds without them but with overflow checks and debug assertions
+# (fuzz/target-none/), about three times as many executions per second: the
+# long runs in docs/reliability.md were made both ways.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,19 +47,25 @@ extra() {
     esac
 }
 
-cargo +nightly fuzz build -O >/dev/null 2>&1 || cargo +nightly fuzz build -O
+sanitizer="${LSTMRT_FUZZ_SANITIZER:-address}"
+case "$sanitizer" in
+    address) build=(-O) dir=fuzz/target ;;
+    none) build=(-O -a -s none --target-dir target-none) dir=fuzz/target-none ;;
+    *) echo "fuzz: LSTMRT_FUZZ_SANITIZER must be address or none, not $sanitizer" >&2; exit 2 ;;
+esac
+(cd fuzz && cargo +nightly fuzz build "${build[@]}" >/dev/null 2>&1) || (cd fuzz && cargo +nightly fuzz build "${build[@]}")
 status=0
 for t in "${targets[@]}"; do
     corpus="fuzz/corpus/$t"
     mkdir -p "$corpus" "fuzz/artifacts/$t"
     dict=()
     [ -f "fuzz/dict/$t.dict" ] && dict=("-dict=fuzz/dict/$t.dict")
-    log="fuzz/artifacts/$t/last-run.log"
+    log="fuzz/artifacts/$t/last-run-$sanitizer.log"
     start=$SECONDS
     # shellcheck disable=SC2046 # extra() lists folders, split on spaces
     seeds=()
     [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
-    if fuzz/target/x86_64-unknown-linux-gnu/release/"$t" "$corpus" "${seeds[@]}" $(extra "$t") \
+    if "$dir"/x86_64-unknown-linux-gnu/release/"$t" "$corpus" "${seeds[@]}" $(extra "$t") \
         -runs="$runs" -rss_limit_mb=2048 -timeout=10 -max_len=65536 -print_final_stats=1 \
         -artifact_prefix="fuzz/artifacts/$t/" "${dict[@]}" >"$log" 2>&1; then
         result=ok
@@ -63,6 +75,6 @@ for t in "${targets[@]}"; do
     fi
     done_line=$(grep -E '^Done [0-9]+ runs' "$log" | tail -1 || true)
     cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
-    echo "fuzz $t: $result; ${done_line:-no Done line}; ${cov:-no coverage line}; corpus $(find "$corpus" -type f | wc -l) files; $((SECONDS - start)) s"
+    echo "fuzz $t ($sanitizer): $result; ${done_line:-no Done line}; ${cov:-no coverage line}; corpus $(find "$corpus" -type f | wc -l) files; $((SECONDS - start)) s"
 done
 exit $status
