@@ -128,7 +128,7 @@ proptest! {
 fn thirty_two_streams_with_idle_ones_and_threads() {
     let mut ops = vec![Op::Join; 33]; // one too many: refused
     for i in 0..40u64 {
-        ops.push(Op::Step(!0 ^ (1 << (i % 32)) ^ (i * 0x9e37_79b9_7f4a_7c15)));
+        ops.push(Op::Step(!0 ^ (1 << (i % 32)) ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
         if i % 7 == 3 {
             ops.push(Op::Reset(i as usize));
             ops.push(Op::Leave(i as usize * 5));
