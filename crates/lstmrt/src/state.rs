@@ -63,6 +63,9 @@ pub struct State {
 const STATE_MAGIC: &[u8; 8] = b"LSTMRTS1";
 
 impl State {
+    /// The largest batch a saved state may hold (and bindings accept).
+    pub const MAX_BATCH: usize = 1 << 20;
+
     pub(crate) fn new(
         arch: &Architecture,
         batch: usize,
@@ -264,8 +267,8 @@ impl State {
         }
         let field = |i: usize| u32::from_le_bytes(body[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes")) as usize;
         let batch = field(2);
-        if batch == 0 || batch > 1 << 20 {
-            return Err(bad(format!("batch {batch} is outside 1..=1048576 (the limit)")));
+        if batch == 0 || batch > State::MAX_BATCH {
+            return Err(bad(format!("batch {batch} is outside 1..={} (the limit)", State::MAX_BATCH)));
         }
         // Everything is checked against the blob before a state is made:
         // its size follows from the model's shape and the blob's batch.

@@ -22,6 +22,19 @@ impl StreamId {
     pub fn index(self) -> usize {
         self.index as usize
     }
+
+    /// How many streams held this place before this one (with [`StreamId::index`],
+    /// what a binding hands out instead of the id itself).
+    pub fn generation(self) -> u64 {
+        self.generation
+    }
+
+    /// The id with these parts, for bindings that pass ids as plain numbers.
+    /// A batch refuses an id it did not give out or whose stream has left,
+    /// so a forged or stale one is an error, never another stream's state.
+    pub fn from_parts(index: u32, generation: u64) -> StreamId {
+        StreamId { index, generation }
+    }
 }
 
 impl fmt::Display for StreamId {
