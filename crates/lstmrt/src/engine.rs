@@ -417,6 +417,7 @@ impl Model {
         map: Option<&[usize]>,
         out: &mut [f32],
     ) {
+        state.renew_pool_after_fork();
         let arch = self.architecture();
         let batch = state.batch();
         debug_assert!(!schedule.packed() || steps == schedule.sizes.len(), "a packed schedule covers every step");

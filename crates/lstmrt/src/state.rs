@@ -125,6 +125,15 @@ impl State {
         &self.shape
     }
 
+    /// In a process forked after [`State::set_threads`], starts this
+    /// state's workers again (the parent's are not here). One atomic load
+    /// otherwise; the engine calls it before every run.
+    pub(crate) fn renew_pool_after_fork(&mut self) {
+        if let Some(threads) = self.pool.as_ref().filter(|p| p.is_orphaned()).map(|p| p.threads()) {
+            self.set_threads(threads);
+        }
+    }
+
     /// The workers of [`State::set_threads`], if any.
     pub(crate) fn pool(&self) -> Option<&std::sync::Arc<crate::threads::Pool>> {
         self.pool.as_ref()

@@ -5,9 +5,16 @@
 //! microseconds); a stream that steps every few microseconds needs workers
 //! that are already running and wake in well under a microsecond. Workers
 //! spin briefly for the next job, then park, so an idle pool costs nothing.
+//!
+//! A forked child has none of its parent's threads: a pool made before
+//! `fork()` is *orphaned* there ([`Pool::is_orphaned`], one atomic load,
+//! counted by a `pthread_atfork` child handler). [`crate::State`] replaces an
+//! orphaned pool with a new one before its next run (Dask, Spark and
+//! `multiprocessing` workers fork), and dropping one never waits for the
+//! workers it does not have.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -39,9 +46,44 @@ struct JobPtr(*const (dyn Fn(usize) + Sync + 'static));
 // SAFETY: the pointee is `Sync`, and is only used while `Pool::run` keeps it alive.
 unsafe impl Send for JobPtr {}
 
+/// Forks this process descends through: 0 in the process that loaded
+/// lstmrt, +1 in each child (of any depth) since [`watch_forks`].
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(all(unix, not(miri)))]
+extern "C" fn count_fork_in_child() {
+    // Async-signal-safe: one atomic add, no allocation or lock.
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Registers the fork counter once per process (before the first pool).
+fn watch_forks() {
+    static WATCH: Once = Once::new();
+    WATCH.call_once(|| {
+        // (Miri runs no foreign functions, and forks nothing.)
+        #[cfg(all(unix, not(miri)))]
+        {
+            unsafe extern "C" {
+                fn pthread_atfork(
+                    prepare: Option<extern "C" fn()>,
+                    parent: Option<extern "C" fn()>,
+                    child: Option<extern "C" fn()>,
+                ) -> std::ffi::c_int;
+            }
+            // SAFETY: POSIX signature; the handler is a plain function that
+            // lives as long as the process and is async-signal-safe. A
+            // failure (ENOMEM) leaves pools unaware of forks, as before.
+            // Tested by tests/fork.rs (a pool used in a forked child).
+            let _ = unsafe { pthread_atfork(None, None, Some(count_fork_in_child)) };
+        }
+    });
+}
+
 /// Persistent workers that run one job at a time together with the caller.
 pub(crate) struct Pool {
     shared: Arc<Shared>,
+    /// [`FORKS`] when the workers were started.
+    born: u64,
     workers: Vec<JoinHandle<()>>,
     /// Serialises `run` (a pool shared by cloned states runs one job at a time).
     running: Mutex<()>,
@@ -57,6 +99,8 @@ impl Pool {
     /// A pool in which `threads` participants (the caller and `threads - 1`
     /// workers) run each job. `None` if a thread could not be started.
     pub fn new(threads: usize) -> Option<Pool> {
+        watch_forks();
+        let born = FORKS.load(Ordering::Relaxed);
         let shared = Arc::new(Shared {
             participants: threads.max(1),
             job: Mutex::new(None),
@@ -75,11 +119,17 @@ impl Pool {
                 .ok()?;
             workers.push(handle);
         }
-        let pool = Pool { shared, workers, running: Mutex::new(()) };
+        let pool = Pool { shared, born, workers, running: Mutex::new(()) };
         // One empty job, so whatever each worker sets up lazily on its first
         // job happens now and not inside a caller's step.
         pool.run(&|_| {});
         Some(pool)
+    }
+
+    /// Whether this process is a fork of the one that started the workers
+    /// (so they do not exist here). Such a pool must not run; drop it.
+    pub fn is_orphaned(&self) -> bool {
+        FORKS.load(Ordering::Relaxed) != self.born
     }
 
     /// Number of participants, the caller included.
@@ -98,6 +148,8 @@ impl Pool {
     /// waited for, and then the first panic continues in the caller: the job
     /// is never used after this returns or unwinds.
     pub fn run(&self, job: Job<'_>) {
+        // Its workers stayed in the parent: waiting for them would hang.
+        assert!(!self.is_orphaned(), "lstmrt: a thread pool made before fork() was run in the child");
         let _one_at_a_time = self.running.lock().unwrap_or_else(|e| e.into_inner());
         if self.workers.is_empty() {
             job(0);
@@ -135,6 +187,12 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        if self.is_orphaned() {
+            // The handles name the parent's threads: joining or detaching
+            // them here would act on threads this process does not have.
+            self.workers.drain(..).for_each(std::mem::forget);
+            return;
+        }
         self.shared.shutdown.store(true, Ordering::Release);
         self.shared.epoch.fetch_add(1, Ordering::Release);
         for w in self.workers.drain(..) {
