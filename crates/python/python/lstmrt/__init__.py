@@ -1,0 +1,49 @@
+"""lstmrt: a CPU runtime for LSTM, GRU and RNN models with PyTorch's semantics.
+
+    import numpy as np, lstmrt
+    model = lstmrt.Model("models/pronoun.lstm")      # memory-mapped
+    y = model.run(np.zeros((10, model.input_size), np.float32))   # [T, D*P]
+    state = model.new_state()
+    h = model.step(state, np.zeros(model.input_size, np.float32))  # [P]
+
+Arrays are float32 numpy arrays, read in place when C-contiguous; outputs
+are new arrays (no copy of the runtime's buffer) or the ``out=`` given. The
+GIL is released while the runtime computes. A process forked after a state
+started threads (Dask, Spark, multiprocessing) starts them again by itself.
+"""
+
+from ._errors import (
+    ConvertError,
+    DTypeError,
+    Error,
+    FileError,
+    LengthsError,
+    ReadError,
+    ShapeError,
+    StateError,
+    StreamError,
+    TokenError,
+    UnsupportedError,
+)
+from ._lstmrt import Model, State, StreamBatch, StreamId, __version__, convert, isa
+
+__all__ = [
+    "Model",
+    "State",
+    "StreamBatch",
+    "StreamId",
+    "convert",
+    "isa",
+    "__version__",
+    "Error",
+    "ReadError",
+    "FileError",
+    "ShapeError",
+    "LengthsError",
+    "DTypeError",
+    "StateError",
+    "StreamError",
+    "TokenError",
+    "UnsupportedError",
+    "ConvertError",
+]
