@@ -113,9 +113,9 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
-    parser.add_argument("--sequences", type=int, default=8192)
+    parser.add_argument("--sequences", type=int, default=32768)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--chunk", type=int, default=1024)
     parser.add_argument("--bench", action="store_true", help="throughput of 1 and 2 workers")
     args = parser.parse_args()
     features = lstmrt.Model(args.model).input_size
