@@ -206,6 +206,45 @@ fn check_out<T>(out: *mut T, what: &str) -> Result<(), Failure> {
     if out.is_null() { Err(bad(format!("{what} is NULL"))) } else { Ok(()) }
 }
 
+/// [`guard`] for functions filling a buffer whose size the caller cannot
+/// know ("ask with NULL, 0, then allocate"): `f` sets `needed` once it knows
+/// the size, and `*size` receives it when the call succeeds or returns
+/// LSTMRT_BUFFER_TOO_SMALL (`f` checks `size` for NULL before that).
+///
+/// # Safety
+/// `size` is NULL or points to a writable `usize`.
+unsafe fn guard_sized(size: *mut usize, f: impl FnOnce(&mut Option<usize>) -> Result<(), Failure>) -> lstmrt_status {
+    let mut needed = None;
+    let status = guard(|| f(&mut needed));
+    if let (Some(n), LSTMRT_OK | LSTMRT_BUFFER_TOO_SMALL) = (needed, status)
+        && !size.is_null()
+    {
+        // SAFETY: non-NULL, writable by the caller's promise.
+        unsafe { put(size, n) };
+    }
+    status
+}
+
+/// Copies `values` into the caller's `dst` of `capacity` elements, or
+/// refuses with LSTMRT_BUFFER_TOO_SMALL and the message `too_small`.
+///
+/// # Safety
+/// `dst` is NULL or points to `capacity` writable values.
+unsafe fn copy_out<T: Copy>(
+    values: &[T],
+    dst: *mut T,
+    capacity: usize,
+    what: &str,
+    too_small: impl FnOnce() -> String,
+) -> Result<(), Failure> {
+    if capacity < values.len() {
+        return Err(Failure(LSTMRT_BUFFER_TOO_SMALL, too_small()));
+    }
+    // SAFETY: `capacity` >= `values.len()` writable values by the contract.
+    unsafe { slice_mut(dst, values.len(), what) }?.copy_from_slice(values);
+    Ok(())
+}
+
 // ---------------------------------------------------------------- library
 
 /// The library's version, `"MAJOR.MINOR.PATCH"` (static; equal to the
@@ -537,28 +576,20 @@ pub unsafe extern "C" fn lstmrt_state_save(
     capacity: usize,
     written: *mut usize,
 ) -> lstmrt_status {
-    let mut needed = None;
-    let status = guard(|| {
-        // SAFETY: the contract.
-        let state = unsafe { get(state, "state") }?;
-        check_out(written, "written")?;
-        let blob = state.state.to_bytes();
-        needed = Some(blob.len());
-        if capacity < blob.len() {
-            return Err(Failure(
-                LSTMRT_BUFFER_TOO_SMALL,
-                format!("the state needs {} bytes, the buffer has {capacity}", blob.len()),
-            ));
-        }
-        // SAFETY: `capacity` writable bytes at `buf` by the contract.
-        unsafe { slice_mut(buf, blob.len(), "buf") }?.copy_from_slice(&blob);
-        Ok(())
-    });
-    if let (Some(n), LSTMRT_OK | LSTMRT_BUFFER_TOO_SMALL) = (needed, status) {
-        // SAFETY: `written` was checked for NULL before `needed` was set.
-        unsafe { put(written, n) };
+    // SAFETY: `written` is NULL or writable by the contract.
+    unsafe {
+        guard_sized(written, |needed| {
+            // SAFETY: the contract.
+            let state = get(state, "state")?;
+            check_out(written, "written")?;
+            let blob = state.state.to_bytes();
+            *needed = Some(blob.len());
+            // SAFETY: `capacity` writable bytes at `buf` by the contract.
+            copy_out(&blob, buf, capacity, "buf", || {
+                format!("the state needs {} bytes, the buffer has {capacity}", blob.len())
+            })
+        })
     }
-    status
 }
 
 /// A state of `model` from a blob of `lstmrt_state_save` (refused, naming
@@ -832,30 +863,22 @@ pub unsafe extern "C" fn lstmrt_tokenize(
     capacity: usize,
     count: *mut usize,
 ) -> lstmrt_status {
-    let mut needed = None;
-    let status = guard(|| {
-        // SAFETY: the contract.
-        let model = &unsafe { get(model, "model") }?.model;
-        // SAFETY: the contract.
-        let text = unsafe { self::text(text, "text") }?;
-        check_out(count, "count")?;
-        let tokens = model.tokenize(text)?;
-        needed = Some(tokens.len());
-        if capacity < tokens.len() {
-            return Err(Failure(
-                LSTMRT_BUFFER_TOO_SMALL,
-                format!("the text has {} tokens, the buffer has room for {capacity}", tokens.len()),
-            ));
-        }
-        // SAFETY: `capacity` values at `ids` by the contract.
-        unsafe { slice_mut(ids, tokens.len(), "ids") }?.copy_from_slice(&tokens);
-        Ok(())
-    });
-    if let (Some(n), LSTMRT_OK | LSTMRT_BUFFER_TOO_SMALL) = (needed, status) {
-        // SAFETY: `count` was checked before `needed` was set.
-        unsafe { put(count, n) };
+    // SAFETY: `count` is NULL or writable by the contract.
+    unsafe {
+        guard_sized(count, |needed| {
+            // SAFETY: the contract.
+            let model = &get(model, "model")?.model;
+            // SAFETY: the contract.
+            let text = self::text(text, "text")?;
+            check_out(count, "count")?;
+            let tokens = model.tokenize(text)?;
+            *needed = Some(tokens.len());
+            // SAFETY: `capacity` values at `ids` by the contract.
+            copy_out(&tokens, ids, capacity, "ids", || {
+                format!("the text has {} tokens, the buffer has room for {capacity}", tokens.len())
+            })
+        })
     }
-    status
 }
 
 /// The input vector of token `id` (its embedding row, or one-hot) into `x`
@@ -918,40 +941,31 @@ pub unsafe extern "C" fn lstmrt_head_label(
     capacity: usize,
     len: *mut usize,
 ) -> lstmrt_status {
-    let mut needed = None;
-    let status = guard(|| {
-        // SAFETY: the contract.
-        let model = &unsafe { get(model, "model") }?.model;
-        check_out(len, "len")?;
-        let Some(head) = model.metadata().head.as_ref() else {
-            return Err(Failure(LSTMRT_UNSUPPORTED, "this model has no output head".into()));
-        };
-        if index >= head.out_features as usize {
-            return Err(bad(format!("head output {index} does not exist (the head has {})", head.out_features)));
-        }
-        let name = match head.labels.get(index) {
-            Some(label) => label.as_str(),
-            None if head.task == HeadTask::LanguageModel => model.token(index as u32)?,
-            None => return Err(bad(format!("head output {index} has no label"))),
-        };
-        needed = Some(name.len());
-        if capacity < name.len() + 1 {
-            return Err(Failure(
-                LSTMRT_BUFFER_TOO_SMALL,
-                format!("the label needs {} bytes with its NUL, the buffer has {capacity}", name.len() + 1),
-            ));
-        }
-        // SAFETY: `capacity` bytes at `buf` by the contract.
-        let buf = unsafe { slice_mut(buf.cast::<u8>(), name.len() + 1, "buf") }?;
-        buf[..name.len()].copy_from_slice(name.as_bytes());
-        buf[name.len()] = 0;
-        Ok(())
-    });
-    if let (Some(n), LSTMRT_OK | LSTMRT_BUFFER_TOO_SMALL) = (needed, status) {
-        // SAFETY: `len` was checked before `needed` was set.
-        unsafe { put(len, n) };
+    // SAFETY: `len` is NULL or writable by the contract.
+    unsafe {
+        guard_sized(len, |needed| {
+            // SAFETY: the contract.
+            let model = &get(model, "model")?.model;
+            check_out(len, "len")?;
+            let Some(head) = model.metadata().head.as_ref() else {
+                return Err(Failure(LSTMRT_UNSUPPORTED, "this model has no output head".into()));
+            };
+            if index >= head.out_features as usize {
+                return Err(bad(format!("head output {index} does not exist (the head has {})", head.out_features)));
+            }
+            let name = match head.labels.get(index) {
+                Some(label) => label.as_str(),
+                None if head.task == HeadTask::LanguageModel => model.token(index as u32)?,
+                None => return Err(bad(format!("head output {index} has no label"))),
+            };
+            *needed = Some(name.len());
+            let with_nul: Vec<u8> = name.bytes().chain([0]).collect();
+            // SAFETY: `capacity` bytes at `buf` by the contract.
+            copy_out(&with_nul, buf.cast::<u8>(), capacity, "buf", || {
+                format!("the label needs {} bytes with its NUL, the buffer has {capacity}", with_nul.len())
+            })
+        })
     }
-    status
 }
 
 #[cfg(test)]
