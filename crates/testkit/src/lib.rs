@@ -8,6 +8,7 @@ use lstmrt::Weights;
 use lstmrt::format::{CellKind, Metadata};
 use lstmrt_import::pytorch;
 
+pub mod alloc;
 pub mod fuzz;
 
 /// The repository's root folder.
