@@ -265,29 +265,26 @@ impl Model {
         let width = self.output_size();
         let mut out = vec![0.0f32; steps * rows * width];
         let model = &self.inner;
-        match state {
+        let (mut borrowed, mut fresh);
+        let st: &mut lstmrt::State = match state {
             Some(s) => {
-                let mut s = s.try_borrow_mut()?;
-                if s.inner.batch() != rows {
-                    let b = s.inner.batch();
+                borrowed = s.try_borrow_mut()?;
+                if borrowed.inner.batch() != rows {
+                    let b = borrowed.inner.batch();
                     return Err(raise(py, "StateError", format!("the state is for a batch of {b}, x holds {rows}")));
                 }
-                let st = &mut s.inner;
-                py.detach(|| match &lengths {
-                    Some(l) => model.run_lengths_into(st, xs, l, &mut out),
-                    None => model.run_into(st, xs, &mut out),
-                })
-                .or_raise(py)?;
+                &mut borrowed.inner
             }
             None => {
-                let mut st = model.new_batch_state(rows);
-                py.detach(|| match &lengths {
-                    Some(l) => model.run_lengths_into(&mut st, xs, l, &mut out),
-                    None => model.run_into(&mut st, xs, &mut out),
-                })
-                .or_raise(py)?;
+                fresh = model.new_batch_state(rows);
+                &mut fresh
             }
-        }
+        };
+        py.detach(|| match &lengths {
+            Some(l) => model.run_lengths_into(st, xs, l, &mut out),
+            None => model.run_into(st, xs, &mut out),
+        })
+        .or_raise(py)?;
         let out = if batch_first && rows > 1 && steps > 1 { swap_leading(&out, steps, rows, width) } else { out };
         let shape = match (batch, batch_first) {
             (None, _) => vec![steps, width],
