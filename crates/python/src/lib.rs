@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use lstmrt::format::{DType, HeadActivation};
+use lstmrt::format::DType;
 
 /// The exception classes of `lstmrt._errors` (pure Python, so that they can
 /// also derive from `ValueError`, `OSError`, ...).
@@ -182,12 +182,7 @@ impl Model {
             Some(h) => {
                 let head = PyDict::new(py);
                 head.set_item("out_features", h.out_features)?;
-                let activation = match h.activation {
-                    HeadActivation::None => "none",
-                    HeadActivation::Softmax => "softmax",
-                    HeadActivation::Sigmoid => "sigmoid",
-                };
-                head.set_item("activation", activation)?;
+                head.set_item("activation", lstmrt_import::convert::head_activation_name(h.activation))?;
                 head.set_item("labels", PyList::new(py, &h.labels)?)?;
                 d.set_item("head", head)?;
             }
