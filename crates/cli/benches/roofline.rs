@@ -30,7 +30,12 @@ fn main() {
     let wanted = |label: &str| filters.iter().all(|f| label.contains(f.as_str()));
     let isa = lstmrt::isa().expect("LSTMRT_ISA names a tier this CPU has");
     let mut probe = Probe::new(isa);
-    println!("isa {isa}, single-core FMA peak {:.1} GFLOP/s\n", probe.peak_gflops());
+    println!("isa {isa}, single-core FMA peak {:.1} GFLOP/s", probe.peak_gflops());
+    match (probe.tile_gops(), lstmrt::Isa::Amx.unavailable_reason()) {
+        (Some(gops), _) => println!("single-core AMX int8 tile peak {gops:.1} GOP/s\n"),
+        (None, Some(why)) => println!("no AMX tile peak: {why}\n"),
+        (None, None) => println!("no AMX tile peak: LSTMRT_ISA={isa}\n"),
+    }
     if wanted("bandwidth") {
         println!("| working set | f32 GB/s | f16 GB/s (widened) | bf16 GB/s (widened) |");
         println!("|---:|---:|---:|---:|");

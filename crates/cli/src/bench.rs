@@ -123,6 +123,9 @@ pub struct Report {
     pub threads: usize,
     /// The kernel instruction-set tier in use.
     pub isa: String,
+    /// Why the amx tier cannot run here (absent where it can).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amx_unavailable: Option<String>,
     /// The dtype of the recurrent weights.
     pub dtype: &'static str,
     pub cell: &'static str,
@@ -318,6 +321,7 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
         steps: config.steps,
         threads,
         isa: isa.name().to_string(),
+        amx_unavailable: lstmrt::Isa::Amx.unavailable_reason(),
         dtype: model.dtype().name(),
         cell: arch.cell.name(),
         input_size: arch.input_size,
@@ -391,7 +395,10 @@ impl std::fmt::Display for Report {
         writeln!(
             f,
             "run             {mode}: {} steps x batch {}, {} thread(s), isa {}",
-            self.steps, self.batch, self.threads, self.isa
+            self.steps,
+            self.batch,
+            self.threads,
+            crate::info::IsaInfo { tier: &self.isa, amx_unavailable: self.amx_unavailable.clone() }
         )?;
         writeln!(
             f,

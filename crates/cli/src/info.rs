@@ -41,6 +41,9 @@ pub struct ModelInfo {
     pub dtype: &'static str,
     /// The distinct tensor layouts in the file.
     pub layouts: Vec<&'static str>,
+    /// The instruction-set tier the kernels run on, and why the amx tier is
+    /// not it where it cannot be.
+    pub isa: IsaInfo<'static>,
     /// int8 models: the row scales and how the kernels multiply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub int8: Option<Int8Info>,
@@ -54,6 +57,31 @@ pub struct ModelInfo {
     /// Whether every tensor checksum was checked and matched (absent: not checked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksums_verified: Option<bool>,
+}
+
+/// The tier a model runs on (`LSTMRT_ISA`, else the best this CPU has).
+#[derive(Debug, Clone, Serialize)]
+pub struct IsaInfo<'a> {
+    pub tier: &'a str,
+    /// Why the amx tier cannot run here (absent where it can).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amx_unavailable: Option<String>,
+}
+
+impl IsaInfo<'static> {
+    pub fn of(isa: lstmrt::Isa) -> IsaInfo<'static> {
+        IsaInfo { tier: isa.name(), amx_unavailable: lstmrt::Isa::Amx.unavailable_reason() }
+    }
+}
+
+impl fmt::Display for IsaInfo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tier)?;
+        match &self.amx_unavailable {
+            Some(why) => write!(f, " (amx unavailable: {why})"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The per-row scales of an int8 model's matrices.
@@ -185,6 +213,7 @@ impl ModelInfo {
             linear_before_reset: (arch.cell == CellKind::Gru).then_some(arch.linear_before_reset),
             parameter_count: model.parameter_count(),
             dtype: model.dtype().name(),
+            isa: IsaInfo::of(model.isa()),
             layouts,
             int8: Int8Info::of(model),
             embedding: meta
@@ -284,6 +313,7 @@ impl fmt::Display for ModelInfo {
         writeln!(f, "output per step {} values", self.output_size)?;
         writeln!(f, "parameters      {}", thousands(self.parameter_count))?;
         writeln!(f, "weights         {}, layout {}", self.dtype, self.layouts.join(", "))?;
+        writeln!(f, "isa             {}", self.isa)?;
         if let Some(q) = &self.int8 {
             writeln!(
                 f,

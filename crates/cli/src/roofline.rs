@@ -30,6 +30,8 @@ use lstmrt_kernels::{Isa, dispatch};
 pub struct Probe {
     isa: Isa,
     peak_gflops: f64,
+    /// The AMX tiles' int8 peak in GOP/s (2 per multiply-add), on the amx tier.
+    tile_gops: Option<f64>,
     bandwidths: Vec<(usize, DType, f64)>,
 }
 
@@ -77,7 +79,20 @@ impl Probe {
         // SAFETY: the tier is available.
         let seconds = best_of(7, || sink += unsafe { dispatch::fma_probe(isa, &call) });
         std::hint::black_box(sink);
-        Probe { isa, peak_gflops: call.flops() / seconds / 1e9, bandwidths: Vec::new() }
+        let tile_gops = (isa == Isa::Amx).then(|| {
+            let iters = 1 << 16;
+            let seconds = best_of(7, || {
+                lstmrt_kernels::amx::probe(iters).expect("the amx tier runs tiles");
+            });
+            lstmrt_kernels::amx::probe(iters).map_or(0.0, |macs| 2.0 * macs as f64 / seconds / 1e9)
+        });
+        Probe { isa, peak_gflops: call.flops() / seconds / 1e9, tile_gops, bandwidths: Vec::new() }
+    }
+
+    /// The AMX tiles' single-core int8 peak in GOP/s (2 per multiply-add),
+    /// measured on the amx tier (else `None`).
+    pub fn tile_gops(&self) -> Option<f64> {
+        self.tile_gops
     }
 
     pub fn isa(&self) -> Isa {
@@ -118,7 +133,13 @@ impl Probe {
         // One vpdpbusd does 64 multiply-adds where an FMA does 16, at the same
         // issue rate on this core: the int8 compute peak is taken as 4x the
         // measured FMA peak (an estimate; the read bound is measured).
-        let flops_per_ns = if dtype == DType::I8 { 4.0 * self.peak_gflops } else { self.peak_gflops };
+        // On the amx tier, batches of 8 rows or more multiply on the tiles:
+        // their measured peak bounds them instead.
+        let flops_per_ns = match (dtype, self.tile_gops) {
+            (DType::I8, Some(tiles)) if batch >= 8 => tiles,
+            (DType::I8, _) => 4.0 * self.peak_gflops,
+            _ => self.peak_gflops,
+        };
         let b = batch as f64;
         let (mut input_flops, mut recurrent_flops, mut recurrent_bytes, mut all_bytes) = (0.0, 0.0, 0.0, 0.0);
         let mut sequence_ns = 0.0;

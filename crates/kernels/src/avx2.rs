@@ -182,6 +182,10 @@ impl crate::int8::Dot8 for Avx2Maddubs {
     unsafe fn finish(acc: I, colsum: *const i32, zp: i32) -> V {
         unsafe { finish_256(acc, colsum, zp) }
     }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> I {
+        unsafe { I(_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(8).cast())) }
+    }
     #[cfg(test)]
     unsafe fn store(acc: I, out: *mut i32) {
         unsafe {
@@ -214,6 +218,10 @@ impl crate::int8::Dot8 for AvxVnni {
     #[inline(always)]
     unsafe fn finish(acc: I, colsum: *const i32, zp: i32) -> V {
         unsafe { finish_256(acc, colsum, zp) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> I {
+        unsafe { I(_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(8).cast())) }
     }
     #[cfg(test)]
     unsafe fn store(acc: I, out: *mut i32) {

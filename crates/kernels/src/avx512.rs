@@ -151,6 +151,10 @@ impl crate::int8::Dot8 for Avx512Maddubs {
     unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
         unsafe { finish_512(acc, colsum, zp) }
     }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> __m512i {
+        unsafe { _mm512_loadu_si512(p.cast()) }
+    }
     #[cfg(test)]
     unsafe fn store(acc: __m512i, out: *mut i32) {
         unsafe { _mm512_storeu_si512(out.cast(), acc) }
@@ -177,6 +181,58 @@ impl crate::int8::Dot8 for Avx512Vnni {
     #[inline(always)]
     unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
         unsafe { finish_512(acc, colsum, zp) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> __m512i {
+        unsafe { _mm512_loadu_si512(p.cast()) }
+    }
+    #[cfg(test)]
+    unsafe fn store(acc: __m512i, out: *mut i32) {
+        unsafe { _mm512_storeu_si512(out.cast(), acc) }
+    }
+}
+
+/// The AMX forms: tiles (`tdpbusd`) sum batches of at least
+/// [`crate::int8::TILE_MIN_ROWS`] byte rows, AVX-512 VNNI the rest. `U` is
+/// the tile unit: the instructions, or their emulation (for tests).
+#[derive(Clone, Copy)]
+pub(crate) struct AmxInt8<U>(std::marker::PhantomData<U>);
+
+// SAFETY: as for `Avx512Vnni`, whose instructions these are; the dispatch
+// reaches the hardware form only where `amx::status` is Ok (and VNNI is present).
+impl<U: crate::amx::TileUnit + Copy + 'static> crate::int8::Dot8 for AmxInt8<U> {
+    type S = Avx512;
+    type I = __m512i;
+    type A = __m512i;
+    const TILES: bool = true;
+
+    #[inline(always)]
+    unsafe fn izero() -> __m512i {
+        unsafe { <Avx512Vnni as crate::int8::Dot8>::izero() }
+    }
+    #[inline(always)]
+    unsafe fn bcast(a: *const u8) -> __m512i {
+        unsafe { <Avx512Vnni as crate::int8::Dot8>::bcast(a) }
+    }
+    #[inline(always)]
+    unsafe fn dot(acc: __m512i, a: __m512i, w: *const i8) -> __m512i {
+        unsafe { <Avx512Vnni as crate::int8::Dot8>::dot(acc, a, w) }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
+        unsafe { finish_512(acc, colsum, zp) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> __m512i {
+        unsafe { _mm512_loadu_si512(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn configure_tiles() -> crate::amx::TileGuard {
+        unsafe { U::configure() }
+    }
+    #[inline(always)]
+    unsafe fn panel_sums(s: &crate::amx::PanelSums) {
+        unsafe { s.run::<U>() }
     }
     #[cfg(test)]
     unsafe fn store(acc: __m512i, out: *mut i32) {

@@ -216,10 +216,11 @@ macro_rules! tiered {
                     Isa::Wide => $generic::<Wide>($arg),
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 => avx2($arg),
+                    // The amx tier's float code is the avx512 tier's.
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => avx512($arg),
+                    Isa::Avx512 | Isa::Amx => avx512($arg),
                     #[cfg(not(target_arch = "x86_64"))]
-                    Isa::Avx2 | Isa::Avx512 => unreachable!("x86 tiers are never available here"),
+                    Isa::Avx2 | Isa::Avx512 | Isa::Amx => unreachable!("x86 tiers are never available here"),
                 }
             }
         }
@@ -291,17 +292,24 @@ pub enum Int8Dot {
     Avx512Maddubs,
     /// AVX-512 VNNI: `vpdpbusd` on 512-bit vectors.
     Avx512Vnni,
+    /// AMX tiles (`tdpbusd`) for products of many rows, else AVX-512 VNNI.
+    Amx,
+    /// The AMX form with its tile instructions emulated in plain Rust, on
+    /// the avx512 tier: slow; for testing the form on CPUs without AMX.
+    AmxEmulated,
 }
 
 impl Int8Dot {
     /// Every form, lowest tier first.
-    pub const ALL: [Int8Dot; 6] = [
+    pub const ALL: [Int8Dot; 8] = [
         Int8Dot::Scalar,
         Int8Dot::Portable,
         Int8Dot::Avx2Maddubs,
         Int8Dot::AvxVnni,
         Int8Dot::Avx512Maddubs,
         Int8Dot::Avx512Vnni,
+        Int8Dot::Amx,
+        Int8Dot::AmxEmulated,
     ];
 
     /// The name `--info` prints.
@@ -313,6 +321,8 @@ impl Int8Dot {
             Int8Dot::AvxVnni => "avx-vnni",
             Int8Dot::Avx512Maddubs => "avx512-maddubs",
             Int8Dot::Avx512Vnni => "avx512-vnni",
+            Int8Dot::Amx => "amx-int8",
+            Int8Dot::AmxEmulated => "amx-emulated",
         }
     }
 
@@ -323,6 +333,8 @@ impl Int8Dot {
             Int8Dot::Portable => Isa::Wide,
             Int8Dot::Avx2Maddubs | Int8Dot::AvxVnni => Isa::Avx2,
             Int8Dot::Avx512Maddubs | Int8Dot::Avx512Vnni => Isa::Avx512,
+            Int8Dot::Amx => Isa::Amx,
+            Int8Dot::AmxEmulated => Isa::Avx512,
         }
     }
 
@@ -335,27 +347,38 @@ impl Int8Dot {
             #[cfg(target_arch = "x86_64")]
             Int8Dot::AvxVnni => is_x86_feature_detected!("avxvnni"),
             #[cfg(target_arch = "x86_64")]
-            Int8Dot::Avx512Vnni => is_x86_feature_detected!("avx512vnni"),
+            Int8Dot::Avx512Vnni | Int8Dot::AmxEmulated => is_x86_feature_detected!("avx512vnni"),
             #[cfg(not(target_arch = "x86_64"))]
-            Int8Dot::AvxVnni | Int8Dot::Avx512Vnni => false,
+            Int8Dot::AvxVnni | Int8Dot::Avx512Vnni | Int8Dot::AmxEmulated => false,
             _ => true,
         }
     }
 
-    /// The form tier `isa` uses: with VNNI where the CPU has it, unless
-    /// `LSTMRT_INT8_DOT=maddubs` asks for the forms without (to test and
-    /// measure them on a VNNI machine).
+    /// The form tier `isa` uses: with VNNI where the CPU has it (and tiles
+    /// on the amx tier), unless `LSTMRT_INT8_DOT` asks otherwise:
+    /// `maddubs` for the forms without VNNI (to test and measure them on a
+    /// VNNI machine), `amx-emulated` for the amx form's blocking with its
+    /// tile instructions emulated, on the avx512 tier (to test it without AMX).
     pub fn for_isa(isa: Isa) -> Int8Dot {
-        static NO_VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let no_vnni = *NO_VNNI.get_or_init(|| std::env::var("LSTMRT_INT8_DOT").is_ok_and(|v| v.trim() == "maddubs"));
+        let asked = asked_form();
         let (vnni, plain) = match isa {
             Isa::Scalar => return Int8Dot::Scalar,
             Isa::Wide => return Int8Dot::Portable,
             Isa::Avx2 => (Int8Dot::AvxVnni, Int8Dot::Avx2Maddubs),
+            Isa::Avx512 if asked == "amx-emulated" && Int8Dot::AmxEmulated.available() => {
+                return Int8Dot::AmxEmulated;
+            }
             Isa::Avx512 => (Int8Dot::Avx512Vnni, Int8Dot::Avx512Maddubs),
+            Isa::Amx => (Int8Dot::Amx, Int8Dot::Avx512Maddubs),
         };
-        if !no_vnni && vnni.available() { vnni } else { plain }
+        if asked != "maddubs" && vnni.available() { vnni } else { plain }
     }
+}
+
+/// What `LSTMRT_INT8_DOT` asks for (read once per process; empty if unset).
+pub(crate) fn asked_form() -> &'static str {
+    static ASKED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ASKED.get_or_init(|| std::env::var("LSTMRT_INT8_DOT").unwrap_or_default().trim().to_string())
 }
 
 impl std::fmt::Display for Int8Dot {
@@ -393,6 +416,19 @@ macro_rules! tiered8 {
                 // SAFETY: only reached when the CPU has these AVX-512 subsets and VNNI.
                 unsafe { $generic::<crate::avx512::Avx512Vnni>($arg) }
             }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512vnni")]
+            unsafe fn amx($arg: &$ty) {
+                // SAFETY: only reached when the CPU has these AVX-512 subsets
+                // and VNNI, and the OS granted tile state (`Isa::Amx`).
+                unsafe { $generic::<crate::avx512::AmxInt8<crate::amx::Hardware>>($arg) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512vnni")]
+            unsafe fn amx_emulated($arg: &$ty) {
+                // SAFETY: only reached when the CPU has these AVX-512 subsets and VNNI.
+                unsafe { $generic::<crate::avx512::AmxInt8<crate::amx::Emulated>>($arg) }
+            }
             debug_assert!(dot.available());
             // SAFETY: the form is available (checked when it was chosen); the
             // rest is the caller's contract.
@@ -408,6 +444,10 @@ macro_rules! tiered8 {
                     Int8Dot::Avx512Maddubs => avx512($arg),
                     #[cfg(target_arch = "x86_64")]
                     Int8Dot::Avx512Vnni => avx512vnni($arg),
+                    #[cfg(target_arch = "x86_64")]
+                    Int8Dot::Amx => amx($arg),
+                    #[cfg(target_arch = "x86_64")]
+                    Int8Dot::AmxEmulated => amx_emulated($arg),
                     #[cfg(not(target_arch = "x86_64"))]
                     _ => unreachable!("x86 forms are never available here"),
                 }

@@ -64,6 +64,10 @@ impl Mat8<'_> {
 /// of the row, and `lo`, the rounding error of `hi` quantized again at a
 /// 254th of its step, so `x ≈ s (hi - zp) + (s / 254) (lo - 127)`, as fine
 /// as 16-bit activations for two `u8 x s8` products per weight byte.
+///
+/// For the AMX form (`tiles`) rows are whole tile rows (64 bytes, zero past
+/// `k`), 16 rows of room follow the last (a tile reads 16 rows at a time),
+/// and a scratch area follows for the tile sums of one panel ([`TileSums`]).
 #[derive(Clone, Copy)]
 pub(crate) struct QRows {
     data: *mut u8,
@@ -71,11 +75,55 @@ pub(crate) struct QRows {
     scale: *mut f32,
     zp: *mut i32,
     split: bool,
+    /// After the rows: `TAIL_BYTES` for the tiles' weight tail, then the sums.
+    scratch: *mut u8,
+    /// The i32 sums of the panel being finished, when tiles computed them.
+    sums: Option<TileSums>,
 }
 
-/// Bytes of a [`QRows`] buffer of `rows` rows of `k` values (room for split rows).
-fn qrows_bytes(rows: usize, k: usize) -> usize {
-    params_bytes(2 * rows) + 2 * rows * row_bytes(k)
+/// The tile sums of one panel for physical rows `row0..row0 + rows` and
+/// gates `gate0..`: `[gate - gate0][row - row0][16]` i32.
+#[derive(Clone, Copy)]
+pub(crate) struct TileSums {
+    ptr: *const i32,
+    panel: usize,
+    gate0: usize,
+    row0: usize,
+    rows: usize,
+}
+
+impl TileSums {
+    /// The 16 sums of physical row `i`, panel `p`, gate `g`.
+    #[inline(always)]
+    fn at(&self, i: usize, p: usize, g: usize) -> *const i32 {
+        debug_assert!(p == self.panel && g >= self.gate0 && i >= self.row0 && i < self.row0 + self.rows);
+        self.ptr.wrapping_add(((g - self.gate0) * self.rows + i - self.row0) * LANES)
+    }
+}
+
+/// Bytes of the tiles' copy of the last, partial 16 groups of up to 4 gates.
+const TAIL_BYTES: usize = 4 * crate::amx::TILE_ROWS * crate::amx::TILE_BYTES;
+
+/// Physical rows at least for which the AMX form sums with tiles: below,
+/// `vpdpbusd` does as many products per instruction and loads less (as
+/// oneDNN and ggml keep few rows off the tiles). Measured with
+/// `lstm-run --bench` on W4-shaped int8 models at batch 1 to 32.
+pub(crate) const TILE_MIN_ROWS: usize = 8;
+
+/// Bytes of a [`QRows`] buffer of `rows` rows of `k` values (room for split
+/// rows, and for the tiles' rows and scratch when `tiles`).
+fn qrows_bytes(rows: usize, k: usize, tiles: bool) -> usize {
+    let physical = 2 * rows;
+    if !tiles {
+        return params_bytes(physical) + physical * row_bytes(k);
+    }
+    let room = physical + crate::amx::TILE_ROWS;
+    params_bytes(physical) + room * tile_row_bytes(k) + TAIL_BYTES + 4 * room.next_multiple_of(16) * 64
+}
+
+/// Bytes per quantized row for tiles: whole 64-byte tile rows.
+fn tile_row_bytes(k: usize) -> usize {
+    row_bytes(k).next_multiple_of(crate::amx::TILE_BYTES)
 }
 
 /// Bytes before the first row of a [`QRows`] buffer of `physical` byte rows:
@@ -90,15 +138,21 @@ fn row_bytes(k: usize) -> usize {
 }
 
 impl QRows {
-    /// Lays out `rows` rows of `k` values in `buf` (at least [`qrows_bytes`] bytes, 4-byte aligned).
-    fn carve(buf: *mut u8, rows: usize, k: usize, split: bool) -> QRows {
+    /// Lays out `rows` rows of `k` values in `buf` (at least [`qrows_bytes`]
+    /// bytes, 64-byte aligned), in tile rows when `tiles`.
+    fn carve(buf: *mut u8, rows: usize, k: usize, split: bool, tiles: bool) -> QRows {
         let physical = if split { 2 * rows } else { rows };
+        let stride = if tiles { tile_row_bytes(k) } else { row_bytes(k) };
+        let data = buf.wrapping_add(params_bytes(physical));
+        let room = if tiles { physical + crate::amx::TILE_ROWS } else { physical };
         QRows {
             scale: buf.cast(),
             zp: buf.wrapping_add(4 * physical).cast(),
-            data: buf.wrapping_add(params_bytes(physical)),
-            stride: row_bytes(k),
+            data,
+            stride,
             split,
+            scratch: data.wrapping_add(room * stride),
+            sums: None,
         }
     }
 
@@ -123,16 +177,23 @@ impl QRows {
 }
 
 /// Rows of the GEMM quantized at a time: as many as fit in 256 KiB (a
-/// multiple of the 6-row block), at least 6 and at most 48.
-fn gemm_rows(k: usize) -> usize {
-    ((256 << 10) / row_bytes(k) / 6 * 6).clamp(6, 48)
+/// multiple of the 6-row block), at least 6 and at most 48; for tiles, 64
+/// (4 row tiles, or 8 of split rows), as many as keep them in L1 for k=512.
+fn gemm_rows(k: usize, tiles: bool) -> usize {
+    if tiles { 64 } else { ((256 << 10) / row_bytes(k) / 6 * 6).clamp(6, 48) }
 }
 
 /// Bytes of the per-thread buffer the int8 kernels need for a batch of
 /// `batch` rows, GEMM inputs of up to `k_in` values and recurrent inputs of
-/// up to `k_rec` values.
+/// up to `k_rec` values (with room for the tiles where this CPU has AMX,
+/// or where `LSTMRT_INT8_DOT=amx-emulated` asks for their emulation).
 pub fn buffer_bytes(batch: usize, k_in: usize, k_rec: usize) -> usize {
-    qrows_bytes(gemm_rows(k_in), k_in).max(qrows_bytes(batch, k_rec))
+    let tiles = crate::amx::status().is_ok() || crate::dispatch::asked_form() == "amx-emulated";
+    let plain = qrows_bytes(gemm_rows(k_in, false), k_in, false).max(qrows_bytes(batch, k_rec, false));
+    if !tiles {
+        return plain;
+    }
+    plain.max(qrows_bytes(gemm_rows(k_in, true), k_in, true)).max(qrows_bytes(batch, k_rec, true))
 }
 
 /// `x + 0.5` rounded down, ties to even: exact for `|x| < 2^22`, and the
@@ -223,6 +284,7 @@ unsafe fn quantize_residual(
 /// Quantizes rows `rows` of `src` (`stride` floats apart, `k` values each)
 /// into `buf`, laid out for `total` rows (split into `hi` and `lo` when `split`).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn quantize_rows(
     src: *const f32,
     stride: usize,
@@ -231,8 +293,9 @@ unsafe fn quantize_rows(
     buf: *mut u8,
     total: usize,
     split: bool,
+    tiles: bool,
 ) -> QRows {
-    let q = QRows::carve(buf, total, k, split);
+    let q = QRows::carve(buf, total, k, split, tiles);
     for r in rows {
         let i = q.physical(r);
         // SAFETY: row r of `src` holds `k` values; `buf` holds `total` rows.
@@ -267,6 +330,18 @@ pub(crate) trait Dot8: Copy + 'static {
     unsafe fn dot(acc: Self::I, a: Self::A, w: *const i8) -> Self::I;
     /// `acc - zp * colsum` (16 i32 at `colsum`), as f32.
     unsafe fn finish(acc: Self::I, colsum: *const i32, zp: i32) -> <Self::S as Simd>::V;
+    /// Loads 16 sums computed elsewhere (by tiles).
+    unsafe fn load(p: *const i32) -> Self::I;
+    /// Whether the form sums many rows with AMX tiles ([`crate::amx`]).
+    const TILES: bool = false;
+    /// Configures this thread's tiles until the guard drops (`TILES` forms).
+    unsafe fn configure_tiles() -> crate::amx::TileGuard {
+        unreachable!("a form without tiles")
+    }
+    /// Runs a panel's tile sums (`TILES` forms), tiles configured.
+    unsafe fn panel_sums(_: &crate::amx::PanelSums) {
+        unreachable!("a form without tiles")
+    }
     /// Stores the 16 accumulators (for tests).
     #[cfg(test)]
     unsafe fn store(acc: Self::I, out: *mut i32);
@@ -314,6 +389,11 @@ macro_rules! plain_dot {
                 // SAFETY: `f` holds 16 floats.
                 unsafe { <$tier as Simd>::load(f.as_ptr()) }
             }
+            #[inline(always)]
+            unsafe fn load(p: *const i32) -> [i32; LANES] {
+                // SAFETY: the caller guarantees 16 readable i32.
+                unsafe { p.cast::<[i32; LANES]>().read_unaligned() }
+            }
             #[cfg(test)]
             unsafe fn store(acc: [i32; LANES], out: *mut i32) {
                 // SAFETY: the caller guarantees room for 16 i32.
@@ -326,6 +406,7 @@ plain_dot!(ScalarDot, crate::scalar::Scalar);
 plain_dot!(PortableDot, crate::portable::Wide);
 
 /// What one step's int8 passes read beyond the float context.
+#[derive(Clone, Copy)]
 struct Ctx8<'c, 'a, 'k> {
     s: &'c StepCtx<'a, 'k, i8>,
     m: &'c Layer8<'k>,
@@ -334,6 +415,8 @@ struct Ctx8<'c, 'a, 'k> {
     /// `pre` of the GEMM (int8 layers always project first).
     pre: *mut f32,
     row_stride: usize,
+    /// Sum this thread's rows with tiles (configured on this thread).
+    tiles: bool,
 }
 
 /// The int8 matrices of one layer and direction.
@@ -355,6 +438,11 @@ unsafe fn dots<D: Dot8, const R: usize, const Q: usize, const G: usize>(
 ) -> [[[D::I; G]; Q]; R] {
     // SAFETY: the caller guarantees the rows of `x` and panels p0..p0+Q of `m`.
     unsafe {
+        if let Some(t) = x.sums {
+            return std::array::from_fn(|r| {
+                std::array::from_fn(|q| std::array::from_fn(|g| D::load(t.at(rows[r], p0 + q, gate0 + g))))
+            });
+        }
         let mut acc = [[[D::izero(); G]; Q]; R];
         let step = m.gates * GROUP_BYTES;
         let w: [*const i8; Q] = std::array::from_fn(|q| m.panel(p0 + q).add(gate0 * GROUP_BYTES));
@@ -389,6 +477,11 @@ unsafe fn dots_split<D: Dot8, const R: usize, const Q: usize, const G: usize>(
 ) -> (Sums<D, R, Q, G>, Sums<D, R, Q, G>) {
     // SAFETY: the caller guarantees rows r0..r0+R of `x` (split) and panels p0..p0+Q of `m`.
     unsafe {
+        if x.sums.is_some() {
+            let hi = dots::<D, R, Q, G>(m, gate0, p0, x, std::array::from_fn(|r| 2 * (r0 + r)));
+            let lo = dots::<D, R, Q, G>(m, gate0, p0, x, std::array::from_fn(|r| 2 * (r0 + r) + 1));
+            return (hi, lo);
+        }
         let (mut hi, mut lo) = ([[[D::izero(); G]; Q]; R], [[[D::izero(); G]; Q]; R]);
         let step = m.gates * GROUP_BYTES;
         let w: [*const i8; Q] = std::array::from_fn(|q| m.panel(p0 + q).add(gate0 * GROUP_BYTES));
@@ -464,6 +557,9 @@ trait Pass8 {
     /// Single-row blocks take up to 4 panels of a 1-gate pass (else pairs too).
     const ONE_GATE: bool = false;
     unsafe fn block<D: Dot8, const R: usize, const Q: usize>(c: &Ctx8<'_, '_, '_>, r0: usize, p0: usize);
+    /// The matrix the pass multiplies, its first gate and how many: what
+    /// tiles sum for it.
+    fn product<'c, 'k>(c: &Ctx8<'c, '_, 'k>) -> (&'c Mat8<'k>, usize, usize);
 }
 
 /// LSTM, RNN, GRU (PyTorch form).
@@ -476,6 +572,9 @@ struct GruCandidate8;
 struct Projection8;
 
 impl Pass8 for Gates8 {
+    fn product<'c, 'k>(c: &Ctx8<'c, '_, 'k>) -> (&'c Mat8<'k>, usize, usize) {
+        (&c.m.w_hh, 0, c.m.w_hh.gates)
+    }
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn block<D: Dot8, const R: usize, const Q: usize>(c: &Ctx8<'_, '_, '_>, r0: usize, p0: usize) {
@@ -505,6 +604,9 @@ impl Pass8 for Gates8 {
 }
 
 impl Pass8 for GruReset8 {
+    fn product<'c, 'k>(c: &Ctx8<'c, '_, 'k>) -> (&'c Mat8<'k>, usize, usize) {
+        (&c.m.w_hh, 0, 2)
+    }
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn block<D: Dot8, const R: usize, const Q: usize>(c: &Ctx8<'_, '_, '_>, r0: usize, p0: usize) {
@@ -520,6 +622,9 @@ impl Pass8 for GruReset8 {
 
 impl Pass8 for GruCandidate8 {
     const ONE_GATE: bool = true;
+    fn product<'c, 'k>(c: &Ctx8<'c, '_, 'k>) -> (&'c Mat8<'k>, usize, usize) {
+        (&c.m.w_hh, 2, 1)
+    }
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn block<D: Dot8, const R: usize, const Q: usize>(c: &Ctx8<'_, '_, '_>, r0: usize, p0: usize) {
@@ -535,6 +640,9 @@ impl Pass8 for GruCandidate8 {
 
 impl Pass8 for Projection8 {
     const ONE_GATE: bool = true;
+    fn product<'c, 'k>(c: &Ctx8<'c, '_, 'k>) -> (&'c Mat8<'k>, usize, usize) {
+        (c.m.w_hr.as_ref().expect("projection pass only with w_hr"), 0, 1)
+    }
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn block<D: Dot8, const R: usize, const Q: usize>(c: &Ctx8<'_, '_, '_>, r0: usize, p0: usize) {
@@ -556,22 +664,19 @@ impl Pass8 for Projection8 {
 unsafe fn for_blocks<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: Range<usize>, panels: Range<usize>) {
     let tall = <<D::S as Tier>::Blocking as Blocking>::TALL;
     let split = c.x.split;
-    // SAFETY: every block lies inside rows x panels.
+    // SAFETY: every block lies inside rows x panels; tiles are configured
+    // on this thread when `c.tiles`.
     unsafe {
-        if tall && rows.len() >= 6 {
+        if D::TILES && c.tiles {
+            let (m, gate0, gates) = P::product(c);
             for i in 0..panels.len() {
                 let p = panels.start + c.s.in_step_order(panels.len(), i);
-                let mut r = rows.start;
-                while r < rows.end {
-                    let n = if split { split_height(rows.end - r) } else { block_height(rows.end - r) };
-                    match n {
-                        6 => P::block::<D, 6, 1>(c, r, p),
-                        3 => P::block::<D, 3, 1>(c, r, p),
-                        2 => P::block::<D, 2, 1>(c, r, p),
-                        _ => P::block::<D, 1, 1>(c, r, p),
-                    }
-                    r += n;
-                }
+                let x = tile_sums::<D>(m, p, gate0, gates, &c.x, rows.clone());
+                panel_rows::<D, P>(&Ctx8 { x, ..*c }, rows.clone(), p);
+            }
+        } else if tall && rows.len() >= 6 {
+            for i in 0..panels.len() {
+                panel_rows::<D, P>(c, rows.clone(), panels.start + c.s.in_step_order(panels.len(), i));
             }
         } else if tall {
             let gates = if P::ONE_GATE { 1 } else { c.s.k.cell.gates() };
@@ -595,6 +700,75 @@ unsafe fn for_blocks<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: Range<usize>
             }
         }
     }
+}
+
+/// Rows `rows` of panel `p` in blocks of 6 rows (3 of split rows), then fewer.
+#[inline(always)]
+unsafe fn panel_rows<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: Range<usize>, p: usize) {
+    let mut r = rows.start;
+    while r < rows.end {
+        let n = if c.x.split { split_height(rows.end - r) } else { block_height(rows.end - r) };
+        // SAFETY: the block lies inside rows x {p} (the caller's).
+        unsafe {
+            match n {
+                6 => P::block::<D, 6, 1>(c, r, p),
+                3 => P::block::<D, 3, 1>(c, r, p),
+                2 => P::block::<D, 2, 1>(c, r, p),
+                _ => P::block::<D, 1, 1>(c, r, p),
+            }
+        }
+        r += n;
+    }
+}
+
+/// Physical rows (byte rows) of `rows` rows of `x`.
+#[inline(always)]
+fn physical_rows(x: &QRows, rows: &Range<usize>) -> Range<usize> {
+    if x.split { 2 * rows.start..2 * rows.end } else { rows.clone() }
+}
+
+/// Whether the AMX form sums `rows` rows with tiles rather than `vpdpbusd`.
+#[inline(always)]
+fn use_tiles<D: Dot8>(rows: usize, split: bool) -> bool {
+    D::TILES && rows * (1 + usize::from(split)) >= TILE_MIN_ROWS
+}
+
+/// Sums rows `rows` of `x` times gates `gate0..gate0 + gates` of panel `p`
+/// of `m` with tiles, into `x`'s scratch; returns `x` reading those sums.
+///
+/// # Safety
+/// Tiles are configured on this thread; `x` was carved for tiles; the rows
+/// and the panel exist.
+#[inline(always)]
+unsafe fn tile_sums<D: Dot8>(
+    m: &Mat8<'_>,
+    p: usize,
+    gate0: usize,
+    gates: usize,
+    x: &QRows,
+    rows: Range<usize>,
+) -> QRows {
+    use crate::amx::{PanelSums, TILE_ROWS};
+    let phys = physical_rows(x, &rows);
+    let tiles_m = phys.len().div_ceil(TILE_ROWS);
+    let out: *mut i32 = x.scratch.wrapping_add(TAIL_BYTES).cast();
+    let sums = PanelSums {
+        a: x.bytes(phys.start),
+        a_stride: x.stride,
+        tiles_m,
+        w: m.panel(p).wrapping_add(gate0 * GROUP_BYTES),
+        w_stride: m.gates * GROUP_BYTES,
+        gates,
+        quads: m.quads,
+        tail: x.scratch.cast(),
+        out,
+    };
+    // SAFETY: the rows lie in `x` with 16 rows of room after them and zeros
+    // past each row's `k` bytes (carved for tiles); the scratch holds the
+    // tail and `gates` x `16 tiles_m` rows of sums; tiles are configured.
+    unsafe { D::panel_sums(&sums) };
+    let sums = TileSums { ptr: out, panel: p, gate0, row0: phys.start, rows: TILE_ROWS * tiles_m };
+    QRows { sums: Some(sums), ..*x }
 }
 
 /// Rows in the next register block of split rows when `left` remain: 3
@@ -627,6 +801,9 @@ pub(crate) unsafe fn run_steps<D: Dot8>(
     let Source::Pre { ptr: pre, row_stride } = job.source else {
         unreachable!("int8 layers always project the input first")
     };
+    let tiles = use_tiles::<D>(rows.len(), m.w_hh.split);
+    // SAFETY: the hardware AMX form runs only where `amx::status` is Ok.
+    let _tiles = tiles.then(|| unsafe { D::configure_tiles() });
     let mut cur = job.cur;
     for n in 0..job.steps {
         let t = if job.reverse { job.steps - 1 - n } else { n };
@@ -639,19 +816,19 @@ pub(crate) unsafe fn run_steps<D: Dot8>(
             // Not a closure: a closure is a function of its own, and would not
             // be compiled for the tier's instruction set.
             let split = m.w_hh.split;
-            let x = quantize_rows(h_prev, io.h_stride, rows.clone(), k.out_size, buf, io.batch, split);
-            let mut c = Ctx8 { s: &s, m, x, pre, row_stride };
+            let x = quantize_rows(h_prev, io.h_stride, rows.clone(), k.out_size, buf, io.batch, split, D::TILES);
+            let mut c = Ctx8 { s: &s, m, x, pre, row_stride, tiles };
             if k.cell == CellKind::Gru && !k.linear_before_reset {
                 for_blocks::<D, GruReset8>(&c, rows.clone(), panels.clone());
                 sync();
-                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split);
+                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split, D::TILES);
                 for_blocks::<D, GruCandidate8>(&c, rows.clone(), panels.clone());
             } else {
                 for_blocks::<D, Gates8>(&c, rows.clone(), panels.clone());
             }
             if m.w_hr.is_some() {
                 sync();
-                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split);
+                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split, D::TILES);
                 for_blocks::<D, Projection8>(&c, rows.clone(), proj_panels.clone());
             }
         }
@@ -692,15 +869,20 @@ pub(crate) unsafe fn gemm<D: Dot8>(g: &Gemm8<'_>, panels: Range<usize>) {
 #[inline(always)]
 unsafe fn gemm_g<D: Dot8, const G: usize>(g: &Gemm8<'_>, panels: Range<usize>) {
     let tall = <<D::S as Tier>::Blocking as Blocking>::TALL;
-    let block = gemm_rows(g.k);
+    let split = g.w.split;
+    let tiles = use_tiles::<D>(g.rows, split);
+    let block = gemm_rows(g.k, D::TILES);
+    // SAFETY: the hardware AMX form runs only where `amx::status` is Ok.
+    let _tiles = tiles.then(|| unsafe { D::configure_tiles() });
     // SAFETY: the caller guarantees `rows` rows of `k` inputs at `x` and of
     // `panels * G * 16` floats at `out`; blocks never pass `rows`.
     unsafe {
         for b0 in (0..g.rows).step_by(block) {
             let n = block.min(g.rows - b0);
-            let split = g.w.split;
-            let x = quantize_rows(g.x.add(b0 * g.x_stride), g.x_stride, 0..n, g.k, g.buf, block, split);
+            let x = quantize_rows(g.x.add(b0 * g.x_stride), g.x_stride, 0..n, g.k, g.buf, block, split, D::TILES);
+            let tiled = tiles && use_tiles::<D>(n, split);
             for p in panels.clone() {
+                let x = if tiled { tile_sums::<D>(&g.w, p, 0, G, &x, 0..n) } else { x };
                 let mut r = 0;
                 while r < n {
                     let h = match (tall, split) {
@@ -913,8 +1095,9 @@ pub(crate) mod tests {
                 F::AvxVnni => x86::avxvnni(m, x, rows, split),
                 #[cfg(target_arch = "x86_64")]
                 F::Avx512Maddubs => x86::avx512(m, x, rows, split),
+                // The form's products below the tiles' rows; its tiles have a test of their own.
                 #[cfg(target_arch = "x86_64")]
-                F::Avx512Vnni => x86::avx512vnni(m, x, rows, split),
+                F::Avx512Vnni | F::Amx | F::AmxEmulated => x86::avx512vnni(m, x, rows, split),
                 #[cfg(not(target_arch = "x86_64"))]
                 _ => return None,
             })
@@ -939,7 +1122,7 @@ pub(crate) mod tests {
                 }
                 // The same bytes read as split rows (pairs of byte rows).
                 if case.rows % 2 == 0 {
-                    let split = QRows::carve(buf, case.rows / 2, case.k, true);
+                    let split = QRows::carve(buf, case.rows / 2, case.k, true, false);
                     if let Some(got) = products_of(dot, &m, &split, case.rows, true) {
                         assert_eq!(got, oracle, "{dot} split: gates={} k={} rows={}", case.gates, case.k, case.rows);
                     }
@@ -976,7 +1159,7 @@ pub(crate) mod tests {
                 .map(|_| if extreme { [-128i8, 127, -127][(rng.next() % 3) as usize] } else { rng.next() as i8 })
                 .collect();
             let stride = row_bytes(k);
-            let mut q = vec![0u8; qrows_bytes(rows, k)];
+            let mut q = vec![0u8; qrows_bytes(rows, k, false)];
             let params = params_bytes(rows);
             for r in 0..rows {
                 for j in 0..k {
@@ -1002,7 +1185,7 @@ pub(crate) mod tests {
         }
 
         pub(crate) fn rows(&mut self) -> QRows {
-            QRows::carve(self.q.as_mut_ptr(), self.rows, self.k, false)
+            QRows::carve(self.q.as_mut_ptr(), self.rows, self.k, false, false)
         }
 
         /// The sums computed straight from the definition, in i64.
@@ -1026,6 +1209,114 @@ pub(crate) mod tests {
             }
             out
         }
+    }
+
+    /// `bytes` copied to the end of an anonymous mapping followed by an
+    /// inaccessible page, so a read past them is a fault, not a silent
+    /// read of the next allocation. Never unmapped (tests only).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    fn guarded(bytes: &[u8]) -> &'static [u8] {
+        const PAGE: usize = 4096;
+        let len = bytes.len().next_multiple_of(PAGE);
+        let mut addr: isize;
+        // SAFETY: mmap(NULL, len + PAGE, READ|WRITE, PRIVATE|ANONYMOUS, -1, 0)
+        // and mprotect(last page, NONE) through raw syscalls (rcx and r11
+        // clobbered); they touch only the new mapping.
+        unsafe {
+            std::arch::asm!("syscall", inlateout("rax") 9isize => addr, in("rdi") 0usize, in("rsi") len + PAGE,
+                in("rdx") 3usize, in("r10") 0x22usize, in("r8") -1isize, in("r9") 0usize,
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+            assert!(addr > 0, "mmap failed: {addr}");
+            let mut ret: isize;
+            std::arch::asm!("syscall", inlateout("rax") 10isize => ret, in("rdi") addr as usize + len,
+                in("rsi") PAGE, in("rdx") 0usize, lateout("rcx") _, lateout("r11") _, options(nostack));
+            assert_eq!(ret, 0, "mprotect failed");
+            let start = (addr as usize + len - bytes.len()) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), start, bytes.len());
+            std::slice::from_raw_parts(start, bytes.len())
+        }
+    }
+
+    /// The tile sums of every case (weights ending at an inaccessible page),
+    /// of all gates, of the last gate alone, and of rows starting mid-batch
+    /// (as a second thread's do), equal the definition's: with the tile
+    /// instructions emulated everywhere, and with the instructions where
+    /// the CPU has AMX.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn tile_sums_equal_the_oracle_and_read_inside_the_weights() {
+        use crate::amx::{Emulated, Hardware};
+        use crate::avx512::AmxInt8;
+        // SAFETY: the emulation runs anywhere.
+        unsafe { check_tile_sums::<AmxInt8<Emulated>>() };
+        match crate::amx::status() {
+            // SAFETY: AMX is available (checked).
+            Ok(()) => unsafe { check_tile_sums::<AmxInt8<Hardware>>() },
+            Err(why) => eprintln!("no AMX here ({why}): tile instructions not run, their emulation checked"),
+        }
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    unsafe fn check_tile_sums<D: Dot8>() {
+        // SAFETY: the caller guarantees D's tiles run here; buffers are sized for tiles.
+        unsafe {
+            let _tiles = D::configure_tiles();
+            for mut case in cases().into_iter().chain(more_cases()) {
+                let want = case.expected();
+                let x = case.rows();
+                let mut buf = crate::AlignedVec::<u8>::zeroed(qrows_bytes(case.rows, case.k, true));
+                // Stale bytes in the rows' room and the scratch must not matter.
+                buf.as_mut_slice().fill(0xA5);
+                let t = QRows::carve(buf.as_mut_ptr(), case.rows, case.k, false, true);
+                for r in 0..case.rows {
+                    let row = t.data.add(r * t.stride);
+                    std::ptr::write_bytes(row, 0, t.stride);
+                    std::ptr::copy_nonoverlapping(x.bytes(r), row, row_bytes(case.k));
+                }
+                let packed: &[i8] = bytemuck::cast_slice(guarded(bytemuck::cast_slice(&case.packed)));
+                let m = Mat8 { data: packed, ..case.mat() };
+                let at = |r: usize, p: usize, g: usize| ((r * m.panels + p) * m.gates + g) * LANES;
+                let last = m.gates - 1;
+                for (rows, gate0, gates) in
+                    [(0..case.rows, 0, m.gates), (0..case.rows, last, 1), (case.rows / 2..case.rows, 0, m.gates)]
+                {
+                    for p in 0..m.panels {
+                        let s = tile_sums::<D>(&m, p, gate0, gates, &t, rows.clone()).sums.unwrap();
+                        for r in rows.clone() {
+                            for g in gate0..gate0 + gates {
+                                let got = std::slice::from_raw_parts(s.at(r, p, g), LANES);
+                                let (k, n) = (case.k, case.n);
+                                assert_eq!(
+                                    got,
+                                    &want[at(r, p, g)..][..LANES],
+                                    "k={k} n={n} row {r} panel {p} gate {g}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shapes the tiles meet: whole and partial 16-row tiles and 16-group
+    /// K tiles, one to three row tiles, one to four gates.
+    fn more_cases() -> Vec<Case> {
+        let mut rng = Gen(0x2545_F491_4F6C_DD1D);
+        [(4, 32, 64, 16), (4, 48, 512, 32), (3, 16, 100, 17), (1, 16, 256, 33), (4, 16, 40, 47), (2, 32, 68, 8)]
+            .into_iter()
+            .map(|(gates, n, k, rows)| {
+                let canonical: Vec<i8> = (0..gates * n * k).map(|_| rng.next() as i8).collect();
+                let mut q = vec![0u8; qrows_bytes(rows, k, false)];
+                let params = params_bytes(rows);
+                for r in 0..rows {
+                    for j in 0..k {
+                        q[params + r * row_bytes(k) + j] = rng.next() as u8;
+                    }
+                }
+                Case { packed: pack_i8(&canonical, gates, n, k), q, gates, n, k, rows }
+            })
+            .collect()
     }
 
     #[test]

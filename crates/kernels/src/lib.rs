@@ -4,7 +4,9 @@
 //! instantiated per tier inside `#[target_feature]` functions ([`dispatch`]).
 //! The tier is chosen once per process: the best the CPU has, or the one named
 //! by the `LSTMRT_ISA` environment variable (`scalar`, `wide`, `avx2`,
-//! `avx512`). Naming a tier the CPU lacks is an error, never a crash.
+//! `avx512`, `amx`). Naming a tier the CPU lacks is an error, never a crash.
+//! `amx` is `avx512` plus Intel AMX tiles for the int8 products of many
+//! rows ([`amx`]): usable only once Linux grants the process tile state.
 //!
 //! The modules, bottom up: `simd` (the trait and the activations),
 //! `microkernel` (register blocks of rows x panels x gates), `gemm` (the input
@@ -23,6 +25,7 @@
 //! arithmetic (`crates/embed-check` runs every tier this way).
 
 mod aligned;
+pub mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -59,11 +62,14 @@ pub enum Isa {
     Avx2,
     /// AVX-512 F/BW/VL/DQ (with F16C).
     Avx512,
+    /// AVX-512 with VNNI, and AMX-TILE/AMX-INT8 tiles for int8 products of
+    /// many rows, once the OS grants tile state ([`amx::status`]).
+    Amx,
 }
 
 impl Isa {
     /// Every tier, lowest first.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Wide, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Wide, Isa::Avx2, Isa::Avx512, Isa::Amx];
 
     /// The tier's name, as `LSTMRT_ISA` spells it.
     pub fn name(self) -> &'static str {
@@ -72,6 +78,7 @@ impl Isa {
             Isa::Wide => "wide",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Amx => "amx",
         }
     }
 
@@ -98,7 +105,21 @@ impl Isa {
             }
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512 => false,
+            Isa::Amx => Isa::Avx512.available() && amx::status().is_ok(),
         }
+    }
+
+    /// Why this CPU cannot run the tier, if it cannot: the missing
+    /// instructions, or (for `amx`) what the CPU or the OS refused.
+    pub fn unavailable_reason(self) -> Option<String> {
+        if self.available() {
+            return None;
+        }
+        Some(match self {
+            Isa::Amx if Isa::Avx512.available() => amx::status().err().unwrap_or("unavailable").to_string(),
+            Isa::Amx => "the CPU lacks the avx512 tier it builds on".to_string(),
+            _ => format!("the CPU lacks the {self} instructions"),
+        })
     }
 
     /// Every tier this CPU can run, lowest first.
@@ -155,7 +176,8 @@ impl fmt::Display for IsaError {
             IsaError::Unavailable { isa, from_env, available } => {
                 let available: Vec<_> = available.iter().map(|i| i.name()).collect();
                 let prefix = if *from_env { format!("LSTMRT_ISA={isa}: ") } else { String::new() };
-                write!(f, "{prefix}this CPU cannot run the {isa} tier (available: {})", available.join(", "))
+                let why = isa.unavailable_reason().map(|r| format!(": {r}")).unwrap_or_default();
+                write!(f, "{prefix}this CPU cannot run the {isa} tier{why} (available: {})", available.join(", "))
             }
         }
     }

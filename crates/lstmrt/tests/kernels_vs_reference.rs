@@ -242,7 +242,12 @@ fn best_tier_from_cpuinfo() -> Isa {
     let flags: Vec<&str> =
         info.lines().find(|l| l.starts_with("flags")).expect("a flags line").split_whitespace().collect();
     let has = |names: &[&str]| names.iter().all(|n| flags.contains(n));
-    if has(&["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq"]) {
+    let avx512 = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq"];
+    // Linux lists the AMX flags only where it supports tile state, which
+    // lstmrt then requests (arch_prctl) and gets.
+    if has(&avx512) && has(&["avx512_vnni", "amx_tile", "amx_int8"]) {
+        Isa::Amx
+    } else if has(&avx512) {
         Isa::Avx512
     } else if has(&["avx2", "fma", "f16c"]) {
         Isa::Avx2

@@ -1,0 +1,134 @@
+//! The AMX int8 form against AVX-512 VNNI, bit for bit, through whole models:
+//! every cell kind, a projection, two layers, bidirectional, batches 1 to
+//! 100 (below, at and above one 16-row tile), one and two threads, one- and
+//! two-byte activations, whole sequences and one step at a time. Both forms
+//! sum the same integers and finish them with the same avx512 code, so any
+//! difference is a bug in the tiles' blocking, buffers or sums.
+//!
+//! The tiles run twice: with their instructions emulated in plain Rust (in a
+//! child process started with `LSTMRT_INT8_DOT=amx-emulated`, which the int8
+//! form reads once per process), on any CPU with AVX-512 VNNI; and with the
+//! instructions themselves (`Isa::Amx`) where the CPU and the OS allow AMX.
+//! No harness: the child is this binary again.
+
+use lstmrt_testkit as common;
+
+use common::{Rng, random_weights};
+use lstmrt::format::{Architecture, CellKind, DType, Metadata};
+use lstmrt::{Int8Activations, Isa, Model, ModelWriter};
+
+const CHILD: &str = "LSTMRT_TILES_CHILD";
+
+/// The models, each with the batches and threads it runs with.
+fn cases() -> Vec<(&'static str, Architecture, Vec<usize>)> {
+    let mut proj = Architecture::new(CellKind::Lstm, 40, 64, 1);
+    proj.proj_size = 24;
+    let mut onnx_gru = Architecture::new(CellKind::Gru, 40, 64, 1);
+    onnx_gru.linear_before_reset = false;
+    let mut bi = Architecture::new(CellKind::Lstm, 40, 48, 2);
+    bi.bidirectional = true;
+    vec![
+        ("LSTM", Architecture::new(CellKind::Lstm, 40, 64, 1), vec![1, 15, 16, 17, 32, 100]),
+        ("LSTM k=512", Architecture::new(CellKind::Lstm, 512, 64, 1), vec![32]),
+        ("LSTM proj", proj, vec![16, 33]),
+        ("GRU", Architecture::new(CellKind::Gru, 40, 64, 1), vec![17, 32]),
+        ("GRU onnx", onnx_gru, vec![17, 32]),
+        ("RNN tanh", Architecture::new(CellKind::RnnTanh, 40, 64, 1), vec![16, 20]),
+        ("LSTM bi x2", bi, vec![9, 32]),
+    ]
+}
+
+/// Every output of every case on tier `isa` (the int8 form is the tier's:
+/// in the child, the emulated tiles), as bits.
+fn outputs(isa: Isa) -> Vec<(String, Vec<u32>)> {
+    let mut out = Vec::new();
+    for (name, arch, batches) in cases() {
+        let meta = Metadata::new(arch.clone());
+        let weights = random_weights(&meta, &mut Rng::new(7), 1.0);
+        let bytes = ModelWriter::new(&meta, &weights).dtype(DType::I8).to_bytes().expect("int8 model");
+        let steps = 5;
+        for batch in batches {
+            let xs = Rng::new(batch as u64).vec(steps * batch * arch.input_size as usize, 1.0);
+            for mode in Int8Activations::ALL {
+                let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap().with_int8_activations(mode);
+                for threads in [1, 2] {
+                    let mut state = model.new_batch_state(batch);
+                    state.set_threads(threads);
+                    let whole = model.run(&mut state, &xs).unwrap().to_vec();
+                    let label = format!("{name} batch {batch} {} x{threads}", mode.name());
+                    out.push((label.clone(), whole.iter().map(|v| v.to_bits()).collect()));
+                    if arch.bidirectional {
+                        continue;
+                    }
+                    let mut state = model.new_batch_state(batch);
+                    state.set_threads(threads);
+                    let stepped: Vec<u32> = xs
+                        .chunks(batch * arch.input_size as usize)
+                        .flat_map(|x| model.step(&mut state, x).unwrap().to_vec())
+                        .map(f32::to_bits)
+                        .collect();
+                    out.push((format!("{label} stepped"), stepped));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn compare(what: &str, want: &[(String, Vec<u32>)], got: &[(String, Vec<u32>)]) {
+    assert_eq!(want.len(), got.len(), "{what}: as many outputs");
+    for ((label, w), (label2, g)) in want.iter().zip(got) {
+        assert_eq!(label, label2);
+        let differ = w.iter().zip(g).filter(|(a, b)| a != b).count();
+        assert!(w.len() == g.len() && differ == 0, "{what}, {label}: {differ} of {} outputs differ", w.len());
+    }
+    eprintln!("{what}: {} runs, bit for bit the avx512-vnni form", want.len());
+}
+
+fn main() {
+    if std::env::var_os(CHILD).is_some() {
+        // The child: the avx512 tier's int8 form is the emulated tiles.
+        assert_eq!(lstmrt_kernels_form(), "amx-emulated", "LSTMRT_INT8_DOT=amx-emulated took effect");
+        for (label, bits) in outputs(Isa::Avx512) {
+            println!("{label}\t{}", bits.iter().map(|b| format!("{b:08x}")).collect::<Vec<_>>().join(" "));
+        }
+        return;
+    }
+    if !Isa::Avx512.available() || std::env::var("LSTMRT_INT8_DOT").is_ok() {
+        eprintln!("int8_tiles: needs the avx512 tier and no LSTMRT_INT8_DOT; nothing checked");
+        return;
+    }
+    let vnni = lstmrt_kernels::Int8Dot::for_isa(Isa::Avx512);
+    if vnni != lstmrt_kernels::Int8Dot::Avx512Vnni {
+        eprintln!("int8_tiles: this CPU has no AVX-512 VNNI; nothing checked");
+        return;
+    }
+    let want = outputs(Isa::Avx512);
+
+    let exe = std::env::current_exe().expect("this test's path");
+    let child = std::process::Command::new(exe)
+        .env(CHILD, "1")
+        .env("LSTMRT_INT8_DOT", "amx-emulated")
+        .output()
+        .expect("run the child");
+    assert!(child.status.success(), "child failed: {}", String::from_utf8_lossy(&child.stderr));
+    let got: Vec<(String, Vec<u32>)> = String::from_utf8(child.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| {
+            let (label, bits) = l.split_once('\t').expect("label\tbits");
+            (label.to_string(), bits.split(' ').map(|b| u32::from_str_radix(b, 16).expect("hex")).collect())
+        })
+        .collect();
+    compare("emulated tiles", &want, &got);
+
+    match lstmrt_kernels::amx::status() {
+        Ok(()) => compare("AMX tiles", &want, &outputs(Isa::Amx)),
+        Err(why) => eprintln!("no AMX here ({why}): the tile instructions themselves not run"),
+    }
+}
+
+/// The int8 form this process's avx512 tier uses.
+fn lstmrt_kernels_form() -> &'static str {
+    lstmrt_kernels::Int8Dot::for_isa(Isa::Avx512).name()
+}
