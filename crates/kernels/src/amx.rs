@@ -10,7 +10,7 @@
 //! [`status`] is `Ok`.
 //!
 //! The tile product computes the same i32 sums as every other int8 form
-//! ([`crate::int8::Dot8`]): integer sums do not depend on the order of
+//! (`int8::Dot8`): integer sums do not depend on the order of
 //! their terms, so the results are the oracle's bit for bit.
 
 use std::sync::OnceLock;
