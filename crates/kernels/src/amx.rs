@@ -16,10 +16,20 @@
 use std::sync::OnceLock;
 
 /// Why the AMX tier cannot run here, or `Ok` once the kernel has granted
-/// this process tile state. Checked once per process.
+/// this process tile state. Checked once per process (the first int8 model
+/// or `Isa::Amx` query asks). The grant lasts for the process: afterwards
+/// Linux refuses `sigaltstack` stacks too small for tile state (std's are
+/// sized by `AT_MINSIGSTKSZ`, which counts it). A host that must not have it
+/// sets `LSTMRT_ISA` to another tier: then nothing is requested.
 pub fn status() -> Result<(), &'static str> {
     static STATUS: OnceLock<Result<(), &'static str>> = OnceLock::new();
-    *STATUS.get_or_init(detect)
+    *STATUS.get_or_init(|| {
+        let asked = std::env::var("LSTMRT_ISA").unwrap_or_default();
+        if !matches!(asked.trim(), "" | "amx") {
+            return Err("LSTMRT_ISA names another tier, so no tile state was requested");
+        }
+        detect()
+    })
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
@@ -86,12 +96,45 @@ fn detect() -> Result<(), &'static str> {
         );
     }
     match ret {
-        0 => Ok(()),
+        0 => self_test(),
         -22 => Err("the kernel does not hand out tile state (arch_prctl: EINVAL; Linux 5.16 or later is needed)"),
+        -95 => Err("the kernel does not support tile state here (arch_prctl: EOPNOTSUPP)"),
         -28 => Err("the kernel refused tile state: a signal stack is too small for it (arch_prctl: ENOSPC)"),
         -1 => Err("the kernel refused tile state (arch_prctl: EPERM)"),
         _ => Err("the kernel refused tile state (arch_prctl ARCH_REQ_XCOMP_PERM failed)"),
     }
+}
+
+/// One 16 x 16 x 64 tile product of known bytes against the definition,
+/// once the kernel granted tile state: a CPU or OS that computes it wrong
+/// keeps the process off the tiles (and `--info` says so) instead of
+/// giving wrong numbers.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+fn self_test() -> Result<(), &'static str> {
+    let a: Vec<u8> = (0..TILE_ROWS * TILE_BYTES).map(|i| (i * 37 % 251) as u8).collect();
+    let b: Vec<u8> = (0..TILE_ROWS * TILE_BYTES).map(|i| (i * 91 % 253) as u8).collect();
+    let mut c = vec![0i32; TILE_ROWS * TILE_ROWS];
+    // SAFETY: tile state was just granted; the loads read the 1 KiB of `a`
+    // and `b`, the store writes the 1 KiB of `c`.
+    unsafe {
+        let _tiles = Hardware::configure_unchecked();
+        Hardware::zero::<0>();
+        Hardware::load::<4>(a.as_ptr(), TILE_BYTES);
+        Hardware::load::<6>(b.as_ptr(), TILE_BYTES);
+        Hardware::dot::<0, 4, 6>();
+        Hardware::store::<0>(c.as_mut_ptr());
+    }
+    for m in 0..TILE_ROWS {
+        for n in 0..TILE_ROWS {
+            let want: i32 = (0..TILE_BYTES)
+                .map(|k| i32::from(a[m * TILE_BYTES + k]) * i32::from(b[(k / 4) * TILE_BYTES + 4 * n + k % 4] as i8))
+                .sum();
+            if c[m * TILE_ROWS + n] != want {
+                return Err("the tiles' self-test (one tdpbusd against its definition) gave wrong sums");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rows of a tile, and rows of activations one tile covers.
@@ -124,7 +167,10 @@ pub(crate) trait TileUnit {
 
 /// While alive, this thread's tiles are configured; dropping it releases
 /// them (so the thread's context switches stop saving 8 KiB of tile data).
-/// The configuration is per thread: every worker makes its own.
+/// The configuration is per thread: every worker makes its own. Nothing
+/// else on the thread may configure or release tiles while it lives (the
+/// kernels call only their own code, and the pool's barrier, meanwhile);
+/// between kernel calls an embedder's own AMX code is free to.
 pub(crate) struct TileGuard {
     hardware: bool,
 }
@@ -145,6 +191,20 @@ impl Drop for TileGuard {
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(crate) struct Hardware;
+
+#[cfg(target_arch = "x86_64")]
+impl Hardware {
+    /// `configure` before `status` is known (for the self-test).
+    ///
+    /// # Safety
+    /// The kernel granted this process tile state.
+    #[inline(always)]
+    unsafe fn configure_unchecked() -> TileGuard {
+        // SAFETY: the caller's; LDTILECFG reads 64 bytes of a valid palette-1 configuration.
+        unsafe { std::arch::asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
+        TileGuard { hardware: true }
+    }
+}
 
 /// The palette-1 configuration: all 8 tiles 16 rows of 64 bytes.
 #[cfg(target_arch = "x86_64")]
@@ -174,8 +234,7 @@ impl TileUnit for Hardware {
     #[inline(always)]
     unsafe fn configure() -> TileGuard {
         debug_assert!(status().is_ok());
-        unsafe { std::arch::asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
-        TileGuard { hardware: true }
+        unsafe { Hardware::configure_unchecked() }
     }
     #[inline(always)]
     unsafe fn zero<const T: usize>() {

@@ -259,8 +259,20 @@ fn best_tier_from_cpuinfo() -> Isa {
 #[test]
 fn the_process_runs_the_best_tier_the_cpu_reports_or_the_one_asked_for() {
     // The runtime's detection agrees with what the kernel reports of the CPU.
+    // Two reasons may keep an AMX CPU on avx512, each named by amx::status:
+    // LSTMRT_ISA naming another tier (no tile state is then requested), or
+    // the tiles' start-up self-test failing (loudly, below).
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    assert_eq!(Isa::best(), best_tier_from_cpuinfo());
+    {
+        let from_cpuinfo = best_tier_from_cpuinfo();
+        match lstmrt_kernels::amx::status() {
+            Err(why) if from_cpuinfo == Isa::Amx && (why.contains("LSTMRT_ISA") || why.contains("self-test")) => {
+                eprintln!("AMX CPU kept on avx512: {why}");
+                assert_eq!(Isa::best(), Isa::Avx512);
+            }
+            _ => assert_eq!(Isa::best(), from_cpuinfo),
+        }
+    }
     // The process runs the tier LSTMRT_ISA names, or else the best one.
     let want = match std::env::var("LSTMRT_ISA") {
         Ok(name) if !name.is_empty() => Isa::from_name(&name).unwrap(),
