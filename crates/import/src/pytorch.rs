@@ -69,25 +69,33 @@ struct ParamName<'a> {
     kind: &'a str,
     layer: usize,
     reverse: bool,
+    /// A cell's parameter (`nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`: no
+    /// `_l{k}` suffix), which is layer 0 of a one-layer model.
+    cell: bool,
 }
+
+const RECURRENT_KINDS: [&str; 5] = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"];
 
 fn parse_param(name: &str) -> Option<ParamName<'_>> {
     let (prefix, last) = match name.rfind('.') {
         Some(i) => (&name[..i + 1], &name[i + 1..]),
         None => ("", name),
     };
+    if RECURRENT_KINDS[..4].contains(&last) {
+        return Some(ParamName { prefix, kind: last, layer: 0, reverse: false, cell: true });
+    }
     let (last, reverse) = match last.strip_suffix("_reverse") {
         Some(l) => (l, true),
         None => (last, false),
     };
     let (kind, layer) = last.rsplit_once("_l")?;
-    if !["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"].contains(&kind) {
+    if !RECURRENT_KINDS.contains(&kind) {
         return None;
     }
     if layer.is_empty() || !layer.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(ParamName { prefix, kind, layer: layer.parse().ok()?, reverse })
+    Some(ParamName { prefix, kind, layer: layer.parse().ok()?, reverse, cell: false })
 }
 
 /// Builds metadata and canonical weights from a state dict.
@@ -117,8 +125,8 @@ fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata
         }
         (None, []) => {
             return Err(E::NotRecurrent {
-                reason: "no recurrent parameters (weight_ih_l0, weight_hh_l0, ...) found: this is not a state dict \
-                         of nn.LSTM, nn.GRU or nn.RNN"
+                reason: "no recurrent parameters (weight_ih_l0, weight_hh_l0, ... or a cell's weight_ih, \
+                         weight_hh) found: this is not a state dict of nn.LSTM, nn.GRU, nn.RNN or their cells"
                     .into(),
             });
         }
@@ -127,12 +135,31 @@ fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata
             return Err(E::SeveralRecurrentModules { prefixes: many.iter().map(|&p| p.to_owned()).collect() });
         }
     };
-    let param = |kind: &str, layer: usize, reverse: bool| -> Option<&SourceTensor> {
-        let name = format!("{prefix}{kind}_l{layer}{}", if reverse { "_reverse" } else { "" });
-        by_name.get(name.as_str()).copied()
-    };
     let params: Vec<ParamName> =
         tensors.iter().filter_map(|t| parse_param(&t.name)).filter(|p| p.prefix == prefix).collect();
+    // A cell's parameters (no layer suffix) are one layer's; a module has one kind or the other.
+    let cell_params = params.iter().any(|p| p.cell);
+    if cell_params && params.iter().any(|p| !p.cell) {
+        let name =
+            params.iter().find(|p| !p.cell).map_or(String::new(), |p| format!("{}{}_l{}", p.prefix, p.kind, p.layer));
+        return Err(E::Dimensions {
+            name,
+            reason: format!(
+                "sits beside a cell's parameters (`{prefix}weight_ih`) under one prefix: one module or the other"
+            ),
+        });
+    }
+    // The source name of parameter `kind` of `layer` (and direction).
+    let source_name = |kind: &str, layer: usize, reverse: bool| -> String {
+        if cell_params {
+            format!("{prefix}{kind}")
+        } else {
+            format!("{prefix}{kind}_l{layer}{}", if reverse { "_reverse" } else { "" })
+        }
+    };
+    let param = |kind: &str, layer: usize, reverse: bool| -> Option<&SourceTensor> {
+        by_name.get(source_name(kind, layer, reverse).as_str()).copied()
+    };
     let last = params.iter().map(|p| p.layer).max().expect("at least one parameter");
     // The spec's limit, checked before anything is counted or sized by it.
     const MAX_LAYERS: usize = 1024;
@@ -150,9 +177,7 @@ fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata
     let bidirectional = params.iter().any(|p| p.reverse);
 
     let need = |kind: &str, layer: usize, reverse: bool| {
-        param(kind, layer, reverse).ok_or_else(|| E::MissingTensor {
-            name: format!("{prefix}{kind}_l{layer}{}", if reverse { "_reverse" } else { "" }),
-        })
+        param(kind, layer, reverse).ok_or_else(|| E::MissingTensor { name: source_name(kind, layer, reverse) })
     };
     let dims2 = |t: &SourceTensor| -> Result<(usize, usize), ImportErrorKind> {
         match t.shape.as_slice() {
@@ -277,6 +302,7 @@ fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata
             lstmrt_format::names::EMBEDDING => embedding.map(|e| e.weight.name.clone()),
             lstmrt_format::names::HEAD_WEIGHT => head.map(|h| h.weight.name.clone()),
             lstmrt_format::names::HEAD_BIAS => head.and_then(|h| h.bias.map(|b| b.name.clone())),
+            other if cell_params => Some(format!("{prefix}{}", other.strip_suffix("_l0").unwrap_or(other))),
             other => Some(format!("{prefix}{other}")),
         };
         let Some(source_name) = source_name else { continue };
@@ -368,16 +394,94 @@ mod tests {
         }
     }
 
+    /// A state dict: `(name, shape)` with values counting up from `seed`.
+    fn dict(entries: &[(&str, Vec<usize>)], seed: f32) -> Vec<SourceTensor> {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, (name, shape))| {
+                let n = shape.iter().product::<usize>();
+                let data = (0..n).map(|j| seed + (i * 1000 + j) as f32 * 1e-3).collect();
+                SourceTensor { name: (*name).into(), shape: shape.clone(), data }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cell_state_dicts_import_as_the_one_layer_model_with_the_same_weights() {
+        for (gates, cell) in [(4, CellKind::Lstm), (3, CellKind::Gru), (1, CellKind::RnnTanh)] {
+            let (h, i) = (8, 5);
+            let shapes = |names: [&'static str; 4]| -> Vec<(&'static str, Vec<usize>)> {
+                let s = [vec![gates * h, i], vec![gates * h, h], vec![gates * h], vec![gates * h]];
+                names.into_iter().zip(s).collect()
+            };
+            let cell_dict = dict(
+                &shapes(["lstm_cell.weight_ih", "lstm_cell.weight_hh", "lstm_cell.bias_ih", "lstm_cell.bias_hh"]),
+                0.5,
+            );
+            let layer_dict =
+                dict(&shapes(["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0"]), 0.5);
+            let (meta, weights) = from_tensors(&cell_dict, &Options::default()).unwrap();
+            let (want_meta, want) = from_tensors(&layer_dict, &Options::default()).unwrap();
+            assert_eq!(meta.architecture, want_meta.architecture);
+            assert_eq!(meta.architecture.cell, cell);
+            assert_eq!(meta.architecture.num_layers, 1);
+            assert_eq!(weights.layers[0].w_ih, want.layers[0].w_ih);
+            assert_eq!(weights.layers[0].w_hh, want.layers[0].w_hh);
+            assert_eq!(weights.layers[0].b_ih, want.layers[0].b_ih);
+            assert_eq!(weights.layers[0].b_hh, want.layers[0].b_hh);
+        }
+    }
+
+    #[test]
+    fn a_cell_beside_other_modules_is_picked_by_prefix_and_errors_list_what_was_found() {
+        let (h, i) = (4, 3);
+        let mut tensors = dict(
+            &[
+                ("front.conv.weight", vec![6, 1, 3]),
+                ("decoder.rnn.weight_ih", vec![4 * h, i]),
+                ("decoder.rnn.weight_hh", vec![4 * h, h]),
+                ("encoder.lstm.weight_ih_l0", vec![3 * h, i]),
+                ("encoder.lstm.weight_hh_l0", vec![3 * h, h]),
+            ],
+            0.0,
+        );
+        let e = from_tensors(&tensors, &Options::default()).unwrap_err().to_string();
+        assert!(e.contains("decoder.rnn.") && e.contains("encoder.lstm.") && e.contains("--prefix"), "{e}");
+        let pick = |p: &str| Options { prefix: Some(p.into()), ..Options::default() };
+        let (meta, _) = from_tensors(&tensors, &pick("decoder.rnn")).unwrap();
+        assert_eq!((meta.architecture.cell, meta.architecture.hidden_size), (CellKind::Lstm, h as u32));
+        let (meta, _) = from_tensors(&tensors, &pick("encoder.lstm.")).unwrap();
+        assert_eq!(meta.architecture.cell, CellKind::Gru);
+        let e = from_tensors(&tensors, &pick("front.conv")).unwrap_err().to_string();
+        assert!(e.contains("front.conv.") && e.contains("decoder.rnn.") && e.contains("encoder.lstm."), "{e}");
+        // A cell missing a tensor is named by its own name.
+        tensors.retain(|t| t.name != "decoder.rnn.weight_hh");
+        let e = from_tensors(&tensors, &pick("decoder.rnn")).unwrap_err().to_string();
+        assert!(e.contains("decoder.rnn.weight_hh"), "{e}");
+    }
+
     #[test]
     fn parses_parameter_names_with_and_without_prefix() {
         assert_eq!(
             parse_param("encoder.rnn.weight_ih_l2_reverse"),
-            Some(ParamName { prefix: "encoder.rnn.", kind: "weight_ih", layer: 2, reverse: true })
+            Some(ParamName { prefix: "encoder.rnn.", kind: "weight_ih", layer: 2, reverse: true, cell: false })
         );
         assert_eq!(
             parse_param("bias_hh_l0"),
-            Some(ParamName { prefix: "", kind: "bias_hh", layer: 0, reverse: false })
+            Some(ParamName { prefix: "", kind: "bias_hh", layer: 0, reverse: false, cell: false })
         );
+        assert_eq!(
+            parse_param("_model.decoder.lstm_cell.weight_hh"),
+            Some(ParamName {
+                prefix: "_model.decoder.lstm_cell.",
+                kind: "weight_hh",
+                layer: 0,
+                reverse: false,
+                cell: true
+            })
+        );
+        assert_eq!(parse_param("cell.weight_hr"), None, "cells have no projection");
         assert_eq!(parse_param("fc.weight"), None);
         assert_eq!(parse_param("weight_ih_lx"), None);
     }
