@@ -128,6 +128,9 @@ pub struct Report {
     pub amx_unavailable: Option<String>,
     /// The dtype of the recurrent weights.
     pub dtype: &'static str,
+    /// int8 models: the `u8 x s8` product in use (`amx-int8`, `avx512-vnni`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub int8_product: Option<&'static str>,
     pub cell: &'static str,
     pub input_size: u32,
     pub hidden_size: u32,
@@ -323,6 +326,8 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
         isa: isa.name().to_string(),
         amx_unavailable: lstmrt::Isa::Amx.unavailable_reason(),
         dtype: model.dtype().name(),
+        int8_product: (model.dtype() == lstmrt::format::DType::I8)
+            .then(|| lstmrt_kernels::Int8Dot::for_isa(isa).name()),
         cell: arch.cell.name(),
         input_size: arch.input_size,
         hidden_size: arch.hidden_size,
@@ -394,11 +399,12 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "run             {mode}: {} steps x batch {}, {} thread(s), isa {}",
+            "run             {mode}: {} steps x batch {}, {} thread(s), isa {}{}",
             self.steps,
             self.batch,
             self.threads,
-            crate::info::IsaInfo { tier: &self.isa, amx_unavailable: self.amx_unavailable.clone() }
+            crate::info::IsaInfo { tier: &self.isa, amx_unavailable: self.amx_unavailable.clone() },
+            self.int8_product.map(|p| format!(", int8 product {p}")).unwrap_or_default()
         )?;
         writeln!(
             f,

@@ -833,6 +833,7 @@ fn bench_json_is_one_parseable_object_with_the_documented_keys() {
         assert_eq!(v["steps"], 7);
         assert_eq!(v["repeats"], 3);
         assert_eq!(v["isa"], lstmrt::isa().unwrap().name());
+        assert!(v.get("int8_product").is_none(), "an f32 model has no int8 product: {v}");
         assert!(v["ns_per_step_median"].as_f64().unwrap() > 0.0);
         assert!(v["ns_per_step_p99"].as_f64().unwrap() >= v["ns_per_step_median"].as_f64().unwrap());
         if extra.contains(&"--stream") {
@@ -1106,4 +1107,22 @@ fn bad_lengths_exit_2_with_one_line_and_leave_no_output() {
     let ran = lstm_run([&model, &input, Path::new("--lengths"), &lengths, Path::new("-o"), &lengths]);
     assert_bad_input(&ran, &["ok.npy"]);
     assert_eq!(std::fs::read(&lengths).unwrap(), bytes);
+}
+
+#[test]
+fn bench_names_the_int8_product_and_why_amx_is_not_in_use() {
+    let dir = TempDir::new("cli-bench-int8");
+    let g = golden("lstm_3layer");
+    let path = dir.path("int8.lstm");
+    ModelWriter::new(&g.meta, &g.weights).dtype(lstmrt_format::DType::I8).write(&path).unwrap();
+    let ran = ok(lstm_run(with_model(&path, &["--bench", "--steps", "3", "--json", "--repeats", "2"])));
+    let v: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    let isa = lstmrt::isa().unwrap();
+    assert_eq!(v["int8_product"], lstmrt_kernels::Int8Dot::for_isa(isa).name(), "{v}");
+    match lstmrt::Isa::Amx.unavailable_reason() {
+        Some(why) => assert_eq!(v["amx_unavailable"], why.as_str(), "{v}"),
+        None => assert!(v.get("amx_unavailable").is_none(), "{v}"),
+    }
+    let text = ok(lstm_run(with_model(&path, &["--bench", "--steps", "3", "--repeats", "2"])));
+    assert!(text.stdout.contains(&format!("int8 product {}", v["int8_product"].as_str().unwrap())), "{}", text.stdout);
 }
