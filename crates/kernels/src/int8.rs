@@ -106,8 +106,9 @@ const TAIL_BYTES: usize = 4 * crate::amx::TILE_ROWS * crate::amx::TILE_BYTES;
 
 /// Physical rows at least for which the AMX form sums with tiles: below,
 /// `vpdpbusd` does as many products per instruction and loads less (as
-/// oneDNN and ggml keep few rows off the tiles). Measured with
-/// `lstm-run --bench` on W4-shaped int8 models at batch 1 to 32.
+/// oneDNN and ggml keep few rows off the tiles). Not measured yet: no AMX
+/// machine has run it; set it from `lstm-run --bench --batch 4|8|16` on the
+/// avx512 and amx tiers (docs/performance.md, "The amx tier").
 pub(crate) const TILE_MIN_ROWS: usize = 8;
 
 /// Bytes of a [`QRows`] buffer of `rows` rows of `k` values (room for split
