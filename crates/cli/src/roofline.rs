@@ -80,11 +80,9 @@ impl Probe {
         let seconds = best_of(7, || sink += unsafe { dispatch::fma_probe(isa, &call) });
         std::hint::black_box(sink);
         let tile_gops = (isa == Isa::Amx).then(|| {
-            let iters = 1 << 16;
-            let seconds = best_of(7, || {
-                lstmrt_kernels::amx::probe(iters).expect("the amx tier runs tiles");
-            });
-            lstmrt_kernels::amx::probe(iters).map_or(0.0, |macs| 2.0 * macs as f64 / seconds / 1e9)
+            let mut macs = 0;
+            let seconds = best_of(7, || macs = lstmrt_kernels::amx::probe(1 << 16).expect("the amx tier runs tiles"));
+            2.0 * macs as f64 / seconds / 1e9
         });
         Probe { isa, peak_gflops: call.flops() / seconds / 1e9, tile_gops, bandwidths: Vec::new() }
     }
@@ -133,10 +131,11 @@ impl Probe {
         // One vpdpbusd does 64 multiply-adds where an FMA does 16, at the same
         // issue rate on this core: the int8 compute peak is taken as 4x the
         // measured FMA peak (an estimate; the read bound is measured).
-        // On the amx tier, batches of 8 rows or more multiply on the tiles:
-        // their measured peak bounds them instead.
+        // On the amx tier, batches of enough rows multiply on the tiles (for
+        // one thread; split rows and per-thread rows aside): their measured
+        // peak bounds them instead.
         let flops_per_ns = match (dtype, self.tile_gops) {
-            (DType::I8, Some(tiles)) if batch >= 8 => tiles,
+            (DType::I8, Some(tiles)) if batch >= lstmrt_kernels::INT8_TILE_MIN_ROWS => tiles,
             (DType::I8, _) => 4.0 * self.peak_gflops,
             _ => self.peak_gflops,
         };

@@ -75,13 +75,15 @@ struct ParamName<'a> {
 }
 
 const RECURRENT_KINDS: [&str; 5] = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"];
+/// A cell's parameters (`nn.LSTMCell` has no projection).
+const CELL_KINDS: [&str; 4] = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"];
 
 fn parse_param(name: &str) -> Option<ParamName<'_>> {
     let (prefix, last) = match name.rfind('.') {
         Some(i) => (&name[..i + 1], &name[i + 1..]),
         None => ("", name),
     };
-    if RECURRENT_KINDS[..4].contains(&last) {
+    if CELL_KINDS.contains(&last) {
         return Some(ParamName { prefix, kind: last, layer: 0, reverse: false, cell: true });
     }
     let (last, reverse) = match last.strip_suffix("_reverse") {

@@ -16,8 +16,9 @@
 use std::sync::OnceLock;
 
 /// Why the AMX tier cannot run here, or `Ok` once the kernel has granted
-/// this process tile state. Checked once per process (the first int8 model
-/// or `Isa::Amx` query asks). The grant lasts for the process: afterwards
+/// this process tile state. Checked once per process, when the tier is
+/// chosen (`Isa::best`, so by any model, f32 included) or an int8 buffer is
+/// sized, whichever comes first. The grant lasts for the process: afterwards
 /// Linux refuses `sigaltstack` stacks too small for tile state (std's are
 /// sized by `AT_MINSIGSTKSZ`, which counts it). A host that must not have it
 /// sets `LSTMRT_ISA` to another tier: then nothing is requested.
@@ -172,6 +173,7 @@ pub(crate) trait TileUnit {
 /// kernels call only their own code, and the pool's barrier, meanwhile);
 /// between kernel calls an embedder's own AMX code is free to.
 pub(crate) struct TileGuard {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     hardware: bool,
 }
 
@@ -294,7 +296,9 @@ impl TileUnit for Emulated {
     unsafe fn load<const T: usize>(p: *const u8, stride: usize) {
         EMULATED.with_borrow_mut(|t| {
             for r in 0..TILE_ROWS {
-                // SAFETY: the caller guarantees 16 rows of 64 readable bytes.
+                // SAFETY: the caller guarantees 16 rows of 64 readable bytes
+                // (initialised: the int8 buffers are zeroed when allocated,
+                // so rows past the caller's hold zeros or older rows).
                 let row = unsafe { std::slice::from_raw_parts(p.add(r * stride), TILE_BYTES) };
                 t[T][r * TILE_BYTES..][..TILE_BYTES].copy_from_slice(row);
             }

@@ -375,6 +375,13 @@ impl Int8Dot {
     }
 }
 
+/// Whether the int8 buffers get room for tiles: exactly where a tile form
+/// can be chosen (`Int8Dot::Amx` needs `amx::status`, `AmxEmulated` the
+/// variable). The tile forms' entry points assert it.
+pub(crate) fn tile_room() -> bool {
+    crate::amx::status().is_ok() || asked_form() == "amx-emulated"
+}
+
 /// What `LSTMRT_INT8_DOT` asks for (read once per process; empty if unset).
 pub(crate) fn asked_form() -> &'static str {
     static ASKED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -458,6 +465,7 @@ macro_rules! tiered8 {
 
 #[inline(always)]
 unsafe fn steps_int8<D: Dot8>(c: &StepsCall) {
+    assert!(!D::TILES || tile_room(), "a tile form with buffers sized without tile room");
     let l = c.layer;
     let m = Layer8 { w_hh: l.w_hh.mat8(), w_hr: l.w_hr.map(|w| w.mat8()) };
     // SAFETY: forwarded from `run_steps`.
@@ -470,6 +478,7 @@ unsafe fn steps_int8<D: Dot8>(c: &StepsCall) {
 
 #[inline(always)]
 unsafe fn gemm_int8_generic<D: Dot8>(c: &GemmCall) {
+    assert!(!D::TILES || tile_room(), "a tile form with buffers sized without tile room");
     let g = Gemm8 {
         w: c.w.mat8(),
         k: c.w.k,

@@ -109,7 +109,7 @@ const TAIL_BYTES: usize = 4 * crate::amx::TILE_ROWS * crate::amx::TILE_BYTES;
 /// oneDNN and ggml keep few rows off the tiles). Not measured yet: no AMX
 /// machine has run it; set it from `lstm-run --bench --batch 4|8|16` on the
 /// avx512 and amx tiers (docs/performance.md, "The amx tier").
-pub(crate) const TILE_MIN_ROWS: usize = 8;
+pub const TILE_MIN_ROWS: usize = 8;
 
 /// Bytes of a [`QRows`] buffer of `rows` rows of `k` values (room for split
 /// rows, and for the tiles' rows and scratch when `tiles`).
@@ -189,7 +189,7 @@ fn gemm_rows(k: usize, tiles: bool) -> usize {
 /// up to `k_rec` values (with room for the tiles where this CPU has AMX,
 /// or where `LSTMRT_INT8_DOT=amx-emulated` asks for their emulation).
 pub fn buffer_bytes(batch: usize, k_in: usize, k_rec: usize) -> usize {
-    let tiles = crate::amx::status().is_ok() || crate::dispatch::asked_form() == "amx-emulated";
+    let tiles = crate::dispatch::tile_room();
     let plain = qrows_bytes(gemm_rows(k_in, false), k_in, false).max(qrows_bytes(batch, k_rec, false));
     if !tiles {
         return plain;
@@ -439,7 +439,7 @@ unsafe fn dots<D: Dot8, const R: usize, const Q: usize, const G: usize>(
 ) -> [[[D::I; G]; Q]; R] {
     // SAFETY: the caller guarantees the rows of `x` and panels p0..p0+Q of `m`.
     unsafe {
-        if let Some(t) = x.sums {
+        if let (true, Some(t)) = (D::TILES, x.sums) {
             return std::array::from_fn(|r| {
                 std::array::from_fn(|q| std::array::from_fn(|g| D::load(t.at(rows[r], p0 + q, gate0 + g))))
             });
@@ -478,7 +478,7 @@ unsafe fn dots_split<D: Dot8, const R: usize, const Q: usize, const G: usize>(
 ) -> (Sums<D, R, Q, G>, Sums<D, R, Q, G>) {
     // SAFETY: the caller guarantees rows r0..r0+R of `x` (split) and panels p0..p0+Q of `m`.
     unsafe {
-        if x.sums.is_some() {
+        if D::TILES && x.sums.is_some() {
             let hi = dots::<D, R, Q, G>(m, gate0, p0, x, std::array::from_fn(|r| 2 * (r0 + r)));
             let lo = dots::<D, R, Q, G>(m, gate0, p0, x, std::array::from_fn(|r| 2 * (r0 + r) + 1));
             return (hi, lo);
