@@ -101,8 +101,11 @@ impl TileSums {
     }
 }
 
-/// Bytes of the tiles' copy of the last, partial 16 groups of up to 4 gates.
-const TAIL_BYTES: usize = 4 * crate::amx::TILE_ROWS * crate::amx::TILE_BYTES;
+/// The most gates a matrix has (LSTM), so the most the tile scratch holds.
+const TILE_GATES: usize = 4;
+
+/// Bytes of the tiles' copy of the last, partial 16 groups of every gate.
+const TAIL_BYTES: usize = TILE_GATES * crate::amx::TILE_ROWS * crate::amx::TILE_BYTES;
 
 /// Physical rows at least for which the AMX form sums with tiles: below,
 /// `vpdpbusd` does as many products per instruction and loads less (as
@@ -119,7 +122,8 @@ fn qrows_bytes(rows: usize, k: usize, tiles: bool) -> usize {
         return params_bytes(physical) + physical * row_bytes(k);
     }
     let room = physical + crate::amx::TILE_ROWS;
-    params_bytes(physical) + room * tile_row_bytes(k) + TAIL_BYTES + 4 * room.next_multiple_of(16) * 64
+    let sums = TILE_GATES * room.next_multiple_of(crate::amx::TILE_ROWS) * crate::amx::TILE_BYTES;
+    params_bytes(physical) + room * tile_row_bytes(k) + TAIL_BYTES + sums
 }
 
 /// Bytes per quantized row for tiles: whole 64-byte tile rows.
