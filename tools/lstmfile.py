@@ -20,8 +20,9 @@ import sys
 import numpy as np
 
 MAGIC = b"\x89LSTMRT\n"
-READER_MAJOR, READER_MINOR = 1, 2
+READER_MAJOR, READER_MINOR = 1, 3
 SECTION_METADATA, SECTION_DIRECTORY, SECTION_DATA = 1, 2, 3
+SECTION_STAGES = 4  # front-end and head of a chunked model (format 1.3)
 FLAG_REQUIRED = 1
 HEADER_REVERSE = 1  # required_flags bit 0: every layer reads the sequence from the end
 HEADER_INT8 = 2  # required_flags bit 1: int8 weight matrices (format 1.1)
@@ -147,6 +148,56 @@ def decode_metadata(d):
             "provenance": provenance}
 
 
+STAGE_KINDS = {0: "conv1d", 1: "magnitude", 2: "activation", 3: "mean"}
+STAGE_ACTIVATIONS = {0: "none", 1: "relu", 2: "sigmoid", 3: "tanh", 4: "softmax"}
+PADDINGS = {0: "zeros", 1: "reflect"}
+
+
+def decode_stages(d):
+    def stage():
+        return {
+            "kind": _code(d.u32(), STAGE_KINDS, "stage kind"),
+            "out_channels": d.u32(),
+            "kernel": d.u32(),
+            "stride": d.u32(),
+            "dilation": d.u32(),
+            "pad_left": d.u32(),
+            "pad_right": d.u32(),
+            "padding": _code(d.u32(), PADDINGS, "padding"),
+            "activation": _code(d.u32(), STAGE_ACTIVATIONS, "stage activation"),
+        }
+    return {"chunk": d.u32(), "channels": d.u32(), "context": d.u32(), "sample_rate": d.u32(),
+            "front": d.vec(stage), "back": d.vec(stage)}
+
+
+def stage_shapes(stages, positions, channels, chain):
+    """(positions, channels in, positions out, channels out) of each stage (spec 4.3)."""
+    shapes = []
+    for i, s in enumerate(stages):
+        kind = s["kind"]
+        if kind == "conv1d":
+            if min(s["out_channels"], s["kernel"], s["stride"], s["dilation"]) < 1:
+                raise FormatError(f"stages.{chain}[{i}]: a convolution's sizes must be positive")
+            if s["padding"] == "reflect" and max(s["pad_left"], s["pad_right"]) >= positions:
+                raise FormatError(f"stages.{chain}[{i}]: reflect padding needs more than {positions} positions")
+            padded = positions + s["pad_left"] + s["pad_right"]
+            span = (s["kernel"] - 1) * s["dilation"] + 1
+            if span > padded:
+                raise FormatError(f"stages.{chain}[{i}]: kernel wider than its padded input")
+            out = ((padded - span) // s["stride"] + 1, s["out_channels"])
+        elif kind == "magnitude":
+            if channels % 2:
+                raise FormatError(f"stages.{chain}[{i}]: magnitude of {channels} channels")
+            out = (positions, channels // 2)
+        elif kind == "activation":
+            out = (positions, channels)
+        else:  # mean
+            out = (1, channels)
+        shapes.append((positions, channels) + out)
+        positions, channels = out
+    return shapes, positions, channels
+
+
 def decode_directory(d):
     return d.vec(lambda: {
         "name": d.string(),
@@ -184,6 +235,18 @@ def expected_tensors(meta):
     if meta["head"]:
         out.append(("head.weight", [meta["head"]["out_features"], dirs * p], True, None))
         out.append(("head.bias", [meta["head"]["out_features"]], False, None))
+    st = meta.get("stages")
+    if st:
+        front, steps, features = stage_shapes(st["front"], st["context"] + st["chunk"], st["channels"], "front")
+        if features != a["input_size"]:
+            raise FormatError(f"the front-end gives {features} features per step, the stack takes {a['input_size']}")
+        back, _, _ = stage_shapes(st["back"], steps, dirs * p, "back")
+        for chain, stages, shapes in (("front", st["front"], front), ("back", st["back"], back)):
+            for i, (s, shape) in enumerate(zip(stages, shapes)):
+                if s["kind"] == "conv1d":
+                    o, k = s["out_channels"], s["kernel"] * shape[1]
+                    out.append((f"{chain}.{i}.weight", [o, k], True, (1, o)))
+                    out.append((f"{chain}.{i}.bias", [o], False, None))
     return out
 
 
@@ -248,7 +311,7 @@ class LstmFile:
                 raise FormatError(f"section {kind} lies outside the file")
             if length:
                 ranges.append((offset, offset + length))
-            if kind in (SECTION_METADATA, SECTION_DIRECTORY, SECTION_DATA):
+            if kind in (SECTION_METADATA, SECTION_DIRECTORY, SECTION_DATA, SECTION_STAGES):
                 if kind in sections:
                     raise FormatError(f"section {kind} appears twice")
                 sections[kind] = (offset, length, crc)
@@ -276,6 +339,12 @@ class LstmFile:
             raise FormatError("the REVERSE flag is set on a bidirectional stack")
         if d.pos != len(d.data) and not newer:
             raise FormatError("trailing bytes in the metadata section")
+        self.metadata["stages"] = None
+        if SECTION_STAGES in sections:
+            d = Decoder(body(SECTION_STAGES), "stages")
+            self.metadata["stages"] = decode_stages(d)
+            if d.pos != len(d.data) and not newer:
+                raise FormatError("trailing bytes in the stages section")
         d = Decoder(body(SECTION_DIRECTORY), "tensor directory")
         directory = decode_directory(d)
         if d.pos != len(d.data) and not newer:

@@ -17,6 +17,7 @@ pub mod limits;
 mod meta;
 pub mod panel;
 mod read;
+pub mod stages;
 mod write;
 
 pub use error::{Error, IoError};
@@ -27,6 +28,7 @@ pub use meta::{
     Vocabulary,
 };
 pub use read::{FileInfo, parse, verify_tensor};
+pub use stages::{Chain, Padding, Stage, StageActivation, StageKind, StageShape, Stages, StagesPlan};
 pub use write::{
     RawSection, TensorBytes, assemble, assemble_with_flags, atomic_write, encode, encode_directory, seal_header,
 };
@@ -41,8 +43,9 @@ pub const VERSION_MAJOR: u16 = 1;
 /// Highest minor version this reader knows; newer minor versions are read,
 /// skipping what is unknown. Files are written with the lowest minor version
 /// whose features they use. 1.1 added int8 weights (dtype `i8`, layout `panel16x4`, required flag [`flags::INT8`]);
-/// 1.2 stored initial states (`initial_h_l*`, `initial_c_l*`, required flag [`flags::INITIAL_STATE`]).
-pub const VERSION_MINOR: u16 = 2;
+/// 1.2 stored initial states (`initial_h_l*`, `initial_c_l*`, required flag [`flags::INITIAL_STATE`]);
+/// 1.3 added the stages section ([`section::STAGES`], marked required).
+pub const VERSION_MINOR: u16 = 3;
 /// Size of the fixed header in bytes.
 pub const HEADER_SIZE: usize = 64;
 /// Size in bytes of one section table entry as written by v1.0.
@@ -78,6 +81,10 @@ pub mod section {
     pub const METADATA: u32 = 1;
     pub const TENSOR_DIRECTORY: u32 = 2;
     pub const TENSOR_DATA: u32 = 3;
+    /// The front-end and head of a chunked model (format 1.3), always
+    /// written with [`FLAG_REQUIRED`]: an older reader refuses the file
+    /// rather than run the stack on raw samples.
+    pub const STAGES: u32 = 4;
     /// Flag bit: a reader that does not know this section's kind must refuse the file.
     pub const FLAG_REQUIRED: u32 = 1;
 
@@ -87,6 +94,7 @@ pub mod section {
             METADATA => "metadata".into(),
             TENSOR_DIRECTORY => "tensor directory".into(),
             TENSOR_DATA => "tensor data".into(),
+            STAGES => "stages".into(),
             other => format!("kind-{other}"),
         }
     }
@@ -349,6 +357,11 @@ pub fn expected_tensors(meta: &Metadata) -> Vec<ExpectedTensor> {
         let o = head.out_features as u64;
         push(names::HEAD_WEIGHT.into(), vec![o, arch.sequence_output_size() as u64], true, None);
         push(names::HEAD_BIAS.into(), vec![o], false, None);
+    }
+    if let (Some(stages), Some(plan)) = (&meta.stages, meta.stages_plan()) {
+        for (name, shape, required, rows) in stages::stage_tensors(stages, &plan) {
+            push(name, shape, required, rows.map(|n| (1, n)));
+        }
     }
     v
 }

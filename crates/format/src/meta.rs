@@ -320,18 +320,50 @@ pub struct Metadata {
     pub head: Option<Head>,
     pub vocabulary: Option<Vocabulary>,
     pub provenance: Provenance,
+    /// The front-end and head of a model that reads chunks of a signal
+    /// (format 1.3). Not in the metadata bytes: the stages section.
+    #[serde(skip)]
+    pub stages: Option<crate::stages::Stages>,
 }
 
 impl Metadata {
     /// Metadata for a bare recurrent stack.
     pub fn new(architecture: Architecture) -> Self {
-        Metadata { architecture, embedding: None, head: None, vocabulary: None, provenance: Provenance::default() }
+        Metadata {
+            architecture,
+            embedding: None,
+            head: None,
+            vocabulary: None,
+            provenance: Provenance::default(),
+            stages: None,
+        }
+    }
+
+    /// The sizes of the stages, when the model has them (checked by
+    /// [`Metadata::validate`], so a model that opened always has a plan).
+    pub fn stages_plan(&self) -> Option<crate::stages::StagesPlan> {
+        self.stages.as_ref().and_then(|s| s.plan(&self.architecture).ok())
     }
 
     /// Checks every field and the consistency between them.
     pub fn validate(&self) -> Result<(), Error> {
         let arch = &self.architecture;
         arch.validate()?;
+        if let Some(stages) = &self.stages {
+            stages.plan(arch)?;
+            for (what, present) in [
+                ("embedding", self.embedding.is_some()),
+                ("head", self.head.is_some()),
+                ("vocabulary", self.vocabulary.is_some()),
+            ] {
+                if present {
+                    return Err(Error::invalid(
+                        what,
+                        "a model with stages reads chunks of a signal and has its own head (the back stages)",
+                    ));
+                }
+            }
+        }
         if let Some(e) = &self.embedding
             && (e.num_embeddings == 0 || e.num_embeddings > 1 << 26)
         {

@@ -167,12 +167,14 @@ pub fn parse(bytes: &[u8]) -> Result<FileInfo, Error> {
     let mut metadata_section = None;
     let mut directory_section = None;
     let mut data_section = None;
+    let mut stages_section = None;
     let mut skipped_sections = Vec::new();
     for e in &entries {
         let slot = match e.kind {
             section::METADATA => &mut metadata_section,
             section::TENSOR_DIRECTORY => &mut directory_section,
             section::TENSOR_DATA => &mut data_section,
+            section::STAGES => &mut stages_section,
             other if e.flags & section::FLAG_REQUIRED != 0 => {
                 return Err(Error::UnknownRequiredSection { kind: other });
             }
@@ -199,6 +201,9 @@ pub fn parse(bytes: &[u8]) -> Result<FileInfo, Error> {
 
     let mut metadata: Metadata = decode_section(bytes, metadata_section, newer_minor)?;
     metadata.architecture.reverse = required_flags & flags::REVERSE != 0;
+    if let Some(entry) = stages_section {
+        metadata.stages = Some(decode_section(bytes, entry, newer_minor)?);
+    }
     metadata.validate()?;
     let directory: Vec<DirectoryEntry> = decode_section(bytes, directory_section, newer_minor)?;
     let data_range = (data_section.offset, data_section.offset + data_section.len);

@@ -47,9 +47,17 @@ pub fn encode(meta: &Metadata, tensors: &[TensorBytes]) -> Result<Vec<u8>, Error
     // Integers are fixed-width, so the directory's length does not depend on the
     // offsets: encode once to learn it, then again with the real offsets.
     let directory_len = encode_directory(&entries).len() as u64;
-    let table_len = 3 * SECTION_ENTRY_SIZE as u64;
+    let stages = match &meta.stages {
+        Some(s) => Some(
+            bincode::serde::encode_to_vec(s, bincode_config())
+                .map_err(|e| Error::InvalidWeights { reason: format!("cannot encode the stages: {e}") })?,
+        ),
+        None => None,
+    };
+    let table_len = (3 + stages.is_some() as u64) * SECTION_ENTRY_SIZE as u64;
     let metadata_offset = HEADER_SIZE as u64 + table_len;
-    let directory_offset = metadata_offset + metadata.len() as u64;
+    let stages_offset = metadata_offset + metadata.len() as u64;
+    let directory_offset = stages_offset + stages.as_ref().map_or(0, |s| s.len() as u64);
     let data_offset = align_up(directory_offset + directory_len);
     let mut cursor = data_offset;
     for e in &mut entries {
@@ -72,7 +80,9 @@ pub fn encode(meta: &Metadata, tensors: &[TensorBytes]) -> Result<Vec<u8>, Error
         | if initial { flags::INITIAL_STATE } else { 0 };
     // The lowest minor version whose features the file uses: 1.0 readers
     // still read every file without int8 weights or initial states.
-    let minor = if initial {
+    let minor = if stages.is_some() {
+        3
+    } else if initial {
         2
     } else if int8 {
         1
@@ -80,15 +90,13 @@ pub fn encode(meta: &Metadata, tensors: &[TensorBytes]) -> Result<Vec<u8>, Error
         0
     };
     debug_assert!(minor <= VERSION_MINOR);
-    Ok(assemble_with_flags(
-        (VERSION_MAJOR, minor),
-        required_flags,
-        &[
-            RawSection::new(section::METADATA, 0, metadata_offset, metadata),
-            RawSection::new(section::TENSOR_DIRECTORY, 0, directory_offset, directory),
-            RawSection::new(section::TENSOR_DATA, 0, data_offset, data),
-        ],
-    ))
+    let mut sections = vec![RawSection::new(section::METADATA, 0, metadata_offset, metadata)];
+    if let Some(body) = stages {
+        sections.push(RawSection::new(section::STAGES, section::FLAG_REQUIRED, stages_offset, body));
+    }
+    sections.push(RawSection::new(section::TENSOR_DIRECTORY, 0, directory_offset, directory));
+    sections.push(RawSection::new(section::TENSOR_DATA, 0, data_offset, data));
+    Ok(assemble_with_flags((VERSION_MAJOR, minor), required_flags, &sections))
 }
 
 #[doc(hidden)]

@@ -321,6 +321,7 @@ fn convert(
             weight: transpose(kernel),
             bias: bias.map_or_else(|| vec![0.0; kernel.shape[1]], |b| b.to_f32()),
         }),
+        stages: Default::default(),
     };
     weights.check(&meta).map_err(|source| E::Model { source })?;
     Ok((meta, weights, notes))

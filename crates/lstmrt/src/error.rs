@@ -75,6 +75,15 @@ pub enum Error {
         /// Tokens in the vocabulary.
         vocab_size: usize,
     },
+    /// An input value is NaN or infinite.
+    NotFinite {
+        /// Which input.
+        what: &'static str,
+        /// The value's index in it.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
 }
 
 impl Error {
@@ -114,6 +123,9 @@ impl fmt::Display for Error {
             ),
             Error::BadTokenId { id, vocab_size } => {
                 write!(f, "token id {id} is outside the vocabulary of {vocab_size} tokens")
+            }
+            Error::NotFinite { what, index, value } => {
+                write!(f, "{what} value {index} is {value}: inputs must be finite")
             }
         }
     }

@@ -35,6 +35,7 @@
 
 #![deny(missing_docs)]
 
+mod chunks;
 mod engine;
 mod error;
 mod model;
@@ -47,6 +48,7 @@ mod threads;
 mod weights;
 mod writer;
 
+pub use chunks::ChunkState;
 pub use error::Error;
 pub use lstmrt_format::IoError;
 pub use lstmrt_kernels::{Isa, IsaError};

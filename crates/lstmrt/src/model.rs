@@ -62,6 +62,13 @@ struct PackedLayer {
     peephole: Option<Vec<f32>>,
 }
 
+/// A convolution of the stages: its weight `[out, kernel * in]` packed with
+/// one gate, and its bias padded to whole panels (zeros when absent).
+pub(crate) struct PackedStage {
+    matrix: PackedMatrix,
+    bias: Vec<f32>,
+}
+
 /// A borrowed view of one tensor's bytes in the file.
 #[derive(Clone, Copy)]
 pub struct TensorView<'a> {
@@ -151,6 +158,10 @@ pub struct Model {
     int8_activations: Int8Activations,
     /// The state every sequence starts from, when the file stores one.
     initial: Option<crate::state::Initial>,
+    /// The sizes of the stages, when the file has them.
+    plan: Option<format::StagesPlan>,
+    /// One entry per stage, front then back: `Some` for convolutions.
+    stages: Vec<Option<PackedStage>>,
 }
 
 /// How finely an int8 model's kernels quantize the activations they multiply
@@ -261,9 +272,21 @@ impl Model {
         // Reads LSTMRT_INT8_DOT now, once, rather than on the first run (which never allocates).
         lstmrt_kernels::Int8Dot::for_isa(isa);
         let int8_activations = Int8Activations::default();
-        let mut model =
-            Model { backing, info, layers: Vec::new(), repacked: false, isa, dtype, int8_activations, initial: None };
+        let plan = info.metadata.stages_plan();
+        let mut model = Model {
+            backing,
+            info,
+            layers: Vec::new(),
+            repacked: false,
+            isa,
+            dtype,
+            int8_activations,
+            initial: None,
+            plan,
+            stages: Vec::new(),
+        };
         model.layers = model.pack_layers()?;
+        model.stages = model.pack_stages()?;
         model.initial = model.read_initial();
         Ok(model)
     }
@@ -392,6 +415,41 @@ impl Model {
             }
         }
         Ok(layers)
+    }
+
+    fn pack_stages(&mut self) -> Result<Vec<Option<PackedStage>>, crate::Error> {
+        let Some(stages) = self.metadata().stages.clone() else { return Ok(Vec::new()) };
+        let chains = [(format::Chain::Front, &stages.front), (format::Chain::Back, &stages.back)];
+        let mut packed = Vec::new();
+        for (chain, list) in chains {
+            for (i, stage) in list.iter().enumerate() {
+                if stage.kind != format::StageKind::Conv1d {
+                    packed.push(None);
+                    continue;
+                }
+                let out = stage.out_channels as usize;
+                let bias = self
+                    .tensor(&format::Stages::bias_name(chain, i))
+                    .map(|t| t.to_f32_vec())
+                    .unwrap_or_else(|| vec![0.0; out]);
+                let matrix = self.packed_matrix(&format::Stages::weight_name(chain, i))?;
+                packed.push(Some(PackedStage { matrix, bias: pack::pack_vector(&bias, 1, out) }));
+            }
+        }
+        Ok(packed)
+    }
+
+    /// The sizes of the stages, when the model has them.
+    pub fn stages_plan(&self) -> Option<&format::StagesPlan> {
+        self.plan.as_ref()
+    }
+
+    /// The kernels' view of stage `index` (front stages first, then back
+    /// ones), with its padded bias: `None` unless it is a convolution.
+    pub(crate) fn stage_ref(&self, index: usize) -> Option<(MatrixRef<'_>, &[f32])> {
+        let s = self.stages.get(index)?.as_ref()?;
+        let split = self.int8_activations != Int8Activations::Bytes1;
+        Some((self.matrix_ref(&s.matrix, split), &s.bias))
     }
 
     fn matrix_ref<'a>(&'a self, m: &'a PackedMatrix, split: bool) -> MatrixRef<'a> {
@@ -525,7 +583,12 @@ impl Model {
             weight: get(names::HEAD_WEIGHT).expect("validated: head weight present"),
             bias: get(names::HEAD_BIAS).unwrap_or_else(|| vec![0.0; h.out_features as usize]),
         });
-        Weights { layers, embedding: get(names::EMBEDDING), head }
+        let stages = format::expected_tensors(self.metadata())
+            .into_iter()
+            .filter(|t| t.name.starts_with("front.") || t.name.starts_with("back."))
+            .filter_map(|t| Some((t.name.clone(), get(&t.name)?)))
+            .collect();
+        Weights { layers, embedding: get(names::EMBEDDING), head, stages }
     }
 
     /// The stored initial state, one row per layer and direction (zeros where

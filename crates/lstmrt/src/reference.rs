@@ -322,6 +322,152 @@ pub fn head(head: &Head, weights: &HeadWeights, x: &[f32]) -> Vec<f32> {
     y.into_iter().map(|v| v as f32).collect()
 }
 
+/// Runs a chunked model (format 1.3 stages) over one stream's signal
+/// `[chunks][chunk][channels]`, returning every chunk's result
+/// `[chunks][out_positions][out_channels]`: the window (context then chunk,
+/// zeros before the first), the front stages as PyTorch computes them (an
+/// explicitly padded copy of the input, then `Conv1d`'s sum), the stack from
+/// the state the last chunk left, the back stages. f64 inside.
+///
+/// # Panics
+/// If `meta` has no stages or `signal` is not whole chunks (a test oracle).
+pub fn run_chunks(meta: &lstmrt_format::Metadata, weights: &Weights, signal: &[f32]) -> Vec<f32> {
+    use lstmrt_format::{Chain, Stages};
+    let stages = meta.stages.as_ref().expect("a model with stages");
+    let plan = meta.stages_plan().expect("valid stages");
+    let arch = &meta.architecture;
+    let (frames, channels, context) = (stages.chunk as usize, stages.channels as usize, stages.context as usize);
+    let per_chunk = frames * channels;
+    assert!(signal.len().is_multiple_of(per_chunk), "whole chunks");
+    // Positions x channels, position-major.
+    let mut ctx = vec![0.0f64; context * channels];
+    let (mut h, mut c): (Option<Vec<f32>>, Option<Vec<f32>>) = (None, None);
+    let mut results = Vec::new();
+    for chunk in signal.chunks_exact(per_chunk) {
+        let mut x: Vec<f64> = ctx.iter().copied().chain(chunk.iter().map(|&v| v as f64)).collect();
+        ctx.copy_from_slice(&x[x.len() - context * channels..]);
+        let mut width = channels;
+        for (i, s) in stages.front.iter().enumerate() {
+            (x, width) = reference_stage(
+                s,
+                &x,
+                width,
+                weights,
+                &Stages::weight_name(Chain::Front, i),
+                &Stages::bias_name(Chain::Front, i),
+            );
+        }
+        let xs: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let out = run(arch, weights, &xs, 1, h.as_deref(), c.as_deref());
+        h = Some(out.h_n);
+        c = if arch.has_cell_state() { Some(out.c_n) } else { None };
+        let (mut y, mut width): (Vec<f64>, usize) =
+            (out.output.iter().map(|&v| v as f64).collect(), arch.sequence_output_size());
+        for (i, s) in stages.back.iter().enumerate() {
+            (y, width) = reference_stage(
+                s,
+                &y,
+                width,
+                weights,
+                &Stages::weight_name(Chain::Back, i),
+                &Stages::bias_name(Chain::Back, i),
+            );
+        }
+        debug_assert_eq!(y.len(), plan.out_values());
+        results.extend(y.iter().map(|&v| v as f32));
+    }
+    results
+}
+
+/// One stage on `x` (`[positions][width]`): the new activations and width.
+fn reference_stage(
+    s: &lstmrt_format::Stage,
+    x: &[f64],
+    width: usize,
+    weights: &Weights,
+    weight: &str,
+    bias: &str,
+) -> (Vec<f64>, usize) {
+    use lstmrt_format::{Padding, StageKind};
+    let positions = x.len() / width;
+    let at = |p: usize, ch: usize| x[p * width + ch];
+    match s.kind {
+        StageKind::Conv1d => {
+            let (out, taps) = (s.out_channels as usize, s.kernel as usize);
+            let (pl, pr) = (s.pad_left as usize, s.pad_right as usize);
+            // The padded input, as F.pad makes it.
+            let n = positions + pl + pr;
+            let mut xp = vec![0.0f64; n * width];
+            for q in 0..n {
+                let src = q as isize - pl as isize;
+                let src = match s.padding {
+                    _ if (0..positions as isize).contains(&src) => Some(src as usize),
+                    Padding::Zeros => None,
+                    Padding::Reflect if src < 0 => Some((-src) as usize),
+                    Padding::Reflect => Some(2 * (positions - 1) - src as usize),
+                };
+                if let Some(src) = src {
+                    for ch in 0..width {
+                        xp[q * width + ch] = at(src, ch);
+                    }
+                }
+            }
+            let w = weights.stages.get(weight).expect("conv weight");
+            let b = weights.stages.get(bias);
+            let span = (taps - 1) * s.dilation as usize + 1;
+            let np = (n - span) / s.stride as usize + 1;
+            let mut y = vec![0.0f64; np * out];
+            for p in 0..np {
+                for o in 0..out {
+                    let mut sum = b.map_or(0.0, |b| b[o] as f64);
+                    for tap in 0..taps {
+                        let q = p * s.stride as usize + tap * s.dilation as usize;
+                        for ch in 0..width {
+                            sum += w[(o * taps + tap) * width + ch] as f64 * xp[q * width + ch];
+                        }
+                    }
+                    y[p * out + o] = sum;
+                }
+                activate_f64(s.activation, &mut y[p * out..][..out]);
+            }
+            (y, out)
+        }
+        StageKind::Magnitude => {
+            let half = width / 2;
+            let y = (0..positions)
+                .flat_map(|p| (0..half).map(move |ch| (at(p, ch).powi(2) + at(p, ch + half).powi(2)).sqrt()))
+                .collect();
+            (y, half)
+        }
+        StageKind::Activation => {
+            let mut y = x.to_vec();
+            for row in y.chunks_exact_mut(width) {
+                activate_f64(s.activation, row);
+            }
+            (y, width)
+        }
+        StageKind::Mean => {
+            let y = (0..width).map(|ch| (0..positions).map(|p| at(p, ch)).sum::<f64>() / positions as f64).collect();
+            (y, width)
+        }
+    }
+}
+
+fn activate_f64(a: lstmrt_format::StageActivation, v: &mut [f64]) {
+    use lstmrt_format::StageActivation as A;
+    match a {
+        A::None => {}
+        A::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+        A::Sigmoid => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
+        A::Tanh => v.iter_mut().for_each(|x| *x = x.tanh()),
+        A::Softmax => {
+            let max = v.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+            let sum: f64 = v.iter().map(|x| (x - max).exp()).sum();
+            v.iter_mut().for_each(|x| *x = (*x - max).exp() / sum);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::max_abs_diff;

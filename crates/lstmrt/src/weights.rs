@@ -47,6 +47,10 @@ pub struct Weights {
     pub embedding: Option<Vec<f32>>,
     /// The dense layer on top, when the metadata has one.
     pub head: Option<HeadWeights>,
+    /// The stages' tensors (`front.<i>.weight`, `back.<i>.bias`, ...), by
+    /// name, in canonical shape: a conv's weight is `[out, kernel * in]`,
+    /// tap-major. Absent biases are zeros.
+    pub stages: std::collections::BTreeMap<String, Vec<f32>>,
 }
 
 impl Weights {
@@ -79,6 +83,9 @@ impl Weights {
     pub fn set(&mut self, arch: &Architecture, name: &str, values: Vec<f32>) -> bool {
         let Some(slot) = Slot::locate(arch, name) else { return false };
         match slot {
+            Slot::Stage => {
+                self.stages.insert(name.to_string(), values);
+            }
             Slot::Embedding => self.embedding = Some(values),
             Slot::HeadWeight => self.head.get_or_insert_with(Default::default).weight = values,
             Slot::HeadBias => self.head.get_or_insert_with(Default::default).bias = values,
@@ -105,6 +112,7 @@ impl Weights {
     /// The stored values of tensor `name`, if present.
     pub fn get(&self, arch: &Architecture, name: &str) -> Option<&[f32]> {
         match Slot::locate(arch, name)? {
+            Slot::Stage => self.stages.get(name).map(Vec::as_slice),
             Slot::Embedding => self.embedding.as_deref(),
             Slot::HeadWeight => self.head.as_ref().map(|h| h.weight.as_slice()),
             Slot::HeadBias => self.head.as_ref().map(|h| h.bias.as_slice()),
@@ -144,7 +152,7 @@ impl Weights {
         for t in expected.iter().chain(&initial) {
             let n: u64 = t.shape.iter().product();
             match self.get(arch, &t.name) {
-                None if !t.required && initial.contains(t) => {}
+                None if !t.required && (initial.contains(t) || is_stage(&t.name)) => {}
                 None => return Err(Error::MissingTensor { name: t.name.clone() }),
                 Some(v) if v.len() as u64 != n => {
                     return Err(Error::InvalidWeights {
@@ -161,6 +169,9 @@ impl Weights {
             }
         }
         let present = |name: &str| expected.iter().any(|t| t.name == name);
+        if let Some(name) = self.stages.keys().find(|n| !present(n)) {
+            return Err(Error::UnexpectedTensor { name: name.clone() });
+        }
         if self.embedding.is_some() && !present(names::EMBEDDING) {
             return Err(Error::UnexpectedTensor { name: names::EMBEDDING.into() });
         }
@@ -183,8 +194,14 @@ impl Weights {
     }
 }
 
+/// Whether `name` is one of the stages' tensors.
+fn is_stage(name: &str) -> bool {
+    name.starts_with("front.") || name.starts_with("back.")
+}
+
 /// Where a named tensor lives in [`Weights`].
 enum Slot {
+    Stage,
     Embedding,
     HeadWeight,
     HeadBias,
@@ -208,6 +225,7 @@ impl Slot {
             names::EMBEDDING => return Some(Slot::Embedding),
             names::HEAD_WEIGHT => return Some(Slot::HeadWeight),
             names::HEAD_BIAS => return Some(Slot::HeadBias),
+            _ if is_stage(name) => return Some(Slot::Stage),
             _ => {}
         }
         let dirs = arch.directions();

@@ -10,6 +10,7 @@ use std::process::Command;
 use common::{TempDir, golden_cases};
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
 use lstmrt::{Model, ModelWriter, Weights};
+use lstmrt_format::{Padding, Stage, StageActivation, StageKind, Stages};
 
 fn python_reader(args: &[&Path], extra: &[&str]) -> std::process::Output {
     let script = common::repo_root().join("tools/lstmfile.py");
@@ -66,6 +67,26 @@ fn fixture_models(dir: &TempDir) -> Vec<PathBuf> {
         ModelWriter::new(&meta, &w).dtype(DType::F16).write(&p).unwrap();
         paths.push(p);
     }
+    // A chunked model (format 1.3 stages), in every dtype.
+    let mut chunked = Metadata::new(Architecture::new(CellKind::Lstm, 6, 5, 1));
+    chunked.stages = Some(Stages {
+        chunk: 32,
+        channels: 1,
+        context: 4,
+        sample_rate: 8000,
+        front: vec![
+            Stage { stride: 8, pad_right: 4, padding: Padding::Reflect, ..Stage::conv1d(12, 16) },
+            Stage::new(StageKind::Magnitude),
+            Stage { pad_left: 1, pad_right: 1, activation: StageActivation::Relu, ..Stage::conv1d(6, 3) },
+        ],
+        back: vec![Stage { activation: StageActivation::Sigmoid, ..Stage::conv1d(1, 1) }, Stage::new(StageKind::Mean)],
+    });
+    let w = Weights::random(&chunked, &mut lstmrt::rng::Rng::new(9), 1.0);
+    for dtype in [DType::F32, DType::F16, DType::I8] {
+        let p = dir.path(&format!("chunked-{}.lstm", dtype.name()));
+        ModelWriter::new(&chunked, &w).dtype(dtype).write(&p).unwrap();
+        paths.push(p);
+    }
     paths
 }
 
@@ -93,6 +114,24 @@ fn python_reader_written_from_the_spec_reads_every_fixture_like_lstmrt() {
         assert_eq!(arch["input_forget"], meta.architecture.input_forget);
         assert_eq!(arch["clip"].as_f64().map(|c| c as f32), meta.architecture.clip);
         assert_eq!(file["metadata"]["provenance"]["producer"], meta.provenance.producer.as_str());
+        match &meta.stages {
+            None => assert!(file["metadata"]["stages"].is_null()),
+            Some(s) => {
+                let py = &file["metadata"]["stages"];
+                assert_eq!(
+                    (py["chunk"].as_u64(), py["context"].as_u64()),
+                    (Some(s.chunk as u64), Some(s.context as u64))
+                );
+                for (chain, list) in [("front", &s.front), ("back", &s.back)] {
+                    let kinds: Vec<&str> =
+                        py[chain].as_array().unwrap().iter().map(|v| v["kind"].as_str().unwrap()).collect();
+                    let want: Vec<&str> = list.iter().map(|s| s.kind.name()).collect();
+                    assert_eq!(kinds, want);
+                }
+                assert_eq!(py["front"][0]["padding"], "reflect");
+                assert_eq!(py["front"][2]["activation"], "relu");
+            }
+        }
         if let Some(v) = &meta.vocabulary {
             let tokens: Vec<String> = serde_json::from_value(file["metadata"]["vocabulary"]["tokens"].clone()).unwrap();
             assert_eq!(&tokens, &v.tokens);

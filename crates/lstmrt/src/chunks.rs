@@ -1,0 +1,385 @@
+//! Chunked models (format 1.3 stages): a front-end, the recurrent stack and
+//! a head, run one chunk of a signal at a time with everything carried over
+//! between chunks (the recurrent state and the context frames).
+//!
+//! Activations between stages are rows `position * batch + stream`, each a
+//! stage's channels padded to a multiple of 16 floats: the layout the input
+//! projection's GEMM reads and writes. A convolution is that GEMM over the
+//! rows of its unfolded input (`kernel` taps of `in` channels side by side,
+//! the weight's tap-major order), so it runs in every tier and dtype the
+//! recurrent weights do; a 1x1 convolution reads its input rows in place.
+
+use lstmrt_format::panel as pack;
+use lstmrt_format::{Padding, Stage, StageActivation, StageKind, StageShape, StagesPlan};
+use lstmrt_kernels::dispatch::{self, GemmCall};
+use lstmrt_kernels::{AlignedVec, WIDEN_BUFFER};
+
+use crate::{Error, Model, State};
+
+const LANES: usize = 16;
+
+/// Floats of unfolded input the GEMM is given at once: the unfolding buffer
+/// holds this many (or one row, if a row is longer), never more.
+const UNFOLD_FLOATS: usize = 1 << 18;
+
+/// Everything a stream batch of a chunked model carries from chunk to chunk,
+/// and every buffer a chunk needs, sized once (a chunk never allocates).
+pub struct ChunkState {
+    state: State,
+    plan: StagesPlan,
+    batch: usize,
+    /// `[batch][context][channels]`: the frames each chunk is read after.
+    context: Vec<f32>,
+    /// `[window][batch][channels]`.
+    window: AlignedVec<f32>,
+    /// Activations, ping-pong between stages.
+    bufs: [AlignedVec<f32>; 2],
+    /// Unfolded convolution inputs.
+    cols: AlignedVec<f32>,
+    /// `[steps][batch][input_size]`, and the stack's output.
+    rec_in: AlignedVec<f32>,
+    rec_out: Vec<f32>,
+    wide: AlignedVec<f32>,
+    q8: AlignedVec<u8>,
+    /// `[batch][out_positions][out_channels]`.
+    out: Vec<f32>,
+}
+
+impl ChunkState {
+    /// Streams run together.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The recurrent state (`h`, `c` of every stream).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Threads for the recurrent part (see [`State::set_threads`]).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.state.set_threads(threads);
+    }
+
+    /// Starts every stream afresh: initial recurrent state, zero context.
+    pub fn reset(&mut self) {
+        self.state.reset();
+        self.context.fill(0.0);
+    }
+
+    /// Starts stream `row` afresh, leaving the others as they are.
+    pub fn reset_stream(&mut self, row: usize) -> Result<(), Error> {
+        if row >= self.batch {
+            return Err(Error::Stream { reason: format!("stream {row} of a batch of {}", self.batch) });
+        }
+        self.state.reset_row(row);
+        let per = self.context.len() / self.batch;
+        self.context[row * per..][..per].fill(0.0);
+        Ok(())
+    }
+}
+
+/// A stage's output rows in a buffer: `positions * batch` rows of `stride` floats.
+#[derive(Clone, Copy)]
+struct Shape {
+    positions: usize,
+    channels: usize,
+    stride: usize,
+}
+
+fn padded(channels: usize) -> usize {
+    pack::panels(channels) * LANES
+}
+
+impl Model {
+    /// Buffers and carried state for `batch` streams of a chunked model.
+    pub fn new_chunk_state(&self, batch: usize) -> Result<ChunkState, Error> {
+        let (Some(plan), Some(stages)) = (self.stages_plan(), self.metadata().stages.as_ref()) else {
+            return Err(Error::Unsupported {
+                what: "this model has no stages: it reads feature vectors, not chunks".into(),
+            });
+        };
+        let batch = batch.max(1);
+        let arch = self.architecture();
+        let shapes = plan.front.iter().chain(&plan.back);
+        let kinds = stages.front.iter().chain(&stages.back);
+        let (mut buf, mut cols, mut q8, mut wide) = (0, 0, 0, false);
+        for (index, (shape, stage)) in shapes.zip(kinds).enumerate() {
+            buf = buf.max(shape.positions * batch * padded(shape.channels));
+            if let Some((w, _)) = self.stage_ref(index) {
+                let k = stage.kernel as usize * shape.channels_in;
+                if !unfolds_in_place(stage) {
+                    cols = cols.max(unfold_rows(k, shape.positions * batch) * k);
+                }
+                match w.dtype {
+                    lstmrt_format::DType::I8 => q8 = q8.max(lstmrt_kernels::int8_buffer_bytes(1, k, 1)),
+                    lstmrt_format::DType::F16 | lstmrt_format::DType::BF16 => wide = true,
+                    lstmrt_format::DType::F32 => {}
+                }
+            }
+        }
+        let window = stages.window() * batch * stages.channels as usize;
+        Ok(ChunkState {
+            state: self.new_batch_state(batch),
+            plan: plan.clone(),
+            batch,
+            context: vec![0.0; batch * (stages.context * stages.channels) as usize],
+            window: AlignedVec::zeroed(window),
+            bufs: [AlignedVec::zeroed(buf), AlignedVec::zeroed(buf)],
+            cols: AlignedVec::zeroed(cols),
+            rec_in: AlignedVec::zeroed(plan.steps * batch * arch.input_size as usize),
+            rec_out: vec![0.0; plan.steps * batch * arch.sequence_output_size()],
+            wide: AlignedVec::zeroed(if wide { WIDEN_BUFFER } else { 0 }),
+            q8: AlignedVec::zeroed(q8),
+            out: vec![0.0; batch * plan.out_values()],
+        })
+    }
+
+    /// Runs one chunk of every stream: `x` is `[batch][chunk][channels]`.
+    /// Returns the head's result `[batch][out_positions][out_channels]` (for
+    /// a voice-activity model, one probability per stream).
+    pub fn run_chunk<'s>(&self, st: &'s mut ChunkState, x: &[f32]) -> Result<&'s [f32], Error> {
+        let (Some(plan), Some(stages)) = (self.stages_plan(), self.metadata().stages.as_ref()) else {
+            return Err(Error::Unsupported {
+                what: "this model has no stages: it reads feature vectors, not chunks".into(),
+            });
+        };
+        if st.plan != *plan {
+            return Err(Error::StateMismatch { reason: "the chunk state was made for another model".into() });
+        }
+        self.check_state(&st.state)?;
+        let (batch, frames, channels) = (st.batch, stages.chunk as usize, stages.channels as usize);
+        if x.len() != batch * frames * channels {
+            return Err(Error::Shape {
+                what: "chunk",
+                expected: format!(
+                    "{} (batch {batch} x {frames} frames x {channels} channels)",
+                    batch * frames * channels
+                ),
+                got: x.len(),
+            });
+        }
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NotFinite { what: "chunk", index, value: x[index] });
+        }
+        // The window: each stream's context, then its chunk; the new context
+        // is the window's last frames.
+        let context = stages.context as usize;
+        let positions = context + frames;
+        for b in 0..batch {
+            let ctx = &mut st.context[b * context * channels..][..context * channels];
+            let own = &x[b * frames * channels..][..frames * channels];
+            for p in 0..positions {
+                let src = if p < context {
+                    &ctx[p * channels..][..channels]
+                } else {
+                    &own[(p - context) * channels..][..channels]
+                };
+                st.window.as_mut_slice()[(p * batch + b) * channels..][..channels].copy_from_slice(src);
+            }
+            for p in 0..context {
+                let from = (positions - context + p) * batch + b;
+                ctx[p * channels..][..channels].copy_from_slice(&st.window.as_slice()[from * channels..][..channels]);
+            }
+        }
+        let mut bufs = std::mem::take(&mut st.bufs);
+        // `which`: where the current activations are (0, 1: bufs; 2: window; 3: rec_out).
+        let mut cur = (2usize, Shape { positions, channels, stride: channels });
+        let front = stages.front.len();
+        for (i, (stage, shape)) in stages.front.iter().zip(&plan.front).enumerate() {
+            cur = self.stage(i, stage, shape, st, &mut bufs, cur);
+        }
+        // The stack reads its inputs compact.
+        let (steps, features) = (plan.steps, self.architecture().input_size as usize);
+        {
+            let src: &[f32] = match cur.0 {
+                0 | 1 => bufs[cur.0].as_slice(),
+                2 => st.window.as_slice(),
+                _ => &st.rec_out,
+            };
+            let rec_in = st.rec_in.as_mut_slice();
+            for r in 0..steps * batch {
+                rec_in[r * features..][..features].copy_from_slice(&src[r * cur.1.stride..][..features]);
+            }
+        }
+        let result = self.run_into(&mut st.state, st.rec_in.as_slice(), &mut st.rec_out);
+        if let Err(e) = result {
+            st.bufs = bufs;
+            return Err(e);
+        }
+        let width = self.architecture().sequence_output_size();
+        cur = (3, Shape { positions: steps, channels: width, stride: width });
+        for (i, (stage, shape)) in stages.back.iter().zip(&plan.back).enumerate() {
+            cur = self.stage(front + i, stage, shape, st, &mut bufs, cur);
+        }
+        let (op, oc) = (plan.out_positions, plan.out_channels);
+        let src: &[f32] = match cur.0 {
+            0 | 1 => bufs[cur.0].as_slice(),
+            2 => st.window.as_slice(),
+            _ => &st.rec_out,
+        };
+        for b in 0..batch {
+            for p in 0..op {
+                st.out[(b * op + p) * oc..][..oc].copy_from_slice(&src[(p * batch + b) * cur.1.stride..][..oc]);
+            }
+        }
+        st.bufs = bufs;
+        Ok(&st.out)
+    }
+
+    /// Runs stage `index` from the activations `cur` into the other buffer.
+    fn stage(
+        &self,
+        index: usize,
+        stage: &Stage,
+        shape: &StageShape,
+        st: &mut ChunkState,
+        bufs: &mut [AlignedVec<f32>; 2],
+        cur: (usize, Shape),
+    ) -> (usize, Shape) {
+        let batch = st.batch;
+        let to = if cur.0 == 0 { 1 } else { 0 };
+        let out = Shape { positions: shape.positions, channels: shape.channels, stride: padded(shape.channels) };
+        let [b0, b1] = bufs;
+        let (dst, other) =
+            if to == 0 { (b0.as_mut_slice(), b1.as_slice()) } else { (b1.as_mut_slice(), b0.as_slice()) };
+        let src: &[f32] = match cur.0 {
+            2 => st.window.as_slice(),
+            3 => &st.rec_out,
+            _ => other,
+        };
+        let (inp, rows_out) = (cur.1, out.positions * batch);
+        match stage.kind {
+            StageKind::Conv1d => {
+                let (w, bias) = self.stage_ref(index).expect("convolutions are packed at open");
+                let k = stage.kernel as usize * inp.channels;
+                let mut call =
+                    |x: *const f32, x_stride: usize, rows: usize, first: usize, wide: *mut f32, q8: *mut u8| {
+                        let gemm = GemmCall {
+                            w,
+                            bias,
+                            x,
+                            x_stride,
+                            rows,
+                            out: dst[first * out.stride..].as_mut_ptr(),
+                            panels: 0..w.panels,
+                            wide,
+                            q8,
+                        };
+                        // SAFETY: `x` holds `rows` rows of `k` floats `x_stride` apart
+                        // (unfolded rows, or the input rows in place); `dst` holds
+                        // the stage's `rows_out` rows of `padded(out)` floats, so
+                        // rows `first..first + rows` fit; `wide` and `q8` were
+                        // sized in `new_chunk_state` for this matrix's dtype and `k`.
+                        unsafe { dispatch::gemm(self.isa(), &gemm) };
+                    };
+                let (wide, q8) = (st.wide.as_mut_slice().as_mut_ptr(), st.q8.as_mut_slice().as_mut_ptr());
+                if unfolds_in_place(stage) {
+                    debug_assert!(src.len() >= (rows_out - 1) * inp.stride + k);
+                    call(src.as_ptr(), inp.stride, rows_out, 0, wide, q8);
+                } else {
+                    let block = unfold_rows(k, rows_out);
+                    let mut first = 0;
+                    while first < rows_out {
+                        let rows = block.min(rows_out - first);
+                        unfold(stage, inp, batch, src, first, rows, &mut st.cols.as_mut_slice()[..rows * k]);
+                        call(st.cols.as_slice().as_ptr(), k, rows, first, wide, q8);
+                        first += rows;
+                    }
+                }
+                for r in 0..rows_out {
+                    activate(stage.activation, &mut dst[r * out.stride..][..out.channels]);
+                }
+            }
+            StageKind::Magnitude => {
+                let half = out.channels;
+                for r in 0..rows_out {
+                    let row = &src[r * inp.stride..][..2 * half];
+                    let (re, im) = row.split_at(half);
+                    for ((d, a), b) in dst[r * out.stride..][..half].iter_mut().zip(re).zip(im) {
+                        *d = (a * a + b * b).sqrt();
+                    }
+                }
+            }
+            StageKind::Activation => {
+                for r in 0..rows_out {
+                    let d = &mut dst[r * out.stride..][..out.channels];
+                    d.copy_from_slice(&src[r * inp.stride..][..out.channels]);
+                    activate(stage.activation, d);
+                }
+            }
+            StageKind::Mean => {
+                let c = out.channels;
+                let scale = 1.0 / inp.positions as f32;
+                for b in 0..batch {
+                    let d = &mut dst[b * out.stride..][..c];
+                    d.copy_from_slice(&src[b * inp.stride..][..c]);
+                    for p in 1..inp.positions {
+                        for (acc, v) in d.iter_mut().zip(&src[(p * batch + b) * inp.stride..][..c]) {
+                            *acc += v;
+                        }
+                    }
+                    d.iter_mut().for_each(|v| *v *= scale);
+                }
+            }
+        }
+        (to, out)
+    }
+}
+
+/// Whether a convolution's unfolded input is its input: one tap, stride 1, no padding.
+fn unfolds_in_place(s: &Stage) -> bool {
+    s.kernel == 1 && s.stride == 1 && s.pad_left == 0 && s.pad_right == 0
+}
+
+/// Output rows unfolded at once for `k` inputs per row.
+fn unfold_rows(k: usize, rows: usize) -> usize {
+    (UNFOLD_FLOATS / k.max(1)).clamp(1, rows.max(1))
+}
+
+/// Unfolds output rows `first..first + rows` of a convolution: row
+/// `p * batch + b` is, tap by tap, the input channels of stream `b` at
+/// position `p * stride + tap * dilation - pad_left` (padded by zeros or
+/// reflection).
+fn unfold(s: &Stage, inp: Shape, batch: usize, src: &[f32], first: usize, rows: usize, cols: &mut [f32]) {
+    let (c, taps) = (inp.channels, s.kernel as usize);
+    let n = inp.positions as isize;
+    for (i, row) in cols.chunks_exact_mut(taps * c).take(rows).enumerate() {
+        let (p, b) = ((first + i) / batch, (first + i) % batch);
+        for (tap, dst) in row.chunks_exact_mut(c).enumerate() {
+            let q = (p * s.stride as usize + tap * s.dilation as usize) as isize - s.pad_left as isize;
+            let q = match s.padding {
+                _ if (0..n).contains(&q) => q,
+                Padding::Zeros => -1,
+                // Validated: each side's padding is below the input's length,
+                // so one reflection lands inside it.
+                Padding::Reflect if q < 0 => -q,
+                Padding::Reflect => 2 * (n - 1) - q,
+            };
+            if q < 0 {
+                dst.fill(0.0);
+            } else {
+                dst.copy_from_slice(&src[(q as usize * batch + b) * inp.stride..][..c]);
+            }
+        }
+    }
+}
+
+/// Applies `a` to one position's channels in place.
+pub(crate) fn activate(a: StageActivation, v: &mut [f32]) {
+    match a {
+        StageActivation::None => {}
+        StageActivation::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+        StageActivation::Sigmoid => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
+        StageActivation::Tanh => v.iter_mut().for_each(|x| *x = x.tanh()),
+        StageActivation::Softmax => {
+            let max = v.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let mut sum = 0.0;
+            for x in v.iter_mut() {
+                *x = (*x - max).exp();
+                sum += *x;
+            }
+            v.iter_mut().for_each(|x| *x /= sum);
+        }
+    }
+}
