@@ -450,3 +450,132 @@ mod tests {
         assert_eq!(percentile(&[1.0, 2.0, 3.0], 0.5), 2.0);
     }
 }
+
+/// The result of timing a chunked model (format 1.3 stages), chunk by chunk;
+/// field names are the JSON keys of `--bench --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChunkReport {
+    pub model: String,
+    /// Streams run together, one chunk each per call.
+    pub streams: usize,
+    pub threads: usize,
+    pub isa: String,
+    pub dtype: &'static str,
+    /// Frames per chunk, and the model's rate (0: none).
+    pub chunk: u32,
+    pub sample_rate: u32,
+    /// Measured calls (each: one chunk of every stream).
+    pub samples: usize,
+    pub ns_per_chunk_median: f64,
+    pub ns_per_chunk_p99: f64,
+    pub ns_per_chunk_min: f64,
+    /// Stream-chunks per second at the median: `streams * 1e9 / median`.
+    pub stream_chunks_per_second: f64,
+    /// Seconds of audio per second of one core's time, per stream: `chunk /
+    /// sample_rate * 1e9 / median * streams` (absent without a rate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realtime_factor: Option<f64>,
+    /// Seconds to score one hour of one stream's audio at the median.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_per_audio_hour: Option<f64>,
+}
+
+impl std::fmt::Display for ChunkReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "model            {}", self.model)?;
+        writeln!(
+            f,
+            "work             {} stream{} x chunks of {} frames, {} thread{}, {} weights, isa {}",
+            self.streams,
+            if self.streams == 1 { "" } else { "s" },
+            self.chunk,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+            self.dtype,
+            self.isa
+        )?;
+        let us = |ns: f64| ns / 1000.0;
+        writeln!(
+            f,
+            "per chunk        median {:.2} us, p99 {:.2} us, min {:.2} us ({} samples)",
+            us(self.ns_per_chunk_median),
+            us(self.ns_per_chunk_p99),
+            us(self.ns_per_chunk_min),
+            self.samples
+        )?;
+        writeln!(f, "throughput       {:.0} stream-chunks/s", self.stream_chunks_per_second)?;
+        if let (Some(rt), Some(hour)) = (self.realtime_factor, self.seconds_per_audio_hour) {
+            writeln!(f, "audio            {rt:.0}x real time; one hour of audio in {hour:.2} s")?;
+        }
+        Ok(())
+    }
+}
+
+/// Times `run_chunk` on `config.batch` streams of a tone with noise:
+/// `config.steps` chunks per repeat (the state carried), as long as
+/// `config.seconds` (or `config.repeats`) says.
+pub fn run_chunks(model: &Model, config: &Config) -> Result<ChunkReport, Error> {
+    let stages =
+        model.metadata().stages.clone().ok_or_else(|| Error::Unsupported { what: "not a chunked model".into() })?;
+    let per = (stages.chunk * stages.channels) as usize;
+    let streams = config.batch.max(1);
+    if (per as u128) * (streams as u128) * (config.steps.max(1) as u128) > MAX_BENCH_FLOATS {
+        return Err(Error::Unsupported { what: "the benchmark's signal would exceed 1 GiB; use fewer --steps".into() });
+    }
+    let mut rng = Rng::new(config.seed);
+    let chunks = config.steps.max(1);
+    let signal: Vec<f32> =
+        (0..chunks * per * streams).map(|i| 0.3 * (i as f32 * 0.05).sin() + rng.uniform_f32(-0.05, 0.05)).collect();
+    let mut st = model.new_chunk_state(streams)?;
+    st.set_threads(config.threads);
+    let mut samples = Vec::new();
+    let mut repeat = |samples: &mut Vec<f64>, record: bool| -> Result<(), Error> {
+        st.reset();
+        for x in signal.chunks_exact(per * streams) {
+            let start = Instant::now();
+            std::hint::black_box(model.run_chunk(&mut st, x)?);
+            if record && samples.len() < MAX_SAMPLES {
+                samples.push(start.elapsed().as_nanos() as f64);
+            }
+        }
+        Ok(())
+    };
+    let budget = Duration::from_secs_f64(config.seconds.max(0.0));
+    let warm = Instant::now();
+    let mut n = 0;
+    while match config.warmup {
+        Some(w) => n < w,
+        None => n < 1 || warm.elapsed() < budget / 10,
+    } {
+        repeat(&mut samples, false)?;
+        n += 1;
+    }
+    let start = Instant::now();
+    let mut repeats = 0;
+    while match config.repeats {
+        Some(r) => repeats < r.max(1),
+        None => repeats < 3 || (start.elapsed() < budget && samples.len() < MAX_SAMPLES),
+    } {
+        repeat(&mut samples, true)?;
+        repeats += 1;
+    }
+    samples.sort_by(f64::total_cmp);
+    let median = percentile(&samples, 0.5);
+    let audio = (stages.sample_rate > 0).then(|| stages.chunk as f64 / stages.sample_rate as f64);
+    Ok(ChunkReport {
+        model: String::new(),
+        streams,
+        threads: config.threads,
+        isa: model.isa().name().to_string(),
+        dtype: model.dtype().name(),
+        chunk: stages.chunk,
+        sample_rate: stages.sample_rate,
+        samples: samples.len(),
+        ns_per_chunk_median: median,
+        ns_per_chunk_p99: percentile(&samples, 0.99),
+        ns_per_chunk_min: samples[0],
+        stream_chunks_per_second: streams as f64 * 1e9 / median,
+        realtime_factor: audio.map(|a| a * 1e9 / median * streams as f64),
+        seconds_per_audio_hour: audio.map(|a| 3600.0 / a * median / 1e9),
+    })
+}

@@ -3,7 +3,9 @@
 //! embedding API: embedders use the `lstmrt` crate, which has none of this
 //! crate's dependencies (argument parsing, JSON).
 
+pub mod audio;
 pub mod bench;
+pub mod chunked;
 pub mod exit;
 pub mod generate;
 pub mod info;

@@ -122,6 +122,8 @@ pub struct FileJob {
     /// the raw stack output (PyTorch's `output`).
     pub head: bool,
     pub threads: usize,
+    /// Chunked models: print speech segments with these thresholds.
+    pub segments: Option<crate::audio::SegmentOptions>,
 }
 
 /// Refuses final-state files that are files this process read.
@@ -136,6 +138,32 @@ fn check_state_outputs(prefix: &Path, arch: &lstmrt_format::Architecture) -> Res
 /// Runs a model over an input file; see [`FileJob`].
 pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
     let model = open_model(&job.model)?;
+    if model.stages_plan().is_some() {
+        let not_for_chunks = [
+            ("--initial-state", job.initial_state.is_some()),
+            ("--final-state", job.final_state.is_some()),
+            ("--lengths", job.lengths.is_some()),
+            ("--head", job.head),
+            ("--batch-first", job.read.batch_first),
+        ];
+        if let Some((option, _)) = not_for_chunks.iter().find(|(_, given)| *given) {
+            return Err(Failure::bad_input(format!(
+                "{}: {option} does not apply to a chunked model (it reads a signal chunk by chunk)",
+                job.model.display()
+            )));
+        }
+        if let Some(path) = &job.output {
+            check_writable_place(path)?;
+        }
+        let output = job.output.as_deref();
+        return crate::chunked::run_file(&model, &job.model, &job.input, output, job.segments, job.threads, stdout);
+    }
+    if job.segments.is_some() {
+        return Err(Failure::bad_input(format!(
+            "{}: --segments is for chunked models (a voice-activity detector); this one reads feature vectors",
+            job.model.display()
+        )));
+    }
     let arch = model.architecture();
     let format = job.output.as_deref().map(OutputFormat::from_path).transpose()?;
     for path in [job.output.as_deref(), job.final_state.as_deref()].into_iter().flatten() {
@@ -268,6 +296,8 @@ pub struct StreamJob {
     pub head: Option<bool>,
     pub allow_nonfinite: bool,
     pub threads: usize,
+    /// Chunked models: the raw PCM format of stdin (default s16le).
+    pub pcm: Option<crate::audio::Pcm>,
 }
 
 /// Streams: reads a timestep per line from `input` (values separated by
@@ -275,6 +305,22 @@ pub struct StreamJob {
 /// output as a comma-separated line to `output` and flushes it at once.
 pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Write) -> Result<(), Failure> {
     let model = open_model(&job.model)?;
+    if model.stages_plan().is_some() {
+        if job.initial_state.is_some() || job.final_state.is_some() {
+            return Err(Failure::bad_input(format!(
+                "{}: --initial-state and --final-state do not apply to a chunked model",
+                job.model.display()
+            )));
+        }
+        let pcm = job.pcm.unwrap_or(crate::audio::Pcm::S16le);
+        return crate::chunked::run_stream(&model, &job.model, pcm, input, output);
+    }
+    if job.pcm.is_some() {
+        return Err(Failure::bad_input(format!(
+            "{}: --pcm is for chunked models; this one streams one timestep per line",
+            job.model.display()
+        )));
+    }
     let arch = model.architecture();
     if let Some(prefix) = &job.final_state {
         check_writable_place(prefix)?;
@@ -574,9 +620,14 @@ pub struct BenchJob {
 /// Times the model; see [`crate::bench`].
 pub fn run_bench(job: &BenchJob, stdout: &mut dyn Write) -> Result<(), Failure> {
     let model = open_model(&job.model)?;
+    let style = if job.json { Style::JsonLine } else { Style::Text };
+    if model.stages_plan().is_some() {
+        let mut report = bench::run_chunks(&model, &job.config).map_err(|e| model_failure(&job.model, e))?;
+        report.model = job.model.display().to_string();
+        return print_report(&report, style, stdout);
+    }
     let mut report = bench::run(&model, &job.config).map_err(|e| model_failure(&job.model, e))?;
     report.model = job.model.display().to_string();
-    let style = if job.json { Style::JsonLine } else { Style::Text };
     print_report(&report, style, stdout)
 }
 

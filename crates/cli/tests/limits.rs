@@ -147,8 +147,7 @@ fn a_stream_line_at_the_limit_is_read_and_one_byte_longer_is_refused() {
     let dir = TempDir::new("limits-stream");
     let model = dir.path("m.lstm");
     write_model(&model, Architecture::new(CellKind::Lstm, 3, 2, 1));
-    let job =
-        StreamJob { model, initial_state: None, final_state: None, head: None, allow_nonfinite: false, threads: 1 };
+    let job = StreamJob { model, threads: 1, ..Default::default() };
     let max = limits::max_stream_line(3);
     let line = |len: usize| {
         let mut l = b"1,2,3".to_vec();

@@ -143,6 +143,20 @@ pub fn import(path: &Path, bytes: &[u8], from: Option<Family>, options: &Options
     {
         return Err(fail(ImportErrorKind::WrongFamily { from, kind }));
     }
+    if let Some(arch) = &options.arch {
+        // A state dict: a PyTorch file's, or an ONNX export's initializers.
+        let tensors = match kind.family() {
+            Family::PyTorch => super::pytorch::parse(bytes, &file)?,
+            Family::Onnx => super::onnx::initializers(bytes, path)?,
+            Family::Keras => {
+                return Err(fail(ImportErrorKind::Unsupported {
+                    what: "--arch reads PyTorch state dicts and ONNX initializers, not Keras exports".into(),
+                }));
+            }
+        };
+        let (meta, weights, notes) = with_arch(arch, &tensors, options, &file).map_err(fail)?;
+        return Ok(Imported { meta, weights, kind, notes });
+    }
     if kind.family() != Family::PyTorch {
         let pytorch_only = [
             ("--cell", options.cell.is_some()),
@@ -165,6 +179,35 @@ pub fn import(path: &Path, bytes: &[u8], from: Option<Family>, options: &Options
         Family::Keras => super::keras::import(bytes, &file)?,
     };
     Ok(Imported { meta, weights, kind, notes })
+}
+
+/// A state dict converted with an architecture description: the recurrent
+/// module it names (or `--prefix`), then the stages around it.
+fn with_arch(
+    arch: &crate::arch::Arch,
+    tensors: &[crate::SourceTensor],
+    options: &Options,
+    file: &str,
+) -> Result<(Metadata, Weights, Vec<String>), ImportErrorKind> {
+    let picked = Options {
+        prefix: options.prefix.clone().or_else(|| arch.prefix.clone()),
+        cell: options.cell.or(arch.cell),
+        ..options.clone()
+    };
+    let (mut meta, mut weights) = super::pytorch::from_state_dict(tensors, &picked, file).map_err(|e| e.kind)?;
+    let used = arch.apply(tensors, &mut meta, &mut weights).map_err(|e| ImportErrorKind::Arch { reason: e.0 })?;
+    let prefix = picked.prefix.unwrap_or_default();
+    let left: Vec<&str> = tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| !used.iter().any(|u| u == n) && (prefix.is_empty() || !n.starts_with(prefix.as_str())))
+        .collect();
+    let notes = if left.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("not converted (used by neither the stages nor the recurrent module): {}", left.join(", "))]
+    };
+    Ok((meta, weights, notes))
 }
 
 /// Everything `lstm-convert` is asked to do.

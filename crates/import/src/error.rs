@@ -114,6 +114,9 @@ pub enum ImportErrorKind {
     Archive { reason: String },
     /// The source has no recurrent layer at all (`reason` is the whole message).
     NotRecurrent { reason: String },
+    /// The architecture description does not fit the state dict (`reason`
+    /// names the stage and the tensor).
+    Arch { reason: String },
     /// The canonical weights built from the source fail validation.
     Model { source: lstmrt_format::Error },
 
@@ -254,6 +257,7 @@ impl fmt::Display for ImportErrorKind {
             }
             Archive { reason } => f.write_str(reason),
             NotRecurrent { reason } => f.write_str(reason),
+            Arch { reason } => write!(f, "--arch: {reason}"),
             Model { source } => source.fmt(f),
 
             Safetensors { reason } => write!(f, "not a valid safetensors file: {reason}"),

@@ -2,6 +2,7 @@
 //! canonical [`lstmrt::Weights`] plus [`lstmrt_format::Metadata`]. The runtime
 //! never sees a foreign layout.
 
+pub mod arch;
 pub mod convert;
 mod error;
 pub mod keras;
@@ -33,6 +34,8 @@ pub struct Options {
     pub head: Option<String>,
     /// Activation of the head.
     pub head_activation: Option<HeadActivation>,
+    /// The stages around the recurrent module (`--arch`).
+    pub arch: Option<arch::Arch>,
 }
 
 /// A named tensor read from a source file, widened to f32, row-major.

@@ -76,6 +76,23 @@ pub fn import(bytes: &[u8], path: &Path) -> Result<(Metadata, Weights, Notes), I
     Ok((meta, weights, notes))
 }
 
+/// The float initializers of the main graph by name, as a state dict: an
+/// ONNX export of a PyTorch module keeps the module's parameter names
+/// (`model.decoder.rnn.weight_ih`), so `--arch` can name them. Initializers
+/// of other types (shapes, indices) are left out.
+pub fn initializers(bytes: &[u8], path: &Path) -> Result<Vec<crate::SourceTensor>, ImportError> {
+    let fail = |kind| ImportError::new(path, kind);
+    let model = parse_model(bytes).map_err(|source| fail(E::Protobuf { source }))?;
+    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let floats = [dtype::FLOAT, dtype::DOUBLE, dtype::FLOAT16, dtype::BFLOAT16];
+    let mut out = Vec::new();
+    for t in model.graph.initializers.iter().filter(|t| floats.contains(&t.data_type)) {
+        let v = t.values(&dir).map_err(fail)?;
+        out.push(crate::SourceTensor { name: t.name.clone(), shape: v.shape, data: v.data });
+    }
+    Ok(out)
+}
+
 // ------------------------------------------------------------------ decoding
 
 struct ModelProto<'a> {

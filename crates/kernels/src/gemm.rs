@@ -55,6 +55,11 @@ pub(crate) unsafe fn gemm<S: Tier, W: Weight>(g: &Gemm<'_, W>, panels: Range<usi
 
 #[inline(always)]
 unsafe fn gemm_g<S: Tier, W: Weight, const G: usize>(g: &Gemm<'_, W>, panels: Range<usize>) {
+    if G == 1 && std::mem::size_of::<W>() == 4 {
+        // SAFETY: as for `gemm`.
+        unsafe { one_gate::<S, W>(g, panels) };
+        return;
+    }
     for p in panels {
         // SAFETY: as for `gemm`.
         unsafe { S::Blocking::gemm_panel::<S, W, G>(g, p) };
@@ -85,6 +90,76 @@ pub(crate) unsafe fn gemm_block<S: Tier, W: Weight, const R: usize, const G: usi
             let o = out.add((r0 + r) * out_stride + p * G * LANES);
             for (g, v) in a[0].iter().enumerate() {
                 S::store(o.add(g * LANES), *v);
+            }
+        }
+    }
+}
+
+/// One-gate matrices (the stages' convolutions, the projection): a panel
+/// has one accumulator per row, so rows alone leave the FMAs waiting on each
+/// other's latency at few rows. Blocks of several panels give every row
+/// 2-8 independent sums (many-register tiers: up to 4 rows x 4 panels, or
+/// 1 x 8; others up to 2 x 2). Each output is still one sum over k in order.
+#[inline(always)]
+unsafe fn one_gate<S: Tier, W: Weight>(g: &Gemm<'_, W>, panels: Range<usize>) {
+    let many = <S::Blocking as crate::blocking::Blocking>::TALL;
+    let mut p = panels.start;
+    // SAFETY: every block stays inside `rows` and `panels`.
+    unsafe {
+        while p < panels.end {
+            let left = panels.end - p;
+            let q = match (many, left) {
+                (true, 8..) if g.rows == 1 => 8,
+                (true, 4..) => 4,
+                (_, 2..) => 2,
+                _ => 1,
+            };
+            let mut r = 0;
+            while r < g.rows {
+                let rows = match (many, g.rows - r) {
+                    (true, 4..) => 4,
+                    (_, 2..) => 2,
+                    _ => 1,
+                };
+                match (q, rows) {
+                    (8, _) => gemm_panels::<S, W, 1, 8>(g, r, p),
+                    (4, 4) => gemm_panels::<S, W, 4, 4>(g, r, p),
+                    (4, 2) => gemm_panels::<S, W, 2, 4>(g, r, p),
+                    (4, _) => gemm_panels::<S, W, 1, 4>(g, r, p),
+                    (2, 4) => gemm_panels::<S, W, 4, 2>(g, r, p),
+                    (2, 2) => gemm_panels::<S, W, 2, 2>(g, r, p),
+                    (2, _) => gemm_panels::<S, W, 1, 2>(g, r, p),
+                    (_, 4) => gemm_panels::<S, W, 4, 1>(g, r, p),
+                    (_, 2) => gemm_panels::<S, W, 2, 1>(g, r, p),
+                    _ => gemm_panels::<S, W, 1, 1>(g, r, p),
+                }
+                r += rows;
+            }
+            p += q;
+        }
+    }
+}
+
+/// Rows `r0..r0+R` of panels `p0..p0+Q` of a one-gate matrix.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline(never))]
+unsafe fn gemm_panels<S: Tier, W: Weight, const R: usize, const Q: usize>(g: &Gemm<'_, W>, r0: usize, p0: usize) {
+    let Gemm { w, bias, x, x_stride, out, .. } = *g;
+    let out_stride = g.out_stride();
+    // SAFETY: rows r0..r0+R exist in `x` and `out`; panels p0..p0+Q exist.
+    unsafe {
+        let mut acc = [[[S::zero(); 1]; Q]; R];
+        for row in acc.iter_mut() {
+            for (q, a) in row.iter_mut().enumerate() {
+                a[0] = S::load(bias[(p0 + q) * LANES..].as_ptr());
+            }
+        }
+        let xs: [*const f32; R] = std::array::from_fn(|r| x.add((r0 + r) * x_stride));
+        let ws: [*const W; Q] = std::array::from_fn(|q| w.panel(p0 + q));
+        accumulate::<S, W, R, Q, 1>(&mut acc, ws, w.stride(), xs, w.k);
+        for (r, row) in acc.iter().enumerate() {
+            for (q, a) in row.iter().enumerate() {
+                S::store(out.add((r0 + r) * out_stride + (p0 + q) * LANES), a[0]);
             }
         }
     }

@@ -173,18 +173,18 @@ fn rejects_wrong_magic() {
 fn rejects_unknown_major_version_naming_both_versions() {
     let bytes = craft((2, 0), meta_bytes(&meta()), entries(), vec![]);
     let e = open_err(&bytes);
-    assert_eq!(e, Error::UnsupportedVersion { file_major: 2, file_minor: 0, reader_major: 1, reader_minor: 2 });
+    assert_eq!(e, Error::UnsupportedVersion { file_major: 2, file_minor: 0, reader_major: 1, reader_minor: 3 });
     let msg = e.to_string();
-    assert!(msg.contains("2.0") && msg.contains("1.2"), "{msg}");
+    assert!(msg.contains("2.0") && msg.contains("1.3"), "{msg}");
 }
 
 #[test]
 fn loads_newer_minor_version_skipping_unknown_optional_section() {
     let extra = RawSection::new(77, 0, 0, b"something from the future".to_vec());
-    let bytes = craft((1, 3), meta_bytes(&meta()), entries(), vec![extra]);
+    let bytes = craft((1, 4), meta_bytes(&meta()), entries(), vec![extra]);
     let model = Model::from_bytes(&bytes).unwrap();
     assert_eq!(model.file_info().skipped_sections, vec![77]);
-    assert_eq!(model.file_info().version_minor, 3);
+    assert_eq!(model.file_info().version_minor, 4);
 }
 
 #[test]
@@ -201,9 +201,9 @@ fn newer_minor_version_may_append_metadata_fields_and_tensors() {
         length: 16,
         crc32c: 0,
     });
-    Model::from_bytes(&craft((1, 3), m.clone(), e.clone(), vec![])).unwrap();
+    Model::from_bytes(&craft((1, 4), m.clone(), e.clone(), vec![])).unwrap();
     // The same in a file of a version this reader knows is corruption.
-    assert!(matches!(open_err(&craft((1, 2), m, entries(), vec![])), Error::TrailingSectionBytes { .. }));
+    assert!(matches!(open_err(&craft((1, 3), m, entries(), vec![])), Error::TrailingSectionBytes { .. }));
     assert_eq!(
         open_err(&craft((1, 0), meta_bytes(&meta()), e, vec![])),
         Error::UnexpectedTensor { name: "future_tensor".into() }

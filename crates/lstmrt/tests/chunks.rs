@@ -114,24 +114,26 @@ fn chunks_equal_the_reference_for_every_dtype_and_batch() {
             (DType::BF16, Layout::Panel16, 2e-4),
             (DType::I8, Layout::Panel16, 0.1),
         ] {
-            let model = write(&meta, &weights, dtype, layout);
-            // The oracle runs on the weights the file holds (rounded to its
-            // dtype), so only the kernels' arithmetic differs; int8 also
-            // quantizes the activations it multiplies.
-            let stored = model.weights();
-            let want: Vec<Vec<f32>> = signals.iter().map(|s| reference::run_chunks(&meta, &stored, s)).collect();
-            for batch in [1, 3] {
-                let got = run_streams(&model, &signals[..batch]);
-                for (b, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert_eq!(g.len(), w.len());
-                    let diff = reference::max_abs_diff(g, w);
-                    let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                    assert!(
-                        diff <= tol * scale,
-                        "{} {} {layout:?} batch {batch} stream {b}: max diff {diff} (scale {scale})",
-                        meta.architecture.cell.name(),
-                        dtype.name()
-                    );
+            for isa in lstmrt::Isa::available_tiers() {
+                let model = write(&meta, &weights, dtype, layout).with_isa(isa).unwrap();
+                // The oracle runs on the weights the file holds (rounded to its
+                // dtype), so only the kernels' arithmetic differs; int8 also
+                // quantizes the activations it multiplies.
+                let stored = model.weights();
+                let want: Vec<Vec<f32>> = signals.iter().map(|s| reference::run_chunks(&meta, &stored, s)).collect();
+                for batch in [1, 3] {
+                    let got = run_streams(&model, &signals[..batch]);
+                    for (b, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g.len(), w.len());
+                        let diff = reference::max_abs_diff(g, w);
+                        let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                        assert!(
+                            diff <= tol * scale,
+                            "{} {} {layout:?} {isa} batch {batch} stream {b}: max diff {diff} (scale {scale})",
+                            meta.architecture.cell.name(),
+                            dtype.name()
+                        );
+                    }
                 }
             }
         }

@@ -83,6 +83,12 @@ struct Args {
     /// Example: --prefix encoder.rnn
     #[arg(long, value_name = "PREFIX")]
     prefix: Option<String>,
+
+    /// PyTorch: an architecture description (JSON) naming the stages before and
+    /// after the recurrent module and the tensors each takes (docs/arch.md).
+    /// Example: --arch models/silero_vad/arch.json
+    #[arg(long, value_name = "ARCH")]
+    arch: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -119,7 +125,22 @@ enum CellArg {
 }
 
 impl Args {
-    fn request(self) -> Request {
+    fn request(self) -> Result<Request, String> {
+        let arch = match &self.arch {
+            None => None,
+            Some(path) => {
+                let bytes = lstmrt_format::read_regular(
+                    path,
+                    lstmrt_format::FileLimit {
+                        bytes: lstmrt_import::arch::MAX_ARCH_BYTES,
+                        what: "architecture descriptions",
+                    },
+                )
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+                let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+                Some(lstmrt_import::arch::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+        };
         let mut r = Request::new(self.input, self.output);
         r.from = self.from.map(|f| match f {
             FromArg::Pytorch => Family::PyTorch,
@@ -149,13 +170,20 @@ impl Args {
                 HeadActArg::Softmax => HeadActivation::Softmax,
                 HeadActArg::Sigmoid => HeadActivation::Sigmoid,
             }),
+            arch,
         };
-        r
+        Ok(r)
     }
 }
 
 fn main() -> ExitCode {
-    let request = Args::parse().request();
+    let request = match Args::parse().request() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lstm-convert: {e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
     match convert::convert(&request) {
         Ok(outcome) => {
             for note in &outcome.notes {

@@ -15,6 +15,8 @@ const AFTER_HELP: &str = "\
 Modes:
   lstm-run MODEL INPUT [-o OUTPUT]        run over a .npy or .csv sequence
   lstm-run MODEL -                        stream: one timestep per stdin line, one output line per step
+  lstm-run VAD audio.wav -o probs.npy     chunked model: one output per chunk (--segments: speech segments)
+  lstm-run VAD - --pcm s16le              chunked model: raw PCM on stdin, one line per chunk
   lstm-run MODEL --text \"...\"             what a text model makes of a text
   lstm-run MODEL --generate N --prompt \"...\"   sample N tokens from a language model
   lstm-run MODEL --info [--verify] [--json]      what the model file holds
@@ -65,6 +67,36 @@ struct Args {
     /// Stream the raw stack output even when the model has a head
     #[arg(long, requires = "input", overrides_with = "head")]
     no_head: bool,
+
+    /// Chunked models (a voice-activity detector): print speech segments (start and end in
+    /// seconds, one per line) found from the per-chunk probabilities as Silero VAD does
+    #[arg(long, requires = "input")]
+    segments: bool,
+
+    /// With --segments: a chunk is speech at or above this probability
+    #[arg(long, value_name = "P", default_value_t = 0.5, requires = "segments")]
+    threshold: f32,
+
+    /// With --segments: speech ends below this probability (default: threshold - 0.15, at least 0.01)
+    #[arg(long, value_name = "P", requires = "segments")]
+    neg_threshold: Option<f32>,
+
+    /// With --segments: shorter segments are dropped
+    #[arg(long, value_name = "MS", default_value_t = 250, requires = "segments")]
+    min_speech_ms: u32,
+
+    /// With --segments: silence must last this long to end a segment
+    #[arg(long, value_name = "MS", default_value_t = 100, requires = "segments")]
+    min_silence_ms: u32,
+
+    /// With --segments: padding added to each end of a segment
+    #[arg(long, value_name = "MS", default_value_t = 30, requires = "segments")]
+    speech_pad_ms: u32,
+
+    /// Chunked models streamed from stdin (INPUT `-`): the raw PCM sample format, mono or
+    /// interleaved, at the model's rate
+    #[arg(long, value_name = "FORMAT", value_parser = ["s16le", "f32le"], requires = "input")]
+    pcm: Option<String>,
 
     /// Accept NaN and infinite input values instead of refusing them
     #[arg(long, requires = "input")]
@@ -224,7 +256,7 @@ fn dispatch(args: Args) -> Result<(), Failure> {
         None
     };
     if input.as_os_str() == "-" {
-        if args.output.is_some() || args.batch_first || args.lengths.is_some() {
+        if args.output.is_some() || args.batch_first || args.lengths.is_some() || args.segments {
             usage_error(
                 "streaming (INPUT `-`) writes to stdout one step at a time; -o, --batch-first and --lengths do not apply",
             );
@@ -236,6 +268,7 @@ fn dispatch(args: Args) -> Result<(), Failure> {
             head,
             allow_nonfinite: args.allow_nonfinite,
             threads,
+            pcm: args.pcm.as_deref().map(|p| lstmrt_cli::audio::Pcm::from_name(p).expect("clap checked the value")),
         };
         return run::run_stream(&job, &mut std::io::stdin().lock(), &mut stdout);
     }
@@ -249,7 +282,17 @@ fn dispatch(args: Args) -> Result<(), Failure> {
         lengths: args.lengths,
         head: head == Some(true),
         threads,
+        segments: args.segments.then_some(lstmrt_cli::audio::SegmentOptions {
+            threshold: args.threshold,
+            neg_threshold: args.neg_threshold,
+            min_speech_ms: args.min_speech_ms,
+            min_silence_ms: args.min_silence_ms,
+            speech_pad_ms: args.speech_pad_ms,
+        }),
     };
+    if args.pcm.is_some() {
+        usage_error("--pcm applies to streaming from stdin (INPUT `-`)");
+    }
     run::run_file(&job, &mut stdout)
 }
 

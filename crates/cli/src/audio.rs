@@ -1,0 +1,343 @@
+//! Signals for chunked models (format 1.3 stages): WAV and `.npy` input,
+//! raw PCM streams, and speech segments from per-chunk probabilities as
+//! Silero VAD's `get_speech_timestamps` finds them.
+
+use std::io::Read;
+use std::path::Path;
+
+use lstmrt_format::limits::DATA_FILE;
+use lstmrt_format::read_regular;
+use lstmrt_import::npy;
+
+use crate::io::DataError;
+
+/// A signal: `frames * channels` values, frame-major (interleaved).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    pub data: Vec<f32>,
+    pub channels: usize,
+    /// Frames per second, when the file says (WAV); `None` for `.npy`.
+    pub rate: Option<u32>,
+}
+
+impl Signal {
+    pub fn frames(&self) -> usize {
+        self.data.len() / self.channels.max(1)
+    }
+}
+
+fn bad(source: &str, message: impl Into<String>) -> DataError {
+    DataError { location: source.to_string(), message: message.into() }
+}
+
+/// Reads a `.wav` (16/24/32-bit integer or 32-bit float PCM; integers are
+/// scaled to [-1, 1) as torchaudio does) or a `.npy` (`[frames]` or
+/// `[frames, channels]`, float) signal.
+pub fn read_signal(path: &Path) -> Result<Signal, DataError> {
+    let source = path.display().to_string();
+    crate::io::note_input(path);
+    let bytes = read_regular(path, DATA_FILE).map_err(|e| bad(&source, e.to_string()))?;
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "wav" => wav_from_bytes(&bytes, &source),
+        "npy" => {
+            let array = npy::parse(&bytes).map_err(|e| bad(&source, e.0))?;
+            if !array.dtype.starts_with("float") {
+                return Err(bad(&source, format!("a signal is float32 or float64, not {}", array.dtype)));
+            }
+            let channels = match array.shape.as_slice() {
+                [_] => 1,
+                [_, c] if *c > 0 => *c,
+                s => return Err(bad(&source, format!("a signal is [frames] or [frames, channels], not {s:?}"))),
+            };
+            let data = array.to_f32();
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(bad(&format!("{source}: element {i}"), format!("{} is not finite", data[i])));
+            }
+            Ok(Signal { data, channels, rate: None })
+        }
+        _ => Err(bad(&source, "a chunked model reads .wav or .npy signals")),
+    }
+}
+
+/// Decodes a WAV file held in memory.
+pub fn wav_from_bytes(bytes: &[u8], source: &str) -> Result<Signal, DataError> {
+    let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes))
+        .map_err(|e| bad(source, format!("not a readable WAV file: {e}")))?;
+    let spec = reader.spec();
+    let width = (spec.bits_per_sample as usize).div_ceil(8).max(1);
+    // The header's count is not trusted to size anything: the data must be there.
+    let mut data = Vec::with_capacity((reader.len() as usize).min(bytes.len() / width));
+    let at = |i: usize, e: hound::Error| bad(&format!("{source}: sample {i}"), e.to_string());
+    match spec.sample_format {
+        hound::SampleFormat::Float => {
+            for (i, s) in reader.samples::<f32>().enumerate() {
+                let v = s.map_err(|e| at(i, e))?;
+                if !v.is_finite() {
+                    return Err(bad(&format!("{source}: sample {i}"), format!("{v} is not finite")));
+                }
+                data.push(v);
+            }
+        }
+        hound::SampleFormat::Int => {
+            if spec.bits_per_sample > 32 || spec.bits_per_sample < 8 {
+                return Err(bad(source, format!("{}-bit samples are not supported", spec.bits_per_sample)));
+            }
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            for (i, s) in reader.samples::<i32>().enumerate() {
+                data.push(s.map_err(|e| at(i, e))? as f32 * scale);
+            }
+        }
+    }
+    Ok(Signal { data, channels: spec.channels as usize, rate: Some(spec.sample_rate) })
+}
+
+/// Raw PCM sample formats for streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pcm {
+    /// Signed 16-bit little-endian, scaled by 1/32768.
+    S16le,
+    /// 32-bit float little-endian.
+    F32le,
+}
+
+impl Pcm {
+    pub fn from_name(name: &str) -> Option<Pcm> {
+        match name {
+            "s16le" => Some(Pcm::S16le),
+            "f32le" => Some(Pcm::F32le),
+            _ => None,
+        }
+    }
+
+    pub fn bytes(self) -> usize {
+        match self {
+            Pcm::S16le => 2,
+            Pcm::F32le => 4,
+        }
+    }
+}
+
+/// Reads one chunk of `out.len()` samples; `Ok(false)` at the end of the
+/// stream (a partial chunk is padded with zeros, `Ok(true)` with `partial`
+/// set to the samples read). Non-finite floats are an error.
+pub fn read_pcm_chunk(
+    input: &mut dyn Read,
+    pcm: Pcm,
+    raw: &mut [u8],
+    out: &mut [f32],
+    offset: u64,
+) -> Result<Option<usize>, DataError> {
+    let mut filled = 0;
+    while filled < raw.len() {
+        match input.read(&mut raw[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(bad("stdin", e.to_string())),
+        }
+    }
+    if filled == 0 {
+        return Ok(None);
+    }
+    let samples = filled / pcm.bytes();
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = if i >= samples {
+            0.0
+        } else {
+            let b = &raw[i * pcm.bytes()..][..pcm.bytes()];
+            match pcm {
+                Pcm::S16le => i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0,
+                Pcm::F32le => {
+                    let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    if !v.is_finite() {
+                        return Err(bad(&format!("stdin: sample {}", offset + i as u64), format!("{v} is not finite")));
+                    }
+                    v
+                }
+            }
+        };
+    }
+    Ok(Some(samples))
+}
+
+/// The thresholds of [`speech_segments`], with Silero VAD's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmentOptions {
+    /// A chunk is speech at or above this probability.
+    pub threshold: f32,
+    /// Speech ends below this (default `max(threshold - 0.15, 0.01)`).
+    pub neg_threshold: Option<f32>,
+    /// Segments shorter than this are dropped.
+    pub min_speech_ms: u32,
+    /// Silence must last this long to end a segment.
+    pub min_silence_ms: u32,
+    /// Added to both ends of every segment (halved between close segments).
+    pub speech_pad_ms: u32,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions {
+            threshold: 0.5,
+            neg_threshold: None,
+            min_speech_ms: 250,
+            min_silence_ms: 100,
+            speech_pad_ms: 30,
+        }
+    }
+}
+
+/// Speech segments `(start, end)` in samples from one probability per chunk
+/// of `window` samples at `rate`, for a signal of `total` samples: the rules
+/// of Silero VAD's `get_speech_timestamps` (no maximum segment length).
+pub fn speech_segments(
+    probs: &[f32],
+    window: usize,
+    rate: u32,
+    total: usize,
+    o: SegmentOptions,
+) -> Vec<(usize, usize)> {
+    let per_ms = rate as f64 / 1000.0;
+    let min_speech = per_ms * o.min_speech_ms as f64;
+    let min_silence = per_ms * o.min_silence_ms as f64;
+    let pad = per_ms * o.speech_pad_ms as f64;
+    let neg = o.neg_threshold.unwrap_or((o.threshold - 0.15).max(0.01));
+    let mut segments: Vec<(f64, f64)> = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut temp_end = 0usize;
+    for (i, &p) in probs.iter().enumerate() {
+        let cur = window * i;
+        if p >= o.threshold && temp_end != 0 {
+            temp_end = 0;
+        }
+        if p >= o.threshold && start.is_none() {
+            start = Some(cur);
+            continue;
+        }
+        if let Some(s) = start
+            && p < neg
+        {
+            if temp_end == 0 {
+                temp_end = cur;
+            }
+            if ((cur - temp_end) as f64) < min_silence {
+                continue;
+            }
+            if (temp_end - s) as f64 > min_speech {
+                segments.push((s as f64, temp_end as f64));
+            }
+            start = None;
+            temp_end = 0;
+        }
+    }
+    if let Some(s) = start
+        && (total.saturating_sub(s)) as f64 > min_speech
+    {
+        segments.push((s as f64, total as f64));
+    }
+    let n = segments.len();
+    for i in 0..n {
+        if i == 0 {
+            segments[0].0 = (segments[0].0 - pad).max(0.0).trunc();
+        }
+        if i + 1 < n {
+            let silence = segments[i + 1].0 - segments[i].1;
+            if silence < 2.0 * pad {
+                let half = (silence / 2.0).floor();
+                segments[i].1 += half.trunc();
+                segments[i + 1].0 = (segments[i + 1].0 - half).max(0.0).trunc();
+            } else {
+                segments[i].1 = (segments[i].1 + pad).min(total as f64).trunc();
+                segments[i + 1].0 = (segments[i + 1].0 - pad).max(0.0).trunc();
+            }
+        } else {
+            segments[i].1 = (segments[i].1 + pad).min(total as f64).trunc();
+        }
+    }
+    segments.into_iter().map(|(s, e)| (s as usize, e as usize)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_follow_silero_rules() {
+        let o = SegmentOptions::default();
+        // 512-sample chunks at 16 kHz: 32 ms each. Speech from chunk 2 to 14
+        // (12 chunks = 384 ms), a 2-chunk dip (64 ms < 100 ms: not a pause),
+        // then silence long enough to end it.
+        let mut p = vec![0.1f32; 40];
+        for v in &mut p[2..14] {
+            *v = 0.9;
+        }
+        for v in &mut p[16..22] {
+            *v = 0.8;
+        }
+        let s = speech_segments(&p, 512, 16000, 40 * 512, o);
+        // Starts at chunk 2 minus 30 ms (480 samples); ends where silence
+        // began (chunk 22) plus 480.
+        assert_eq!(s, vec![(2 * 512 - 480, 22 * 512 + 480)]);
+        // A burst shorter than 250 ms is dropped; values between the
+        // thresholds neither start nor end speech.
+        let mut p = vec![0.0f32; 40];
+        p[5..9].fill(0.9);
+        assert!(speech_segments(&p, 512, 16000, 40 * 512, o).is_empty());
+        let mut p = vec![0.0f32; 60];
+        p[5..20].fill(0.9);
+        p[20..40].fill(0.4);
+        let s = speech_segments(&p, 512, 16000, 60 * 512, o);
+        assert_eq!(s, vec![(5 * 512 - 480, 40 * 512 + 480)]);
+        // Two segments closer than twice the padding share the gap (a
+        // 30 ms pause ends speech, 40 ms of padding each side).
+        let mut p = vec![0.0f32; 60];
+        p[2..14].fill(0.9);
+        p[16..28].fill(0.9);
+        let close = SegmentOptions { min_silence_ms: 30, speech_pad_ms: 40, ..o };
+        let s = speech_segments(&p, 512, 16000, 60 * 512, close);
+        assert_eq!(s, vec![(2 * 512 - 640, 14 * 512 + 512), (16 * 512 - 512, 28 * 512 + 640)]);
+        // Speech running to the end ends there.
+        let mut p = vec![0.0f32; 20];
+        p[4..].fill(0.9);
+        assert_eq!(speech_segments(&p, 512, 16000, 20 * 512 - 100, o), vec![(4 * 512 - 480, 20 * 512 - 100)]);
+    }
+
+    #[test]
+    fn wav_of_16_bit_and_float_samples_and_bad_ones() {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(&mut bytes, spec).unwrap();
+        for v in [0i16, 16384, -32768, 32767] {
+            w.write_sample(v).unwrap();
+        }
+        w.finalize().unwrap();
+        let s = wav_from_bytes(bytes.get_ref(), "a.wav").unwrap();
+        assert_eq!(s.data, vec![0.0, 0.5, -1.0, 32767.0 / 32768.0]);
+        assert_eq!((s.channels, s.rate), (1, Some(16000)));
+        let truncated = &bytes.get_ref()[..bytes.get_ref().len() - 3];
+        let e = wav_from_bytes(truncated, "a.wav").unwrap_err();
+        assert!(e.location.starts_with("a.wav"), "{e}");
+        let e = wav_from_bytes(b"RIFF\x04\x00\x00\x00WAVE", "b.wav").unwrap_err();
+        assert!(e.to_string().starts_with("b.wav: not a readable WAV file"), "{e}");
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut w = hound::WavWriter::new(&mut bytes, spec).unwrap();
+        for v in [0.25f32, -0.5, f32::NAN, 0.0] {
+            w.write_sample(v).unwrap();
+        }
+        w.finalize().unwrap();
+        let e = wav_from_bytes(bytes.get_ref(), "c.wav").unwrap_err();
+        assert_eq!(e.to_string(), "c.wav: sample 2: NaN is not finite");
+    }
+}

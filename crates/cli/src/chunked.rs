@@ -1,0 +1,158 @@
+//! `lstm-run` for chunked models (format 1.3 stages): a signal file in,
+//! one head output per chunk out (`-o probs.npy`), speech segments
+//! (`--segments`), or a raw PCM stream on stdin with one line per chunk.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use lstmrt::Model;
+use lstmrt_format::Stages;
+
+use crate::audio::{self, Pcm, SegmentOptions, Signal};
+use crate::io::{self, Dims, OutputFormat, Sequence};
+use crate::run::Failure;
+
+/// Checks a signal against what the model reads: its channels and, when
+/// both know it, its rate. Resampling is the caller's job.
+pub fn check_signal(model_path: &Path, input: &Path, stages: &Stages, signal: &Signal) -> Result<(), Failure> {
+    if signal.channels != stages.channels as usize {
+        return Err(Failure::bad_input(format!(
+            "{}: {} channels, but {} reads {}: mix or split the channels first",
+            input.display(),
+            signal.channels,
+            model_path.display(),
+            stages.channels
+        )));
+    }
+    if let Some(rate) = signal.rate
+        && stages.sample_rate != 0
+        && rate != stages.sample_rate
+    {
+        return Err(Failure::bad_input(format!(
+            "{}: {rate} Hz, but {} was made for {} Hz: resample it first (for example `sox {} -r {} out.wav`)",
+            input.display(),
+            model_path.display(),
+            stages.sample_rate,
+            input.display(),
+            stages.sample_rate
+        )));
+    }
+    Ok(())
+}
+
+/// Every chunk's output for a whole signal, `[chunks][out_values]`: the
+/// last partial chunk padded with zeros, as Silero's own loop does.
+pub fn run_signal(model: &Model, signal: &[f32], threads: usize) -> Result<Vec<f32>, lstmrt::Error> {
+    let stages = model.metadata().stages.as_ref().expect("a chunked model");
+    let per = (stages.chunk * stages.channels) as usize;
+    let chunks = signal.len().div_ceil(per);
+    let mut st = model.new_chunk_state(1)?;
+    st.set_threads(threads);
+    let out_values = model.stages_plan().expect("a chunked model").out_values();
+    let mut out = Vec::with_capacity(chunks * out_values);
+    let mut last = vec![0.0f32; per];
+    for c in 0..chunks {
+        let part = &signal[c * per..signal.len().min((c + 1) * per)];
+        let x = if part.len() == per {
+            part
+        } else {
+            last[..part.len()].copy_from_slice(part);
+            &last
+        };
+        out.extend_from_slice(model.run_chunk(&mut st, x)?);
+    }
+    Ok(out)
+}
+
+/// `lstm-run MODEL SIGNAL [-o OUT] [--segments]` for a chunked model.
+pub fn run_file(
+    model: &Model,
+    model_path: &Path,
+    input: &Path,
+    output: Option<&Path>,
+    segments: Option<SegmentOptions>,
+    threads: usize,
+    stdout: &mut dyn Write,
+) -> Result<(), Failure> {
+    let stages = model.metadata().stages.as_ref().expect("a chunked model");
+    let format = output.map(OutputFormat::from_path).transpose()?;
+    let signal = audio::read_signal(input)?;
+    check_signal(model_path, input, stages, &signal)?;
+    let plan = model.stages_plan().expect("a chunked model");
+    let per = (stages.chunk * stages.channels) as usize;
+    let chunks = signal.data.len().div_ceil(per);
+    io::check_output_values(&input.display().to_string(), chunks, 1, plan.out_values(), 0)?;
+    if segments.is_some() && (plan.out_values() != 1 || stages.sample_rate == 0) {
+        return Err(Failure::bad_input(format!(
+            "{}: --segments needs a model with one probability per chunk and a sample rate (this one gives {} values per chunk at {} Hz)",
+            model_path.display(),
+            plan.out_values(),
+            stages.sample_rate
+        )));
+    }
+    let out = run_signal(model, &signal.data, threads)
+        .map_err(|e| Failure::bad_input(format!("{}: {e}", model_path.display())))?;
+    if let (Some(path), Some(format)) = (output, format) {
+        let seq =
+            Sequence { steps: chunks, batch: 1, width: plan.out_values(), dims: Dims::Unbatched, data: out.clone() };
+        let bytes = io::encode_output(format, &seq, None);
+        io::check_not_an_input(path).map_err(Failure::bad_input)?;
+        lstmrt_format::atomic_write(path, &bytes)
+            .map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let write = |e: std::io::Error| Failure::internal(format!("writing to stdout: {e}"));
+    if let Some(o) = segments {
+        let rate = stages.sample_rate;
+        for (s, e) in audio::speech_segments(&out, stages.chunk as usize, rate, signal.frames(), o) {
+            writeln!(stdout, "{:.3} {:.3}", s as f64 / rate as f64, e as f64 / rate as f64).map_err(write)?;
+        }
+    } else if output.is_none() {
+        let seconds = if stages.sample_rate > 0 {
+            format!(" ({:.2} s)", signal.frames() as f64 / stages.sample_rate as f64)
+        } else {
+            String::new()
+        };
+        writeln!(
+            stdout,
+            "{} chunks of {} frames{seconds}, {} values each; -o FILE writes them, --segments prints speech segments",
+            chunks,
+            stages.chunk,
+            plan.out_values()
+        )
+        .map_err(write)?;
+    }
+    Ok(())
+}
+
+/// `lstm-run MODEL - --pcm FORMAT`: raw PCM on `input`, one line of the
+/// chunk's outputs per chunk on `output`, flushed as each chunk arrives.
+pub fn run_stream(
+    model: &Model,
+    model_path: &Path,
+    pcm: Pcm,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> Result<(), Failure> {
+    let stages = model.metadata().stages.as_ref().expect("a chunked model");
+    let per = (stages.chunk * stages.channels) as usize;
+    let mut st = model.new_chunk_state(1).map_err(|e| Failure::bad_input(format!("{}: {e}", model_path.display())))?;
+    let mut raw = vec![0u8; per * pcm.bytes()];
+    let mut x = vec![0.0f32; per];
+    let mut offset = 0u64;
+    while let Some(read) = audio::read_pcm_chunk(input, pcm, &mut raw, &mut x, offset)? {
+        offset += read as u64;
+        let y =
+            model.run_chunk(&mut st, &x).map_err(|e| Failure::bad_input(format!("{}: {e}", model_path.display())))?;
+        let line = io::format_values(y);
+        if let Err(e) = writeln!(output, "{line}").and_then(|()| output.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(Failure::internal(format!("writing to stdout: {e}")));
+        }
+        if read < per {
+            break;
+        }
+    }
+    Ok(())
+}
