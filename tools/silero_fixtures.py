@@ -11,6 +11,7 @@ once the packages are installed):
     /tmp/vadvenv/bin/python tools/silero_fixtures.py --package /tmp/silero/silero_vad
 
 What it writes (committed, with the package's MIT licence as LICENSE):
+- silero_vad_16k_op15.onnx: the package's 16 kHz ONNX export, copied;
 - silero_vad.lstm: `lstm-convert silero_vad_16k_op15.onnx --arch models/silero_vad/arch-onnx.json`
   (f32): the weights of the package's ONNX exports, which ONNX Runtime runs
   below. The package's silero_vad_16k.safetensors converts the same way with
@@ -152,7 +153,9 @@ def main():
     args = ap.parse_args()
     data = os.path.join(args.package, "data")
     os.makedirs(OUT, exist_ok=True)
-    subprocess.run([args.convert, os.path.join(data, "silero_vad_16k_op15.onnx"), "--arch",
+    # The ONNX file is committed too: the tests convert it again and expect these bytes.
+    shutil.copy(os.path.join(data, "silero_vad_16k_op15.onnx"), os.path.join(OUT, "silero_vad_16k_op15.onnx"))
+    subprocess.run([args.convert, os.path.join(OUT, "silero_vad_16k_op15.onnx"), "--arch",
                     os.path.join(OUT, "arch-onnx.json"), "-o", os.path.join(OUT, "silero_vad.lstm")], check=True)
     pcm = make_audio()
     write_wav(os.path.join(OUT, "speech.wav"), pcm)

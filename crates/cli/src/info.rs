@@ -47,6 +47,9 @@ pub struct ModelInfo {
     /// int8 models: the row scales and how the kernels multiply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub int8: Option<Int8Info>,
+    /// Chunked models (format 1.3): the input, front-end and head stages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<StagesInfo>,
     pub embedding: Option<EmbeddingInfo>,
     pub head: Option<HeadInfo>,
     pub vocabulary: Option<VocabularyInfo>,
@@ -216,6 +219,7 @@ impl ModelInfo {
             isa: IsaInfo::of(model.isa()),
             layouts,
             int8: Int8Info::of(model),
+            stages: StagesInfo::of(model),
             embedding: meta
                 .embedding
                 .as_ref()
@@ -254,6 +258,43 @@ impl ModelInfo {
             skipped_sections: file.skipped_sections.clone(),
             checksums_verified: None,
         }
+    }
+}
+
+/// The stages of a chunked model, each described on one line.
+#[derive(Debug, Clone, Serialize)]
+pub struct StagesInfo {
+    pub chunk: u32,
+    pub channels: u32,
+    pub context: u32,
+    pub sample_rate: u32,
+    /// Recurrent steps per chunk.
+    pub steps: usize,
+    /// Values a chunk's result holds.
+    pub out_values: usize,
+    pub front: Vec<String>,
+    pub back: Vec<String>,
+}
+
+impl StagesInfo {
+    fn of(model: &Model) -> Option<StagesInfo> {
+        let (stages, plan) = (model.metadata().stages.as_ref()?, model.stages_plan()?);
+        let describe = |list: &[lstmrt_format::Stage], shapes: &[lstmrt_format::StageShape]| {
+            list.iter()
+                .zip(shapes)
+                .map(|(s, sh)| format!("{} -> {}x{}", s.describe(sh.channels_in), sh.positions, sh.channels))
+                .collect()
+        };
+        Some(StagesInfo {
+            chunk: stages.chunk,
+            channels: stages.channels,
+            context: stages.context,
+            sample_rate: stages.sample_rate,
+            steps: plan.steps,
+            out_values: plan.out_values(),
+            front: describe(&stages.front, &plan.front),
+            back: describe(&stages.back, &plan.back),
+        })
     }
 }
 
@@ -309,6 +350,27 @@ impl fmt::Display for ModelInfo {
         }
         if self.initial_state {
             writeln!(f, "initial state   stored: every sequence starts from it unless a state is given")?;
+        }
+        if let Some(s) = &self.stages {
+            let rate = if s.sample_rate > 0 { format!(" at {} Hz", s.sample_rate) } else { String::new() };
+            writeln!(
+                f,
+                "chunks          {} frames of {} channel{}{rate}, after {} frames of context; {} step{} each, {} value{} out",
+                s.chunk,
+                s.channels,
+                if s.channels == 1 { "" } else { "s" },
+                s.context,
+                s.steps,
+                if s.steps == 1 { "" } else { "s" },
+                s.out_values,
+                if s.out_values == 1 { "" } else { "s" }
+            )?;
+            for (i, line) in s.front.iter().enumerate() {
+                writeln!(f, "  front.{i}       {line}")?;
+            }
+            for (i, line) in s.back.iter().enumerate() {
+                writeln!(f, "  back.{i}        {line}")?;
+            }
         }
         writeln!(f, "output per step {} values", self.output_size)?;
         writeln!(f, "parameters      {}", thousands(self.parameter_count))?;

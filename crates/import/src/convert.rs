@@ -219,6 +219,9 @@ pub struct Request {
     pub from: Option<Family>,
     /// Element type of the weight matrices written.
     pub dtype: DType,
+    /// Chunked models: the stages' convolution weights, when not `dtype`'s
+    /// default ([`lstmrt::ModelWriter::stage_dtype`]).
+    pub stage_dtype: Option<DType>,
     pub options: Options,
     /// Run the converted model against the reference before writing.
     pub check: bool,
@@ -234,6 +237,7 @@ impl Request {
             output: output.into(),
             from: None,
             dtype: DType::F32,
+            stage_dtype: None,
             options: Options::default(),
             check: false,
             tolerance: None,
@@ -384,10 +388,11 @@ pub fn convert(request: &Request) -> Result<Outcome, ConvertError> {
     record_provenance(&mut meta, request, kind, &sha256);
 
     let out_path = &request.output;
-    let model_bytes = ModelWriter::new(&meta, &weights)
-        .dtype(request.dtype)
-        .to_bytes()
-        .map_err(|e| ConvertError::Model { path: out_path.clone(), source: e })?;
+    let mut writer = ModelWriter::new(&meta, &weights).dtype(request.dtype);
+    if let Some(d) = request.stage_dtype {
+        writer = writer.stage_dtype(d);
+    }
+    let model_bytes = writer.to_bytes().map_err(|e| ConvertError::Model { path: out_path.clone(), source: e })?;
     let check = if request.check {
         let model =
             Model::from_bytes(&model_bytes).map_err(|e| ConvertError::Model { path: out_path.clone(), source: e })?;

@@ -236,8 +236,9 @@ fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata
     arch.bidirectional = bidirectional;
     let mut meta = Metadata::new(arch.clone());
 
-    // Embedding in front and linear head after, named or found unambiguously.
-    let modules = other_modules(tensors, &prefix);
+    // Embedding in front and linear head after, named or found unambiguously;
+    // with an architecture description, its stages are all there is around the module.
+    let modules = if options.arch.is_some() { Vec::new() } else { other_modules(tensors, &prefix) };
     let embedding = pick_module(&modules, options.embedding.as_deref(), "embedding", |m| {
         m.bias.is_none() && m.weight.shape.len() == 2 && m.weight.shape[1] == input_size
     })?;

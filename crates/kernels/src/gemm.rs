@@ -55,7 +55,9 @@ pub(crate) unsafe fn gemm<S: Tier, W: Weight>(g: &Gemm<'_, W>, panels: Range<usi
 
 #[inline(always)]
 unsafe fn gemm_g<S: Tier, W: Weight, const G: usize>(g: &Gemm<'_, W>, panels: Range<usize>) {
-    if G == 1 && std::mem::size_of::<W>() == 4 {
+    // f16/bf16 weights are converted as they are loaded here, once per block
+    // of rows: for few rows that is cheaper than widening them into a buffer.
+    if G == 1 && (std::mem::size_of::<W>() == 4 || g.rows <= ONE_GATE_CONVERTED_ROWS) {
         // SAFETY: as for `gemm`.
         unsafe { one_gate::<S, W>(g, panels) };
         return;
@@ -94,6 +96,10 @@ pub(crate) unsafe fn gemm_block<S: Tier, W: Weight, const R: usize, const G: usi
         }
     }
 }
+
+/// Rows up to which a one-gate GEMM of f16/bf16 weights converts them at
+/// every load rather than widening them once into a buffer.
+const ONE_GATE_CONVERTED_ROWS: usize = 8;
 
 /// One-gate matrices (the stages' convolutions, the projection): a panel
 /// has one accumulator per row, so rows alone leave the FMAs waiting on each

@@ -166,20 +166,27 @@ impl Model {
         // is the window's last frames.
         let context = stages.context as usize;
         let positions = context + frames;
+        let window = st.window.as_mut_slice();
         for b in 0..batch {
             let ctx = &mut st.context[b * context * channels..][..context * channels];
             let own = &x[b * frames * channels..][..frames * channels];
-            for p in 0..positions {
-                let src = if p < context {
-                    &ctx[p * channels..][..channels]
-                } else {
-                    &own[(p - context) * channels..][..channels]
-                };
-                st.window.as_mut_slice()[(p * batch + b) * channels..][..channels].copy_from_slice(src);
+            if batch == 1 {
+                // One stream: the window is the context, then the chunk.
+                window[..ctx.len()].copy_from_slice(ctx);
+                window[ctx.len()..].copy_from_slice(own);
+            } else {
+                for p in 0..positions {
+                    let src = if p < context {
+                        &ctx[p * channels..][..channels]
+                    } else {
+                        &own[(p - context) * channels..][..channels]
+                    };
+                    copy_short(&mut window[(p * batch + b) * channels..][..channels], src);
+                }
             }
             for p in 0..context {
                 let from = (positions - context + p) * batch + b;
-                ctx[p * channels..][..channels].copy_from_slice(&st.window.as_slice()[from * channels..][..channels]);
+                copy_short(&mut ctx[p * channels..][..channels], &window[from * channels..][..channels]);
             }
         }
         let mut bufs = std::mem::take(&mut st.bufs);
@@ -344,10 +351,20 @@ fn unfold_rows(k: usize, rows: usize) -> usize {
 fn unfold(s: &Stage, inp: Shape, batch: usize, src: &[f32], first: usize, rows: usize, cols: &mut [f32]) {
     let (c, taps) = (inp.channels, s.kernel as usize);
     let n = inp.positions as isize;
+    // Taps that read consecutive positions of one compact stream are one copy.
+    let runs = batch == 1 && s.dilation == 1 && inp.stride == c;
     for (i, row) in cols.chunks_exact_mut(taps * c).take(rows).enumerate() {
         let (p, b) = ((first + i) / batch, (first + i) % batch);
-        for (tap, dst) in row.chunks_exact_mut(c).enumerate() {
-            let q = (p * s.stride as usize + tap * s.dilation as usize) as isize - s.pad_left as isize;
+        let q0 = (p * s.stride as usize) as isize - s.pad_left as isize;
+        let mut tap = 0;
+        while tap < taps {
+            let q = q0 + (tap * s.dilation as usize) as isize;
+            if runs && (0..n).contains(&q) {
+                let len = (taps - tap).min((n - q) as usize);
+                row[tap * c..(tap + len) * c].copy_from_slice(&src[q as usize * c..][..len * c]);
+                tap += len;
+                continue;
+            }
             let q = match s.padding {
                 _ if (0..n).contains(&q) => q,
                 Padding::Zeros => -1,
@@ -356,12 +373,25 @@ fn unfold(s: &Stage, inp: Shape, batch: usize, src: &[f32], first: usize, rows: 
                 Padding::Reflect if q < 0 => -q,
                 Padding::Reflect => 2 * (n - 1) - q,
             };
+            let dst = &mut row[tap * c..][..c];
             if q < 0 {
                 dst.fill(0.0);
             } else {
-                dst.copy_from_slice(&src[(q as usize * batch + b) * inp.stride..][..c]);
+                copy_short(dst, &src[(q as usize * batch + b) * inp.stride..][..c]);
             }
+            tap += 1;
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` without a call for the few values of one
+/// position's channels.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    if dst.len() <= 8 {
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+    } else {
+        dst.copy_from_slice(src);
     }
 }
 

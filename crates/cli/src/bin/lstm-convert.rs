@@ -49,6 +49,12 @@ struct Args {
     #[arg(long, value_enum, default_value = "f32")]
     dtype: DTypeArg,
 
+    /// Chunked models (--arch): element type of the stages' convolution weights, when not
+    /// --dtype's (default: --dtype's, except f16 for --dtype int8: int8 front-ends cost far
+    /// more accuracy, docs/silero-vad.md). Example: --stage-dtype f32
+    #[arg(long, value_enum, value_name = "DTYPE")]
+    stage_dtype: Option<DTypeArg>,
+
     /// Run the converted model and the reference engine on the source's f32 weights on random
     /// input (fixed seed), print the largest difference, and fail (exit 1, nothing written) above
     /// the tolerance: 1e-5 for f32, 1e-2 for f16, 5e-2 for bf16 (the rounding of the weights), 2e-2
@@ -147,12 +153,14 @@ impl Args {
             FromArg::Onnx => Family::Onnx,
             FromArg::Keras => Family::Keras,
         });
-        r.dtype = match self.dtype {
+        let dtype = |d: DTypeArg| match d {
             DTypeArg::F32 => DType::F32,
             DTypeArg::F16 => DType::F16,
             DTypeArg::Bf16 => DType::BF16,
             DTypeArg::Int8 => DType::I8,
         };
+        r.dtype = dtype(self.dtype);
+        r.stage_dtype = self.stage_dtype.map(dtype);
         r.check = self.check;
         r.tolerance = self.tolerance;
         r.options = Options {
