@@ -130,6 +130,17 @@ enum CellArg {
     RnnRelu,
 }
 
+impl DTypeArg {
+    fn dtype(self) -> DType {
+        match self {
+            DTypeArg::F32 => DType::F32,
+            DTypeArg::F16 => DType::F16,
+            DTypeArg::Bf16 => DType::BF16,
+            DTypeArg::Int8 => DType::I8,
+        }
+    }
+}
+
 impl Args {
     fn request(self) -> Result<Request, String> {
         let arch = match &self.arch {
@@ -153,14 +164,8 @@ impl Args {
             FromArg::Onnx => Family::Onnx,
             FromArg::Keras => Family::Keras,
         });
-        let dtype = |d: DTypeArg| match d {
-            DTypeArg::F32 => DType::F32,
-            DTypeArg::F16 => DType::F16,
-            DTypeArg::Bf16 => DType::BF16,
-            DTypeArg::Int8 => DType::I8,
-        };
-        r.dtype = dtype(self.dtype);
-        r.stage_dtype = self.stage_dtype.map(dtype);
+        r.dtype = self.dtype.dtype();
+        r.stage_dtype = self.stage_dtype.map(DTypeArg::dtype);
         r.check = self.check;
         r.tolerance = self.tolerance;
         r.options = Options {
