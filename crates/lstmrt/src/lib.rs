@@ -59,14 +59,15 @@ pub use weights::{HeadWeights, LayerWeights, Weights};
 pub use writer::ModelWriter;
 
 /// What a model file says about the network: its architecture, options,
-/// vocabulary, head and provenance, the dtypes and layouts of its tensors,
-/// and what can be wrong with a file. The file format itself (header,
+/// vocabulary, head and provenance, the stages of a chunked model, the
+/// dtypes and layouts of its tensors, and what can be wrong with a file. The file format itself (header,
 /// sections, the panel layout) is the `lstmrt-format` crate and
 /// `format-spec.md`.
 pub mod format {
     pub use lstmrt_format::{
         Architecture, CellKind, DType, Embedding, Error, FileInfo, Head, HeadActivation, HeadTask, KeyValue, Layout,
-        Metadata, Provenance, TensorInfo, Tokenizer, VERSION_MAJOR, VERSION_MINOR, Vocabulary, names,
+        Metadata, Padding, Provenance, Stage, StageActivation, StageKind, StageShape, Stages, StagesPlan, TensorInfo,
+        Tokenizer, VERSION_MAJOR, VERSION_MINOR, Vocabulary, names,
     };
 }
 

@@ -112,6 +112,38 @@ fn a_fresh_state_steps_without_allocating() {
     assert_eq!(n, 0);
 }
 
+fn chunks_never_allocate_once_the_chunk_state_exists() {
+    use lstmrt_format::{Padding, Stage, StageActivation, StageKind, Stages};
+    let mut meta = Metadata::new(Architecture::new(CellKind::Lstm, 12, 20, 1));
+    meta.stages = Some(Stages {
+        chunk: 64,
+        channels: 1,
+        context: 8,
+        sample_rate: 8000,
+        front: vec![
+            Stage { stride: 16, pad_right: 8, padding: Padding::Reflect, ..Stage::conv1d(24, 32) },
+            Stage::new(StageKind::Magnitude),
+            Stage { pad_left: 1, pad_right: 1, activation: StageActivation::Relu, ..Stage::conv1d(12, 3) },
+        ],
+        back: vec![Stage { activation: StageActivation::Sigmoid, ..Stage::conv1d(1, 1) }, Stage::new(StageKind::Mean)],
+    });
+    let w = random_weights(&meta, &mut Rng::new(6), 1.0);
+    for dtype in [DType::F32, DType::F16, DType::I8] {
+        let m = Model::from_bytes(&ModelWriter::new(&meta, &w).dtype(dtype).to_bytes().unwrap()).unwrap();
+        for (batch, threads) in [(1, 1), (5, 1), (5, 2)] {
+            let mut st = m.new_chunk_state(batch).unwrap();
+            st.set_threads(threads);
+            let x = vec![0.1f32; 64 * batch];
+            let n = allocations_during(|| {
+                for _ in 0..20 {
+                    m.run_chunk(&mut st, &x).unwrap();
+                }
+            });
+            assert_eq!(n, 0, "chunks of {} with batch {batch}, {threads} threads", dtype.name());
+        }
+    }
+}
+
 fn the_counter_sees_allocations() {
     assert!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 100]))) >= 1);
 }
@@ -121,5 +153,6 @@ fn main() {
     a_fresh_state_steps_without_allocating();
     step_run_and_run_into_never_allocate_once_the_state_exists();
     stream_batches_step_and_lengths_rerun_without_allocating();
-    println!("no_alloc: 4 checks passed");
+    chunks_never_allocate_once_the_chunk_state_exists();
+    println!("no_alloc: 5 checks passed");
 }
