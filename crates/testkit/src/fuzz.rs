@@ -38,6 +38,25 @@ pub fn model_files() -> Vec<Vec<u8>> {
         }
         files.push(ModelWriter::new(&meta, &w).dtype(dtype).to_bytes().expect("a valid model writes"));
     }
+    // A chunked model (format 1.3 stages): the stages section and the
+    // stage tensors get mutated too.
+    use lstmrt_format::{Padding, Stage, StageActivation, StageKind, Stages};
+    let mut chunked = Metadata::new(Architecture::new(CellKind::Gru, 4, 5, 1));
+    chunked.stages = Some(Stages {
+        chunk: 16,
+        channels: 1,
+        context: 4,
+        sample_rate: 8000,
+        front: vec![
+            Stage { stride: 4, pad_right: 2, padding: Padding::Reflect, ..Stage::conv1d(8, 6) },
+            Stage::new(StageKind::Magnitude),
+        ],
+        back: vec![Stage { activation: StageActivation::Sigmoid, ..Stage::conv1d(2, 1) }, Stage::new(StageKind::Mean)],
+    });
+    let w = crate::random_weights(&chunked, &mut crate::Rng::new(3), 1.0);
+    for dtype in [DType::F32, DType::I8] {
+        files.push(ModelWriter::new(&chunked, &w).dtype(dtype).to_bytes().expect("a valid model writes"));
+    }
     files
 }
 
@@ -91,6 +110,15 @@ pub fn exercise_model(bytes: &[u8], pick: usize) {
     let blob = state.to_bytes();
     lstmrt::State::from_bytes(&model, &blob).expect("a state's own blob loads");
     let _ = model.tokenize("he said she said");
+    if let (Some(stages), Some(plan)) = (model.metadata().stages.clone(), model.stages_plan().cloned()) {
+        // Sizes are bounded at open; this fuzz corpus's windows are small.
+        if stages.window() * (stages.channels as usize) <= 1 << 16 {
+            let mut st = model.new_chunk_state(2).expect("a chunked model makes chunk states");
+            let x = vec![0.25f32; 2 * (stages.chunk * stages.channels) as usize];
+            let out = model.run_chunk(&mut st, &x).expect("a chunked model that opened runs a chunk");
+            assert_eq!(out.len(), 2 * plan.out_values());
+        }
+    }
     let tiers = Isa::available_tiers();
     let isa = tiers[pick % tiers.len()];
     if isa != model.isa() {
