@@ -14,6 +14,7 @@ use lstmrt_format::{Padding, Stage, StageActivation, StageKind, StageShape, Stag
 use lstmrt_kernels::dispatch::{self, GemmCall};
 use lstmrt_kernels::{AlignedVec, WIDEN_BUFFER};
 
+use crate::threads::share;
 use crate::{Error, Model, State};
 
 const LANES: usize = 16;
@@ -39,8 +40,14 @@ pub struct ChunkState {
     /// `[steps][batch][input_size]`, and the stack's output.
     rec_in: AlignedVec<f32>,
     rec_out: Vec<f32>,
+    /// `[threads][WIDEN_BUFFER]` for f16/bf16 stage weights (else empty).
     wide: AlignedVec<f32>,
+    /// `[threads][q8_part]` for int8 stage weights (else empty).
     q8: AlignedVec<u8>,
+    q8_part: usize,
+    wide_part: usize,
+    /// Threads the stages' GEMMs share their panels between.
+    threads: usize,
     /// `[batch][out_positions][out_channels]`.
     out: Vec<f32>,
 }
@@ -56,9 +63,13 @@ impl ChunkState {
         &self.state
     }
 
-    /// Threads for the recurrent part (see [`State::set_threads`]).
+    /// Threads for a chunk (see [`State::set_threads`]): the recurrent
+    /// part's, which the stages' convolutions of many rows share too.
     pub fn set_threads(&mut self, threads: usize) {
         self.state.set_threads(threads);
+        self.threads = threads.max(1);
+        self.wide = AlignedVec::zeroed(self.wide_part * self.threads);
+        self.q8 = AlignedVec::zeroed(self.q8_part * self.threads);
     }
 
     /// Starts every stream afresh: initial recurrent state, zero context.
@@ -131,6 +142,9 @@ impl Model {
             rec_out: vec![0.0; plan.steps * batch * arch.sequence_output_size()],
             wide: AlignedVec::zeroed(if wide { WIDEN_BUFFER } else { 0 }),
             q8: AlignedVec::zeroed(q8),
+            q8_part: q8,
+            wide_part: if wide { WIDEN_BUFFER } else { 0 },
+            threads: 1,
             out: vec![0.0; batch * plan.out_values()],
         })
     }
@@ -260,37 +274,58 @@ impl Model {
             StageKind::Conv1d => {
                 let (w, bias) = self.stage_ref(index).expect("convolutions are packed at open");
                 let k = stage.kernel as usize * inp.channels;
-                let mut call =
-                    |x: *const f32, x_stride: usize, rows: usize, first: usize, wide: *mut f32, q8: *mut u8| {
-                        let gemm = GemmCall {
-                            w,
-                            bias,
-                            x,
-                            x_stride,
-                            rows,
-                            out: dst[first * out.stride..].as_mut_ptr(),
-                            panels: 0..w.panels,
-                            wide,
-                            q8,
-                        };
-                        // SAFETY: `x` holds `rows` rows of `k` floats `x_stride` apart
-                        // (unfolded rows, or the input rows in place); `dst` holds
-                        // the stage's `rows_out` rows of `padded(out)` floats, so
-                        // rows `first..first + rows` fit; `wide` and `q8` were
-                        // sized in `new_chunk_state` for this matrix's dtype and `k`.
-                        unsafe { dispatch::gemm(self.isa(), &gemm) };
+                // Many rows: the panels are shared out between the state's threads.
+                let pool = if st.threads > 1 && rows_out * k * w.panels * LANES >= PARALLEL_WORK {
+                    st.state.renew_pool_after_fork();
+                    st.state.pool().cloned()
+                } else {
+                    None
+                };
+                let mut shared = Parts {
+                    x: std::ptr::null(),
+                    out: dst.as_mut_ptr(),
+                    out_stride: out.stride,
+                    wide: st.wide.as_mut_slice().as_mut_ptr(),
+                    wide_part: st.wide_part,
+                    q8: st.q8.as_mut_slice().as_mut_ptr(),
+                    q8_part: st.q8_part,
+                };
+                let mut gemm_rows = |x: *const f32, x_stride: usize, rows: usize, first: usize| {
+                    shared.x = x;
+                    let shared = &shared;
+                    let part = |i: usize, parts: usize| {
+                        let call = shared.call(w, bias, x_stride, rows, first, share(w.panels, parts, i), i);
+                        // SAFETY: `x` holds `rows` rows of `k` floats `x_stride`
+                        // apart (unfolded rows, or the input rows in place);
+                        // the output holds the stage's `rows_out` rows of
+                        // `padded(out)` floats, so rows `first..first + rows`
+                        // fit, and each part writes its own panels of them;
+                        // part `i` has its own `wide` and `q8` buffers, sized
+                        // in `new_chunk_state`/`set_threads` for this dtype and `k`.
+                        unsafe { dispatch::gemm(self.isa(), &call) };
                     };
-                let (wide, q8) = (st.wide.as_mut_slice().as_mut_ptr(), st.q8.as_mut_slice().as_mut_ptr());
+                    match &pool {
+                        Some(pool) => {
+                            let parts = pool.threads().min(st.threads);
+                            pool.run(&|i| {
+                                if i < parts {
+                                    part(i, parts)
+                                }
+                            });
+                        }
+                        None => part(0, 1),
+                    }
+                };
                 if unfolds_in_place(stage) {
                     debug_assert!(src.len() >= (rows_out - 1) * inp.stride + k);
-                    call(src.as_ptr(), inp.stride, rows_out, 0, wide, q8);
+                    gemm_rows(src.as_ptr(), inp.stride, rows_out, 0);
                 } else {
                     let block = unfold_rows(k, rows_out);
                     let mut first = 0;
                     while first < rows_out {
                         let rows = block.min(rows_out - first);
                         unfold(stage, inp, batch, src, first, rows, &mut st.cols.as_mut_slice()[..rows * k]);
-                        call(st.cols.as_slice().as_ptr(), k, rows, first, wide, q8);
+                        gemm_rows(st.cols.as_slice().as_ptr(), k, rows, first);
                         first += rows;
                     }
                 }
@@ -331,6 +366,55 @@ impl Model {
             }
         }
         (to, out)
+    }
+}
+
+/// Multiply-adds (padded panels included) from which a convolution's
+/// panels are shared between threads: below, waking them costs more.
+const PARALLEL_WORK: usize = 1 << 18;
+
+/// What the threads of one convolution share: the output rows (each part
+/// writes its own panels) and each part's own buffers.
+#[derive(Clone, Copy)]
+struct Parts {
+    x: *const f32,
+    out: *mut f32,
+    out_stride: usize,
+    wide: *mut f32,
+    wide_part: usize,
+    q8: *mut u8,
+    q8_part: usize,
+}
+
+// SAFETY: `x` is only read; parts write disjoint panels of `out` and only
+// their own slice of `wide` and `q8`; the pool's `run` returns after every
+// part is done.
+unsafe impl Sync for Parts {}
+
+impl Parts {
+    /// Part `part`'s GEMM: output rows `first..first + rows`, `panels`.
+    #[allow(clippy::too_many_arguments)]
+    fn call<'a>(
+        &self,
+        w: lstmrt_kernels::dispatch::MatrixRef<'a>,
+        bias: &'a [f32],
+        x_stride: usize,
+        rows: usize,
+        first: usize,
+        panels: std::ops::Range<usize>,
+        part: usize,
+    ) -> GemmCall<'a> {
+        GemmCall {
+            w,
+            bias,
+            x: self.x,
+            x_stride,
+            rows,
+            out: self.out.wrapping_add(first * self.out_stride),
+            panels,
+            wide: self.wide.wrapping_add(part * self.wide_part),
+            q8: self.q8.wrapping_add(part * self.q8_part),
+        }
     }
 }
 

@@ -67,6 +67,26 @@ fn odd_shapes() -> Metadata {
     meta
 }
 
+/// A convolution big enough to share its panels between threads (over
+/// 2^18 multiply-adds for 3 streams).
+fn wide_conv() -> Metadata {
+    let stages = Stages {
+        chunk: 128,
+        channels: 1,
+        context: 16,
+        sample_rate: 16000,
+        front: vec![
+            Stage { stride: 16, pad_right: 48, padding: Padding::Reflect, ..Stage::conv1d(256, 64) },
+            Stage::new(StageKind::Magnitude),
+            Stage { activation: StageActivation::Relu, ..Stage::conv1d(16, 1) },
+        ],
+        back: vec![Stage { activation: StageActivation::Sigmoid, ..Stage::conv1d(2, 1) }],
+    };
+    let mut meta = Metadata::new(Architecture::new(CellKind::Lstm, 16, 8, 1));
+    meta.stages = Some(stages);
+    meta
+}
+
 fn signal(rng: &mut Rng, n: usize) -> Vec<f32> {
     // A tone plus noise: stages see structure, not only noise.
     (0..n).map(|i| 0.5 * (i as f32 * 0.21).sin() + rng.uniform_f32(-0.3, 0.3)).collect()
@@ -74,10 +94,11 @@ fn signal(rng: &mut Rng, n: usize) -> Vec<f32> {
 
 /// Runs `streams` signals through the model chunk by chunk in one batch and
 /// returns each stream's results, `[stream][chunks * out_values]`.
-fn run_streams(model: &Model, signals: &[Vec<f32>]) -> Vec<Vec<f32>> {
+fn run_streams(model: &Model, signals: &[Vec<f32>], threads: usize) -> Vec<Vec<f32>> {
     let stages = model.metadata().stages.clone().unwrap();
     let per = (stages.chunk * stages.channels) as usize;
     let mut st = model.new_chunk_state(signals.len()).unwrap();
+    st.set_threads(threads);
     let chunks = signals[0].len() / per;
     let mut out = vec![Vec::new(); signals.len()];
     let mut x = vec![0.0; per * signals.len()];
@@ -102,7 +123,9 @@ fn write(meta: &Metadata, weights: &Weights, dtype: DType, layout: Layout) -> Mo
 #[test]
 fn chunks_equal_the_reference_for_every_dtype_and_batch() {
     let mut rng = Rng::new(7);
-    for meta in [vad_like(CellKind::Lstm), vad_like(CellKind::Gru), vad_like(CellKind::RnnTanh), odd_shapes()] {
+    for meta in
+        [vad_like(CellKind::Lstm), vad_like(CellKind::Gru), vad_like(CellKind::RnnTanh), odd_shapes(), wide_conv()]
+    {
         let weights = Weights::random(&meta, &mut rng, 1.0);
         let stages = meta.stages.clone().unwrap();
         let per = (stages.chunk * stages.channels) as usize;
@@ -121,15 +144,15 @@ fn chunks_equal_the_reference_for_every_dtype_and_batch() {
                 // quantizes the activations it multiplies.
                 let stored = model.weights();
                 let want: Vec<Vec<f32>> = signals.iter().map(|s| reference::run_chunks(&meta, &stored, s)).collect();
-                for batch in [1, 3] {
-                    let got = run_streams(&model, &signals[..batch]);
+                for (batch, threads) in [(1, 1), (3, 1), (3, 2)] {
+                    let got = run_streams(&model, &signals[..batch], threads);
                     for (b, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert_eq!(g.len(), w.len());
                         let diff = reference::max_abs_diff(g, w);
                         let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
                         assert!(
                             diff <= tol * scale,
-                            "{} {} {layout:?} {isa} batch {batch} stream {b}: max diff {diff} (scale {scale})",
+                            "{} {} {layout:?} {isa} batch {batch} threads {threads} stream {b}: max diff {diff} (scale {scale})",
                             meta.architecture.cell.name(),
                             dtype.name()
                         );
