@@ -24,6 +24,8 @@ pub fn scratch() -> &'static Path {
         let files = model_files();
         std::fs::write(dir.join("text.lstm"), &files[0]).expect("text.lstm");
         std::fs::write(dir.join("int8.lstm"), &files[3]).expect("int8.lstm");
+        // A chunked model (format 1.3 stages): raw PCM streams.
+        std::fs::write(dir.join("chunked.lstm"), &files[4]).expect("chunked.lstm");
         dir
     })
 }

@@ -114,6 +114,22 @@ fn a_conv_cell_linear_state_dict_converts_into_the_model_it_describes() {
     let want = reference::run_chunks(&meta, &weights, &signal);
     let got = lstmrt_cli::chunked::run_signal(&model, &signal, 1).unwrap();
     assert!(reference::max_abs_diff(&got, &want) < 1e-5, "{got:?} vs {want:?}");
+    // --check runs chunks through the stages too.
+    let checked = dir.path("checked.lstm");
+    let ran = Command::new(CONVERT)
+        .arg(dir.path("net.safetensors"))
+        .arg("--arch")
+        .arg(dir.path("arch.json"))
+        .arg("--check")
+        .arg("-o")
+        .arg(&checked)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success() && stdout.contains("and 8 chunks through the stages") && stdout.contains("-> ok"),
+        "{stdout}"
+    );
 }
 
 #[test]

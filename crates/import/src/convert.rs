@@ -276,6 +276,8 @@ pub struct CheckReport {
     pub dtype: DType,
     pub steps: usize,
     pub batch: usize,
+    /// Chunked models: chunks of a signal also run through the stages (else 0).
+    pub chunks: usize,
     /// Largest difference between the converted model and the reference engine
     /// run on the weights as stored (rounded to `dtype`): the runtime's own error.
     pub runtime_error: f32,
@@ -305,9 +307,14 @@ impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "check: {} steps x batch {} of random input; largest difference from the reference engine on the \
+            "check: {} steps x batch {} of random input{}; largest difference from the reference engine on the \
              source's f32 weights: {:.3e} (tolerance {:.0e}); runtime vs reference on the stored weights: {:.3e}",
-            self.steps, self.batch, self.total_error, self.tolerance, self.runtime_error
+            self.steps,
+            self.batch,
+            if self.chunks > 0 { format!(" and {} chunks through the stages", self.chunks) } else { String::new() },
+            self.total_error,
+            self.tolerance,
+            self.runtime_error
         )?;
         if self.dtype != DType::F32 {
             write!(f, "; rounding the weights to {} costs {:.3e}", self.dtype.name(), self.rounding_error)?;
@@ -508,8 +515,12 @@ pub fn head_activation_name(a: lstmrt_format::HeadActivation) -> &'static str {
 const CHECK_STEPS: usize = 8;
 const CHECK_BATCH: usize = 2;
 
+/// Chunks a chunked model's check runs (besides the stack's own sequence).
+const CHECK_CHUNKS: usize = 8;
+
 /// Runs `model` (as converted) and the reference engine on the same random
-/// input (fixed seed) and compares, including the head when there is one.
+/// input (fixed seed) and compares, including the head when there is one
+/// and, for a chunked model, whole chunks through its stages.
 pub fn check(model: &Model, source: &Weights, dtype: DType, tolerance: f32) -> CheckReport {
     let arch = model.architecture();
     let mut rng = lstmrt::rng::Rng::new(0x5EED_CAFE);
@@ -539,10 +550,28 @@ pub fn check(model: &Model, source: &Weights, dtype: DType, tolerance: f32) -> C
             rounding_error = rounding_error.max(max_abs_diff(&want_stored, &want_source));
         }
     }
+    // A chunked model: whole chunks of a tone with noise, through the stages
+    // and the stack, against the reference on both weight sets.
+    if let Some(stages) = &model.metadata().stages {
+        let per = (stages.chunk * stages.channels) as usize;
+        let signal: Vec<f32> =
+            (0..CHECK_CHUNKS * per).map(|i| 0.3 * (i as f32 * 0.05).sin() + rng.uniform_f32(-0.05, 0.05)).collect();
+        let mut st = model.new_chunk_state(1).expect("a chunked model");
+        let mut got = Vec::new();
+        for chunk in signal.chunks_exact(per) {
+            got.extend_from_slice(model.run_chunk(&mut st, chunk).expect("chunks sized from the stages"));
+        }
+        let on_stored = reference::run_chunks(model.metadata(), &stored, &signal);
+        let on_source = reference::run_chunks(model.metadata(), source, &signal);
+        runtime_error = runtime_error.max(max_abs_diff(&got, &on_stored));
+        total_error = total_error.max(max_abs_diff(&got, &on_source));
+        rounding_error = rounding_error.max(max_abs_diff(&on_stored, &on_source));
+    }
     CheckReport {
         dtype,
         steps: CHECK_STEPS,
         batch: CHECK_BATCH,
+        chunks: if model.metadata().stages.is_some() { CHECK_CHUNKS } else { 0 },
         runtime_error,
         total_error,
         rounding_error,

@@ -213,11 +213,7 @@ impl Model {
         // The stack reads its inputs compact.
         let (steps, features) = (plan.steps, self.architecture().input_size as usize);
         {
-            let src: &[f32] = match cur.0 {
-                0 | 1 => bufs[cur.0].as_slice(),
-                2 => st.window.as_slice(),
-                _ => &st.rec_out,
-            };
+            let src = activations(cur.0, &bufs, &st.window, &st.rec_out);
             let rec_in = st.rec_in.as_mut_slice();
             for r in 0..steps * batch {
                 rec_in[r * features..][..features].copy_from_slice(&src[r * cur.1.stride..][..features]);
@@ -234,11 +230,7 @@ impl Model {
             cur = self.stage(front + i, stage, shape, st, &mut bufs, cur);
         }
         let (op, oc) = (plan.out_positions, plan.out_channels);
-        let src: &[f32] = match cur.0 {
-            0 | 1 => bufs[cur.0].as_slice(),
-            2 => st.window.as_slice(),
-            _ => &st.rec_out,
-        };
+        let src = activations(cur.0, &bufs, &st.window, &st.rec_out);
         for b in 0..batch {
             for p in 0..op {
                 st.out[(b * op + p) * oc..][..oc].copy_from_slice(&src[(p * batch + b) * cur.1.stride..][..oc]);
@@ -366,6 +358,21 @@ impl Model {
             }
         }
         (to, out)
+    }
+}
+
+/// The activations `which` names: 0 and 1 the ping-pong buffers, 2 the
+/// window, 3 the stack's output.
+fn activations<'a>(
+    which: usize,
+    bufs: &'a [AlignedVec<f32>; 2],
+    window: &'a AlignedVec<f32>,
+    rec_out: &'a [f32],
+) -> &'a [f32] {
+    match which {
+        0 | 1 => bufs[which].as_slice(),
+        2 => window.as_slice(),
+        _ => rec_out,
     }
 }
 
