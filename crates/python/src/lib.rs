@@ -189,6 +189,18 @@ impl Model {
             None => d.set_item("head", py.None())?,
         }
         d.set_item("vocabulary_size", meta.vocabulary.as_ref().map(|v| v.tokens.len()))?;
+        match (&meta.stages, m.stages_plan()) {
+            (Some(st), Some(plan)) => {
+                let c = PyDict::new(py);
+                c.set_item("chunk", st.chunk)?;
+                c.set_item("channels", st.channels)?;
+                c.set_item("context", st.context)?;
+                c.set_item("sample_rate", st.sample_rate)?;
+                c.set_item("outputs", plan.out_values())?;
+                d.set_item("chunks", c)?;
+            }
+            _ => d.set_item("chunks", py.None())?,
+        }
         Ok(d)
     }
 
@@ -200,6 +212,22 @@ impl Model {
             return Err(shape_error(py, format!("batch must be 1..={}, got {batch}", lstmrt::State::MAX_BATCH)));
         }
         Ok(self.new_state_of(batch, threads.max(1)))
+    }
+
+    /// For a chunked model (a conv front-end and head around the stack, such
+    /// as Silero VAD): the carried state and buffers of `streams` signals
+    /// run together, on `threads` threads. Raises for other models.
+    #[pyo3(signature = (streams = 1, *, threads = 1))]
+    fn new_chunk_state(slf: &Bound<'_, Self>, py: Python<'_>, streams: usize, threads: usize) -> PyResult<ChunkState> {
+        if streams == 0 || streams > lstmrt::State::MAX_BATCH {
+            return Err(shape_error(py, format!("streams must be 1..={}, got {streams}", lstmrt::State::MAX_BATCH)));
+        }
+        let model = slf.get();
+        let mut inner = model.inner.new_chunk_state(streams).or_raise(py)?;
+        inner.set_threads(threads.max(1));
+        let stages = model.inner.metadata().stages.as_ref().expect("a chunk state exists only for chunked models");
+        let per = (stages.chunk * stages.channels) as usize;
+        Ok(ChunkState { model: slf.clone().unbind(), inner, per })
     }
 
     /// Runs a whole sequence, as `torch.nn.LSTM` (GRU, RNN) does.
@@ -535,6 +563,59 @@ impl StreamId {
     }
 }
 
+/// The carried state of a chunked model's streams (the recurrent state and
+/// each stream's context frames) and every buffer a chunk needs.
+#[pyclass(module = "lstmrt")]
+struct ChunkState {
+    model: Py<Model>,
+    inner: lstmrt::ChunkState,
+    /// Values of one stream's chunk (frames x channels).
+    per: usize,
+}
+
+#[pymethods]
+impl ChunkState {
+    /// One chunk of every stream: float32 `[streams, chunk]` (or
+    /// `[streams, chunk, channels]`; `[chunk]` for one mono stream). Returns
+    /// the head's outputs, `[streams, outputs]`, and carries the state.
+    fn run<'py>(&mut self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let (values, shape) = floats(py, "x", x)?;
+        let streams = self.inner.batch();
+        let leading = match shape.as_slice() {
+            [_] => streams == 1,
+            [b, ..] => *b == streams,
+            [] => false,
+        };
+        if !leading || shape.iter().product::<usize>() != streams * self.per {
+            return Err(shape_error(
+                py,
+                format!("x is {}, {streams} streams need [{streams}, {}] values", dims(&shape), self.per),
+            ));
+        }
+        let model = &self.model.get().inner;
+        let (st, xs) = (&mut self.inner, values.as_slice());
+        let ys = py.detach(|| model.run_chunk(st, xs)).or_raise(py)?;
+        let width = ys.len() / streams;
+        Ok(PyArray1::from_slice(py, ys).reshape([streams, width])?.into_any())
+    }
+
+    /// Every stream starts afresh (initial state, zero context).
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    /// Stream `stream` starts afresh; the others keep their state.
+    fn reset_stream(&mut self, py: Python<'_>, stream: usize) -> PyResult<()> {
+        self.inner.reset_stream(stream).or_raise(py)
+    }
+
+    /// Streams run together.
+    #[getter]
+    fn streams(&self) -> usize {
+        self.inner.batch()
+    }
+}
+
 /// Up to `capacity` independent streams of one model, stepped together by
 /// one call (many audio or sensor streams on one server): each stream
 /// joins, steps when it has input, and leaves.
@@ -670,6 +751,7 @@ fn _lstmrt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_class::<State>()?;
     m.add_class::<StreamBatch>()?;
+    m.add_class::<ChunkState>()?;
     m.add_class::<StreamId>()?;
     m.add_function(wrap_pyfunction!(convert, m)?)?;
     m.add_function(wrap_pyfunction!(isa, m)?)?;

@@ -278,3 +278,35 @@ def test_the_stubs_name_what_the_module_has():
                     assert hasattr(cls, item.name), f"{node.name}.{item.name}"
         elif isinstance(node, ast.FunctionDef):
             assert hasattr(lstmrt, node.name), node.name
+
+
+def _speech():
+    import wave
+
+    with wave.open(str(ROOT / "models" / "silero_vad" / "speech.wav")) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768.0
+
+
+def test_chunk_state_runs_silero_vad_like_the_reference():
+    model = lstmrt.Model(ROOT / "models" / "silero_vad" / "silero_vad.lstm")
+    info = model.info["chunks"]
+    assert info == {"chunk": 512, "channels": 1, "context": 64, "sample_rate": 16000, "outputs": 1}
+    audio = _speech()
+    audio = np.pad(audio, (0, -len(audio) % 512))
+    ref = np.load(ROOT / "models" / "silero_vad" / "reference_probs.npy")
+    st = model.new_chunk_state()
+    got = np.array([st.run(c)[0, 0] for c in audio.reshape(-1, 512)])
+    assert got.shape == ref.shape and np.abs(got - ref).max() < 2e-5
+    # Two streams at once: the same signal and a reset one give the same.
+    st2 = model.new_chunk_state(2, threads=2)
+    first = st2.run(np.stack([audio[:512], audio[:512]]))
+    assert first.shape == (2, 1) and abs(first[0, 0] - ref[0]) < 2e-5 and first[0, 0] == first[1, 0]
+    st2.reset_stream(1)
+    second = st2.run(np.stack([audio[512:1024], audio[:512]]))
+    assert abs(second[0, 0] - ref[1]) < 2e-5 and abs(second[1, 0] - ref[0]) < 2e-5
+    with pytest.raises(lstmrt.ShapeError):
+        st2.run(np.zeros((3, 512), np.float32))
+    with pytest.raises(lstmrt.StreamError):
+        st2.reset_stream(2)
+    with pytest.raises(lstmrt.UnsupportedError):
+        lstmrt.Model(ROOT / "models" / "pronoun.lstm").new_chunk_state()

@@ -25,9 +25,10 @@ from ._errors import (
     TokenError,
     UnsupportedError,
 )
-from ._lstmrt import Model, State, StreamBatch, StreamId, __version__, convert, isa
+from ._lstmrt import ChunkState, Model, State, StreamBatch, StreamId, __version__, convert, isa
 
 __all__ = [
+    "ChunkState",
     "Model",
     "State",
     "StreamBatch",

@@ -32,9 +32,12 @@ class Model:
         """architecture, dtype, input_size, hidden_size, proj_size,
         num_layers, bidirectional, output_size, isa, parameters, mapped,
         format_version, file_bytes, head (out_features, activation, labels)
-        or None, vocabulary_size or None."""
+        or None, vocabulary_size or None, chunks (chunk, channels, context,
+        sample_rate, outputs) or None."""
     def new_state(self, batch: int = 1, *, threads: int = 1) -> "State":
         """A fresh state for ``batch`` sequences run together."""
+    def new_chunk_state(self, streams: int = 1, *, threads: int = 1) -> "ChunkState":
+        """Chunked models (Silero VAD): the carried state of ``streams`` signals."""
     def run(
         self,
         x: _F32,
@@ -107,6 +110,16 @@ class StreamBatch:
     def __len__(self) -> int: ...
     @property
     def capacity(self) -> int: ...
+
+class ChunkState:
+    """A chunked model's streams: recurrent state and context frames."""
+
+    def run(self, x: _F32) -> _F32:
+        """One chunk of every stream, ``[streams, chunk(, channels)]`` to ``[streams, outputs]``."""
+    def reset(self) -> None: ...
+    def reset_stream(self, stream: int) -> None: ...
+    @property
+    def streams(self) -> int: ...
 
 def convert(
     src: _Path, dst: _Path, dtype: str = "f32", *, check: bool = False, cell: Optional[str] = None
