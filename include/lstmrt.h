@@ -49,6 +49,11 @@ typedef enum {
   LSTMRT_BUFFER_TOO_SMALL = 6,
 } lstmrt_status;
 
+// The carried state of a chunked model's streams (format 1.3 stages, such
+// as Silero VAD): the recurrent state, each stream's context frames, and
+// every buffer a chunk needs.
+typedef struct lstmrt_chunks lstmrt_chunks;
+
 // A model file, opened and validated (memory-mapped by `lstmrt_model_open`).
 typedef struct lstmrt_model lstmrt_model;
 
@@ -298,6 +303,50 @@ lstmrt_status lstmrt_streams_step(const lstmrt_model *model,
                                   size_t n,
                                   const float *xs,
                                   float *ys);
+
+// For a chunked model (a conv front-end and head around the stack: Silero
+// VAD): the state of `streams` signals run together on `threads` threads,
+// into `*out`. LSTMRT_UNSUPPORTED for a model without stages.
+//
+// # Safety
+// `model` is NULL or live; `out` is NULL or writable.
+lstmrt_status lstmrt_chunks_new(const lstmrt_model *model,
+                                size_t streams,
+                                size_t threads,
+                                lstmrt_chunks **out);
+
+// Frees a chunk state (NULL is fine).
+//
+// # Safety
+// `chunks` is NULL or from `lstmrt_chunks_new`, not freed before, unused by
+// other threads.
+void lstmrt_chunks_free(lstmrt_chunks *chunks);
+
+// Values per stream of a chunk (frames x channels) and of its result, for
+// a chunked model; 0 and 0 for another.
+//
+// # Safety
+// `model` is NULL or live; `chunk` and `outputs` are NULL or writable.
+lstmrt_status lstmrt_model_chunk_sizes(const lstmrt_model *model, size_t *chunk, size_t *outputs);
+
+// Runs one chunk of every stream: `x` is `[streams][chunk values]`, `y`
+// receives `[streams][outputs]` (sizes from `lstmrt_model_chunk_sizes`).
+// Never allocates.
+//
+// # Safety
+// `model` and `chunks` are NULL or live (`chunks` unused by other threads,
+// made for this model); `x` and `y` are NULL or hold those many values.
+lstmrt_status lstmrt_chunks_run(const lstmrt_model *model,
+                                lstmrt_chunks *chunks,
+                                const float *x,
+                                float *y);
+
+// Stream `stream` of a chunk state starts afresh (initial state, zero
+// context); the others keep theirs.
+//
+// # Safety
+// `chunks` is NULL or live and unused by other threads.
+lstmrt_status lstmrt_chunks_reset_stream(lstmrt_chunks *chunks, size_t stream);
 
 // Tokenizes the NUL-terminated UTF-8 `text` with the model's vocabulary:
 // `*count` is set to the number of tokens; their ids are written to `ids`

@@ -373,3 +373,41 @@ fn one_model_serves_many_threads_each_with_its_own_state() {
         }
     });
 }
+
+#[test]
+fn chunked_models_run_chunk_by_chunk_through_the_abi() {
+    let path = lstmrt_testkit::repo_root().join("models/silero_vad/silero_vad.lstm");
+    let model = Model::open(&path).unwrap();
+    let c = CModel::from_bytes(&std::fs::read(&path).unwrap());
+    let (mut chunk, mut outputs) = (0usize, 0usize);
+    assert_eq!(unsafe { lstmrt_model_chunk_sizes(c.0, &mut chunk, &mut outputs) }, LSTMRT_OK);
+    assert_eq!((chunk, outputs), (512, 1));
+    let mut chunks: *mut lstmrt_chunks = ptr::null_mut();
+    assert_eq!(unsafe { lstmrt_chunks_new(c.0, 2, 1, &mut chunks) }, LSTMRT_OK);
+    // Two streams: a tone and silence; the same as the Rust API's chunks.
+    let x: Vec<f32> = (0..1024).map(|i| if i < 512 { 0.3 * (i as f32 * 0.2).sin() } else { 0.0 }).collect();
+    let mut rust = model.new_chunk_state(2).unwrap();
+    for round in 0..3 {
+        let mut y = [0.0f32; 2];
+        assert_eq!(
+            unsafe { lstmrt_chunks_run(c.0, chunks, x.as_ptr(), y.as_mut_ptr()) },
+            LSTMRT_OK,
+            "{}",
+            last_error()
+        );
+        assert_eq!(&y[..], model.run_chunk(&mut rust, &x).unwrap(), "round {round}");
+    }
+    assert_eq!(unsafe { lstmrt_chunks_reset_stream(chunks, 1) }, LSTMRT_OK);
+    assert_eq!(unsafe { lstmrt_chunks_reset_stream(chunks, 2) }, LSTMRT_BAD_ARGUMENT);
+    assert!(last_error().contains("stream 2 of a batch of 2"), "{}", last_error());
+    let mut y = [0.0f32; 2];
+    assert_eq!(unsafe { lstmrt_chunks_run(c.0, chunks, ptr::null(), y.as_mut_ptr()) }, LSTMRT_BAD_ARGUMENT);
+    unsafe { lstmrt_chunks_free(chunks) };
+    // A model without stages has none to run.
+    let plain = CModel::from_bytes(&model_bytes(CellKind::Lstm, 3, 4, 1, 1));
+    let mut none: *mut lstmrt_chunks = ptr::null_mut();
+    assert_eq!(unsafe { lstmrt_chunks_new(plain.0, 1, 1, &mut none) }, LSTMRT_UNSUPPORTED);
+    assert!(none.is_null());
+    assert_eq!(unsafe { lstmrt_model_chunk_sizes(plain.0, &mut chunk, &mut outputs) }, LSTMRT_OK);
+    assert_eq!((chunk, outputs), (0, 0));
+}
