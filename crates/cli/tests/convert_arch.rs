@@ -77,6 +77,13 @@ fn a_conv_cell_linear_state_dict_converts_into_the_model_it_describes() {
             ("unused.weight", vec![3], vec![1.0, 2.0, 3.0]),
         ],
     );
+    // Without --arch the cell alone converts, and the rest is named.
+    let bare = dir.path("bare.lstm");
+    let ran = Command::new(CONVERT).arg(dir.path("net.safetensors")).arg("-o").arg(&bare).output().unwrap();
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "{stderr}");
+    assert!(stderr.contains("not converted") && stderr.contains("enc.weight") && stderr.contains("--arch"), "{stderr}");
+    assert!(Model::open(&bare).unwrap().metadata().stages.is_none());
     let (ran, out) = convert(&dir, ARCH);
     let stderr = String::from_utf8_lossy(&ran.stderr);
     assert!(ran.status.success(), "{stderr}");

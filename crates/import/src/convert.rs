@@ -172,8 +172,18 @@ pub fn import(path: &Path, bytes: &[u8], from: Option<Family>, options: &Options
     let (meta, weights, notes) = match kind.family() {
         Family::PyTorch => {
             let tensors = super::pytorch::parse(bytes, &file)?;
-            let (meta, weights) = super::pytorch::from_state_dict(&tensors, options, &file)?;
-            (meta, weights, Vec::new())
+            let (meta, weights, unused) = super::pytorch::from_state_dict_unused(&tensors, options, &file)?;
+            let notes = if unused.is_empty() {
+                Vec::new()
+            } else {
+                let shown = unused.iter().take(8).map(String::as_str).collect::<Vec<_>>().join(", ");
+                let more = if unused.len() > 8 { format!(" and {} more", unused.len() - 8) } else { String::new() };
+                vec![format!(
+                    "not converted (in neither the recurrent module nor an embedding or head): {shown}{more}; \
+                     a model with convolutions around the module converts whole with --arch (docs/silero-vad.md)"
+                )]
+            };
+            (meta, weights, notes)
         }
         Family::Onnx => super::onnx::import(bytes, path)?,
         Family::Keras => super::keras::import(bytes, &file)?,

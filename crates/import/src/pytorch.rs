@@ -106,10 +106,25 @@ pub fn from_state_dict(
     options: &Options,
     file: &str,
 ) -> Result<(Metadata, Weights), ImportError> {
+    from_tensors(tensors, options)
+        .map(|(meta, weights, _)| (meta, weights))
+        .map_err(|kind| ImportError::new(file, kind))
+}
+
+/// [`from_state_dict`], and the names of the tensors it did not use (in
+/// neither the recurrent module nor the embedding or head).
+pub fn from_state_dict_unused(
+    tensors: &[SourceTensor],
+    options: &Options,
+    file: &str,
+) -> Result<(Metadata, Weights, Vec<String>), ImportError> {
     from_tensors(tensors, options).map_err(|kind| ImportError::new(file, kind))
 }
 
-fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata, Weights), ImportErrorKind> {
+fn from_tensors(
+    tensors: &[SourceTensor],
+    options: &Options,
+) -> Result<(Metadata, Weights, Vec<String>), ImportErrorKind> {
     use ImportErrorKind as E;
     let by_name: BTreeMap<&str, &SourceTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
 
@@ -321,7 +336,15 @@ fn from_tensors(tensors: &[SourceTensor], options: &Options) -> Result<(Metadata
         }
     }
     weights.check(&meta).map_err(|source| E::Model { source })?;
-    Ok((meta, weights))
+    let of_module = |name: &str| {
+        [embedding, head].into_iter().flatten().any(|m| m.weight.name == name || m.bias.is_some_and(|b| b.name == name))
+    };
+    let unused = tensors
+        .iter()
+        .filter(|t| parse_param(&t.name).is_none_or(|p| p.prefix != prefix) && !of_module(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    Ok((meta, weights, unused))
 }
 
 /// A non-recurrent module of the state dict: `name.weight` and maybe `name.bias`.
@@ -424,8 +447,8 @@ mod tests {
             );
             let layer_dict =
                 dict(&shapes(["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0"]), 0.5);
-            let (meta, weights) = from_tensors(&cell_dict, &Options::default()).unwrap();
-            let (want_meta, want) = from_tensors(&layer_dict, &Options::default()).unwrap();
+            let (meta, weights, _) = from_tensors(&cell_dict, &Options::default()).unwrap();
+            let (want_meta, want, _) = from_tensors(&layer_dict, &Options::default()).unwrap();
             assert_eq!(meta.architecture, want_meta.architecture);
             assert_eq!(meta.architecture.cell, cell);
             assert_eq!(meta.architecture.num_layers, 1);
@@ -452,10 +475,12 @@ mod tests {
         let e = from_tensors(&tensors, &Options::default()).unwrap_err().to_string();
         assert!(e.contains("decoder.rnn.") && e.contains("encoder.lstm.") && e.contains("--prefix"), "{e}");
         let pick = |p: &str| Options { prefix: Some(p.into()), ..Options::default() };
-        let (meta, _) = from_tensors(&tensors, &pick("decoder.rnn")).unwrap();
+        let (meta, _, _) = from_tensors(&tensors, &pick("decoder.rnn")).unwrap();
         assert_eq!((meta.architecture.cell, meta.architecture.hidden_size), (CellKind::Lstm, h as u32));
-        let (meta, _) = from_tensors(&tensors, &pick("encoder.lstm.")).unwrap();
+        let (meta, _, unused) = from_tensors(&tensors, &pick("encoder.lstm.")).unwrap();
         assert_eq!(meta.architecture.cell, CellKind::Gru);
+        // What the picked module leaves is named: the conv and the other cell.
+        assert_eq!(unused, ["front.conv.weight", "decoder.rnn.weight_ih", "decoder.rnn.weight_hh"]);
         let e = from_tensors(&tensors, &pick("front.conv")).unwrap_err().to_string();
         assert!(e.contains("front.conv.") && e.contains("decoder.rnn.") && e.contains("encoder.lstm."), "{e}");
         // A cell missing a tensor is named by its own name.
