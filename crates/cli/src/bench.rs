@@ -177,6 +177,40 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Most floats of input plus output a benchmark holds (1 GiB).
 pub const MAX_BENCH_FLOATS: u128 = 1 << 28;
 
+/// Runs `repeat` (given whether to record, returning the samples recorded
+/// so far) for `config`'s warm-up, then until its repeats or time budget
+/// (at least 3 repeats) or [`MAX_SAMPLES`]: `(warm-up repeats, repeats)`.
+fn measure(config: &Config, mut repeat: impl FnMut(bool) -> Result<usize, Error>) -> Result<(usize, usize), Error> {
+    let budget = Duration::from_secs_f64(config.seconds.max(0.0));
+    let warmup_start = Instant::now();
+    let mut warmup_repeats = 0;
+    loop {
+        let done = match config.warmup {
+            Some(n) => warmup_repeats >= n,
+            None => warmup_repeats >= 1 && warmup_start.elapsed() >= budget / 10,
+        };
+        if done {
+            break;
+        }
+        repeat(false)?;
+        warmup_repeats += 1;
+    }
+    let start = Instant::now();
+    let (mut repeats, mut samples) = (0, 0);
+    loop {
+        let done = match config.repeats {
+            Some(n) => repeats >= n.max(1),
+            None => (repeats >= 3 && start.elapsed() >= budget) || samples >= MAX_SAMPLES,
+        };
+        if done {
+            break;
+        }
+        samples = repeat(true)?;
+        repeats += 1;
+    }
+    Ok((warmup_repeats, repeats))
+}
+
 /// Measures `model` as `config` says.
 pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
     let arch = model.architecture();
@@ -276,34 +310,10 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
         Ok(())
     };
 
-    let budget = Duration::from_secs_f64(config.seconds.max(0.0));
-    let warmup_start = Instant::now();
-    let mut warmup_repeats = 0;
-    loop {
-        let done = match config.warmup {
-            Some(n) => warmup_repeats >= n,
-            None => warmup_repeats >= 1 && warmup_start.elapsed() >= budget / 10,
-        };
-        if done {
-            break;
-        }
-        repeat(&mut samples, &mut separate, false)?;
-        warmup_repeats += 1;
-    }
-
-    let start = Instant::now();
-    let mut repeats = 0;
-    loop {
-        let done = match config.repeats {
-            Some(n) => repeats >= n.max(1),
-            None => (repeats >= 3 && start.elapsed() >= budget) || samples.len() >= MAX_SAMPLES,
-        };
-        if done {
-            break;
-        }
-        repeat(&mut samples, &mut separate, true)?;
-        repeats += 1;
-    }
+    let (warmup_repeats, repeats) = measure(config, |record| {
+        repeat(&mut samples, &mut separate, record)?;
+        Ok(samples.len())
+    })?;
     let threads = state.threads();
     samples.sort_by(f64::total_cmp);
     let median = percentile(&samples, 0.5);
@@ -540,25 +550,10 @@ pub fn run_chunks(model: &Model, config: &Config) -> Result<ChunkReport, Error> 
         }
         Ok(())
     };
-    let budget = Duration::from_secs_f64(config.seconds.max(0.0));
-    let warm = Instant::now();
-    let mut n = 0;
-    while match config.warmup {
-        Some(w) => n < w,
-        None => n < 1 || warm.elapsed() < budget / 10,
-    } {
-        repeat(&mut samples, false)?;
-        n += 1;
-    }
-    let start = Instant::now();
-    let mut repeats = 0;
-    while match config.repeats {
-        Some(r) => repeats < r.max(1),
-        None => repeats < 3 || (start.elapsed() < budget && samples.len() < MAX_SAMPLES),
-    } {
-        repeat(&mut samples, true)?;
-        repeats += 1;
-    }
+    measure(config, |record| {
+        repeat(&mut samples, record)?;
+        Ok(samples.len())
+    })?;
     samples.sort_by(f64::total_cmp);
     let median = percentile(&samples, 0.5);
     let audio = (stages.sample_rate > 0).then(|| stages.chunk as f64 / stages.sample_rate as f64);
