@@ -90,20 +90,16 @@ pub fn run_file(
             stages.sample_rate
         )));
     }
-    let out = run_signal(model, &signal.data, threads)
+    let data = run_signal(model, &signal.data, threads)
         .map_err(|e| Failure::bad_input(format!("{}: {e}", model_path.display())))?;
+    let out = Sequence { steps: chunks, batch: 1, width: plan.out_values(), dims: Dims::Unbatched, data };
     if let (Some(path), Some(format)) = (output, format) {
-        let seq =
-            Sequence { steps: chunks, batch: 1, width: plan.out_values(), dims: Dims::Unbatched, data: out.clone() };
-        let bytes = io::encode_output(format, &seq, None);
-        io::check_not_an_input(path).map_err(Failure::bad_input)?;
-        lstmrt_format::atomic_write(path, &bytes)
-            .map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))?;
+        crate::run::write_file(path, &io::encode_output(format, &out, None))?;
     }
     let write = |e: std::io::Error| Failure::internal(format!("writing to stdout: {e}"));
     if let Some(o) = segments {
         let rate = stages.sample_rate;
-        for (s, e) in audio::speech_segments(&out, stages.chunk as usize, rate, signal.frames(), o) {
+        for (s, e) in audio::speech_segments(&out.data, stages.chunk as usize, rate, signal.frames(), o) {
             writeln!(stdout, "{:.3} {:.3}", s as f64 / rate as f64, e as f64 / rate as f64).map_err(write)?;
         }
     } else if output.is_none() {

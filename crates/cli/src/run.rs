@@ -89,7 +89,8 @@ pub fn open_model(path: &Path) -> Result<Model, Failure> {
     Ok(model.with_int8_activations(options.int8_activations))
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+/// Writes an output atomically, never over a file this process read.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     io::check_not_an_input(path).map_err(Failure::bad_input)?;
     atomic_write(path, bytes).map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))
 }
