@@ -173,22 +173,27 @@ pub fn import(path: &Path, bytes: &[u8], from: Option<Family>, options: &Options
         Family::PyTorch => {
             let tensors = super::pytorch::parse(bytes, &file)?;
             let (meta, weights, unused) = super::pytorch::from_state_dict_unused(&tensors, options, &file)?;
-            let notes = if unused.is_empty() {
-                Vec::new()
-            } else {
-                let shown = unused.iter().take(8).map(String::as_str).collect::<Vec<_>>().join(", ");
-                let more = if unused.len() > 8 { format!(" and {} more", unused.len() - 8) } else { String::new() };
-                vec![format!(
-                    "not converted (in neither the recurrent module nor an embedding or head): {shown}{more}; \
-                     a model with convolutions around the module converts whole with --arch (docs/silero-vad.md)"
-                )]
-            };
+            let notes = unused_note(
+                &unused,
+                "in neither the recurrent module nor an embedding or head",
+                "; a model with convolutions around the module converts whole with --arch (docs/silero-vad.md)",
+            );
             (meta, weights, notes)
         }
         Family::Onnx => super::onnx::import(bytes, path)?,
         Family::Keras => super::keras::import(bytes, &file)?,
     };
     Ok(Imported { meta, weights, kind, notes })
+}
+
+/// The note naming the tensors a conversion left (the first 8), or none.
+fn unused_note(unused: &[String], why: &str, hint: &str) -> Vec<String> {
+    if unused.is_empty() {
+        return Vec::new();
+    }
+    let shown = unused.iter().take(8).map(String::as_str).collect::<Vec<_>>().join(", ");
+    let more = if unused.len() > 8 { format!(" and {} more", unused.len() - 8) } else { String::new() };
+    vec![format!("not converted ({why}): {shown}{more}{hint}")]
 }
 
 /// A state dict converted with an architecture description: the recurrent
@@ -204,19 +209,13 @@ fn with_arch(
         cell: options.cell.or(arch.cell),
         ..options.clone()
     };
-    let (mut meta, mut weights) = super::pytorch::from_state_dict(tensors, &picked, file).map_err(|e| e.kind)?;
+    // With a description, no embedding or head is looked for: what the
+    // module leaves is what the stages may take.
+    let (mut meta, mut weights, unused) =
+        super::pytorch::from_state_dict_unused(tensors, &picked, file).map_err(|e| e.kind)?;
     let used = arch.apply(tensors, &mut meta, &mut weights).map_err(|e| ImportErrorKind::Arch { reason: e.0 })?;
-    let prefix = picked.prefix.unwrap_or_default();
-    let left: Vec<&str> = tensors
-        .iter()
-        .map(|t| t.name.as_str())
-        .filter(|n| !used.iter().any(|u| u == n) && (prefix.is_empty() || !n.starts_with(prefix.as_str())))
-        .collect();
-    let notes = if left.is_empty() {
-        Vec::new()
-    } else {
-        vec![format!("not converted (used by neither the stages nor the recurrent module): {}", left.join(", "))]
-    };
+    let left: Vec<String> = unused.into_iter().filter(|n| !used.contains(n)).collect();
+    let notes = unused_note(&left, "used by neither the stages nor the recurrent module", "");
     Ok((meta, weights, notes))
 }
 
