@@ -113,27 +113,14 @@ fn a_fresh_state_steps_without_allocating() {
 }
 
 fn chunks_never_allocate_once_the_chunk_state_exists() {
-    use lstmrt_format::{Padding, Stage, StageActivation, StageKind, Stages};
-    let mut meta = Metadata::new(Architecture::new(CellKind::Lstm, 12, 20, 1));
-    meta.stages = Some(Stages {
-        chunk: 64,
-        channels: 1,
-        context: 8,
-        sample_rate: 8000,
-        front: vec![
-            Stage { stride: 16, pad_right: 8, padding: Padding::Reflect, ..Stage::conv1d(24, 32) },
-            Stage::new(StageKind::Magnitude),
-            Stage { pad_left: 1, pad_right: 1, activation: StageActivation::Relu, ..Stage::conv1d(12, 3) },
-        ],
-        back: vec![Stage { activation: StageActivation::Sigmoid, ..Stage::conv1d(1, 1) }, Stage::new(StageKind::Mean)],
-    });
+    let meta = common::small_vad(CellKind::Lstm);
     let w = random_weights(&meta, &mut Rng::new(6), 1.0);
     for dtype in [DType::F32, DType::F16, DType::I8] {
         let m = Model::from_bytes(&ModelWriter::new(&meta, &w).dtype(dtype).to_bytes().unwrap()).unwrap();
         for (batch, threads) in [(1, 1), (5, 1), (5, 2)] {
             let mut st = m.new_chunk_state(batch).unwrap();
             st.set_threads(threads);
-            let x = vec![0.1f32; 64 * batch];
+            let x = vec![0.1f32; 32 * batch];
             let n = allocations_during(|| {
                 for _ in 0..20 {
                     m.run_chunk(&mut st, &x).unwrap();

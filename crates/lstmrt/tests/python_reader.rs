@@ -10,7 +10,6 @@ use std::process::Command;
 use common::{TempDir, golden_cases};
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
 use lstmrt::{Model, ModelWriter, Weights};
-use lstmrt_format::{Padding, Stage, StageActivation, StageKind, Stages};
 
 fn python_reader(args: &[&Path], extra: &[&str]) -> std::process::Output {
     let script = common::repo_root().join("tools/lstmfile.py");
@@ -68,19 +67,7 @@ fn fixture_models(dir: &TempDir) -> Vec<PathBuf> {
         paths.push(p);
     }
     // A chunked model (format 1.3 stages), in every dtype.
-    let mut chunked = Metadata::new(Architecture::new(CellKind::Lstm, 6, 5, 1));
-    chunked.stages = Some(Stages {
-        chunk: 32,
-        channels: 1,
-        context: 4,
-        sample_rate: 8000,
-        front: vec![
-            Stage { stride: 8, pad_right: 4, padding: Padding::Reflect, ..Stage::conv1d(12, 16) },
-            Stage::new(StageKind::Magnitude),
-            Stage { pad_left: 1, pad_right: 1, activation: StageActivation::Relu, ..Stage::conv1d(6, 3) },
-        ],
-        back: vec![Stage { activation: StageActivation::Sigmoid, ..Stage::conv1d(1, 1) }, Stage::new(StageKind::Mean)],
-    });
+    let chunked = common::small_vad(CellKind::Lstm);
     let w = Weights::random(&chunked, &mut lstmrt::rng::Rng::new(9), 1.0);
     for dtype in [DType::F32, DType::F16, DType::I8] {
         let p = dir.path(&format!("chunked-{}.lstm", dtype.name()));

@@ -40,19 +40,7 @@ pub fn model_files() -> Vec<Vec<u8>> {
     }
     // A chunked model (format 1.3 stages): the stages section and the
     // stage tensors get mutated too.
-    use lstmrt_format::{Padding, Stage, StageActivation, StageKind, Stages};
-    let mut chunked = Metadata::new(Architecture::new(CellKind::Gru, 4, 5, 1));
-    chunked.stages = Some(Stages {
-        chunk: 16,
-        channels: 1,
-        context: 4,
-        sample_rate: 8000,
-        front: vec![
-            Stage { stride: 4, pad_right: 2, padding: Padding::Reflect, ..Stage::conv1d(8, 6) },
-            Stage::new(StageKind::Magnitude),
-        ],
-        back: vec![Stage { activation: StageActivation::Sigmoid, ..Stage::conv1d(2, 1) }, Stage::new(StageKind::Mean)],
-    });
+    let chunked = crate::small_vad(CellKind::Gru);
     let w = crate::random_weights(&chunked, &mut crate::Rng::new(3), 1.0);
     for dtype in [DType::F32, DType::I8] {
         files.push(ModelWriter::new(&chunked, &w).dtype(dtype).to_bytes().expect("a valid model writes"));

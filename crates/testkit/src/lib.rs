@@ -160,6 +160,28 @@ pub fn random_weights(meta: &Metadata, rng: &mut Rng, gain: f32) -> Weights {
     Weights::random(meta, &mut rng.0, gain)
 }
 
+/// Metadata of a small chunked model (format 1.3 stages) shaped like Silero
+/// VAD: 32 frames after 4 of context, a reflect-padded strided conv, the
+/// magnitude, a padded conv with ReLU, the `cell` stack (input 6, hidden 5),
+/// a 1x1 conv with sigmoid, the mean.
+pub fn small_vad(cell: CellKind) -> Metadata {
+    use lstmrt::format::{Architecture, Padding, Stage, StageActivation, StageKind, Stages};
+    let mut meta = Metadata::new(Architecture::new(cell, 6, 5, 1));
+    meta.stages = Some(Stages {
+        chunk: 32,
+        channels: 1,
+        context: 4,
+        sample_rate: 8000,
+        front: vec![
+            Stage { stride: 8, pad_right: 4, padding: Padding::Reflect, ..Stage::conv1d(12, 16) },
+            Stage::new(StageKind::Magnitude),
+            Stage { pad_left: 1, pad_right: 1, activation: StageActivation::Relu, ..Stage::conv1d(6, 3) },
+        ],
+        back: vec![Stage { activation: StageActivation::Sigmoid, ..Stage::conv1d(1, 1) }, Stage::new(StageKind::Mean)],
+    });
+    meta
+}
+
 /// Metadata of a small word-level he/she classifier: embedding, LSTM, softmax
 /// head; the vocabulary is `<unk>` (the unknown token) then `words`.
 pub fn text_classifier(input: usize, hidden: usize, words: &[&str]) -> Metadata {
