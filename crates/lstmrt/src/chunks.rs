@@ -46,8 +46,6 @@ pub struct ChunkState {
     q8: AlignedVec<u8>,
     q8_part: usize,
     wide_part: usize,
-    /// Threads the stages' GEMMs share their panels between.
-    threads: usize,
     /// `[batch][out_positions][out_channels]`.
     out: Vec<f32>,
 }
@@ -67,9 +65,9 @@ impl ChunkState {
     /// part's, which the stages' convolutions of many rows share too.
     pub fn set_threads(&mut self, threads: usize) {
         self.state.set_threads(threads);
-        self.threads = threads.max(1);
-        self.wide = AlignedVec::zeroed(self.wide_part * self.threads);
-        self.q8 = AlignedVec::zeroed(self.q8_part * self.threads);
+        let parts = self.state.threads();
+        self.wide = AlignedVec::zeroed(self.wide_part * parts);
+        self.q8 = AlignedVec::zeroed(self.q8_part * parts);
     }
 
     /// Starts every stream afresh: initial recurrent state, zero context.
@@ -144,7 +142,6 @@ impl Model {
             q8: AlignedVec::zeroed(q8),
             q8_part: q8,
             wide_part: if wide { WIDEN_BUFFER } else { 0 },
-            threads: 1,
             out: vec![0.0; batch * plan.out_values()],
         })
     }
@@ -266,8 +263,9 @@ impl Model {
             StageKind::Conv1d => {
                 let (w, bias) = self.stage_ref(index).expect("convolutions are packed at open");
                 let k = stage.kernel as usize * inp.channels;
-                // Many rows: the panels are shared out between the state's threads.
-                let pool = if st.threads > 1 && rows_out * k * w.panels * LANES >= PARALLEL_WORK {
+                // Many rows: the panels are shared out between the state's
+                // threads (it has a pool only when it has several).
+                let pool = if rows_out * k * w.panels * LANES >= PARALLEL_WORK {
                     st.state.renew_pool_after_fork();
                     st.state.pool().cloned()
                 } else {
@@ -298,7 +296,7 @@ impl Model {
                     };
                     match &pool {
                         Some(pool) => {
-                            let parts = pool.threads().min(st.threads);
+                            let parts = pool.threads();
                             pool.run(&|i| {
                                 if i < parts {
                                     part(i, parts)
