@@ -332,7 +332,7 @@ pub fn head(head: &Head, weights: &HeadWeights, x: &[f32]) -> Vec<f32> {
 /// # Panics
 /// If `meta` has no stages or `signal` is not whole chunks (a test oracle).
 pub fn run_chunks(meta: &lstmrt_format::Metadata, weights: &Weights, signal: &[f32]) -> Vec<f32> {
-    use lstmrt_format::{Chain, Stages};
+    use lstmrt_format::Chain;
     let stages = meta.stages.as_ref().expect("a model with stages");
     let plan = meta.stages_plan().expect("valid stages");
     let arch = &meta.architecture;
@@ -344,39 +344,35 @@ pub fn run_chunks(meta: &lstmrt_format::Metadata, weights: &Weights, signal: &[f
     let (mut h, mut c): (Option<Vec<f32>>, Option<Vec<f32>>) = (None, None);
     let mut results = Vec::new();
     for chunk in signal.chunks_exact(per_chunk) {
-        let mut x: Vec<f64> = ctx.iter().copied().chain(chunk.iter().map(|&v| v as f64)).collect();
+        let x: Vec<f64> = ctx.iter().copied().chain(chunk.iter().map(|&v| v as f64)).collect();
         ctx.copy_from_slice(&x[x.len() - context * channels..]);
-        let mut width = channels;
-        for (i, s) in stages.front.iter().enumerate() {
-            (x, width) = reference_stage(
-                s,
-                &x,
-                width,
-                weights,
-                &Stages::weight_name(Chain::Front, i),
-                &Stages::bias_name(Chain::Front, i),
-            );
-        }
+        let x = reference_chain(Chain::Front, &stages.front, x, channels, weights);
         let xs: Vec<f32> = x.iter().map(|&v| v as f32).collect();
         let out = run(arch, weights, &xs, 1, h.as_deref(), c.as_deref());
         h = Some(out.h_n);
         c = if arch.has_cell_state() { Some(out.c_n) } else { None };
-        let (mut y, mut width): (Vec<f64>, usize) =
-            (out.output.iter().map(|&v| v as f64).collect(), arch.sequence_output_size());
-        for (i, s) in stages.back.iter().enumerate() {
-            (y, width) = reference_stage(
-                s,
-                &y,
-                width,
-                weights,
-                &Stages::weight_name(Chain::Back, i),
-                &Stages::bias_name(Chain::Back, i),
-            );
-        }
+        let y: Vec<f64> = out.output.iter().map(|&v| v as f64).collect();
+        let y = reference_chain(Chain::Back, &stages.back, y, arch.sequence_output_size(), weights);
         debug_assert_eq!(y.len(), plan.out_values());
         results.extend(y.iter().map(|&v| v as f32));
     }
     results
+}
+
+/// The stages of `chain` in turn on `x` (`[positions][width]`).
+fn reference_chain(
+    chain: lstmrt_format::Chain,
+    stages: &[lstmrt_format::Stage],
+    mut x: Vec<f64>,
+    mut width: usize,
+    weights: &Weights,
+) -> Vec<f64> {
+    use lstmrt_format::Stages;
+    for (i, s) in stages.iter().enumerate() {
+        let (weight, bias) = (Stages::weight_name(chain, i), Stages::bias_name(chain, i));
+        (x, width) = reference_stage(s, &x, width, weights, &weight, &bias);
+    }
+    x
 }
 
 /// One stage on `x` (`[positions][width]`): the new activations and width.
