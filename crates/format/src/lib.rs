@@ -11,6 +11,32 @@
 //! ...                tensor data section, 64-byte aligned, each tensor 64-byte aligned
 //! ```
 
+/// Defines `From<Enum> for u32`, `TryFrom<u32> for Enum` and `Enum::ALL` (every
+/// value, in code order) from one code table, so the codes written and the
+/// codes read cannot drift apart. Before the modules: they use it.
+macro_rules! wire_codes {
+    ($ty:ident, $what:literal, { $($variant:ident = $code:literal),+ $(,)? }) => {
+        impl From<$ty> for u32 {
+            fn from(v: $ty) -> u32 {
+                match v { $($ty::$variant => $code),+ }
+            }
+        }
+        impl TryFrom<u32> for $ty {
+            type Error = String;
+            fn try_from(code: u32) -> Result<$ty, String> {
+                match code {
+                    $($code => Ok($ty::$variant),)+
+                    other => Err(format!(concat!("unknown ", $what, " code {}"), other)),
+                }
+            }
+        }
+        impl $ty {
+            /// Every value, in code order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+        }
+    };
+}
+
 mod error;
 mod file;
 pub mod limits;

@@ -49,29 +49,8 @@ impl CellKind {
 
     /// Parses the names printed by [`CellKind::name`].
     pub fn from_name(name: &str) -> Option<CellKind> {
-        [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh, CellKind::RnnRelu].into_iter().find(|k| k.name() == name)
+        CellKind::ALL.iter().copied().find(|k| k.name() == name)
     }
-}
-
-/// Defines `From<Enum> for u32` and `TryFrom<u32> for Enum` from one code table,
-/// so the codes written and the codes read cannot drift apart.
-macro_rules! wire_codes {
-    ($ty:ident, $what:literal, { $($variant:ident = $code:literal),+ $(,)? }) => {
-        impl From<$ty> for u32 {
-            fn from(v: $ty) -> u32 {
-                match v { $($ty::$variant => $code),+ }
-            }
-        }
-        impl TryFrom<u32> for $ty {
-            type Error = String;
-            fn try_from(code: u32) -> Result<$ty, String> {
-                match code {
-                    $($code => Ok($ty::$variant),)+
-                    other => Err(format!(concat!("unknown ", $what, " code {}"), other)),
-                }
-            }
-        }
-    };
 }
 
 wire_codes!(CellKind, "cell kind", { Lstm = 0, Gru = 1, RnnTanh = 2, RnnRelu = 3 });

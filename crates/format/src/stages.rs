@@ -59,31 +59,9 @@ pub enum Padding {
     Reflect,
 }
 
-macro_rules! codes {
-    ($ty:ident, $what:literal, { $($variant:ident = $code:literal),+ $(,)? }) => {
-        impl From<$ty> for u32 {
-            fn from(v: $ty) -> u32 {
-                match v { $($ty::$variant => $code),+ }
-            }
-        }
-        impl TryFrom<u32> for $ty {
-            type Error = String;
-            fn try_from(code: u32) -> Result<$ty, String> {
-                match code {
-                    $($code => Ok($ty::$variant),)+
-                    other => Err(format!(concat!("unknown ", $what, " code {}"), other)),
-                }
-            }
-        }
-        impl $ty {
-            /// Every value, in code order.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-        }
-    };
-}
-codes!(StageKind, "stage kind", { Conv1d = 0, Magnitude = 1, Activation = 2, Mean = 3 });
-codes!(StageActivation, "stage activation", { None = 0, Relu = 1, Sigmoid = 2, Tanh = 3, Softmax = 4 });
-codes!(Padding, "padding", { Zeros = 0, Reflect = 1 });
+wire_codes!(StageKind, "stage kind", { Conv1d = 0, Magnitude = 1, Activation = 2, Mean = 3 });
+wire_codes!(StageActivation, "stage activation", { None = 0, Relu = 1, Sigmoid = 2, Tanh = 3, Softmax = 4 });
+wire_codes!(Padding, "padding", { Zeros = 0, Reflect = 1 });
 
 impl StageKind {
     pub fn name(self) -> &'static str {
@@ -281,6 +259,13 @@ impl Stages {
 
     pub fn bias_name(chain: Chain, index: usize) -> String {
         format!("{}.{index}.bias", chain.name())
+    }
+
+    /// Whether `name` is a stage's tensor (`front.<i>.*`, `back.<i>.*`).
+    pub fn is_stage_tensor(name: &str) -> bool {
+        [Chain::Front, Chain::Back]
+            .iter()
+            .any(|c| name.strip_prefix(c.name()).is_some_and(|rest| rest.starts_with('.')))
     }
 
     /// Positions of the window a chunk is read in: context and chunk.

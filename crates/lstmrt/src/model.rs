@@ -585,7 +585,7 @@ impl Model {
         });
         let stages = format::expected_tensors(self.metadata())
             .into_iter()
-            .filter(|t| t.name.starts_with("front.") || t.name.starts_with("back."))
+            .filter(|t| format::Stages::is_stage_tensor(&t.name))
             .filter_map(|t| Some((t.name.clone(), get(&t.name)?)))
             .collect();
         Weights { layers, embedding: get(names::EMBEDDING), head, stages }

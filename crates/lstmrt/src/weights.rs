@@ -152,7 +152,7 @@ impl Weights {
         for t in expected.iter().chain(&initial) {
             let n: u64 = t.shape.iter().product();
             match self.get(arch, &t.name) {
-                None if !t.required && (initial.contains(t) || is_stage(&t.name)) => {}
+                None if !t.required && (initial.contains(t) || lstmrt_format::Stages::is_stage_tensor(&t.name)) => {}
                 None => return Err(Error::MissingTensor { name: t.name.clone() }),
                 Some(v) if v.len() as u64 != n => {
                     return Err(Error::InvalidWeights {
@@ -194,11 +194,6 @@ impl Weights {
     }
 }
 
-/// Whether `name` is one of the stages' tensors.
-fn is_stage(name: &str) -> bool {
-    name.starts_with("front.") || name.starts_with("back.")
-}
-
 /// Where a named tensor lives in [`Weights`].
 enum Slot {
     Stage,
@@ -225,7 +220,7 @@ impl Slot {
             names::EMBEDDING => return Some(Slot::Embedding),
             names::HEAD_WEIGHT => return Some(Slot::HeadWeight),
             names::HEAD_BIAS => return Some(Slot::HeadBias),
-            _ if is_stage(name) => return Some(Slot::Stage),
+            _ if lstmrt_format::Stages::is_stage_tensor(name) => return Some(Slot::Stage),
             _ => {}
         }
         let dirs = arch.directions();

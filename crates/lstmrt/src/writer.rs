@@ -76,8 +76,7 @@ impl<'a> ModelWriter<'a> {
         for t in expected_tensors(self.meta) {
             // Checked: every required tensor is present; an absent stage bias is zeros.
             let Some(values) = self.weights.get(arch, &t.name) else { continue };
-            let stage = t.name.starts_with("front.") || t.name.starts_with("back.");
-            let dtype = if stage { self.stages_dtype() } else { self.dtype };
+            let dtype = if format::Stages::is_stage_tensor(&t.name) { self.stages_dtype() } else { self.dtype };
             if dtype == DType::I8
                 && let Some((gates, n)) = t.packable
             {
