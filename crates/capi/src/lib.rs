@@ -432,10 +432,7 @@ pub unsafe extern "C" fn lstmrt_state_new(
         // SAFETY: the contract.
         let model = &unsafe { get(model, "model") }?.model;
         check_out(out, "out")?;
-        if batch == 0 || batch > State::MAX_BATCH {
-            return Err(bad(format!("batch {batch} is outside 1..={}", State::MAX_BATCH)));
-        }
-        let state = model.new_batch_state(batch);
+        let state = model.new_batch_state(batch)?;
         // SAFETY: `out` checked, writable by the contract.
         unsafe { put(out, Box::into_raw(Box::new(lstmrt_state { state }))) };
         Ok(())
@@ -740,10 +737,7 @@ pub unsafe extern "C" fn lstmrt_streams_new(
         // SAFETY: the contract.
         let model = &unsafe { get(model, "model") }?.model;
         check_out(out, "out")?;
-        if capacity == 0 || capacity > State::MAX_BATCH {
-            return Err(bad(format!("capacity {capacity} is outside 1..={}", State::MAX_BATCH)));
-        }
-        let streams = lstmrt_streams { batch: model.new_stream_batch(capacity), ids: Vec::with_capacity(capacity) };
+        let streams = lstmrt_streams { batch: model.new_stream_batch(capacity)?, ids: Vec::with_capacity(capacity) };
         // SAFETY: `out` checked, writable by the contract.
         unsafe { put(out, Box::into_raw(Box::new(streams))) };
         Ok(())
@@ -871,9 +865,6 @@ pub unsafe extern "C" fn lstmrt_chunks_new(
         // SAFETY: the contract.
         let model = &unsafe { get(model, "model") }?.model;
         check_out(out, "out")?;
-        if streams == 0 || streams > State::MAX_BATCH {
-            return Err(bad(format!("streams {streams} is outside 1..={}", State::MAX_BATCH)));
-        }
         let mut chunks = model.new_chunk_state(streams)?;
         chunks.set_threads(threads.max(1));
         // SAFETY: `out` checked, writable by the contract.

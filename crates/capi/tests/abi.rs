@@ -68,7 +68,7 @@ fn step_and_run_equal_the_rust_api_bit_for_bit() {
         let batch = 3;
         let xs = Rng::new(1).vec(4 * batch * n_in, 1.0);
 
-        let (cs, mut rs) = (c.state(batch), rust.new_batch_state(batch));
+        let (cs, mut rs) = (c.state(batch), rust.new_batch_state(batch).unwrap());
         let mut y = vec![0.0f32; batch * n_out];
         for x in xs.chunks(batch * n_in) {
             // SAFETY: buffers of the documented sizes.
@@ -79,7 +79,7 @@ fn step_and_run_equal_the_rust_api_bit_for_bit() {
         let mut ys = vec![0.0f32; 4 * batch * n_out];
         // SAFETY: buffers of the documented sizes.
         assert_eq!(unsafe { lstmrt_run(c.0, cs2.0, xs.as_ptr(), 4, ys.as_mut_ptr()) }, LSTMRT_OK);
-        let mut rs2 = rust.new_batch_state(batch);
+        let mut rs2 = rust.new_batch_state(batch).unwrap();
         assert_eq!(ys, rust.run(&mut rs2, &xs).unwrap());
 
         let (mut h, mut len) = (ptr::null(), 0usize);
@@ -101,7 +101,7 @@ fn run_lengths_equals_the_rust_api() {
     // SAFETY: buffers of the documented sizes.
     let status = unsafe { lstmrt_run_lengths(c.0, cs.0, xs.as_ptr(), steps, lengths.as_ptr(), ys.as_mut_ptr()) };
     assert_eq!(status, LSTMRT_OK);
-    let mut rs = rust.new_batch_state(batch);
+    let mut rs = rust.new_batch_state(batch).unwrap();
     assert_eq!(ys, rust.run_lengths(&mut rs, &xs, &lengths).unwrap());
 
     let too_long = [6usize, 0, 2];

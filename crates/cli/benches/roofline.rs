@@ -134,7 +134,7 @@ fn lengths_against_padding(w: &Workload) {
         let model = w.model(dtype);
         for threads in [1, 2] {
             let mut states = [0, 1].map(|_| {
-                let mut s = model.new_batch_state(batch);
+                let mut s = model.new_batch_state(batch).expect("a workload's batch");
                 s.set_threads(threads);
                 s
             });

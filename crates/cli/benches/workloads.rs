@@ -23,7 +23,7 @@ fn workloads(c: &mut Criterion) {
             let per_step = w.batch * w.hidden;
             let xs: Vec<f32> = (0..w.steps * per_step).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
             let mut out = vec![0.0; w.steps * w.batch * w.hidden];
-            let mut state = model.new_batch_state(w.batch);
+            let mut state = model.new_batch_state(w.batch).expect("a workload's batch");
             group.throughput(Throughput::Elements((w.steps * w.batch) as u64));
             group.bench_function(BenchmarkId::new(dtype.name(), "sequence"), |b| {
                 b.iter(|| {

@@ -77,7 +77,7 @@ fn reverse_direction_converts_to_a_reverse_model_that_refuses_single_steps() {
     assert!(a.reverse && !a.bidirectional && a.peepholes);
     let model = lstmrt::Model::open(&out).unwrap();
     assert!(model.architecture().reverse, "the flag survives the file");
-    let mut state = model.new_batch_state(2);
+    let mut state = model.new_batch_state(2).unwrap();
     let err = model.step(&mut state, &[0.0; 6]).unwrap_err();
     assert!(err.to_string().contains("reverse model"), "{err}");
 }
@@ -178,7 +178,7 @@ fn convert_and_compare_outputs(folder: &str) -> (usize, usize) {
         }
         for isa in Isa::available_tiers() {
             let model = Model::open(&out).unwrap().with_isa(isa).unwrap();
-            let mut state = model.new_batch_state(input.shape[1]);
+            let mut state = model.new_batch_state(input.shape[1]).unwrap();
             let xs = input.to_f32();
             let y = match &lengths {
                 Some(l) => model.run_lengths(&mut state, &xs, l).unwrap().to_vec(),

@@ -76,11 +76,22 @@ fn a_state_blob_of_the_largest_batch_loads_and_one_row_more_is_refused() {
     let path = dir.path("tiny.lstm");
     write_model(&path, Architecture::new(CellKind::Gru, 1, 1, 1));
     let model = Model::open(&path).unwrap();
-    let at = model.new_batch_state(1 << 20).to_bytes();
+    let at = model.new_batch_state(1 << 20).unwrap().to_bytes();
     assert_eq!(State::from_bytes(&model, &at).unwrap().batch(), 1 << 20);
-    let past = model.new_batch_state((1 << 20) + 1).to_bytes();
+    // One row more: the blob of the largest batch with one more row of
+    // values, its batch field and checksum made to match.
+    let mut past = at[..at.len() - 4].to_vec();
+    past[16..20].copy_from_slice(&((1u32 << 20) + 1).to_le_bytes());
+    past.extend_from_slice(&[0; 4]);
+    past.extend_from_slice(&crc32c::crc32c(&past).to_le_bytes());
     let e = State::from_bytes(&model, &past).unwrap_err().to_string();
     assert!(e.contains("batch 1048577 is outside 1..=1048576 (the limit)"), "{e}");
+    // Nor can a state of that batch be made.
+    let e = model.new_batch_state((1 << 20) + 1).unwrap_err().to_string();
+    assert!(e.contains("1048577 streams: the batch must be 1 to 1048576"), "{e}");
+    for e in [model.new_batch_state(0).unwrap_err(), model.new_stream_batch(0).unwrap_err()] {
+        assert!(e.to_string().contains("of 0 streams: the batch must be 1 to 1048576"), "{e}");
+    }
 }
 
 #[test]

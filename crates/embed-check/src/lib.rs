@@ -48,7 +48,7 @@ pub fn check(case: &Case) -> Result<f32, String> {
     let mut worst = 0.0f32;
     for isa in Isa::available_tiers() {
         let model = Model::from_bytes(&bytes).and_then(|m| m.with_isa(isa)).map_err(|e| e.to_string())?;
-        let mut state = model.new_batch_state(case.batch);
+        let mut state = model.new_batch_state(case.batch).map_err(|e| e.to_string())?;
         state.set_threads(case.threads);
         let whole = model.run(&mut state, &xs).map_err(|e| format!("{isa}: {e}"))?.to_vec();
         worst = worst.max(max_abs_diff(&whole, &want));

@@ -47,14 +47,16 @@ pub mod stages;
 mod write;
 
 pub use error::{Error, IoError};
-pub use file::{open_regular, read_regular};
+pub use file::{ReadFiles, check_output_place, open_regular, read_regular};
 pub use limits::FileLimit;
 pub use meta::{
     Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, KeyValue, Metadata, Provenance, Tokenizer,
     Vocabulary,
 };
 pub use read::{FileInfo, parse, verify_tensor};
-pub use stages::{Chain, Padding, Stage, StageActivation, StageKind, StageShape, Stages, StagesPlan};
+pub use stages::{
+    Chain, ChunkBuffers, MAX_STREAM_FLOATS, Padding, Stage, StageActivation, StageKind, StageShape, Stages, StagesPlan,
+};
 pub use write::{
     RawSection, TensorBytes, assemble, assemble_with_flags, atomic_write, encode, encode_directory, seal_header,
 };

@@ -231,6 +231,38 @@ pub struct StagesPlan {
     /// Positions and channels of a chunk's result.
     pub out_positions: usize,
     pub out_channels: usize,
+    /// The floats of one stream's buffers a chunk runs in.
+    pub buffers: ChunkBuffers,
+}
+
+/// Floats of each buffer one stream of a chunk needs (a chunk state of `n`
+/// streams holds `n` times each), computed once by [`Stages::plan`] and
+/// bounded there in total by [`MAX_STREAM_FLOATS`]: what the runtime
+/// allocates, so the bound holds for what is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkBuffers {
+    /// The frames kept from chunk to chunk (`context * channels`).
+    pub context: usize,
+    /// The window a chunk is read in (`(context + chunk) * channels`).
+    pub window: usize,
+    /// The largest stage output, its channels padded to a multiple of 16
+    /// (two such buffers take turns).
+    pub stage: usize,
+    /// The stack's inputs and outputs for the chunk's steps.
+    pub rec_in: usize,
+    pub rec_out: usize,
+    /// The chunk's result.
+    pub out: usize,
+}
+
+impl ChunkBuffers {
+    /// Floats of all of them together, for one stream.
+    pub fn total(&self) -> u64 {
+        [self.context, self.window, self.stage, self.stage, self.rec_in, self.rec_out, self.out]
+            .iter()
+            .map(|&v| v as u64)
+            .sum()
+    }
 }
 
 impl StagesPlan {
@@ -239,6 +271,12 @@ impl StagesPlan {
         self.out_positions * self.out_channels
     }
 }
+
+/// Floats of all the buffers one stream of a chunk needs ([`ChunkBuffers`]):
+/// 2^26 (256 MiB). A file whose plan needs more is refused when it opens
+/// and when it is written, so a chunk state's size is the number of streams
+/// times at most this.
+pub const MAX_STREAM_FLOATS: u64 = 1 << 26;
 
 /// Bounds that keep every buffer and product far from overflow; a file
 /// beyond them is refused before anything is sized from it.
@@ -306,7 +344,42 @@ impl Stages {
         let back = chain_shapes(Chain::Back, &self.back, steps, arch.sequence_output_size())?;
         let (out_positions, out_channels) =
             back.last().map_or((steps, arch.sequence_output_size()), |s| (s.positions, s.channels));
-        Ok(StagesPlan { front, back, steps, out_positions, out_channels })
+        // The stack's inputs and outputs for every step of a chunk: bounded
+        // like a stage's output (with no stages at all, a long window of a
+        // wide stack would otherwise need any amount).
+        for (field, what, width) in [
+            ("stages.chunk", "inputs", arch.input_size as usize),
+            ("stages.chunk", "outputs", arch.sequence_output_size()),
+        ] {
+            let values = steps as u64 * width as u64;
+            if values > MAX_VALUES as u64 {
+                return bad(
+                    field.into(),
+                    format!(
+                        "the recurrent stack's {what} for the {steps} steps of a chunk are {values} values, above {MAX_VALUES}"
+                    ),
+                );
+            }
+        }
+        let padded = |s: &StageShape| s.positions * s.channels.div_ceil(16) * 16;
+        let buffers = ChunkBuffers {
+            context: (self.context * self.channels) as usize,
+            window: self.window() * self.channels as usize,
+            stage: front.iter().chain(&back).map(padded).max().unwrap_or(0),
+            rec_in: steps * arch.input_size as usize,
+            rec_out: steps * arch.sequence_output_size(),
+            out: out_positions * out_channels,
+        };
+        if buffers.total() > MAX_STREAM_FLOATS {
+            return bad(
+                "stages".into(),
+                format!(
+                    "a chunk needs {} floats of buffers per stream, above the limit of {MAX_STREAM_FLOATS}",
+                    buffers.total()
+                ),
+            );
+        }
+        Ok(StagesPlan { front, back, steps, out_positions, out_channels, buffers })
     }
 }
 
@@ -410,4 +483,43 @@ pub(crate) fn stage_tensors(stages: &Stages, plan: &StagesPlan) -> Vec<(String, 
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::CellKind;
+
+    fn no_stages(chunk: u32, context: u32, channels: u32) -> Stages {
+        Stages { chunk, channels, context, sample_rate: 0, front: Vec::new(), back: Vec::new() }
+    }
+
+    #[test]
+    fn the_stacks_outputs_over_a_chunk_are_bounded_at_the_limit_and_refused_one_past() {
+        // No stages: a chunk is `context + chunk` steps of a 1-input, 16-unit LSTM.
+        let arch = Architecture::new(CellKind::Lstm, 1, 16, 1);
+        let plan = no_stages(1 << 19, 1 << 19, 1).plan(&arch).unwrap();
+        assert_eq!(plan.buffers.rec_out, 1 << 24);
+        let e = no_stages(1 << 19, (1 << 19) + 1, 1).plan(&arch).unwrap_err().to_string();
+        assert!(e.contains("stages.chunk") && e.contains("outputs for the 1048577 steps"), "{e}");
+        // The inputs too: 16 channels in, 1 unit out.
+        let arch = Architecture::new(CellKind::Gru, 16, 1, 1);
+        assert!(no_stages(1 << 19, 1 << 19, 16).plan(&arch).is_ok());
+        let e = no_stages(1 << 19, (1 << 19) + 1, 16).plan(&arch).unwrap_err().to_string();
+        assert!(e.contains("window of 1048577"), "the window is the first to be too large: {e}");
+    }
+
+    #[test]
+    fn all_of_a_streams_buffers_together_are_bounded() {
+        // Every buffer within its own bound, their sum past 2^26 floats.
+        let arch = Architecture::new(CellKind::Lstm, 16, 16, 1);
+        let e = no_stages(1 << 19, 1 << 19, 16).plan(&arch).unwrap_err().to_string();
+        assert!(e.contains("floats of buffers per stream, above the limit of 67108864"), "{e}");
+        let plan = no_stages(1 << 18, 1 << 18, 16).plan(&arch).unwrap();
+        assert!(plan.buffers.total() <= MAX_STREAM_FLOATS);
+        assert_eq!(plan.buffers.window, (1 << 19) * 16);
+        // Context 2^22, then the window, the stack's inputs, its outputs and
+        // the result (no back stages: the outputs) 2^23 each.
+        assert_eq!(plan.buffers.total(), (1 << 22) + 4 * (1 << 23));
+    }
 }

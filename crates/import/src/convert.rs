@@ -236,6 +236,9 @@ pub struct Request {
     pub check: bool,
     /// Largest difference `check` accepts; [`default_tolerance`] when `None`.
     pub tolerance: Option<f32>,
+    /// Files read besides `input` to make the request (an `--arch`
+    /// description): the output is never written over one of them.
+    pub read: Vec<PathBuf>,
 }
 
 impl Request {
@@ -250,6 +253,7 @@ impl Request {
             options: Options::default(),
             check: false,
             tolerance: None,
+            read: Vec::new(),
         }
     }
 }
@@ -360,6 +364,9 @@ pub enum ConvertError {
     Write { path: PathBuf, source: lstmrt::Error },
     /// `--check` found differences above the tolerance; nothing was written (exit 1).
     CheckFailed(CheckReport),
+    /// The output path cannot be used (its folder does not exist, it is a
+    /// folder, it is a file that was read); checked before the work (exit 2).
+    Output { reason: String },
 }
 
 impl fmt::Display for ConvertError {
@@ -369,6 +376,7 @@ impl fmt::Display for ConvertError {
             ConvertError::Model { path, source } => write!(f, "{}: {source}", path.display()),
             ConvertError::Write { source, .. } => write!(f, "cannot write {source}"),
             ConvertError::CheckFailed(r) => write!(f, "{r}; nothing was written"),
+            ConvertError::Output { reason } => f.write_str(reason),
         }
     }
 }
@@ -378,7 +386,7 @@ impl std::error::Error for ConvertError {
         match self {
             ConvertError::Input(e) => Some(e),
             ConvertError::Model { source, .. } | ConvertError::Write { source, .. } => Some(source),
-            ConvertError::CheckFailed(_) => None,
+            ConvertError::CheckFailed(_) | ConvertError::Output { .. } => None,
         }
     }
 }
@@ -392,15 +400,25 @@ impl From<ImportError> for ConvertError {
 /// Runs a whole conversion. The output is written (atomically) only when
 /// everything succeeded, so a failure leaves nothing at `request.output`.
 pub fn convert(request: &Request) -> Result<Outcome, ConvertError> {
-    if let (Ok(a), Ok(b)) = (request.input.canonicalize(), request.output.canonicalize())
-        && a == b
-    {
-        return Err(ImportError::new(&request.input, ImportErrorKind::OutputIsInput).into());
+    // The output is checked before anything is read, and against every file
+    // read once the source (and what it names) has been.
+    let output = |reason: String| ConvertError::Output { reason };
+    lstmrt_format::check_output_place(&request.output).map_err(output)?;
+    let mut read = lstmrt_format::ReadFiles::new();
+    for path in std::iter::once(&request.input).chain(&request.read) {
+        read.note(path);
     }
+    read.check_output(&request.output).map_err(output)?;
     let bytes = lstmrt_format::read_regular(&request.input, lstmrt_format::limits::SOURCE_FILE)
         .map_err(|e| ImportError::io(&request.input, e))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let Imported { mut meta, weights, kind, notes } = import(&request.input, &bytes, request.from, &request.options)?;
+    if kind.family() == Family::Onnx {
+        for path in super::onnx::external_files(&bytes, &request.input) {
+            read.note(&path);
+        }
+        read.check_output(&request.output).map_err(output)?;
+    }
     record_provenance(&mut meta, request, kind, &sha256);
 
     let out_path = &request.output;
@@ -535,7 +553,7 @@ pub fn check(model: &Model, source: &Weights, dtype: DType, tolerance: f32) -> C
     let mut rng = lstmrt::rng::Rng::new(0x5EED_CAFE);
     let xs: Vec<f32> =
         (0..CHECK_STEPS * CHECK_BATCH * arch.input_size as usize).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
-    let mut state = model.new_batch_state(CHECK_BATCH);
+    let mut state = model.new_batch_state(CHECK_BATCH).expect("a batch of a few rows of a model just made");
     let got = model.run(&mut state, &xs).expect("input sized from the architecture").to_vec();
     let stored = model.weights();
     let on_stored = reference::run(arch, &stored, &xs, CHECK_BATCH, None, None).output;
@@ -679,7 +697,7 @@ mod tests {
 
     #[test]
     fn a_missing_input_is_an_io_error_naming_the_file() {
-        let request = Request::new("/nonexistent/model.pt", "/nonexistent/model.lstm");
+        let request = Request::new("/nonexistent/model.pt", std::env::temp_dir().join("lstmrt-never-written.lstm"));
         let Err(ConvertError::Input(e)) = convert(&request) else { panic!("expected an input error") };
         assert_eq!(e.file, Path::new("/nonexistent/model.pt"));
         let ImportErrorKind::Io { source } = &e.kind else { panic!("expected Io, got {e:?}") };

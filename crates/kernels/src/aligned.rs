@@ -30,6 +30,16 @@ impl<T: Pod> AlignedVec<T> {
         v
     }
 
+    /// `len` zeroed elements, or an error instead of an abort when the
+    /// memory cannot be had (or `len` elements overflow the address space).
+    pub fn try_zeroed(len: usize) -> Result<Self, std::collections::TryReserveError> {
+        let mut v = AlignedVec { lines: Vec::new(), len: 0, _t: std::marker::PhantomData };
+        let lines = len.saturating_mul(std::mem::size_of::<T>()).div_ceil(64);
+        v.lines.try_reserve_exact(lines)?;
+        v.resize(len);
+        Ok(v)
+    }
+
     /// A copy of `data`.
     pub fn from_slice(data: &[T]) -> Self {
         let mut v = Self::zeroed(data.len());
@@ -91,5 +101,13 @@ mod tests {
         let mut v = AlignedVec::from_slice(&[1u8, 2, 3]);
         v.resize(70);
         assert_eq!(&v.as_slice()[..4], &[1, 2, 3, 0]);
+    }
+
+    #[test]
+    fn an_impossible_size_is_an_error_not_an_abort() {
+        assert!(AlignedVec::<f32>::try_zeroed(usize::MAX / 2).is_err());
+        let v = AlignedVec::<f32>::try_zeroed(33).unwrap();
+        assert_eq!(v.len(), 33);
+        assert!(v.as_slice().iter().all(|&x| x == 0.0));
     }
 }

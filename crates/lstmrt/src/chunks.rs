@@ -11,6 +11,8 @@
 
 use lstmrt_format::panel as pack;
 use lstmrt_format::{Padding, Stage, StageActivation, StageKind, StageShape, StagesPlan};
+
+use crate::engine::{try_buffer, try_zeros};
 use lstmrt_kernels::dispatch::{self, GemmCall};
 use lstmrt_kernels::{AlignedVec, WIDEN_BUFFER};
 
@@ -88,6 +90,15 @@ impl ChunkState {
     }
 }
 
+/// See [`Model::chunk_sizes`].
+struct ChunkSizes {
+    /// Floats of unfolded convolution inputs.
+    cols: u64,
+    /// Bytes (int8) and floats (widening) per thread.
+    q8_part: u64,
+    wide_part: u64,
+}
+
 /// A stage's output rows in a buffer: `positions * batch` rows of `stride` floats.
 #[derive(Clone, Copy)]
 struct Shape {
@@ -101,60 +112,87 @@ fn padded(channels: usize) -> usize {
 }
 
 impl Model {
-    /// Buffers and carried state for `batch` streams of a chunked model.
+    /// Buffers and carried state for `batch` streams of a chunked model (1
+    /// to [`State::MAX_BATCH`], about [`Model::chunk_state_bytes`] of
+    /// memory). Refuses a batch outside that range, and returns
+    /// [`Error::OutOfMemory`] rather than aborting when the memory cannot be had.
     pub fn new_chunk_state(&self, batch: usize) -> Result<ChunkState, Error> {
-        let (Some(plan), Some(stages)) = (self.stages_plan(), self.metadata().stages.as_ref()) else {
-            return Err(Error::Unsupported {
+        let (plan, _) = self.chunk_plan()?;
+        crate::engine::check_batch(batch, "a chunk state")?;
+        let sizes = self.chunk_sizes(plan, batch);
+        let n = batch as u64;
+        let b = plan.buffers;
+        let what = "the chunk state's buffers";
+        let floats = |len: u64| try_zeros(len, what);
+        Ok(ChunkState {
+            state: self.new_batch_state(batch)?,
+            plan: plan.clone(),
+            batch,
+            context: floats(n * b.context as u64)?,
+            window: try_buffer(n * b.window as u64, what)?,
+            bufs: [try_buffer(n * b.stage as u64, what)?, try_buffer(n * b.stage as u64, what)?],
+            cols: try_buffer(sizes.cols, what)?,
+            rec_in: try_buffer(n * b.rec_in as u64, what)?,
+            rec_out: floats(n * b.rec_out as u64)?,
+            wide: try_buffer(sizes.wide_part, what)?,
+            q8: try_buffer(sizes.q8_part, what)?,
+            q8_part: sizes.q8_part as usize,
+            wide_part: sizes.wide_part as usize,
+            out: floats(n * b.out as u64)?,
+        })
+    }
+
+    /// Bytes a chunk state of `batch` streams allocates when made and once
+    /// given `threads` threads ([`ChunkState::set_threads`]): the recurrent
+    /// state's [`Model::state_bytes`] and the stages' buffers. 0 for a model
+    /// without stages.
+    pub fn chunk_state_bytes(&self, batch: usize, threads: usize) -> u64 {
+        let Ok((plan, _)) = self.chunk_plan() else { return 0 };
+        let sizes = self.chunk_sizes(plan, batch);
+        let per_thread = sizes.wide_part * 4 + sizes.q8_part;
+        self.state_bytes(batch, threads)
+            + (plan.buffers.total() * batch as u64 + sizes.cols) * 4
+            + per_thread * threads.max(1) as u64
+    }
+
+    fn chunk_plan(&self) -> Result<(&StagesPlan, &lstmrt_format::Stages), Error> {
+        match (self.stages_plan(), self.metadata().stages.as_ref()) {
+            (Some(plan), Some(stages)) => Ok((plan, stages)),
+            _ => Err(Error::Unsupported {
                 what: "this model has no stages: it reads feature vectors, not chunks".into(),
-            });
-        };
-        let batch = batch.max(1);
-        let arch = self.architecture();
+            }),
+        }
+    }
+
+    /// The buffers of a chunk state that do not grow with the streams'
+    /// buffers: unfolded rows (all streams), and per thread the widening and
+    /// int8 buffers of the stages' weights.
+    fn chunk_sizes(&self, plan: &StagesPlan, batch: usize) -> ChunkSizes {
+        let stages = self.metadata().stages.as_ref().expect("a plan has stages");
         let shapes = plan.front.iter().chain(&plan.back);
         let kinds = stages.front.iter().chain(&stages.back);
-        let (mut buf, mut cols, mut q8, mut wide) = (0, 0, 0, false);
+        let (mut cols, mut q8, mut wide) = (0u64, 0u64, false);
         for (index, (shape, stage)) in shapes.zip(kinds).enumerate() {
-            buf = buf.max(shape.positions * batch * padded(shape.channels));
             if let Some((w, _)) = self.stage_ref(index) {
                 let k = stage.kernel as usize * shape.channels_in;
                 if !unfolds_in_place(stage) {
-                    cols = cols.max(unfold_rows(k, shape.positions * batch) * k);
+                    cols = cols.max((unfold_rows(k, shape.positions * batch) * k) as u64);
                 }
                 match w.dtype {
-                    lstmrt_format::DType::I8 => q8 = q8.max(lstmrt_kernels::int8_buffer_bytes(1, k, 1)),
+                    lstmrt_format::DType::I8 => q8 = q8.max(lstmrt_kernels::int8_buffer_bytes(1, k, 1) as u64),
                     lstmrt_format::DType::F16 | lstmrt_format::DType::BF16 => wide = true,
                     lstmrt_format::DType::F32 => {}
                 }
             }
         }
-        let window = stages.window() * batch * stages.channels as usize;
-        Ok(ChunkState {
-            state: self.new_batch_state(batch),
-            plan: plan.clone(),
-            batch,
-            context: vec![0.0; batch * (stages.context * stages.channels) as usize],
-            window: AlignedVec::zeroed(window),
-            bufs: [AlignedVec::zeroed(buf), AlignedVec::zeroed(buf)],
-            cols: AlignedVec::zeroed(cols),
-            rec_in: AlignedVec::zeroed(plan.steps * batch * arch.input_size as usize),
-            rec_out: vec![0.0; plan.steps * batch * arch.sequence_output_size()],
-            wide: AlignedVec::zeroed(if wide { WIDEN_BUFFER } else { 0 }),
-            q8: AlignedVec::zeroed(q8),
-            q8_part: q8,
-            wide_part: if wide { WIDEN_BUFFER } else { 0 },
-            out: vec![0.0; batch * plan.out_values()],
-        })
+        ChunkSizes { cols, q8_part: q8, wide_part: if wide { WIDEN_BUFFER as u64 } else { 0 } }
     }
 
     /// Runs one chunk of every stream: `x` is `[batch][chunk][channels]`.
     /// Returns the head's result `[batch][out_positions][out_channels]` (for
     /// a voice-activity model, one probability per stream).
     pub fn run_chunk<'s>(&self, st: &'s mut ChunkState, x: &[f32]) -> Result<&'s [f32], Error> {
-        let (Some(plan), Some(stages)) = (self.stages_plan(), self.metadata().stages.as_ref()) else {
-            return Err(Error::Unsupported {
-                what: "this model has no stages: it reads feature vectors, not chunks".into(),
-            });
-        };
+        let (plan, stages) = self.chunk_plan()?;
         if st.plan != *plan {
             return Err(Error::StateMismatch { reason: "the chunk state was made for another model".into() });
         }

@@ -69,26 +69,95 @@ pub(crate) struct Scratch {
     threads: usize,
 }
 
-impl Scratch {
-    pub(crate) fn new(arch: &Architecture, batch: usize, dtype: DType) -> Scratch {
-        let slots = arch.layers() * arch.directions();
+/// The elements of each buffer of a [`Scratch`], computed before anything is
+/// allocated (in `u64`, so a size no address space holds is refused rather
+/// than wrapped): what [`Model::state_bytes`] counts and `Scratch` allocates.
+struct ScratchSizes {
+    h_stride: usize,
+    c_stride: usize,
+    chunk: usize,
+    hbuf: u64,
+    cbuf: u64,
+    pre: u64,
+    mid: u64,
+    /// Bytes per thread of the int8 quantizing buffer.
+    q8_part: u64,
+}
+
+impl ScratchSizes {
+    fn of(arch: &Architecture, batch: usize, dtype: DType) -> ScratchSizes {
+        let slots = (arch.layers() * arch.directions()) as u64;
         let h_stride = pack::panels(arch.output_size()) * LANES;
         let c_stride = pack::panels(arch.hidden()) * LANES;
-        let chunk = (CHUNK_ROWS / batch).max(1);
-        let pre_row = pack::panels(arch.hidden()) * arch.cell.gates() * LANES;
-        let mid = if !arch.bidirectional && arch.layers() > 1 { 2 * chunk * batch * arch.output_size() } else { 0 };
-        let mut scratch = Scratch {
+        let chunk = (CHUNK_ROWS / batch.max(1)).max(1);
+        let rows = (chunk * batch) as u64;
+        let pre_row = (pack::panels(arch.hidden()) * arch.cell.gates() * LANES) as u64;
+        let mid = if !arch.bidirectional && arch.layers() > 1 { 2 * rows * arch.output_size() as u64 } else { 0 };
+        let q8_part = if dtype == DType::I8 {
+            let k_in = (0..arch.layers()).map(|l| arch.layer_input_size(l)).max().unwrap_or(0);
+            let k_rec = arch.output_size().max(arch.hidden());
+            (lstmrt_kernels::int8_buffer_bytes(batch, k_in, k_rec) as u64).next_multiple_of(64)
+        } else {
+            0
+        };
+        let batch = batch as u64;
+        ScratchSizes {
             h_stride,
             c_stride,
-            hbuf: AlignedVec::zeroed(slots * 2 * batch * h_stride),
-            cbuf: AlignedVec::zeroed(slots * batch * c_stride),
-            rbuf: AlignedVec::zeroed(slots * batch * c_stride),
-            // Two halves for a bidirectional stack: its directions can run at once.
-            pre: AlignedVec::zeroed(arch.directions() * chunk * batch * pre_row),
-            mid: AlignedVec::zeroed(mid),
-            seq: AlignedVec::zeroed(0),
             chunk,
-            cur: vec![0; slots],
+            hbuf: slots * 2 * batch * h_stride as u64,
+            cbuf: slots * batch * c_stride as u64,
+            pre: arch.directions() as u64 * rows * pre_row,
+            mid,
+            q8_part,
+        }
+    }
+
+    /// Bytes of every buffer for `threads` threads (`cbuf` twice: `c` and `r`).
+    fn bytes(&self, dtype: DType, threads: usize) -> u64 {
+        let floats = self.hbuf + 2 * self.cbuf + self.pre + self.mid;
+        let wide = if matches!(dtype, DType::F16 | DType::BF16) { 2 * WIDEN_BUFFER as u64 } else { 0 };
+        let per_thread = wide * 4 + 2 * self.q8_part;
+        floats * 4 + per_thread * threads.max(1) as u64
+    }
+}
+
+/// A zeroed buffer of `len` elements, or [`Error::OutOfMemory`] naming `what`.
+pub(crate) fn try_buffer<T: bytemuck::Pod>(len: u64, what: &str) -> Result<AlignedVec<T>, Error> {
+    let bytes = len.saturating_mul(std::mem::size_of::<T>() as u64);
+    let oom = || Error::OutOfMemory { what: what.to_string(), bytes };
+    let len = usize::try_from(len).map_err(|_| oom())?;
+    AlignedVec::try_zeroed(len).map_err(|_| oom())
+}
+
+/// `len` zero floats in a `Vec`, or [`Error::OutOfMemory`] naming `what`.
+pub(crate) fn try_zeros(len: u64, what: &str) -> Result<Vec<f32>, Error> {
+    let oom = || Error::OutOfMemory { what: what.to_string(), bytes: len.saturating_mul(4) };
+    let n = usize::try_from(len).map_err(|_| oom())?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| oom())?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+impl Scratch {
+    /// The buffers of a state of `batch` rows, or an error if the memory
+    /// cannot be had.
+    pub(crate) fn try_new(arch: &Architecture, batch: usize, dtype: DType) -> Result<Scratch, Error> {
+        let sizes = ScratchSizes::of(arch, batch, dtype);
+        let what = "the state's kernel buffers";
+        let mut scratch = Scratch {
+            h_stride: sizes.h_stride,
+            c_stride: sizes.c_stride,
+            hbuf: try_buffer(sizes.hbuf, what)?,
+            cbuf: try_buffer(sizes.cbuf, what)?,
+            rbuf: try_buffer(sizes.cbuf, what)?,
+            // Two halves for a bidirectional stack: its directions can run at once.
+            pre: try_buffer(sizes.pre, what)?,
+            mid: try_buffer(sizes.mid, what)?,
+            seq: AlignedVec::zeroed(0),
+            chunk: sizes.chunk,
+            cur: vec![0; arch.layers() * arch.directions()],
             wide: AlignedVec::zeroed(0),
             q8: AlignedVec::zeroed(0),
             q8_part: 0,
@@ -96,7 +165,7 @@ impl Scratch {
             threads: 1,
         };
         scratch.fit(arch, batch, dtype);
-        scratch
+        Ok(scratch)
     }
 
     /// Sizes the widening and quantizing buffers for `threads` threads.
@@ -109,13 +178,7 @@ impl Scratch {
     /// state was made by a model of this dtype, as `new_batch_state` does).
     pub(crate) fn fit(&mut self, arch: &Architecture, batch: usize, dtype: DType) {
         self.dtype = dtype;
-        self.q8_part = if dtype == DType::I8 {
-            let k_in = (0..arch.layers()).map(|l| arch.layer_input_size(l)).max().unwrap_or(0);
-            let k_rec = arch.output_size().max(arch.hidden());
-            lstmrt_kernels::int8_buffer_bytes(batch, k_in, k_rec).next_multiple_of(64)
-        } else {
-            0
-        };
+        self.q8_part = ScratchSizes::of(arch, batch, dtype).q8_part as usize;
         self.size_parts();
     }
 
@@ -141,6 +204,16 @@ impl Scratch {
             }
         }
     }
+}
+
+/// Refuses a batch of no streams or of more than [`State::MAX_BATCH`].
+pub(crate) fn check_batch(batch: usize, what: &str) -> Result<(), Error> {
+    if batch == 0 || batch > State::MAX_BATCH {
+        return Err(Error::Batch {
+            reason: format!("{what} of {batch} streams: the batch must be 1 to {}", State::MAX_BATCH),
+        });
+    }
+    Ok(())
 }
 
 /// Where a layer's output goes: packed row `r` (see [`Schedule`]), unit `u`
@@ -221,14 +294,40 @@ impl Dest {
 
 impl Model {
     /// A fresh state for one stream (see [`Model::new_batch_state`]).
+    ///
+    /// One row's buffers are a fraction of the model's own weights; when
+    /// even they cannot be had, this aborts as any allocation does
+    /// ([`Model::new_batch_state`]`(1)` returns the error instead).
     pub fn new_state(&self) -> State {
-        self.new_batch_state(1)
+        State::try_new(self.architecture(), 1, self.dtype(), self.initial()).unwrap_or_else(|_| {
+            let bytes = usize::try_from(self.state_bytes(1, 1)).unwrap_or(usize::MAX);
+            let layout = std::alloc::Layout::from_size_align(bytes.min(isize::MAX as usize / 2), 64)
+                .unwrap_or(std::alloc::Layout::new::<[u8; 64]>());
+            std::alloc::handle_alloc_error(layout)
+        })
     }
 
-    /// A fresh state for `batch` streams run together: zeros, or the file's
-    /// initial state ([`Model::initial_state`]) in every row.
-    pub fn new_batch_state(&self, batch: usize) -> State {
-        State::new(self.architecture(), batch.max(1), self.dtype(), self.initial())
+    /// A fresh state for `batch` streams run together (1 to
+    /// [`State::MAX_BATCH`]): zeros, or the file's initial state
+    /// ([`Model::initial_state`]) in every row. Refuses a batch outside that
+    /// range, and returns [`Error::OutOfMemory`] rather than aborting when
+    /// the [`Model::state_bytes`] it needs cannot be allocated.
+    pub fn new_batch_state(&self, batch: usize) -> Result<State, Error> {
+        check_batch(batch, "a batch state")?;
+        State::try_new(self.architecture(), batch, self.dtype(), self.initial())
+    }
+
+    /// Bytes a state of `batch` rows allocates when made and once
+    /// [`State::set_threads`] gives it `threads` threads: `h`, `c`, one
+    /// step's output and the kernels' buffers (a run of a whole sequence
+    /// adds its output, and a bidirectional stack of several layers its
+    /// inter-layer sequences). What a caller checks against its memory
+    /// budget before asking for many or large states.
+    pub fn state_bytes(&self, batch: usize, threads: usize) -> u64 {
+        let arch = self.architecture();
+        let shape = StateShape::of(arch, batch);
+        let per_row = shape.slots * (shape.h_size + shape.c_size) + arch.sequence_output_size();
+        per_row as u64 * batch as u64 * 4 + ScratchSizes::of(arch, batch, self.dtype()).bytes(self.dtype(), threads)
     }
 
     pub(crate) fn check_state(&self, state: &State) -> Result<(), Error> {

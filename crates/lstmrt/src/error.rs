@@ -75,6 +75,19 @@ pub enum Error {
         /// Tokens in the vocabulary.
         vocab_size: usize,
     },
+    /// A batch of streams asked for is empty or above [`crate::State::MAX_BATCH`].
+    Batch {
+        /// What was asked for, and the range allowed.
+        reason: String,
+    },
+    /// Memory for `what` (`bytes` of it) could not be allocated: the sizes
+    /// asked for are more than this process can have.
+    OutOfMemory {
+        /// What needed it.
+        what: String,
+        /// How much.
+        bytes: u64,
+    },
     /// An input value is NaN or infinite.
     NotFinite {
         /// Which input.
@@ -123,6 +136,10 @@ impl fmt::Display for Error {
             ),
             Error::BadTokenId { id, vocab_size } => {
                 write!(f, "token id {id} is outside the vocabulary of {vocab_size} tokens")
+            }
+            Error::Batch { reason } => write!(f, "{reason}"),
+            Error::OutOfMemory { what, bytes } => {
+                write!(f, "{what} needs {bytes} bytes of memory, more than could be allocated")
             }
             Error::NotFinite { what, index, value } => {
                 write!(f, "{what} value {index} is {value}: inputs must be finite")

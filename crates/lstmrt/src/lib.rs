@@ -65,9 +65,9 @@ pub use writer::ModelWriter;
 /// `format-spec.md`.
 pub mod format {
     pub use lstmrt_format::{
-        Architecture, CellKind, DType, Embedding, Error, FileInfo, Head, HeadActivation, HeadTask, KeyValue, Layout,
-        Metadata, Padding, Provenance, Stage, StageActivation, StageKind, StageShape, Stages, StagesPlan, TensorInfo,
-        Tokenizer, VERSION_MAJOR, VERSION_MINOR, Vocabulary, names,
+        Architecture, CellKind, ChunkBuffers, DType, Embedding, Error, FileInfo, Head, HeadActivation, HeadTask,
+        KeyValue, Layout, MAX_STREAM_FLOATS, Metadata, Padding, Provenance, Stage, StageActivation, StageKind,
+        StageShape, Stages, StagesPlan, TensorInfo, Tokenizer, VERSION_MAJOR, VERSION_MINOR, Vocabulary, names,
     };
 }
 
@@ -76,6 +76,17 @@ pub mod format {
 pub fn isa() -> Result<Isa, IsaError> {
     lstmrt_kernels::selected()
 }
+
+/// The most threads a state uses: [`THREADS_PER_CORE`] times the cores this
+/// process may run on (`std::thread::available_parallelism`, 1 if unknown).
+/// [`State::set_threads`] gives a state at most this many: workers beyond
+/// the cores only wait for each other at every step's barrier.
+pub fn max_threads() -> usize {
+    threads::max_threads()
+}
+
+/// See [`max_threads`].
+pub const THREADS_PER_CORE: usize = 4;
 
 /// The README's code examples, compiled and run as doctests (from this
 /// crate's folder, where `models` links to the repository's `models/`, so the

@@ -2,7 +2,7 @@
 //! buffers a step needs, so stepping never allocates.
 
 use crate::Error;
-use crate::engine::{Packing, Rows, Scratch};
+use crate::engine::{Packing, Rows, Scratch, try_zeros};
 use crate::model::Model;
 use lstmrt_format::{Architecture, CellKind};
 
@@ -66,26 +66,33 @@ impl State {
     /// The largest batch a saved state may hold (and bindings accept).
     pub const MAX_BATCH: usize = 1 << 20;
 
-    pub(crate) fn new(
+    /// A state of `batch` rows, or [`Error::OutOfMemory`] when its buffers
+    /// ([`Model::state_bytes`]) cannot be allocated.
+    pub(crate) fn try_new(
         arch: &Architecture,
         batch: usize,
         dtype: lstmrt_format::DType,
         initial: Option<&Initial>,
-    ) -> State {
+    ) -> Result<State, Error> {
         let shape = StateShape::of(arch, batch);
+        let rows = (shape.slots * batch) as u64;
+        let h = try_zeros(rows * shape.h_size as u64, "the state's h")?;
+        let c = try_zeros(rows * shape.c_size as u64, "the state's c")?;
+        let mut out = try_zeros(batch as u64 * arch.sequence_output_size() as u64, "the state's output")?;
+        out.clear();
         let mut state = State {
             shape,
-            h: vec![0.0; shape.slots * batch * shape.h_size],
-            c: vec![0.0; shape.slots * batch * shape.c_size],
+            h,
+            c,
             // Room for one step's output, so stepping never allocates.
-            out: Vec::with_capacity(batch * arch.sequence_output_size()),
+            out,
             pool: None,
-            scratch: Scratch::new(arch, batch, dtype),
+            scratch: Scratch::try_new(arch, batch, dtype)?,
             packing: Packing::default(),
             initial: initial.map(|i| std::sync::Arc::new(i.clone())),
         };
         state.reset();
-        state
+        Ok(state)
     }
 
     /// Number of sequences this state carries.
@@ -99,7 +106,12 @@ impl State {
     /// by panels of units, each core keeping its slice of the weights in its
     /// own cache, with one barrier per step. The workers persist in this state
     /// (and its clones) and park when idle.
+    ///
+    /// At most [`crate::max_threads`] threads are used (more would only
+    /// spin at the barriers, each waiting for the others to get a core);
+    /// [`State::threads`] says how many this state got.
     pub fn set_threads(&mut self, threads: usize) {
+        let threads = threads.min(crate::max_threads());
         self.pool = if threads > 1 { crate::threads::Pool::new(threads).map(std::sync::Arc::new) } else { None };
         self.scratch.set_threads(self.threads());
     }
@@ -294,7 +306,7 @@ impl State {
         if values.len() != expected {
             return Err(bad(format!("{} value bytes, expected {expected}", values.len())));
         }
-        let mut state = model.new_batch_state(batch);
+        let mut state = model.new_batch_state(batch)?;
         let mut floats = values.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")));
         for v in state.h.iter_mut().chain(state.c.iter_mut()) {
             *v = floats.next().expect("length checked");

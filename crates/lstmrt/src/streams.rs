@@ -50,7 +50,7 @@ impl fmt::Display for StreamId {
 /// # use lstmrt::format::{Architecture, CellKind, Metadata};
 /// # let meta = Metadata::new(Architecture::new(CellKind::Lstm, 2, 4, 1));
 /// # let model = Model::from_bytes(&ModelWriter::new(&meta, &Weights::zeros(&meta)).to_bytes()?)?;
-/// let mut streams = model.new_stream_batch(32);
+/// let mut streams = model.new_stream_batch(32)?;
 /// let (a, b) = (streams.join()?, streams.join()?);
 /// // One step of both streams: one pass over the weights.
 /// let out = streams.step(&model, &[a, b], &[0.1, 0.2, /* b */ 0.3, 0.4])?;
@@ -82,11 +82,14 @@ pub struct StreamBatch {
 }
 
 impl Model {
-    /// An empty [`StreamBatch`] with room for `capacity` streams (at least 1).
-    pub fn new_stream_batch(&self, capacity: usize) -> StreamBatch {
-        let capacity = capacity.max(1);
-        StreamBatch {
-            state: self.new_batch_state(capacity),
+    /// An empty [`StreamBatch`] with room for `capacity` streams (1 to
+    /// [`State::MAX_BATCH`]; about [`Model::state_bytes`]`(capacity, 1)`
+    /// of memory). Refuses a capacity outside that range, and returns
+    /// [`Error::OutOfMemory`] rather than aborting when the memory cannot be had.
+    pub fn new_stream_batch(&self, capacity: usize) -> Result<StreamBatch, Error> {
+        crate::engine::check_batch(capacity, "a stream batch")?;
+        Ok(StreamBatch {
+            state: self.new_batch_state(capacity)?,
             generation: vec![0; capacity],
             live: vec![false; capacity],
             free: (0..capacity as u32).rev().collect(),
@@ -94,7 +97,7 @@ impl Model {
             steps: 0,
             rows: Vec::with_capacity(capacity),
             out: Vec::with_capacity(capacity * self.architecture().sequence_output_size()),
-        }
+        })
     }
 }
 

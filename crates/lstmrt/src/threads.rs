@@ -79,6 +79,15 @@ fn watch_forks() {
     });
 }
 
+/// [`crate::max_threads`], read once per process.
+pub(crate) fn max_threads() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores.saturating_mul(crate::THREADS_PER_CORE)
+    })
+}
+
 /// Persistent workers that run one job at a time together with the caller.
 pub(crate) struct Pool {
     shared: Arc<Shared>,

@@ -25,7 +25,7 @@ fn model_is_send_sync_and_shared_across_threads() {
         .map(|_| {
             let (model, input) = (Arc::clone(&model), g.input.clone());
             std::thread::spawn(move || {
-                let mut state = model.new_batch_state(2);
+                let mut state = model.new_batch_state(2).unwrap();
                 model.run(&mut state, &input).unwrap().to_vec()
             })
         })
@@ -39,7 +39,7 @@ fn model_is_send_sync_and_shared_across_threads() {
 fn stepping_equals_running_the_whole_sequence() {
     let (model, g) = model_for("lstm_proj");
     let width = g.batch * model.architecture().input_size as usize;
-    let mut state = model.new_batch_state(g.batch);
+    let mut state = model.new_batch_state(g.batch).unwrap();
     let mut stepped = Vec::new();
     for x in g.input.chunks(width) {
         stepped.extend_from_slice(model.step(&mut state, x).unwrap());
@@ -111,7 +111,7 @@ fn wrong_input_sizes_are_errors_naming_the_sizes() {
 #[test]
 fn bidirectional_models_cannot_stream() {
     let (model, _) = model_for("lstm_bidirectional");
-    let mut state = model.new_batch_state(3);
+    let mut state = model.new_batch_state(3).unwrap();
     let err = model.step(&mut state, &[0.0; 9]).unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
 }
@@ -191,7 +191,7 @@ fn tensors_are_viewed_in_place_with_their_dtype_and_layout() {
 fn threads_split_the_batch_with_the_same_result() {
     let (model, g) = model_for("lstm_batch5");
     for threads in [1, 2, 3, 8] {
-        let mut state = model.new_batch_state(g.batch);
+        let mut state = model.new_batch_state(g.batch).unwrap();
         state.set_threads(threads);
         state.set_h(g.h0.as_ref().unwrap()).unwrap();
         state.set_c(g.c0.as_ref().unwrap()).unwrap();

@@ -76,7 +76,7 @@ mod linux {
             let m = model(dtype);
             let (steps, batch) = (40, 4);
             let xs: Vec<f32> = (0..steps * batch * 16).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
-            let mut state = m.new_batch_state(batch);
+            let mut state = m.new_batch_state(batch).unwrap();
             state.set_threads(2);
             let fresh = state.clone();
             let want = m.run(&mut state, &xs).unwrap().to_vec();
@@ -85,7 +85,7 @@ mod linux {
             one.set_threads(2);
             let one_fresh = one.clone();
             let want_one = m.run(&mut one, &xs[..steps * 16]).unwrap().to_vec();
-            let mut streams = m.new_stream_batch(4);
+            let mut streams = m.new_stream_batch(4).unwrap();
             streams.set_threads(2);
             let ids: Vec<_> = (0..4).map(|_| streams.join().unwrap()).collect();
             let want_streams = streams.step(&m, &ids, &xs[..4 * 16]).unwrap().to_vec();

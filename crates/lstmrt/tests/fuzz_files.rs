@@ -107,7 +107,7 @@ fn generated_seeds() -> Vec<(String, Vec<u8>)> {
         for batch in [1, 2] {
             // Values set from a formula, not by running the model: a run's
             // last bits depend on the machine's instruction-set tier.
-            let mut state = model.new_batch_state(batch);
+            let mut state = model.new_batch_state(batch).unwrap();
             let h: Vec<f32> = (0..state.h().len()).map(|k| k as f32 / 8.0 - 1.0).collect();
             let c: Vec<f32> = (0..state.c().len()).map(|k| 0.25 - k as f32 / 16.0).collect();
             state.set_h(&h).unwrap();

@@ -47,7 +47,7 @@ fn new_and_reset_states_start_from_the_stored_state_on_every_tier() {
             let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
             assert_eq!(model.weights(), weights, "the initial state round-trips");
             let (h0, c0) = model.initial_state().expect("stored");
-            let mut state = model.new_batch_state(3);
+            let mut state = model.new_batch_state(3).unwrap();
             let (p, slots) = (arch.output_size(), arch.layers() * arch.directions());
             for slot in 0..slots {
                 for b in 0..3 {
@@ -69,7 +69,7 @@ fn new_and_reset_states_start_from_the_stored_state_on_every_tier() {
             assert!(rel_diff(model.run(&mut state, &xs).unwrap(), &theirs.output) <= 1e-5);
             if !bi {
                 // A stream batch's new and reset streams start from it too.
-                let mut streams = model.new_stream_batch(4);
+                let mut streams = model.new_stream_batch(4).unwrap();
                 let id = streams.join().unwrap();
                 let mut alone = model.new_state();
                 for x in xs.chunks(5).take(4) {

@@ -64,7 +64,7 @@ fn measure_within(
         for mode in Int8Activations::ALL {
             let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap().with_int8_activations(mode);
             assert_eq!(model.dtype(), DType::I8);
-            let mut state = model.new_batch_state(batch);
+            let mut state = model.new_batch_state(batch).unwrap();
             state.set_threads(threads);
             let got = model.run(&mut state, &xs).unwrap();
             let e = errors(&kept(got), &kept(&want));
@@ -189,9 +189,9 @@ fn stepping_gives_the_same_bits_as_whole_sequences() {
     let xs = Rng::new(4).vec(steps * batch * 48, 1.0);
     for (isa, mode) in Isa::available_tiers().into_iter().flat_map(|i| Int8Activations::ALL.map(|m| (i, m))) {
         let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap().with_int8_activations(mode);
-        let mut state = model.new_batch_state(batch);
+        let mut state = model.new_batch_state(batch).unwrap();
         let whole = model.run(&mut state, &xs).unwrap().to_vec();
-        let mut state = model.new_batch_state(batch);
+        let mut state = model.new_batch_state(batch).unwrap();
         let mut stepped = Vec::new();
         for x in xs.chunks(batch * 48) {
             stepped.extend_from_slice(model.step(&mut state, x).unwrap());

@@ -52,7 +52,7 @@ fn outputs(isa: Isa) -> Vec<(String, Vec<u32>)> {
             for mode in Int8Activations::ALL {
                 let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap().with_int8_activations(mode);
                 for threads in [1, 2] {
-                    let mut state = model.new_batch_state(batch);
+                    let mut state = model.new_batch_state(batch).unwrap();
                     state.set_threads(threads);
                     let whole = model.run(&mut state, &xs).unwrap().to_vec();
                     let label = format!("{name} batch {batch} {} x{threads}", mode.name());
@@ -60,7 +60,7 @@ fn outputs(isa: Isa) -> Vec<(String, Vec<u32>)> {
                     if arch.bidirectional {
                         continue;
                     }
-                    let mut state = model.new_batch_state(batch);
+                    let mut state = model.new_batch_state(batch).unwrap();
                     state.set_threads(threads);
                     let stepped: Vec<u32> = xs
                         .chunks(batch * arch.input_size as usize)

@@ -151,7 +151,7 @@ fn check_threads(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u
     for isa in Isa::available_tiers() {
         let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
         let what = format!("{isa} {} {} {threads} threads: {c:?}", dtype.name(), layout.name());
-        let mut state = model.new_batch_state(c.batch);
+        let mut state = model.new_batch_state(c.batch).unwrap();
         state.set_threads(threads);
         state.set_h(&h0).unwrap();
         if arch.has_cell_state() {
@@ -167,7 +167,7 @@ fn check_threads(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u
         assert!(rel_diff(state.c(), &want.c_n) <= tolerance, "{what}: c_n differs");
         if !arch.bidirectional && !arch.reverse {
             // The same through single steps (the fused streaming path).
-            let mut state = model.new_batch_state(c.batch);
+            let mut state = model.new_batch_state(c.batch).unwrap();
             state.set_threads(threads);
             state.set_h(&h0).unwrap();
             if arch.has_cell_state() {

@@ -104,7 +104,7 @@ fn inputs(c: &Case, arch: &Architecture, rng: &mut Rng) -> Inputs {
 }
 
 fn run(model: &Model, c: &Case, inp: &Inputs, threads: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut state = model.new_batch_state(c.lengths.len());
+    let mut state = model.new_batch_state(c.lengths.len()).unwrap();
     state.set_threads(threads);
     state.set_h(&inp.h0).unwrap();
     state.set_c(&inp.c0).unwrap();
@@ -220,9 +220,9 @@ fn equal_lengths_are_a_plain_run() {
     let weights = random_weights(&meta, &mut rng, 1.0);
     let model = Model::from_bytes(&ModelWriter::new(&meta, &weights).to_bytes().unwrap()).unwrap();
     let inp = inputs(&c, &meta.architecture, &mut rng);
-    let mut state = model.new_batch_state(3);
+    let mut state = model.new_batch_state(3).unwrap();
     let plain = model.run(&mut state, &inp.xs).unwrap().to_vec();
-    let mut state = model.new_batch_state(3);
+    let mut state = model.new_batch_state(3).unwrap();
     assert_eq!(model.run_lengths(&mut state, &inp.xs, &c.lengths).unwrap(), plain);
 }
 
@@ -234,7 +234,7 @@ fn bad_lengths_are_refused_and_leave_the_state_alone() {
     let weights = random_weights(&meta, &mut rng, 1.0);
     let model = Model::from_bytes(&ModelWriter::new(&meta, &weights).to_bytes().unwrap()).unwrap();
     let inp = inputs(&c, &meta.architecture, &mut rng);
-    let mut state = model.new_batch_state(2);
+    let mut state = model.new_batch_state(2).unwrap();
     state.set_h(&inp.h0).unwrap();
     for (lengths, message) in [
         (&[4, 1][..], "bad sequence lengths: row 0 has length 4, longer than the sequence (3 steps)"),

@@ -52,7 +52,7 @@ fn step_run_and_run_into_never_allocate_once_the_state_exists() {
             let steps = 300; // more than one chunk
             let xs = vec![0.25f32; steps * batch * arch.input_size as usize];
             let mut out = vec![0.0f32; steps * batch * arch.sequence_output_size()];
-            let mut state = m.new_batch_state(batch);
+            let mut state = m.new_batch_state(batch).unwrap();
             state.set_threads(threads);
             // Longer sequences than any before need room only in bidirectional stacks.
             state.reserve(m, steps);
@@ -75,7 +75,7 @@ fn stream_batches_step_and_lengths_rerun_without_allocating() {
     for dtype in [DType::F16, DType::I8] {
         for threads in [1, 2] {
             let m = model_in(dtype, CellKind::Lstm, 300, 2, |_| {});
-            let mut streams = m.new_stream_batch(32);
+            let mut streams = m.new_stream_batch(32).unwrap();
             let ids: Vec<_> = (0..32).map(|_| streams.join().unwrap()).collect();
             streams.set_threads(threads);
             let xs = vec![0.5f32; 32 * 24];
@@ -89,7 +89,7 @@ fn stream_batches_step_and_lengths_rerun_without_allocating() {
             });
             assert_eq!(n, 0, "stream batch {}, {threads} threads: {n} allocations", dtype.name());
             // Lengths: the second run of a batch no larger than the first.
-            let mut state = m.new_batch_state(5);
+            let mut state = m.new_batch_state(5).unwrap();
             state.set_threads(threads);
             let xs = vec![0.25f32; 40 * 5 * 24];
             let mut out = vec![0.0f32; 40 * 5 * 300];

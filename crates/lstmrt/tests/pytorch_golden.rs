@@ -54,7 +54,7 @@ fn written_and_reopened_models_match_pytorch() {
         ModelWriter::new(&g.meta, &g.weights).write(&path).unwrap();
         let model = Model::open(&path).unwrap();
         assert_eq!(model.weights(), g.weights, "{}: weights changed on the round trip", g.name);
-        let mut state = model.new_batch_state(g.batch);
+        let mut state = model.new_batch_state(g.batch).unwrap();
         if let Some(h0) = &g.h0 {
             state.set_h(h0).unwrap();
         }
@@ -95,7 +95,7 @@ fn lengths_match_pytorchs_packed_sequences_on_every_tier() {
         for isa in Isa::available_tiers() {
             for threads in [1, 2] {
                 let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
-                let mut state = model.new_batch_state(g.batch);
+                let mut state = model.new_batch_state(g.batch).unwrap();
                 state.set_threads(threads);
                 if let Some(h0) = &g.h0 {
                     state.set_h(h0).unwrap();

@@ -46,7 +46,7 @@ fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
 /// stepped alone; compares every output and state.
 fn check(model: &Model, ops: &[Op], capacity: usize, threads: usize, exact: bool) {
     let input = model.architecture().input_size as usize;
-    let mut streams = model.new_stream_batch(capacity);
+    let mut streams = model.new_stream_batch(capacity).unwrap();
     streams.set_threads(threads);
     let mut alone: Vec<(StreamId, State)> = Vec::new();
     let mut rng = Rng::new(ops.len() as u64);
@@ -148,7 +148,7 @@ fn thirty_two_streams_with_idle_ones_and_threads() {
 }
 
 fn streams_of_two(model: &Model) -> (StreamBatch, StreamId, StreamId) {
-    let mut streams = model.new_stream_batch(2);
+    let mut streams = model.new_stream_batch(2).unwrap();
     let (a, b) = (streams.join().unwrap(), streams.join().unwrap());
     streams.step(model, &[a, b], &[0.5; 10]).unwrap();
     (streams, a, b)
@@ -181,7 +181,7 @@ fn refusals_say_what_is_wrong_and_change_nothing() {
     assert!(streams.leave(a).is_err() && streams.reset(a).is_err());
     assert_eq!(streams.stream_state(&model, b).unwrap().to_bytes(), saved[1], "b untouched");
     assert_eq!(streams.stream_state(&model, c).unwrap().h(), &[0.0; 8], "a new stream starts from zero");
-    let mut elsewhere = model.new_stream_batch(100);
+    let mut elsewhere = model.new_stream_batch(100).unwrap();
     let far = (0..100).map(|_| elsewhere.join().unwrap()).last().unwrap();
     let err = streams.reset(far).unwrap_err();
     assert_eq!(err.to_string(), "stream batch: stream 99.0 does not exist (capacity 2)");
@@ -205,5 +205,5 @@ fn a_stream_saved_and_restored_goes_on_where_it_was() {
     // set_stream_state puts b where a was.
     streams.set_stream_state(b, &restored).unwrap();
     assert_eq!(streams.step(&model, &[b], &[0.25; 5]).unwrap(), want);
-    assert!(streams.join_from(&model.new_batch_state(2)).is_err(), "a two-row state is not one stream's");
+    assert!(streams.join_from(&model.new_batch_state(2).unwrap()).is_err(), "a two-row state is not one stream's");
 }

@@ -41,11 +41,12 @@ fn runtime_error(py: Python<'_>, e: lstmrt::Error) -> PyErr {
         E::Io { .. } => "ReadError",
         E::Format(_) => "FileError",
         E::Isa(_) | E::Unsupported { .. } => "UnsupportedError",
-        E::Shape { .. } => "ShapeError",
+        E::Shape { .. } | E::Batch { .. } => "ShapeError",
         E::BadLengths { .. } => "LengthsError",
         E::StateMismatch { .. } | E::BadState { .. } => "StateError",
         E::Stream { .. } => "StreamError",
         E::UnknownToken { .. } | E::BadTokenId { .. } => "TokenError",
+        E::OutOfMemory { .. } => "OutOfMemoryError",
         _ => "Error",
     };
     raise(py, class, e.to_string())
@@ -120,10 +121,10 @@ impl Model {
         self.inner.architecture()
     }
 
-    fn new_state_of(&self, batch: usize, threads: usize) -> State {
-        let mut inner = self.inner.new_batch_state(batch);
+    fn new_state_of(&self, py: Python<'_>, batch: usize, threads: usize) -> PyResult<State> {
+        let mut inner = self.inner.new_batch_state(batch).or_raise(py)?;
         inner.set_threads(threads);
-        State::wrap(self, inner)
+        Ok(State::wrap(self, inner))
     }
 }
 
@@ -208,10 +209,7 @@ impl Model {
     /// sequences run together, computed on `threads` threads.
     #[pyo3(signature = (batch = 1, *, threads = 1))]
     fn new_state(&self, py: Python<'_>, batch: usize, threads: usize) -> PyResult<State> {
-        if batch == 0 || batch > lstmrt::State::MAX_BATCH {
-            return Err(shape_error(py, format!("batch must be 1..={}, got {batch}", lstmrt::State::MAX_BATCH)));
-        }
-        Ok(self.new_state_of(batch, threads.max(1)))
+        self.new_state_of(py, batch, threads.max(1))
     }
 
     /// For a chunked model (a conv front-end and head around the stack, such
@@ -219,9 +217,6 @@ impl Model {
     /// run together, on `threads` threads. Raises for other models.
     #[pyo3(signature = (streams = 1, *, threads = 1))]
     fn new_chunk_state(slf: &Bound<'_, Self>, py: Python<'_>, streams: usize, threads: usize) -> PyResult<ChunkState> {
-        if streams == 0 || streams > lstmrt::State::MAX_BATCH {
-            return Err(shape_error(py, format!("streams must be 1..={}, got {streams}", lstmrt::State::MAX_BATCH)));
-        }
         let model = slf.get();
         let mut inner = model.inner.new_chunk_state(streams).or_raise(py)?;
         inner.set_threads(threads.max(1));
@@ -299,7 +294,7 @@ impl Model {
                 &mut borrowed.inner
             }
             None => {
-                fresh = model.new_batch_state(rows);
+                fresh = model.new_batch_state(rows).or_raise(py)?;
                 &mut fresh
             }
         };
@@ -374,10 +369,7 @@ impl Model {
     fn new_stream_batch(slf: &Bound<'_, Self>, capacity: usize, threads: usize) -> PyResult<StreamBatch> {
         let py = slf.py();
         let model = slf.get();
-        if capacity == 0 || capacity > lstmrt::State::MAX_BATCH {
-            return Err(shape_error(py, format!("capacity must be 1..={}, got {capacity}", lstmrt::State::MAX_BATCH)));
-        }
-        let mut inner = model.inner.new_stream_batch(capacity);
+        let mut inner = model.inner.new_stream_batch(capacity).or_raise(py)?;
         inner.set_threads(threads.max(1));
         Ok(StreamBatch { model: slf.clone().unbind(), inner, ids: Vec::with_capacity(capacity) })
     }

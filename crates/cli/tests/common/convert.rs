@@ -81,7 +81,7 @@ pub fn model_output(model: &Model, case: &Case) -> Vec<f32> {
     } else {
         case.input.to_f32()
     };
-    let mut state = model.new_batch_state(batch);
+    let mut state = model.new_batch_state(batch).unwrap();
     let out = model.run(&mut state, &xs).unwrap().to_vec();
     match &model.metadata().head {
         None => out,

@@ -47,3 +47,8 @@ class UnsupportedError(Error):
 
 class ConvertError(Error, ValueError):
     """A source model that cannot be converted, or a check that failed."""
+
+
+class OutOfMemoryError(Error, MemoryError):
+    """The sizes asked for (a batch, streams) need more memory than the
+    process can allocate; the message says how much and for what."""
