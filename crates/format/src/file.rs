@@ -107,9 +107,116 @@ pub fn read_regular(path: &Path, limit: FileLimit) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The identity of the file at `path`, if it exists (unix: device and
+/// inode, so another name or a hard link is the same file).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        // Without inodes, the canonical path stands for the file.
+        let canonical = std::fs::canonicalize(path).ok()?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&canonical, &mut h);
+        Some((0, std::hash::Hasher::finish(&h)))
+    }
+}
+
+/// The files a tool has read (its inputs, and files found while reading
+/// them: an ONNX model's external data, a description), each once, so that
+/// no output is ever written over one of them under any name.
+#[derive(Debug, Clone, Default)]
+pub struct ReadFiles {
+    files: Vec<(std::path::PathBuf, (u64, u64))>,
+}
+
+impl ReadFiles {
+    /// None read yet.
+    pub const fn new() -> ReadFiles {
+        ReadFiles { files: Vec::new() }
+    }
+
+    /// Notes `path` as read (nothing if it does not exist).
+    pub fn note(&mut self, path: &Path) {
+        if let Some(id) = file_id(path)
+            && !self.files.iter().any(|(_, i)| *i == id)
+        {
+            self.files.push((path.to_path_buf(), id));
+        }
+    }
+
+    /// Refuses `path` as an output when it is a file that was read: writing
+    /// it, even by rename, would destroy an input.
+    pub fn check_output(&self, path: &Path) -> Result<(), String> {
+        let Some(id) = file_id(path) else { return Ok(()) };
+        match self.files.iter().find(|(_, i)| *i == id) {
+            Some((input, _)) => Err(format!(
+                "{}: is the same file as the input {}; refusing to write an output over an input",
+                path.display(),
+                input.display()
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// How many files were noted.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// Refuses an output path that cannot be used, before any work is done:
+/// its folder does not exist, or it is a folder itself. (The tools answer
+/// these with exit code 2, like any bad argument; a write that fails
+/// later, a full disk, is exit code 1.)
+pub fn check_output_place(path: &Path) -> Result<(), String> {
+    if path.as_os_str().is_empty() {
+        return Err("an output path is empty".into());
+    }
+    if path.is_dir() {
+        return Err(format!("{}: is a folder; give a file name", path.display()));
+    }
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            Err(format!("{}: the folder {} does not exist", path.display(), dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_under_another_name_is_refused_as_an_output() {
+        let dir = std::env::temp_dir().join(format!("lstmrt-readfiles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b, c) = (dir.join("a"), dir.join("b"), dir.join("c"));
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::hard_link(&a, &b).unwrap();
+        let mut read = ReadFiles::default();
+        read.note(&a);
+        read.note(&b);
+        read.note(&dir.join("missing"));
+        assert_eq!(read.len(), 1, "the same file under two names is one file; a missing one is none");
+        let e = read.check_output(&b).unwrap_err();
+        assert!(e.contains("is the same file as the input") && e.contains("/a"), "{e}");
+        assert!(read.check_output(&c).is_ok(), "a new file is not an input");
+        assert!(check_output_place(&c).is_ok());
+        assert!(check_output_place(&dir).unwrap_err().contains("is a folder"));
+        assert!(check_output_place(&dir.join("no/such/x")).unwrap_err().contains("does not exist"));
+        assert!(check_output_place(Path::new("bare-name")).is_ok(), "a bare name lands in the current folder");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn directories_and_devices_are_refused_saying_what_they_are() {
