@@ -30,7 +30,8 @@ fn bad(source: &str, message: impl Into<String>) -> DataError {
     DataError { location: source.to_string(), message: message.into() }
 }
 
-/// Reads a `.wav` (16/24/32-bit integer or 32-bit float PCM; integers are
+/// Reads a `.wav` (8/16/24/32-bit integer or 32-bit float PCM; integers,
+/// 8-bit's unsigned bytes among them, are
 /// scaled to [-1, 1) as torchaudio does) or a `.npy` (`[frames]` or
 /// `[frames, channels]`, float) signal.
 pub fn read_signal(path: &Path) -> Result<Signal, DataError> {
@@ -339,5 +340,26 @@ mod tests {
         w.finalize().unwrap();
         let e = wav_from_bytes(bytes.get_ref(), "c.wav").unwrap_err();
         assert_eq!(e.to_string(), "c.wav: sample 2: NaN is not finite");
+    }
+
+    #[test]
+    fn wav_of_8_bit_samples_is_read_as_torchaudio_reads_it() {
+        // 8-bit WAV stores unsigned bytes around 128; torchaudio gives (x - 128) / 128.
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 8,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(&mut bytes, spec).unwrap();
+        for v in [0i8, 64, -128, 127] {
+            w.write_sample(v).unwrap();
+        }
+        w.finalize().unwrap();
+        // The stored bytes are unsigned: 128, 192, 0, 255.
+        assert_eq!(&bytes.get_ref()[44..48], &[128, 192, 0, 255]);
+        let s = wav_from_bytes(bytes.get_ref(), "d.wav").unwrap();
+        assert_eq!(s.data, vec![0.0, 0.5, -1.0, 127.0 / 128.0]);
     }
 }

@@ -174,8 +174,65 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Most floats of input plus output a benchmark holds (1 GiB).
-pub const MAX_BENCH_FLOATS: u128 = 1 << 28;
+/// Most bytes a benchmark allocates (2 GiB): its random inputs, its
+/// outputs and every state with its kernel buffers ([`bench_bytes`]).
+/// `--batch`, `--streams` and `--steps` are refused, before anything is
+/// allocated, where they would need more.
+pub const MAX_BENCH_BYTES: u64 = 1 << 31;
+
+/// Bytes a benchmark of `model` as `config` says allocates: inputs and
+/// outputs, the state (stream batch, chunk state) with its buffers for
+/// `config.threads`, in streams mode one more state per stream, and the
+/// samples.
+pub fn bench_bytes(model: &Model, config: &Config) -> u64 {
+    let (batch, steps, threads) = (config.batch as u64, config.steps as u64, config.threads);
+    let samples = 2 * 8 * MAX_SAMPLES as u64;
+    if let Some(stages) = model.metadata().stages.as_ref() {
+        let per = (stages.chunk * stages.channels) as u64;
+        return per * batch * steps * 4 + model.chunk_state_bytes(config.batch, threads) + samples;
+    }
+    let arch = model.architecture();
+    let floats = batch * steps * (arch.input_size as u64 + arch.sequence_output_size() as u64);
+    let mut bytes = floats * 4 + model.state_bytes(config.batch, threads) + samples;
+    if config.mode == Mode::Streams {
+        bytes += model.state_bytes(config.batch, threads) + batch * model.state_bytes(1, 1);
+    }
+    bytes
+}
+
+/// Refuses a benchmark that would allocate more than [`MAX_BENCH_BYTES`],
+/// naming the flag to lower and the largest value of it that fits.
+fn check_bench_bytes(model: &Model, config: &Config) -> Result<(), Error> {
+    let bytes = bench_bytes(model, config);
+    if bytes <= MAX_BENCH_BYTES {
+        return Ok(());
+    }
+    let flag = match config.mode {
+        Mode::Streams => "--streams",
+        _ => "--batch",
+    };
+    // The largest batch (with these steps), then the largest steps (with
+    // this batch) that fit: each grows the bytes monotonically.
+    let largest = |f: &dyn Fn(usize) -> Config, hi: usize| {
+        let (mut lo, mut hi) = (0usize, hi);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if bench_bytes(model, &f(mid)) <= MAX_BENCH_BYTES { lo = mid } else { hi = mid - 1 }
+        }
+        lo
+    };
+    let max_batch = largest(&|b| Config { batch: b, ..config.clone() }, config.batch);
+    let max_steps = largest(&|s| Config { steps: s, ..config.clone() }, config.steps);
+    let what = if model.metadata().stages.is_some() { "chunks" } else { "steps" };
+    Err(Error::Unsupported {
+        what: format!(
+            "{flag} {} x --steps {} needs {bytes} bytes of inputs, outputs and states, more than the {MAX_BENCH_BYTES} (2 GiB) a benchmark may use; with this model that allows at most {flag} {max_batch} at these {what}, or --steps {max_steps} at this {}",
+            config.batch,
+            config.steps,
+            &flag[2..],
+        ),
+    })
+}
 
 /// Runs `repeat` (given whether to record, returning the samples recorded
 /// so far) for `config`'s warm-up, then until its repeats or time budget
@@ -222,31 +279,21 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
             what: format!("a {kind} model cannot be streamed one step at a time: {why}; benchmark whole sequences"),
         });
     }
-    // The random input and the output are held whole: refuse sizes no
-    // benchmark needs before allocating them.
-    let floats = (config.batch as u128)
-        * (config.steps as u128)
-        * (arch.input_size as u128 + arch.sequence_output_size() as u128);
-    if floats > MAX_BENCH_FLOATS {
-        return Err(Error::Unsupported {
-            what: format!(
-                "--batch {} x --steps {} needs {floats} floats of input and output, more than the {MAX_BENCH_FLOATS} (1 GiB) a benchmark may use; use fewer steps or a smaller batch",
-                config.batch, config.steps
-            ),
-        });
-    }
+    // The random input, the output and the states are held whole: refuse
+    // sizes no benchmark needs before allocating them.
+    check_bench_bytes(model, config)?;
     let isa = model.isa();
     let per_step = config.batch * arch.input_size as usize;
     let mut rng = Rng::new(config.seed);
     let xs: Vec<f32> = (0..config.steps * per_step).map(|_| rng.uniform_f32(-1.0, 1.0)).collect();
-    let mut state = model.new_batch_state(config.batch);
+    let mut state = model.new_batch_state(config.batch)?;
     state.set_threads(config.threads);
     let mut out = vec![0.0f32; config.steps * config.batch * arch.sequence_output_size()];
     let mut samples: Vec<f64> = Vec::new();
     let mut separate: Vec<f64> = Vec::new();
     // Streams mode: the stream batch, and one state per stream beside it.
     let (mut streams, ids, mut alone) = if config.mode == Mode::Streams {
-        let mut streams = model.new_stream_batch(config.batch);
+        let mut streams = model.new_stream_batch(config.batch)?;
         streams.set_threads(config.threads);
         let ids = (0..config.batch).map(|_| streams.join()).collect::<Result<Vec<_>, _>>()?;
         // One thread each: with several threads, the streams are shared out
@@ -451,6 +498,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_largest_batch_a_refusal_names_fits_and_one_more_does_not() {
+        let model = WORKLOADS[1].model(lstmrt::format::DType::F32);
+        for mode in [Mode::Sequence, Mode::Streams] {
+            let config = Config { mode, batch: 1_000_000, steps: 100, ..Config::default() };
+            let e = check_bench_bytes(&model, &config).unwrap_err().to_string();
+            let flag = if mode == Mode::Streams { "--streams" } else { "--batch" };
+            let at_most = format!("at most {flag} ");
+            let n: usize = e[e.find(&at_most).unwrap() + at_most.len()..].split(' ').next().unwrap().parse().unwrap();
+            assert!(n > 0, "{e}");
+            assert!(bench_bytes(&model, &Config { batch: n, ..config.clone() }) <= MAX_BENCH_BYTES);
+            assert!(check_bench_bytes(&model, &Config { batch: n, ..config.clone() }).is_ok());
+            assert!(check_bench_bytes(&model, &Config { batch: n + 1, ..config.clone() }).is_err());
+        }
+    }
+
+    #[test]
     fn percentile_is_nearest_rank() {
         let s: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(percentile(&s, 0.5), 50.0);
@@ -529,9 +592,7 @@ pub fn run_chunks(model: &Model, config: &Config) -> Result<ChunkReport, Error> 
         model.metadata().stages.clone().ok_or_else(|| Error::Unsupported { what: "not a chunked model".into() })?;
     let per = (stages.chunk * stages.channels) as usize;
     let streams = config.batch.max(1);
-    if (per as u128) * (streams as u128) * (config.steps.max(1) as u128) > MAX_BENCH_FLOATS {
-        return Err(Error::Unsupported { what: "the benchmark's signal would exceed 1 GiB; use fewer --steps".into() });
-    }
+    check_bench_bytes(model, config)?;
     let mut rng = Rng::new(config.seed);
     let chunks = config.steps.max(1);
     let signal: Vec<f32> =

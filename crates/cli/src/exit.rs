@@ -8,8 +8,9 @@ pub const OK: u8 = 0;
 /// could not be written, or `lstm-convert --check` found that the converted
 /// model computes something else. Nothing half-written is left behind.
 pub const FAILURE: u8 = 1;
-/// A bad command line, model file or input: one line on stderr says what is
-/// wrong and where. (Argument-parser errors exit with this code too.)
+/// A bad command line, model file, input or output path (checked before any
+/// work): one line on stderr says what is wrong and where. (Argument-parser
+/// errors exit with this code too.)
 pub const BAD_INPUT: u8 = 2;
 
 /// The table as the `--help` of every tool ends with it.
@@ -17,7 +18,8 @@ pub const TABLE: &str = "Exit codes (the same for lstm-run, lstm-convert and lst
   0  success
   1  the work failed, not the input: an output could not be written, or
      lstm-convert --check found the converted model computes something else
-  2  bad command line, model file or input (one line on stderr says what and where)";
+  2  bad command line, model file, input or output path (one line on stderr says what and
+     where); an output path is checked before any work";
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,21 @@ use std::path::{Path, PathBuf};
 use lstmrt_format::Architecture;
 use lstmrt_import::npy;
 
+/// `len` zero floats, or a refusal naming `what` and the bytes when this
+/// process cannot have them (rather than an abort): for buffers sized by an
+/// input.
+pub fn zeros(len: usize, what: &str) -> Result<Vec<f32>, crate::run::Failure> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        crate::run::Failure::bad_input(format!(
+            "{what} needs {} bytes of memory, more than could be allocated",
+            len as u64 * 4
+        ))
+    })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
 /// What is wrong with an input or state file, and where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataError {
@@ -489,50 +504,17 @@ pub fn check_output_values(
 
 /// The files this process has read, by identity (device and inode, so a
 /// second name or a symlink is the same file), so no output lands on one.
-static INPUTS: std::sync::Mutex<Vec<(PathBuf, (u64, u64))>> = std::sync::Mutex::new(Vec::new());
+static INPUTS: std::sync::Mutex<lstmrt_format::ReadFiles> = std::sync::Mutex::new(lstmrt_format::ReadFiles::new());
 
-/// The identity of the file at `path`, if it exists (unix: device and inode).
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-    }
-    #[cfg(not(unix))]
-    {
-        // Without inodes, the canonical path stands for the file.
-        let canonical = std::fs::canonicalize(path).ok()?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        std::hash::Hash::hash(&canonical, &mut h);
-        Some((0, std::hash::Hasher::finish(&h)))
-    }
-}
-
-/// Records that this process read `path` (a model, an input, a state file),
-/// once per file: reading the same file again adds nothing, so a caller that
-/// runs jobs in a loop does not grow the list.
+/// Records `path` as an input of this process (see [`check_not_an_input`]).
 pub fn note_input(path: &Path) {
-    if let Some(id) = file_id(path) {
-        let mut inputs = INPUTS.lock().unwrap_or_else(|e| e.into_inner());
-        if !inputs.iter().any(|(_, i)| *i == id) {
-            inputs.push((path.to_path_buf(), id));
-        }
-    }
+    INPUTS.lock().unwrap_or_else(|e| e.into_inner()).note(path);
 }
 
 /// Refuses `path` as an output when it is a file this process read: writing
 /// it (even by rename) would destroy an input.
 pub fn check_not_an_input(path: &Path) -> Result<(), String> {
-    let Some(id) = file_id(path) else { return Ok(()) };
-    let inputs = INPUTS.lock().unwrap_or_else(|e| e.into_inner());
-    match inputs.iter().find(|(_, i)| *i == id) {
-        Some((input, _)) => Err(format!(
-            "{}: is the same file as the input {}; refusing to write an output over an input",
-            path.display(),
-            input.display()
-        )),
-        None => Ok(()),
-    }
+    INPUTS.lock().unwrap_or_else(|e| e.into_inner()).check_output(path)
 }
 
 /// Writes `h` (and `c` for LSTM) to the files of [`state_paths`], shaped as
@@ -571,13 +553,15 @@ pub fn read_lengths(path: &Path, batch: usize, steps: usize) -> Result<Vec<usize
             shape_text(&array.shape)
         )));
     }
+    // The integers themselves, not their float64 copies: 2^63 - 1 is
+    // reported as 9223372036854775807.
     array
-        .data
+        .ints
         .iter()
         .enumerate()
         .map(|(b, &v)| match v {
-            v if v < 0.0 => Err(err(format!("--lengths: element [{b}] is {v}, a negative length"))),
-            v if v > steps as f64 => {
+            v if v < 0 => Err(err(format!("--lengths: element [{b}] is {v}, a negative length"))),
+            v if v as u64 > steps as u64 => {
                 Err(err(format!("--lengths: element [{b}] is {v}, longer than the input's {steps} steps")))
             }
             v => Ok(v as usize),
@@ -646,19 +630,20 @@ mod tests {
     fn a_file_read_again_is_noted_once() {
         let path = std::env::temp_dir().join(format!("lstmrt-note-once-{}", std::process::id()));
         std::fs::write(&path, b"x").unwrap();
+        note_input(&path);
+        let before = INPUTS.lock().unwrap().len();
         for _ in 0..3 {
             note_input(&path);
         }
-        let id = file_id(&path).unwrap();
-        let count = INPUTS.lock().unwrap().iter().filter(|(_, i)| *i == id).count();
+        let after = INPUTS.lock().unwrap().len();
         assert!(check_not_an_input(&path).is_err());
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(count, 1);
+        assert_eq!(after, before);
     }
 
     fn array(shape: &[usize], dtype: &'static str) -> npy::Array {
         let n = shape.iter().product::<usize>();
-        npy::Array { shape: shape.to_vec(), data: (0..n).map(|i| i as f64).collect(), dtype }
+        npy::Array { shape: shape.to_vec(), data: (0..n).map(|i| i as f64).collect(), dtype, ints: Vec::new() }
     }
 
     #[test]

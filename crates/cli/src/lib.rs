@@ -13,4 +13,5 @@ pub mod io;
 pub mod predict;
 pub mod roofline;
 pub mod run;
+pub mod sigbus;
 pub mod trace;

@@ -71,6 +71,10 @@ pub struct OpenOptions {
     pub no_mmap: bool,
     /// How int8 kernels quantize activations (`--int8-activations`).
     pub int8_activations: lstmrt::Int8Activations,
+    /// A mapped model file that changes under the process ends it with one
+    /// line and exit code 2 instead of SIGBUS ([`crate::sigbus`]): for the
+    /// `lstm-run` process, not for a library caller of these modes.
+    pub report_changes: bool,
 }
 
 static OPEN_OPTIONS: std::sync::OnceLock<OpenOptions> = std::sync::OnceLock::new();
@@ -86,6 +90,9 @@ pub fn open_model(path: &Path) -> Result<Model, Failure> {
     let options = OPEN_OPTIONS.get().copied().unwrap_or_default();
     let model = if options.no_mmap { Model::load(path) } else { Model::open(path) };
     let model = model.map_err(|e| model_failure(path, e))?;
+    if model.is_mapped() && options.report_changes {
+        crate::sigbus::report_changes_to(path);
+    }
     Ok(model.with_int8_activations(options.int8_activations))
 }
 
@@ -95,14 +102,17 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     atomic_write(path, bytes).map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))
 }
 
-/// Refuses an output path whose folder does not exist, before any work is done.
+/// Refuses an output path that cannot be used (its folder does not exist,
+/// it is a folder) or is an input already read, before any work is done.
 fn check_writable_place(path: &Path) -> Result<(), Failure> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-            Err(Failure::bad_input(format!("{}: the folder {} does not exist", path.display(), dir.display())))
-        }
-        _ => Ok(()),
-    }
+    lstmrt_format::check_output_place(path).map_err(Failure::bad_input)?;
+    io::check_not_an_input(path).map_err(Failure::bad_input)
+}
+
+/// [`check_writable_place`] for the files of a `--final-state` prefix.
+fn check_state_place(prefix: &Path, arch: &lstmrt_format::Architecture) -> Result<(), Failure> {
+    let (h, c) = io::state_paths(prefix, arch);
+    std::iter::once(h).chain(c).try_for_each(|p| check_writable_place(&p))
 }
 
 /// `lstm-run MODEL INPUT [-o OUTPUT] ...`: one run over an input file.
@@ -167,8 +177,11 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
     }
     let arch = model.architecture();
     let format = job.output.as_deref().map(OutputFormat::from_path).transpose()?;
-    for path in [job.output.as_deref(), job.final_state.as_deref()].into_iter().flatten() {
+    if let Some(path) = &job.output {
         check_writable_place(path)?;
+    }
+    if let Some(prefix) = &job.final_state {
+        check_state_place(prefix, arch)?;
     }
     let head = model.metadata().head.as_ref();
     if job.head && head.is_none() {
@@ -185,7 +198,7 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
         arch.sequence_output_size() + head_width,
         state_width,
     )?;
-    let mut state = model.new_batch_state(seq.batch);
+    let mut state = model.new_batch_state(seq.batch).map_err(|e| model_failure(&job.model, e))?;
     state.set_threads(job.threads.max(1));
     if let Some(prefix) = &job.initial_state {
         let (h, c) = io::read_state(prefix, arch, seq.batch, job.read.allow_nonfinite)?;
@@ -193,7 +206,7 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
     }
     let lengths = job.lengths.as_deref().map(|path| io::read_lengths(path, seq.batch, seq.steps)).transpose()?;
     let width = arch.sequence_output_size();
-    let mut out = vec![0.0f32; seq.steps * seq.batch * width];
+    let mut out = io::zeros(seq.steps * seq.batch * width, "the output")?;
     match &lengths {
         Some(lengths) => model.run_lengths_into(&mut state, &seq.data, lengths, &mut out),
         None => model.run_into(&mut state, &seq.data, &mut out),
@@ -203,7 +216,7 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
     let (result, names) = match head {
         Some(h) if job.head => {
             let n = h.out_features as usize;
-            let mut data = vec![0.0f32; raw.steps * raw.batch * n];
+            let mut data = io::zeros(raw.steps * raw.batch * n, "the head's output")?;
             for (i, (x, y)) in raw.data.chunks_exact(width).zip(data.chunks_exact_mut(n)).enumerate() {
                 // Steps past a sequence's length stay zero, like the stack's output.
                 let (t, b) = (i / raw.batch, i % raw.batch);
@@ -324,7 +337,7 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
     }
     let arch = model.architecture();
     if let Some(prefix) = &job.final_state {
-        check_writable_place(prefix)?;
+        check_state_place(prefix, arch)?;
     }
     if let Some((kind, why)) = arch.whole_sequence_only() {
         return Err(Failure::bad_input(format!(

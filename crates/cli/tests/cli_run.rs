@@ -1013,7 +1013,7 @@ fn a_benchmark_too_large_to_hold_is_refused_before_allocating() {
     let dir = TempDir::new("cli-bench-huge");
     let model = write_model(&dir, &golden("lstm_1layer"));
     let ran = lstm_run(with_model(&model, &["--bench", "--batch", "100000", "--steps", "100000"]));
-    assert_bad_input(&ran, &["--batch 100000 x --steps 100000", "1 GiB"]);
+    assert_bad_input(&ran, &["--batch 100000 x --steps 100000", "2 GiB", "at most --batch"]);
 }
 
 /// A bidirectional 2-layer LSTM over a batch of 4 sequences of their own lengths.

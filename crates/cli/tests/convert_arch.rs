@@ -174,6 +174,7 @@ fn mistakes_in_a_description_name_the_stage_and_the_tensor() {
         (r#""bias": null, "kernel": 5, "#, "front stage 0 (conv1d): `kernel` is 5, but tensor `enc.weight` has 3 taps"),
         (r#""bias": null, "strde": 2, "#, "front stage 0 (conv1d): unknown key `strde`"),
         (r#""bias": "fc.weight", "#, "front stage 0 (conv1d): tensor `fc.weight` has shape [2, 5], not [6]"),
+        (r#""bias": null, "stride": 3, "#, "not valid JSON: the key `stride` appears twice in one object"),
     ];
     for (edit, says) in cases {
         let arch = ARCH.replace(r#""bias": "enc.bias", "#, edit);

@@ -153,7 +153,7 @@ fn refuses_to_overwrite_the_input() {
     let before = std::fs::read(&src).unwrap();
     let o = run_convert(args(&src, &src, &[]));
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("the output is the input"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is the same file as the input"), "{}", stderr(&o));
     assert_eq!(std::fs::read(&src).unwrap(), before);
 }
 
@@ -182,13 +182,18 @@ fn detects_the_kind_whatever_the_extension() {
 #[test]
 fn a_failed_write_exits_1_and_help_documents_the_exit_codes() {
     let dir = TempDir::new("cli-write");
-    // A folder that is not empty cannot be replaced by the model file.
+    // A folder as the output cannot be used: refused before any work (2).
     let out = dir.path("taken");
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep"), b"x").unwrap();
     let o = run_convert(args(&pt("lstm_1layer"), &out, &[]));
+    assert_eq!(o.status.code(), Some(lstmrt_cli::exit::BAD_INPUT.into()), "{}", stderr(&o));
+    assert!(stderr(&o).contains("taken: is a folder"), "{}", stderr(&o));
+    // A name the file system cannot hold fails only when written (1).
+    let out = dir.path(&"n".repeat(300));
+    let o = run_convert(args(&pt("lstm_1layer"), &out, &[]));
     assert_eq!(o.status.code(), Some(lstmrt_cli::exit::FAILURE.into()), "{}", stderr(&o));
-    assert!(stderr(&o).contains("taken"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot write"), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 1, "temporary files left behind");
     let help = run_convert(["--help"]);
     assert!(stdout(&help).contains(lstmrt_cli::exit::TABLE), "{}", stdout(&help));

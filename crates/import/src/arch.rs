@@ -58,9 +58,66 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ArchError> {
     Err(ArchError(msg.into()))
 }
 
+/// JSON read as a [`Value`], except that an object naming a key twice is
+/// an error: `serde_json` keeps the last silently, and a description whose
+/// second `"stride"` quietly wins is a mistake to point out, not to guess.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+        Ok(Strict(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v.to_owned())))
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict(Value::Null))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Strict(Value::Array(items)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("the key `{key}` appears twice in one object")));
+            }
+            let Strict(v) = map.next_value()?;
+            object.insert(key, v);
+        }
+        Ok(Strict(Value::Object(object)))
+    }
+}
+
 /// Reads a description from its JSON text.
 pub fn parse(text: &str) -> Result<Arch, ArchError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| ArchError(format!("not valid JSON: {e}")))?;
+    let Strict(v) = serde_json::from_str(text).map_err(|e| ArchError(format!("not valid JSON: {e}")))?;
     let top = v.as_object().ok_or_else(|| ArchError("the description is not a JSON object".into()))?;
     known_keys("the description", top, &["lstmrt_arch", "name", "input", "front", "recurrent", "back"])?;
     match top.get("lstmrt_arch") {

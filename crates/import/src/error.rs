@@ -96,8 +96,6 @@ pub enum ImportErrorKind {
     // ---------------------------------------------------------- any source
     /// The file could not be read.
     Io { source: IoError },
-    /// The output path is the input file.
-    OutputIsInput,
     /// The content is not a kind of file this importer reads (`reason` is the whole message).
     UnknownFormat { reason: String },
     /// A zip archive that is neither a `torch.save` file nor a Keras export.
@@ -235,7 +233,6 @@ impl fmt::Display for ImportErrorKind {
         use ImportErrorKind::*;
         match self {
             Io { source } => source.fmt(f),
-            OutputIsInput => f.write_str("the output is the input file; choose another -o"),
             UnknownFormat { reason } => f.write_str(reason),
             UnknownArchive { entries } => {
                 let mut shown: Vec<&str> = entries.iter().take(5).map(String::as_str).collect();

@@ -358,7 +358,12 @@ mod tests {
 
     #[test]
     fn transposes_kernels() {
-        let a = npy::Array { shape: vec![2, 3], data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], dtype: "float32" };
+        let a = npy::Array {
+            shape: vec![2, 3],
+            data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            dtype: "float32",
+            ints: Vec::new(),
+        };
         assert_eq!(transpose(&a), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
     }
 
@@ -380,7 +385,7 @@ mod tests {
         ]});
         let e = convert(&config, &HashMap::new()).unwrap_err();
         assert_eq!(e, E::MissingWeights { layer: "lstm".into(), what: "kernel" });
-        let kernel = npy::Array { shape: vec![3, 8], data: vec![0.0; 24], dtype: "float32" };
+        let kernel = npy::Array { shape: vec![3, 8], data: vec![0.0; 24], dtype: "float32", ints: Vec::new() };
         let arrays = HashMap::from([("lstm/kernel".to_owned(), kernel)]);
         let e = convert(&config, &arrays).unwrap_err();
         assert_eq!(e, E::Layer { layer: "lstm".into(), reason: "no recurrent_kernel".into() });
@@ -392,8 +397,11 @@ mod tests {
             {"name": "gru", "class": "GRU", "config": {"units": 2}, "weights": ["k", "rk"]}
         ]});
         let arrays = HashMap::from([
-            ("k".to_owned(), npy::Array { shape: vec![3, 6], data: vec![0.0; 18], dtype: "float32" }),
-            ("rk".to_owned(), npy::Array { shape: vec![6, 2], data: vec![0.0; 12], dtype: "float32" }),
+            ("k".to_owned(), npy::Array { shape: vec![3, 6], data: vec![0.0; 18], dtype: "float32", ints: Vec::new() }),
+            (
+                "rk".to_owned(),
+                npy::Array { shape: vec![6, 2], data: vec![0.0; 12], dtype: "float32", ints: Vec::new() },
+            ),
         ]);
         let e = convert(&config, &arrays).unwrap_err();
         assert_eq!(

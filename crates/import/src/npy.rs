@@ -13,6 +13,9 @@ pub struct Array {
     pub data: Vec<f64>,
     /// The stored element type, as NumPy names it (`float32`, `int64`, ...).
     pub dtype: &'static str,
+    /// int32 and int64 arrays: the values exactly (an int64 above 2^53 is
+    /// not exact in `data`); empty for other types.
+    pub ints: Vec<i64>,
 }
 
 impl Array {
@@ -102,29 +105,46 @@ pub fn parse(bytes: &[u8]) -> Result<Array, NpyError> {
             body.len()
         )));
     }
-    let data = body
-        .chunks_exact(size)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b[..size].copy_from_slice(c);
-            if big_endian {
-                b[..size].reverse();
-            }
-            match kind {
-                "f4" => f32::from_le_bytes(b[..4].try_into().expect("4")) as f64,
-                "f8" => f64::from_le_bytes(b),
-                "f2" => half::f16::from_le_bytes([b[0], b[1]]).to_f64(),
-                "i1" => b[0] as i8 as f64,
-                "u1" | "b1" => b[0] as f64,
-                "i2" => i16::from_le_bytes([b[0], b[1]]) as f64,
-                "i4" => i32::from_le_bytes(b[..4].try_into().expect("4")) as f64,
-                "u4" => u32::from_le_bytes(b[..4].try_into().expect("4")) as f64,
-                "i8" => i64::from_le_bytes(b) as f64,
-                _ => u64::from_le_bytes(b) as f64,
-            }
-        })
-        .collect();
-    Ok(Array { shape, data, dtype: name })
+    // Eight bytes per value: refused, not aborted, when that is more than
+    // the process can have (a large float32 input doubles here).
+    let mut data = Vec::new();
+    data.try_reserve_exact(count).map_err(|_| {
+        err(format!("{count} values need {} bytes of memory as float64, more than could be allocated", count * 8))
+    })?;
+    data.extend(body.chunks_exact(size).map(|c| {
+        let mut b = [0u8; 8];
+        b[..size].copy_from_slice(c);
+        if big_endian {
+            b[..size].reverse();
+        }
+        match kind {
+            "f4" => f32::from_le_bytes(b[..4].try_into().expect("4")) as f64,
+            "f8" => f64::from_le_bytes(b),
+            "f2" => half::f16::from_le_bytes([b[0], b[1]]).to_f64(),
+            "i1" => b[0] as i8 as f64,
+            "u1" | "b1" => b[0] as f64,
+            "i2" => i16::from_le_bytes([b[0], b[1]]) as f64,
+            "i4" => i32::from_le_bytes(b[..4].try_into().expect("4")) as f64,
+            "u4" => u32::from_le_bytes(b[..4].try_into().expect("4")) as f64,
+            "i8" => i64::from_le_bytes(b) as f64,
+            _ => u64::from_le_bytes(b) as f64,
+        }
+    }));
+    let ints = match kind {
+        "i4" | "i8" => body
+            .chunks_exact(size)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b[..size].copy_from_slice(c);
+                if big_endian {
+                    b[..size].reverse();
+                }
+                if size == 4 { i32::from_le_bytes(b[..4].try_into().expect("4")) as i64 } else { i64::from_le_bytes(b) }
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Array { shape, data, dtype: name, ints })
 }
 
 /// The text of `'key': value` in a Python dict literal (value up to the next

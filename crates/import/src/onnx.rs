@@ -63,7 +63,7 @@ pub fn is_onnx(bytes: &[u8]) -> bool {
 pub fn import(bytes: &[u8], path: &Path) -> Result<(Metadata, Weights, Notes), ImportError> {
     let fail = |kind| ImportError::new(path, kind);
     let model = parse_model(bytes).map_err(|source| fail(E::Protobuf { source }))?;
-    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dir = model_dir(path);
     let graph = Graph::new(&model.graph, &dir);
     let (meta, weights, notes) = graph.convert().map_err(fail)?;
     let mut meta = meta;
@@ -76,6 +76,33 @@ pub fn import(bytes: &[u8], path: &Path) -> Result<(Metadata, Weights, Notes), I
     Ok((meta, weights, notes))
 }
 
+/// The folder external data is found in: the model's (the current folder
+/// for a bare file name, whose parent is empty).
+fn model_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The files an ONNX model's external data names (those that exist), so
+/// a conversion never writes its output over one of them. Empty for a
+/// model that does not parse (its import has refused it already).
+pub fn external_files(bytes: &[u8], path: &Path) -> Vec<PathBuf> {
+    let Ok(model) = parse_model(bytes) else { return Vec::new() };
+    let dir = model_dir(path);
+    let mut files: Vec<PathBuf> = Vec::new();
+    for t in model.graph.initializers.iter().filter(|t| t.external_location) {
+        if let Some((_, location)) = t.external.iter().find(|(k, _)| k == "location") {
+            let file = dir.join(location);
+            if file.exists() && !files.contains(&file) {
+                files.push(file);
+            }
+        }
+    }
+    files
+}
+
 /// The float initializers of the main graph by name, as a state dict: an
 /// ONNX export of a PyTorch module keeps the module's parameter names
 /// (`model.decoder.rnn.weight_ih`), so `--arch` can name them. Initializers
@@ -83,7 +110,7 @@ pub fn import(bytes: &[u8], path: &Path) -> Result<(Metadata, Weights, Notes), I
 pub fn initializers(bytes: &[u8], path: &Path) -> Result<Vec<crate::SourceTensor>, ImportError> {
     let fail = |kind| ImportError::new(path, kind);
     let model = parse_model(bytes).map_err(|source| fail(E::Protobuf { source }))?;
-    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dir = model_dir(path);
     let floats = [dtype::FLOAT, dtype::DOUBLE, dtype::FLOAT16, dtype::BFLOAT16];
     let mut out = Vec::new();
     for t in model.graph.initializers.iter().filter(|t| floats.contains(&t.data_type)) {

@@ -348,8 +348,45 @@ pub enum ExperimentName {
     Vanishing,
 }
 
+/// Checks the sizes of the data the arguments describe (each, and the
+/// values a generated data set holds) before anything is generated.
+pub fn check_data_sizes(args: &DataArgs) -> Result<(), Error> {
+    use crate::limits::{MAX_DATA_VALUES, MAX_EXAMPLES, MAX_LENGTH, at_most, product_at_most};
+    for (option, value) in [
+        ("--length", args.length),
+        ("--symbols", args.symbols),
+        ("--seq-len", args.seq_len),
+        ("--distance", args.distance.1),
+        ("--test-distance", args.test_distance.1),
+    ] {
+        at_most(option, value, MAX_LENGTH)?;
+    }
+    let examples = [args.train_size, args.valid_size, args.test_size].iter().map(|&n| n as u128).sum::<u128>();
+    if examples > MAX_EXAMPLES as u128 {
+        return Err(Error::input(format!(
+            "--train-size, --valid-size and --test-size make {examples} examples, above the limit of {MAX_EXAMPLES}"
+        )));
+    }
+    let per_example = match args.task {
+        TaskName::Pronoun => {
+            crate::limits::pronoun_story_tokens(args.distance.1.max(args.test_distance.1), args.people.1)
+        }
+        TaskName::Adding => 2 * args.length as u128 + 1,
+        TaskName::Copy => 2 * (2 * args.symbols as u128 + args.length as u128 + 1),
+        // User data: bounded by the file's size as it is read.
+        TaskName::Lm | TaskName::Classify => 0,
+    };
+    product_at_most(
+        "values of generated data",
+        "the split sizes and the sequence length",
+        examples * per_example,
+        MAX_DATA_VALUES,
+    )
+}
+
 /// Builds the data set the arguments describe.
 pub fn dataset(args: &DataArgs, seed: u64) -> Result<Dataset, Error> {
+    check_data_sizes(args)?;
     let sizes = SplitSizes { train: args.train_size, valid: args.valid_size, test: args.test_size, seed };
     let text = files::TextOptions {
         tokenizer: match args.tokenizer {
@@ -456,13 +493,64 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Checks every output path before any work: each can be written (its
+/// folder exists, it is not a folder), none is a file read (`--data`,
+/// `--labels`), and no two are the same file.
+fn check_outputs(args: &TrainArgs, outputs: &[(&str, &Path)]) -> Result<(), Error> {
+    let mut read = lstmrt_format::ReadFiles::new();
+    for path in [&args.data.data, &args.data.labels].into_iter().flatten() {
+        read.note(path);
+    }
+    for (i, (option, path)) in outputs.iter().enumerate() {
+        let bad = |e: String| Error::input(format!("{option}: {e}"));
+        lstmrt_format::check_output_place(path).map_err(bad)?;
+        read.check_output(path).map_err(bad)?;
+        let same = |a: &Path, b: &Path| std::path::absolute(a).ok() == std::path::absolute(b).ok();
+        if let Some((other, _)) = outputs[..i].iter().find(|(_, p)| same(p, path)) {
+            return Err(Error::input(format!(
+                "{option} {} is also {other}: give each output its own file",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the model options that size memory, on their own, before any
+/// data is generated (their products are checked with the data's sizes).
+fn check_model_sizes(model: &ModelArgs, optim: &OptimArgs) -> Result<(), Error> {
+    use crate::limits::{MAX_BATCH, MAX_LAYERS, MAX_WIDTH, at_most};
+    at_most("--hidden", model.hidden, MAX_WIDTH)?;
+    at_most("--proj", model.proj, MAX_WIDTH)?;
+    at_most("--embed", model.embed, MAX_WIDTH)?;
+    at_most("--layers", model.layers, MAX_LAYERS)?;
+    at_most("--batch-size", optim.batch_size, MAX_BATCH)
+}
+
+/// `--threads` at most [`crate::limits::max_threads`], with a note when lowered.
+fn capped_threads(threads: usize) -> usize {
+    let max = crate::limits::max_threads();
+    if threads > max {
+        eprintln!(
+            "lstm-train: note: --threads {threads} is more than {} per core; using {max}",
+            lstmrt::THREADS_PER_CORE
+        );
+    }
+    threads.min(max)
+}
+
 fn train_command(args: &TrainArgs) -> Result<(), Error> {
-    let config = train_config(&args.model, &args.optim)?;
+    let checkpoint = args.checkpoint.clone().unwrap_or_else(|| with_suffix(&args.out, ".ckpt"));
+    let log = args.log.clone().unwrap_or_else(|| with_suffix(&args.out, ".csv"));
+    check_outputs(args, &[("--out", &args.out), ("--checkpoint", &checkpoint), ("--log", &log)])?;
+    check_model_sizes(&args.model, &args.optim)?;
+    let mut config = train_config(&args.model, &args.optim)?;
+    config.threads = capped_threads(config.threads);
     let data = dataset(&args.data, args.optim.seed)?;
     let opts = RunOptions {
-        checkpoint: Some(args.checkpoint.clone().unwrap_or_else(|| with_suffix(&args.out, ".ckpt"))),
+        checkpoint: Some(checkpoint),
         resume: args.resume,
-        csv_log: Some(args.log.clone().unwrap_or_else(|| with_suffix(&args.out, ".csv"))),
+        csv_log: Some(log),
         progress: !args.quiet,
         interrupt_at: None,
     };
@@ -498,6 +586,14 @@ fn generate_command(args: &GenerateArgs) -> Result<(), Error> {
     if args.task != TaskName::Pronoun {
         return Err(Error::input("generate supports the pronoun task"));
     }
+    crate::limits::at_most("--count", args.count, crate::limits::MAX_EXAMPLES)?;
+    crate::limits::at_most("--distance", args.distance.1, crate::limits::MAX_LENGTH)?;
+    crate::limits::product_at_most(
+        "tokens of stories",
+        "--count and --distance",
+        args.count as u128 * crate::limits::pronoun_story_tokens(args.distance.1, args.people.1),
+        crate::limits::MAX_DATA_VALUES,
+    )?;
     let config = PronounConfig {
         train_distance: (args.distance.0, args.distance.1),
         test_distance: (args.distance.0, args.distance.1),
@@ -518,6 +614,17 @@ fn generate_command(args: &GenerateArgs) -> Result<(), Error> {
 fn experiment_command(args: &ExperimentArgs) -> Result<(), Error> {
     match args.name {
         ExperimentName::Vanishing => {
+            use crate::limits::{MAX_DATA_VALUES, MAX_EXAMPLES, MAX_LENGTH, MAX_WIDTH, at_most, product_at_most};
+            at_most("--hidden", args.hidden, MAX_WIDTH)?;
+            at_most("--train-size", args.train_size, MAX_EXAMPLES)?;
+            let longest = args.distances.iter().copied().chain([args.exploding_distance]).max().unwrap_or(0);
+            at_most("--distances", longest, MAX_LENGTH)?;
+            product_at_most(
+                "values of generated data",
+                "--train-size and --distances",
+                args.train_size as u128 * crate::limits::pronoun_story_tokens(longest, 3),
+                MAX_DATA_VALUES,
+            )?;
             let settings = experiment::Settings {
                 distances: args.distances.clone(),
                 steps: args.steps,
@@ -529,7 +636,7 @@ fn experiment_command(args: &ExperimentArgs) -> Result<(), Error> {
                 exploding_lr: args.exploding_lr,
                 exploding_steps: args.exploding_steps,
                 exploding_clip: args.exploding_clip,
-                threads: args.threads,
+                threads: capped_threads(args.threads),
                 seeds: args.seeds.clone(),
                 progress: !args.quiet,
                 ..experiment::Settings::default()

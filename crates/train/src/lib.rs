@@ -15,6 +15,7 @@ pub mod data;
 pub mod error;
 pub mod experiment;
 pub mod export;
+pub mod limits;
 pub mod net;
 pub mod optim;
 pub mod plot;

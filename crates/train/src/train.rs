@@ -89,6 +89,10 @@ impl TrainConfig {
             head: self.head.then_some(HeadSpec { out: task.outputs }),
             loss: task.loss,
         };
+        let longest =
+            [&data.train, &data.valid, &data.test].into_iter().flatten().map(|e| e.input.len()).max().unwrap_or(0);
+        crate::limits::at_most("--batch-size", self.batch_size, crate::limits::MAX_BATCH)?;
+        crate::limits::check_net(&spec, self.batch_size, longest)?;
         spec.validate().map_err(Error::input)?;
         if !self.head && spec.output_size() != task.outputs {
             return Err(Error::input(format!(

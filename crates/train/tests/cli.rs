@@ -220,3 +220,163 @@ fn help_documents_the_shared_exit_codes() {
     assert!(String::from_utf8_lossy(&o.stdout).contains(lstmrt_cli::exit::TABLE));
     assert_eq!(bin().arg("no-such-command").output().unwrap().status.code(), Some(lstmrt_cli::exit::BAD_INPUT.into()));
 }
+
+/// Runs `lstm-train` under a 4 GB address-space limit (where `prlimit` is
+/// there), so a size that slipped past the checks would abort, not page.
+fn limited(args: &[&str]) -> Output {
+    let mut cmd = match which_prlimit() {
+        Some(p) => {
+            let mut c = Command::new(p);
+            c.arg("--as=4000000000").arg(env!("CARGO_BIN_EXE_lstm-train"));
+            c
+        }
+        None => bin(),
+    };
+    let start = std::time::Instant::now();
+    let out = cmd.args(args).output().unwrap();
+    // A generous ceiling: refusals take milliseconds.
+    assert!(start.elapsed().as_secs() < 20, "{args:?} ran for {:?}", start.elapsed());
+    out
+}
+
+fn which_prlimit() -> Option<PathBuf> {
+    ["/usr/bin/prlimit", "/bin/prlimit"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+#[test]
+fn every_size_option_is_bounded_before_anything_is_built_at_its_limit_and_one_past() {
+    let dir = TempDir::new("sizes");
+    let m = dir.path("m.lstm");
+    let m = m.to_str().unwrap();
+    // One past each limit (and far past: above 2^32, reported as given).
+    let cases: &[(&[&str], &str)] = &[
+        (&["--hidden", "65537"], "--hidden 65537 is above the limit of 65536"),
+        (&["--hidden", "4294967297"], "--hidden 4294967297 is above the limit of 65536"),
+        (&["--embed", "4294967296"], "--embed 4294967296 is above the limit of 65536"),
+        (&["--proj", "70000", "--hidden", "80000"], "--hidden 80000 is above"),
+        (&["--layers", "65"], "--layers 65 is above the limit of 64"),
+        (&["--batch-size", "65537"], "--batch-size 65537 is above the limit of 65536"),
+        (&["--task", "copy", "--length", "65537"], "--length 65537 is above the limit of 65536"),
+        (&["--task", "copy", "--symbols", "100000"], "--symbols 100000 is above the limit of 65536"),
+        (&["--task", "lm", "--seq-len", "65537"], "--seq-len 65537 is above the limit of 65536"),
+        (&["--distance", "2..65537"], "--distance 65537 is above the limit of 65536"),
+        (&["--test-distance", "2..18446744073709551615"], "--test-distance 18446744073709551615 is above"),
+        (
+            &["--train-size", "16777217", "--valid-size", "0", "--test-size", "0"],
+            "make 16777217 examples, above the limit of 16777216",
+        ),
+        (&["--train-size", "18446744073709551615"], "examples, above the limit of 16777216"),
+        // Each within its limit, the product past it.
+        (&["--distance", "2..65536", "--train-size", "10000"], "values of generated data"),
+        (&["--task", "adding", "--length", "65536", "--train-size", "5000"], "values of generated data"),
+        (
+            &[
+                "--task",
+                "copy",
+                "--length",
+                "60000",
+                "--hidden",
+                "1024",
+                "--batch-size",
+                "1024",
+                "--train-size",
+                "10",
+                "--valid-size",
+                "0",
+                "--test-size",
+                "0",
+            ],
+            "values kept for backpropagation",
+        ),
+        (&["--hidden", "65536", "--layers", "2"], "parameters, above the limit of 67108864"),
+    ];
+    for (extra, says) in cases {
+        let mut args = vec!["train", "--quiet", "--out", m];
+        args.extend_from_slice(extra);
+        let out = limited(&args);
+        assert_bad_input(&out, &[says], Path::new(m));
+    }
+    // generate: the count, the distance and their product.
+    for (extra, says) in [
+        (&["--count", "16777217"][..], "--count 16777217 is above the limit of 16777216"),
+        (&["--distance", "65537"], "--distance 65537 is above the limit of 65536"),
+        (&["--count", "16777216", "--distance", "65536"], "tokens of stories"),
+    ] {
+        let mut args = vec!["generate", "pronoun"];
+        args.extend_from_slice(extra);
+        let out = limited(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{says}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "nothing printed before the check");
+    }
+    // At its limit, alone, an option is accepted: a tiny run at the
+    // largest distance (one step, few examples).
+    let out = limited(&[
+        "train",
+        "--quiet",
+        "--out",
+        m,
+        "--distance",
+        "65536",
+        "--test-distance",
+        "65536",
+        "--train-size",
+        "2",
+        "--valid-size",
+        "1",
+        "--test-size",
+        "1",
+        "--hidden",
+        "2",
+        "--embed",
+        "2",
+        "--steps",
+        "1",
+        "--eval-every",
+        "1",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = limited(&["generate", "pronoun", "--count", "2", "--distance", "65536"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn no_output_is_written_over_the_data_and_no_two_outputs_are_one_file() {
+    let dir = TempDir::new("over");
+    let data = dir.file("d.csv", csv_rows(40).as_bytes());
+    let before = std::fs::read(&data).unwrap();
+    let link = dir.path("link.csv");
+    std::fs::hard_link(&data, &link).unwrap();
+    let m = dir.path("m.lstm");
+    for (option, path) in [("--out", &data), ("--log", &link), ("--checkpoint", &data)] {
+        let mut args: Vec<&std::ffi::OsStr> = Vec::new();
+        let out_model = if option == "--out" { path.as_os_str() } else { m.as_os_str() };
+        args.push(option.as_ref());
+        args.push(path.as_os_str());
+        let mut cmd = bin();
+        cmd.args(["train", "--quiet", "--task", "classify", "--data"]).arg(&data).arg("--out").arg(out_model);
+        if option != "--out" {
+            cmd.args(&args);
+        }
+        let out = cmd.args(["--steps", "2", "--hidden", "4"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{option}: {stderr}");
+        assert!(stderr.contains(option) && stderr.contains("is the same file as the input"), "{stderr}");
+        assert_eq!(std::fs::read(&data).unwrap(), before, "{option} wrote over the data");
+    }
+    let out = train("classify", &data, &m, &["--log", m.to_str().unwrap()]);
+    assert_bad_input(&out, &["--log", "is also --out"], &m);
+    // An output whose folder does not exist: exit 2 before any work, as in
+    // every tool.
+    let nowhere = dir.path("no/such/m.lstm");
+    let out = train("classify", &data, &nowhere, &[]);
+    assert_bad_input(&out, &["--out", "does not exist"], &nowhere);
+}

@@ -159,6 +159,7 @@ impl Args {
             }
         };
         let mut r = Request::new(self.input, self.output);
+        r.read.extend(self.arch.clone());
         r.from = self.from.map(|f| match f {
             FromArg::Pytorch => Family::PyTorch,
             FromArg::Onnx => Family::Onnx,

@@ -113,7 +113,8 @@ struct Args {
     #[arg(long)]
     no_mmap: bool,
 
-    /// Threads for running a batch (for files and --bench)
+    /// Threads for running a batch (for files and --bench); at most 4 per core (more only wait
+    /// on each other), lowered with a note
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: u32,
 
@@ -161,7 +162,9 @@ struct Args {
     #[arg(long)]
     bench: bool,
 
-    /// Sequences per batch for --bench
+    /// Sequences per batch for --bench (chunked models: streams). A benchmark allocates at most
+    /// 2 GiB (inputs, outputs, states and their buffers): larger --batch x --steps are refused
+    /// with the largest that fits for the model
     #[arg(long, value_name = "B", default_value_t = 1, requires = "bench", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     batch: u32,
 
@@ -174,7 +177,8 @@ struct Args {
     stream: bool,
 
     /// With --bench: N independent streams in a stream batch, all stepped by one call per step,
-    /// beside the same N streams stepped by one `step` call each
+    /// beside the same N streams stepped by one `step` call each (N states more: within the same
+    /// 2 GiB as --batch)
     #[arg(long, value_name = "N", requires = "bench", conflicts_with_all = ["stream", "batch"],
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     streams: Option<u32>,
@@ -204,8 +208,16 @@ fn usage_error(message: &str) -> ! {
 fn dispatch(args: Args) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     let int8_activations = lstmrt::Int8Activations::from_name(&args.int8_activations).expect("clap checked the value");
-    run::set_open_options(run::OpenOptions { no_mmap: args.no_mmap, int8_activations });
-    let threads = args.threads as usize;
+    run::set_open_options(run::OpenOptions { no_mmap: args.no_mmap, int8_activations, report_changes: true });
+    let mut threads = args.threads as usize;
+    if threads > lstmrt::max_threads() {
+        threads = lstmrt::max_threads();
+        eprintln!(
+            "lstm-run: note: --threads {} is more than {} per core; using {threads}",
+            args.threads,
+            lstmrt::THREADS_PER_CORE
+        );
+    }
     if args.bench {
         if !(args.seconds.is_finite() && args.seconds >= 0.0) {
             usage_error("--seconds must be a number >= 0");
