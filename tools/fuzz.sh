@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 
 runs="${1:-10000000}"
 shift || true
-all=(model_file tensor_payload state_blob torch_save safetensors onnx keras npy csv stream_lines)
+all=(model_file tensor_payload state_blob torch_save safetensors onnx keras npy csv stream_lines arch wav)
 targets=("${@:-${all[@]}}")
 
 if ! cargo +nightly --version >/dev/null 2>&1; then

@@ -30,6 +30,48 @@ pub fn scratch() -> &'static Path {
     })
 }
 
+/// The safetensors state dict the `arch` target converts with each
+/// description: a conv1d `enc` (6 out, 2 in, 3 taps, bias), an LSTM `rnn`
+/// (3 in, 5 hidden) and a linear `fc` (2 out), the test suite's
+/// conv-cell-linear network.
+pub fn arch_state_dict() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let tensors: [(&str, Vec<usize>); 7] = [
+            ("enc.weight", vec![6, 2, 3]),
+            ("enc.bias", vec![6]),
+            ("rnn.weight_ih_l0", vec![20, 3]),
+            ("rnn.weight_hh_l0", vec![20, 5]),
+            ("rnn.bias_ih_l0", vec![20]),
+            ("fc.weight", vec![2, 5]),
+            ("fc.bias", vec![2]),
+        ];
+        let mut header = String::from("{");
+        let mut data = Vec::new();
+        for (i, (name, shape)) in tensors.iter().enumerate() {
+            let n: usize = shape.iter().product();
+            let start = data.len();
+            for k in 0..n {
+                data.extend_from_slice(&((k as f32 * 0.37 + i as f32).sin() * 0.3).to_le_bytes());
+            }
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            if i > 0 {
+                header.push(',');
+            }
+            header += &format!(
+                "\"{name}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{start},{}]}}",
+                dims.join(","),
+                data.len()
+            );
+        }
+        header.push('}');
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&data);
+        bytes
+    })
+}
+
 /// Imports `data` as a source file called `name` (in [`scratch`]) of
 /// `family`, as `lstm-convert` would; when that succeeds, writes the model
 /// file and exercises it (parse, verify, run, state blob).
