@@ -51,7 +51,9 @@ pub fn read_signal(path: &Path) -> Result<Signal, DataError> {
                 [_, c] if *c > 0 => *c,
                 s => return Err(bad(&source, format!("a signal is [frames] or [frames, channels], not {s:?}"))),
             };
-            let data = array.to_f32();
+            let mut data =
+                crate::io::with_room(array.data.len(), "the signal as float32").map_err(|e| bad(&source, e))?;
+            data.extend(array.data.iter().map(|&v| v as f32));
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 return Err(bad(&format!("{source}: element {i}"), format!("{} is not finite", data[i])));
             }
@@ -68,7 +70,8 @@ pub fn wav_from_bytes(bytes: &[u8], source: &str) -> Result<Signal, DataError> {
     let spec = reader.spec();
     let width = (spec.bits_per_sample as usize).div_ceil(8).max(1);
     // The header's count is not trusted to size anything: the data must be there.
-    let mut data = Vec::with_capacity((reader.len() as usize).min(bytes.len() / width));
+    let count = (reader.len() as usize).min(bytes.len() / width);
+    let mut data = crate::io::with_room(count, "the signal as float32").map_err(|e| bad(source, e))?;
     let at = |i: usize, e: hound::Error| bad(&format!("{source}: sample {i}"), e.to_string());
     match spec.sample_format {
         hound::SampleFormat::Float => {

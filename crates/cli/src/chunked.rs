@@ -94,7 +94,7 @@ pub fn run_file(
         .map_err(|e| Failure::bad_input(format!("{}: {e}", model_path.display())))?;
     let out = Sequence { steps: chunks, batch: 1, width: plan.out_values(), dims: Dims::Unbatched, data };
     if let (Some(path), Some(format)) = (output, format) {
-        crate::run::write_file(path, &io::encode_output(format, &out, None))?;
+        crate::run::write_file(path, &io::encode_output(format, &out, None)?)?;
     }
     let write = |e: std::io::Error| Failure::internal(format!("writing to stdout: {e}"));
     if let Some(o) = segments {

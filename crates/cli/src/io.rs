@@ -22,17 +22,23 @@ use std::path::{Path, PathBuf};
 use lstmrt_format::Architecture;
 use lstmrt_import::npy;
 
-/// `len` zero floats, or a refusal naming `what` and the bytes when this
-/// process cannot have them (rather than an abort): for buffers sized by an
-/// input.
-pub fn zeros(len: usize, what: &str) -> Result<Vec<f32>, crate::run::Failure> {
+/// An empty `Vec` with room for `len` values, or a message naming `what`
+/// and the bytes when this process cannot have them (rather than an abort):
+/// for buffers sized by an input.
+pub fn with_room<T>(len: usize, what: &str) -> Result<Vec<T>, String> {
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| {
-        crate::run::Failure::bad_input(format!(
+        format!(
             "{what} needs {} bytes of memory, more than could be allocated",
-            len as u64 * 4
-        ))
+            (len as u64).saturating_mul(std::mem::size_of::<T>() as u64)
+        )
     })?;
+    Ok(v)
+}
+
+/// `len` zero floats ([`with_room`]), refused with exit code 2.
+pub fn zeros(len: usize, what: &str) -> Result<Vec<f32>, crate::run::Failure> {
+    let mut v = with_room(len, what).map_err(crate::run::Failure::bad_input)?;
     v.resize(len, 0.0);
     Ok(v)
 }
@@ -219,7 +225,8 @@ pub fn sequence_from_npy(
     if steps == 0 || batch == 0 {
         return Err(err(format!("has shape {}: no timesteps to run", shape_text(shape))));
     }
-    let mut data = vec![0.0f32; steps * batch * width];
+    let mut data = with_room(steps * batch * width, "the input as float32").map_err(err)?;
+    data.resize(steps * batch * width, 0.0f32);
     // Row-major over the file's own dimensions: (outer, inner, feature).
     let batched = dims != Dims::Unbatched;
     let inner_len = if batched { shape[1] } else { 1 };
@@ -395,12 +402,26 @@ impl OutputFormat {
 
 /// The bytes of `seq` in `format`. `names` name the columns of the CSV header
 /// (default `y0, y1, ...`).
-pub fn encode_output(format: OutputFormat, seq: &Sequence, names: Option<&[String]>) -> Vec<u8> {
-    match format {
+///
+/// The bytes are refused (exit code 2, naming how many) rather than aborted
+/// when this process cannot have them: an `.npy` needs 4 bytes per value,
+/// text up to 16.
+pub fn encode_output(
+    format: OutputFormat,
+    seq: &Sequence,
+    names: Option<&[String]>,
+) -> Result<Vec<u8>, crate::run::Failure> {
+    let per_value = if format == OutputFormat::Npy { 4 } else { 16 };
+    // The largest buffer the encoding makes, asked for (and freed) first.
+    drop(
+        with_room::<u8>(seq.data.len().saturating_mul(per_value) + 4096, "the output file's bytes")
+            .map_err(crate::run::Failure::bad_input)?,
+    );
+    Ok(match format {
         OutputFormat::Npy => npy::encode_f32(&seq.shape(), &seq.data_in_file_order()),
         OutputFormat::Csv => to_csv(seq, names).into_bytes(),
         OutputFormat::Json => to_json(seq).into_bytes(),
-    }
+    })
 }
 
 /// CSV text of a sequence (see [`OutputFormat::Csv`]).
@@ -788,7 +809,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&to_json(&seq)).unwrap();
         assert_eq!(v["output"], serde_json::json!([[[1.0], [3.0]], [[2.0], [null]]]));
         seq.data[3] = 4.0;
-        assert_eq!(npy::parse(&encode_output(OutputFormat::Npy, &seq, None)).unwrap().data, [1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(
+            npy::parse(&encode_output(OutputFormat::Npy, &seq, None).unwrap()).unwrap().data,
+            [1.0, 3.0, 2.0, 4.0]
+        );
     }
 
     #[test]

@@ -229,7 +229,7 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
         _ => (raw, None),
     };
     if let (Some(path), Some(format)) = (&job.output, format) {
-        write_file(path, &io::encode_output(format, &result, names))?;
+        write_file(path, &io::encode_output(format, &result, names)?)?;
     }
     if let Some(prefix) = &job.final_state {
         check_state_outputs(prefix, arch)?;

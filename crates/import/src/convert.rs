@@ -411,8 +411,9 @@ pub fn convert(request: &Request) -> Result<Outcome, ConvertError> {
     read.check_output(&request.output).map_err(output)?;
     let bytes = lstmrt_format::read_regular(&request.input, lstmrt_format::limits::SOURCE_FILE)
         .map_err(|e| ImportError::io(&request.input, e))?;
-    let sha256 = hex(&Sha256::digest(&bytes));
     let Imported { mut meta, weights, kind, notes } = import(&request.input, &bytes, request.from, &request.options)?;
+    // Hashed once it imports: content of no known kind is refused at once.
+    let sha256 = hex(&Sha256::digest(&bytes));
     if kind.family() == Family::Onnx {
         for path in super::onnx::external_files(&bytes, &request.input) {
             read.note(&path);

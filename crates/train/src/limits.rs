@@ -30,6 +30,16 @@ pub const MAX_PARAMETERS: u128 = 1 << 26;
 /// Values a minibatch's forward pass keeps for the backward pass: 2^28
 /// (1 GiB).
 pub const MAX_MINIBATCH_VALUES: u128 = 1 << 28;
+/// Text data (`--task lm`, `--task classify` with CSV/JSONL): 16 MiB. Every
+/// character or word becomes a token string and an id in memory (tens of
+/// bytes each), so a text file costs far more than its size.
+pub const TEXT_DATA: lstmrt_format::FileLimit =
+    lstmrt_format::FileLimit { bytes: 1 << 24, what: "training text (each character is a token in memory)" };
+/// `.npy` sequences and labels (`--task classify`): 256 MiB (read as
+/// float64, then kept as float32 examples).
+pub const ARRAY_DATA: lstmrt_format::FileLimit =
+    lstmrt_format::FileLimit { bytes: 1 << 28, what: "training arrays (read as float64)" };
+
 /// Threads a minibatch is split over: as many as `lstmrt` gives a state
 /// ([`lstmrt::max_threads`]); more only wait on each other.
 pub fn max_threads() -> usize {

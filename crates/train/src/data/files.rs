@@ -57,9 +57,9 @@ impl Default for TextOptions {
     }
 }
 
-/// Reads a file and hashes it.
-fn read(path: &Path) -> Result<(Vec<u8>, SourceFile), Error> {
-    let bytes = lstmrt_format::read_regular(path, lstmrt_format::limits::DATA_FILE)
+/// Reads a file (at most `limit` bytes) and hashes it.
+fn read(path: &Path, limit: lstmrt_format::FileLimit) -> Result<(Vec<u8>, SourceFile), Error> {
+    let bytes = lstmrt_format::read_regular(path, limit)
         .map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
     if bytes.is_empty() {
         return Err(Error::input(format!("{}: the file is empty", path.display())));
@@ -103,7 +103,7 @@ fn ids(vocab: &Vocabulary, tokens: &[String]) -> Vec<u32> {
 /// is cut into consecutive sequences; the last ones (by `valid` and `test`
 /// fractions) are the held-out splits.
 pub fn char_lm(path: &Path, opts: &TextOptions) -> Result<Dataset, Error> {
-    let (bytes, source) = read(path)?;
+    let (bytes, source) = read(path, crate::limits::TEXT_DATA)?;
     let text = utf8(path, bytes)?;
     let chars = lstmrt::text::split(Tokenizer::Char, opts.lowercase, &text);
     let seq_len = opts.seq_len.max(1);
@@ -308,7 +308,7 @@ fn classes<'a>(labels: impl Iterator<Item = &'a str>, what: &str) -> Result<Vec<
 /// `.json`) file with a text and a label column; the label is read at the
 /// last token. The vocabulary comes from the training split.
 pub fn text_classification(path: &Path, opts: &TextOptions) -> Result<Dataset, Error> {
-    let (bytes, source) = read(path)?;
+    let (bytes, source) = read(path, crate::limits::TEXT_DATA)?;
     let text = utf8(path, bytes)?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let rows = match ext.as_str() {
@@ -372,8 +372,8 @@ pub fn text_classification(path: &Path, opts: &TextOptions) -> Result<Dataset, E
 /// Sequence classification from `.npy` arrays: `x` `[N, T, F]` or `[N, T]`
 /// floats, `y` `[N]` integer class ids.
 pub fn npy_classification(x_path: &Path, y_path: &Path, opts: &TextOptions) -> Result<Dataset, Error> {
-    let (_, x_source) = read(x_path)?;
-    let (_, y_source) = read(y_path)?;
+    let (_, x_source) = read(x_path, crate::limits::ARRAY_DATA)?;
+    let (_, y_source) = read(y_path, crate::limits::ARRAY_DATA)?;
     let bad = |p: &Path, m: String| Error::input(format!("{}: {m}", p.display()));
     let x = lstmrt_import::npy::read(x_path).map_err(|e| Error::input(e.to_string()))?;
     let y = lstmrt_import::npy::read(y_path).map_err(|e| Error::input(e.to_string()))?;
