@@ -4,7 +4,8 @@
 //! signal that decodes is run through a chunked model and its segments found.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use lstmrt_cli::audio::{SegmentOptions, speech_segments, wav_from_bytes};
+use lstmrt::vad::{SpeechOptions, speech_timestamps};
+use lstmrt_cli::audio::wav_from_bytes;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(signal) = wav_from_bytes(data, "fuzz.wav") else { return };
@@ -15,13 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let model = lstmrt::Model::open(lstmrt_fuzz::scratch().join("chunked.lstm")).expect("the scratch model");
     let Ok(probs) = lstmrt_cli::chunked::run_signal(&model, &signal.data, 1) else { return };
     let chunk = model.metadata().stages.as_ref().expect("chunked").chunk as usize;
-    let options = SegmentOptions {
-        threshold: 0.5,
-        neg_threshold: None,
-        min_speech_ms: 250,
-        min_silence_ms: 100,
-        speech_pad_ms: 30,
-    };
+    let options = SpeechOptions { max_speech_duration_s: 1.0, ..SpeechOptions::default() };
     let rate = signal.rate.unwrap_or(16000).max(1);
-    let _ = speech_segments(&probs, chunk, rate, signal.frames(), options);
+    let _ = speech_timestamps(&probs, chunk, rate, &options, Some(signal.frames()));
 });

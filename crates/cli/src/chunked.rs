@@ -8,9 +8,10 @@ use std::path::Path;
 use lstmrt::Model;
 use lstmrt_format::Stages;
 
-use crate::audio::{self, Pcm, SegmentOptions, Signal};
+use crate::audio::{self, Pcm, Signal};
 use crate::io::{self, Dims, OutputFormat, Sequence};
 use crate::run::Failure;
+use lstmrt::vad::{SpeechOptions, speech_timestamps};
 
 /// Checks a signal against what the model reads: its channels and, when
 /// both know it, its rate. Resampling is the caller's job.
@@ -70,7 +71,7 @@ pub fn run_file(
     model_path: &Path,
     input: &Path,
     output: Option<&Path>,
-    segments: Option<SegmentOptions>,
+    segments: Option<SpeechOptions>,
     threads: usize,
     stdout: &mut dyn Write,
 ) -> Result<(), Failure> {
@@ -99,8 +100,8 @@ pub fn run_file(
     let write = |e: std::io::Error| Failure::internal(format!("writing to stdout: {e}"));
     if let Some(o) = segments {
         let rate = stages.sample_rate;
-        for (s, e) in audio::speech_segments(&out.data, stages.chunk as usize, rate, signal.frames(), o) {
-            writeln!(stdout, "{:.3} {:.3}", s as f64 / rate as f64, e as f64 / rate as f64).map_err(write)?;
+        for s in speech_timestamps(&out.data, stages.chunk as usize, rate, &o, Some(signal.frames())) {
+            writeln!(stdout, "{:.3} {:.3}", s.start as f64 / rate as f64, s.end as f64 / rate as f64).map_err(write)?;
         }
     } else if output.is_none() {
         let seconds = if stages.sample_rate > 0 {

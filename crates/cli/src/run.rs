@@ -134,7 +134,7 @@ pub struct FileJob {
     pub head: bool,
     pub threads: usize,
     /// Chunked models: print speech segments with these thresholds.
-    pub segments: Option<crate::audio::SegmentOptions>,
+    pub segments: Option<lstmrt::vad::SpeechOptions>,
 }
 
 /// Refuses final-state files that are files this process read.

@@ -12,8 +12,9 @@ use std::process::{Command, Stdio};
 
 use common::{TempDir, repo_root};
 use lstmrt::format::DType;
+use lstmrt::vad::{SpeechOptions, speech_timestamps};
 use lstmrt::{Model, ModelWriter};
-use lstmrt_cli::audio::{self, SegmentOptions};
+use lstmrt_cli::audio;
 use lstmrt_cli::chunked;
 use lstmrt_import::npy;
 
@@ -62,9 +63,21 @@ fn probabilities_match_onnx_runtime_and_segments_match_silero() {
     assert!(median < 1e-6 && max < 2e-5, "median {median}, max {max}");
     let (total, segments) = reference_segments();
     assert_eq!(total, s.frames());
-    assert_eq!(audio::speech_segments(&got, 512, 16000, total, SegmentOptions::default()), segments);
+    assert_eq!(
+        speech_timestamps(&got, 512, 16000, &SpeechOptions::default(), Some(total))
+            .iter()
+            .map(|s| (s.start as usize, s.end as usize))
+            .collect::<Vec<_>>(),
+        segments
+    );
     // And from the reference's own probabilities: the port of the rules is exact.
-    assert_eq!(audio::speech_segments(&want, 512, 16000, total, SegmentOptions::default()), segments);
+    assert_eq!(
+        speech_timestamps(&want, 512, 16000, &SpeechOptions::default(), Some(total))
+            .iter()
+            .map(|s| (s.start as usize, s.end as usize))
+            .collect::<Vec<_>>(),
+        segments
+    );
 }
 
 #[test]

@@ -45,6 +45,7 @@ mod state;
 mod streams;
 pub mod text;
 mod threads;
+pub mod vad;
 mod weights;
 mod writer;
 

@@ -93,6 +93,20 @@ struct Args {
     #[arg(long, value_name = "MS", default_value_t = 30, requires = "segments")]
     speech_pad_ms: u32,
 
+    /// With --segments: a segment longer than this is cut (at its longest silence of more than
+    /// --min-silence-at-max-speech-ms, else where it got to), as Silero's max_speech_duration_s
+    #[arg(long, value_name = "S", requires = "segments")]
+    max_speech_s: Option<f64>,
+
+    /// With --segments and --max-speech-s: silences longer than this are places to cut
+    #[arg(long, value_name = "MS", default_value_t = 98, requires = "max_speech_s")]
+    min_silence_at_max_speech_ms: u32,
+
+    /// With --max-speech-s: cut at the last such silence instead of the longest (Silero's
+    /// use_max_poss_sil_at_max_speech=False)
+    #[arg(long, requires = "max_speech_s")]
+    cut_at_last_silence: bool,
+
     /// Chunked models streamed from stdin (INPUT `-`): the raw PCM sample format, mono or
     /// interleaved, at the model's rate
     #[arg(long, value_name = "FORMAT", value_parser = ["s16le", "f32le"], requires = "input")]
@@ -284,6 +298,11 @@ fn dispatch(args: Args) -> Result<(), Failure> {
         };
         return run::run_stream(&job, &mut std::io::stdin().lock(), &mut stdout);
     }
+    if let Some(s) = args.max_speech_s
+        && !(s > 0.0)
+    {
+        usage_error("--max-speech-s must be a number of seconds above 0");
+    }
     let job = FileJob {
         model: args.model,
         input,
@@ -294,12 +313,15 @@ fn dispatch(args: Args) -> Result<(), Failure> {
         lengths: args.lengths,
         head: head == Some(true),
         threads,
-        segments: args.segments.then_some(lstmrt_cli::audio::SegmentOptions {
-            threshold: args.threshold,
-            neg_threshold: args.neg_threshold,
-            min_speech_ms: args.min_speech_ms,
-            min_silence_ms: args.min_silence_ms,
-            speech_pad_ms: args.speech_pad_ms,
+        segments: args.segments.then_some(lstmrt::vad::SpeechOptions {
+            threshold: args.threshold.into(),
+            neg_threshold: args.neg_threshold.map(f64::from),
+            min_speech_duration_ms: args.min_speech_ms.into(),
+            max_speech_duration_s: args.max_speech_s.unwrap_or(f64::INFINITY),
+            min_silence_duration_ms: args.min_silence_ms.into(),
+            speech_pad_ms: args.speech_pad_ms.into(),
+            min_silence_at_max_speech: args.min_silence_at_max_speech_ms.into(),
+            use_max_poss_sil_at_max_speech: !args.cut_at_last_silence,
         }),
     };
     if args.pcm.is_some() {
