@@ -299,7 +299,7 @@ fn dispatch(args: Args) -> Result<(), Failure> {
         return run::run_stream(&job, &mut std::io::stdin().lock(), &mut stdout);
     }
     if let Some(s) = args.max_speech_s
-        && !(s > 0.0)
+        && (s.is_nan() || s <= 0.0)
     {
         usage_error("--max-speech-s must be a number of seconds above 0");
     }
