@@ -33,6 +33,7 @@ const O_NONBLOCK: Option<i32> = Some(0o4000);
         target_arch = "riscv64"
     )
 )))]
+#[cfg_attr(not(unix), allow(dead_code))]
 const O_NONBLOCK: Option<i32> = None;
 
 /// What a non-regular file is, for messages.

@@ -14,6 +14,8 @@ pub(crate) struct V(pub(crate) __m256, pub(crate) __m256);
 // `avx2,fma,f16c` enabled, which the dispatch guarantees the CPU has; loads and
 // stores touch the 16 lanes the caller guarantees are valid.
 impl Simd for Avx2 {
+    /// Two 256-bit registers per vector, 16 registers.
+    const REGISTERS: usize = 8;
     type V = V;
 
     #[inline(always)]

@@ -12,6 +12,8 @@ pub(crate) struct Avx512;
 // dispatch guarantees the CPU has; loads and stores touch the 16 lanes the
 // caller guarantees are valid.
 impl Simd for Avx512 {
+    /// One 512-bit register per vector, 32 registers.
+    const REGISTERS: usize = 32;
     type V = __m512;
 
     #[inline(always)]

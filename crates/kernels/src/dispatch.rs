@@ -170,7 +170,9 @@ macro_rules! steps_for {
     };
 }
 steps_for!(steps_f32, f32);
+#[cfg(not(target_family = "wasm"))]
 steps_for!(steps_f16, f16);
+#[cfg(not(target_family = "wasm"))]
 steps_for!(steps_bf16, bf16);
 
 #[inline(always)]
@@ -181,8 +183,12 @@ unsafe fn gemm_generic<S: Tier>(c: &GemmCall) {
         let p = c.panels.clone();
         match c.w.dtype {
             DType::F32 => gemm::gemm::<S, f32>(&c.typed(), p),
+            #[cfg(not(target_family = "wasm"))]
             DType::F16 => gemm::gemm::<S, f16>(&c.typed(), p),
+            #[cfg(not(target_family = "wasm"))]
             DType::BF16 => gemm::gemm::<S, bf16>(&c.typed(), p),
+            #[cfg(target_family = "wasm")]
+            DType::F16 | DType::BF16 => unreachable!("{WASM_HALF}"),
             DType::I8 => unreachable!("int8 GEMMs go through gemm_int8"),
         }
     }
@@ -212,7 +218,10 @@ macro_rules! tiered {
             // rest is the caller's contract, stated on this function.
             unsafe {
                 match isa {
+                    #[cfg(not(target_family = "wasm"))]
                     Isa::Scalar => $generic::<Scalar>($arg),
+                    #[cfg(target_family = "wasm")]
+                    Isa::Scalar => unreachable!("a wasm build has no scalar tier"),
                     Isa::Wide => $generic::<Wide>($arg),
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 => avx2($arg),
@@ -230,12 +239,23 @@ macro_rules! tiered {
 tiered! {
     unsafe fn run_steps_f32(c: &StepsCall<'_, '_>) -> () = steps_f32;
 }
+#[cfg(not(target_family = "wasm"))]
 tiered! {
     unsafe fn run_steps_f16(c: &StepsCall<'_, '_>) -> () = steps_f16;
 }
+#[cfg(not(target_family = "wasm"))]
 tiered! {
     unsafe fn run_steps_bf16(c: &StepsCall<'_, '_>) -> () = steps_bf16;
 }
+
+/// Why a wasm build has no f16/bf16 kernels: a model loaded there widens
+/// them to f32 once (`lstmrt::Model`), so the `.wasm` carries one float
+/// kernel instead of three (the file a page downloads stays half the size).
+#[cfg(target_family = "wasm")]
+const WASM_HALF: &str = "a wasm build widens f16/bf16 weights to f32 when it loads a model";
+/// The same for int8 weights: a wasm build keeps their f32 values.
+#[cfg(target_family = "wasm")]
+const WASM_INT8: &str = "a wasm build keeps int8 weights as their f32 values when it loads a model";
 
 /// Runs timesteps of one layer and direction on tier `isa`.
 ///
@@ -248,9 +268,16 @@ pub unsafe fn run_steps(isa: Isa, c: &StepsCall<'_, '_>) {
     unsafe {
         match c.layer.w_hh.dtype {
             DType::F32 => run_steps_f32(isa, c),
+            #[cfg(not(target_family = "wasm"))]
             DType::F16 => run_steps_f16(isa, c),
+            #[cfg(not(target_family = "wasm"))]
             DType::BF16 => run_steps_bf16(isa, c),
+            #[cfg(target_family = "wasm")]
+            DType::F16 | DType::BF16 => unreachable!("{WASM_HALF}"),
+            #[cfg(not(target_family = "wasm"))]
             DType::I8 => run_steps_int8(Int8Dot::for_isa(isa), c),
+            #[cfg(target_family = "wasm")]
+            DType::I8 => unreachable!("{WASM_INT8}"),
         }
     }
 }
@@ -270,7 +297,10 @@ pub unsafe fn gemm(isa: Isa, c: &GemmCall<'_>) {
     // SAFETY: forwarded.
     unsafe {
         match c.w.dtype {
+            #[cfg(not(target_family = "wasm"))]
             DType::I8 => gemm_int8(Int8Dot::for_isa(isa), c),
+            #[cfg(target_family = "wasm")]
+            DType::I8 => unreachable!("{WASM_INT8}"),
             _ => gemm_float(isa, c),
         }
     }
@@ -441,7 +471,10 @@ macro_rules! tiered8 {
             // rest is the caller's contract.
             unsafe {
                 match dot {
+                    #[cfg(not(target_family = "wasm"))]
                     Int8Dot::Scalar => $generic::<crate::int8::ScalarDot>($arg),
+                    #[cfg(target_family = "wasm")]
+                    Int8Dot::Scalar => unreachable!("a wasm build has no scalar tier"),
                     Int8Dot::Portable => $generic::<crate::int8::PortableDot>($arg),
                     #[cfg(target_arch = "x86_64")]
                     Int8Dot::Avx2Maddubs => avx2($arg),
@@ -496,9 +529,11 @@ unsafe fn gemm_int8_generic<D: Dot8>(c: &GemmCall) {
     }
 }
 
+#[cfg(not(target_family = "wasm"))]
 tiered8! {
     run_steps_int8(c: &StepsCall<'_, '_>) = steps_int8;
 }
+#[cfg(not(target_family = "wasm"))]
 tiered8! {
     gemm_int8(c: &GemmCall<'_>) = gemm_int8_generic;
 }

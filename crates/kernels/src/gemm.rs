@@ -114,10 +114,13 @@ unsafe fn one_gate<S: Tier, W: Weight>(g: &Gemm<'_, W>, panels: Range<usize>) {
     unsafe {
         while p < panels.end {
             let left = panels.end - p;
+            // Tiers of few registers (4 vectors) take one panel of up to 2
+            // rows: a 2 x 2 block's 4 sums and 2 weight vectors spill there.
+            let pairs = S::REGISTERS >= 6;
             let q = match (many, left) {
                 (true, 8..) if g.rows == 1 => 8,
                 (true, 4..) => 4,
-                (_, 2..) => 2,
+                (_, 2..) if many || pairs => 2,
                 _ => 1,
             };
             let mut r = 0;

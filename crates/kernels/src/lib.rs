@@ -24,6 +24,11 @@
 //! `std::thread` has. Their intrinsics are then calls, slower but the same
 //! arithmetic (`crates/embed-check` runs every tier this way).
 
+// A WebAssembly build runs the f32 kernels of the portable tier only (f16,
+// bf16 and int8 weights become f32 when a model loads there, and there is
+// no scalar, x86 or tile code): the rest still compiles there, unreachable.
+#![cfg_attr(target_family = "wasm", allow(dead_code, unused_imports, unused_macros))]
+
 mod aligned;
 pub mod amx;
 #[cfg(target_arch = "x86_64")]
@@ -37,11 +42,19 @@ mod gemm;
 mod int8;
 mod microkernel;
 pub mod operands;
+#[cfg(not(target_family = "wasm"))]
 mod portable;
+/// On WebAssembly the portable tier is [`wasm`]'s simd128 code.
+#[cfg(target_family = "wasm")]
+mod portable {
+    pub(crate) use crate::wasm::Wasm as Wide;
+}
 pub mod probe;
 mod scalar;
 mod simd;
 mod step;
+#[cfg(target_family = "wasm")]
+mod wasm;
 
 pub use aligned::AlignedVec;
 pub use blocking::WIDEN_BUFFER;
@@ -88,10 +101,13 @@ impl Isa {
         Isa::ALL.into_iter().find(|i| i.name() == name)
     }
 
-    /// Whether this CPU can run the tier.
+    /// Whether this CPU can run the tier. A WebAssembly build has the
+    /// `wide` tier only (simd128 where the build enables it): the scalar
+    /// tier's code is left out of the `.wasm`, whose size a page pays for.
     pub fn available(self) -> bool {
         match self {
-            Isa::Scalar | Isa::Wide => true,
+            Isa::Scalar => cfg!(not(target_family = "wasm")),
+            Isa::Wide => true,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")

@@ -24,6 +24,9 @@ fn pair(a: V, b: V, f: impl Fn(f32x8, f32x8) -> f32x8) -> V {
 
 impl Simd for Wide {
     type V = V;
+    /// Four 128-bit registers per vector: 16 registers (SSE2, wasm simd128
+    /// as engines compile it) hold 4 vectors, NEON's 32 hold 8.
+    const REGISTERS: usize = if cfg!(target_arch = "aarch64") { 8 } else { 4 };
 
     unsafe fn zero() -> V {
         V(f32x8::ZERO, f32x8::ZERO)

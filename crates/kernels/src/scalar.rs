@@ -16,6 +16,8 @@ fn zip(a: [f32; LANES], b: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> [f32; L
 }
 
 impl Simd for Scalar {
+    /// Arrays in memory: no block is too large.
+    const REGISTERS: usize = usize::MAX;
     type V = [f32; LANES];
 
     unsafe fn zero() -> Self::V {

@@ -17,6 +17,10 @@ pub(crate) use lstmrt_format::panel::LANES;
 pub(crate) trait Simd: Copy + 'static {
     type V: Copy;
 
+    /// Vectors (of 16 lanes) the tier's registers hold: what decides the
+    /// register blocks of one-gate GEMMs (`gemm::one_gate`).
+    const REGISTERS: usize;
+
     unsafe fn zero() -> Self::V;
     unsafe fn splat(x: f32) -> Self::V;
     /// Loads 16 f32 (no alignment needed).

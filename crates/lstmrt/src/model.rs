@@ -379,7 +379,49 @@ impl Model {
                 Storage::Owned(AlignedVec::from_slice(&bytes))
             }
         };
+        #[cfg(target_family = "wasm")]
+        match info.dtype {
+            DType::F16 | DType::BF16 => return Ok(self.widened(storage, info.dtype, pack::panels(n), k, gates)),
+            DType::I8 => {
+                // Scales checked above; int8 weights are kept as their f32
+                // values (int8 x scale), packed as f32 panels.
+                let values = self.canonical_f32(name).expect("validated: present");
+                let panels = pack::pack(&values, gates, n, k);
+                let storage = Storage::Owned(AlignedVec::from_slice(bytemuck::cast_slice(&panels)));
+                return Ok(PackedMatrix {
+                    storage,
+                    dtype: DType::F32,
+                    panels: pack::panels(n),
+                    k,
+                    gates,
+                    scale: Vec::new(),
+                    colsum: Vec::new(),
+                });
+            }
+            DType::F32 => {}
+        }
         Ok(PackedMatrix { storage, dtype: info.dtype, panels: pack::panels(n), k, gates, scale, colsum })
+    }
+
+    /// A wasm build's f16/bf16 matrix, widened to f32 in the same panel
+    /// order once at open: the `.wasm` then needs one float kernel, not
+    /// three (the model file a page downloads stays half the size). int8
+    /// matrices likewise become their f32 values: simd128 has no byte dot
+    /// product to gain from them, and the int8 kernels stay out of the
+    /// `.wasm` (the model a page downloads stays a quarter of the size).
+    #[cfg(target_family = "wasm")]
+    fn widened(&self, storage: Storage, dtype: DType, panels: usize, k: usize, gates: usize) -> PackedMatrix {
+        let bytes = match &storage {
+            Storage::File { offset, len } => &self.backing.bytes()[*offset..offset + len],
+            Storage::Owned(v) => v.as_slice(),
+        };
+        let halves: &[u16] = bytemuck::cast_slice(bytes);
+        let floats: Vec<f32> = match dtype {
+            DType::F16 => halves.iter().map(|&b| f16::from_bits(b).to_f32()).collect(),
+            _ => halves.iter().map(|&b| bf16::from_bits(b).to_f32()).collect(),
+        };
+        let storage = Storage::Owned(AlignedVec::from_slice(bytemuck::cast_slice(&floats)));
+        PackedMatrix { storage, dtype: DType::F32, panels, k, gates, scale: Vec::new(), colsum: Vec::new() }
     }
 
     fn pack_layers(&mut self) -> Result<Vec<PackedLayer>, crate::Error> {
