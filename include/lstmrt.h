@@ -47,6 +47,9 @@ typedef enum {
   // The caller's buffer is too small; the size needed was written where
   // the function's documentation says.
   LSTMRT_BUFFER_TOO_SMALL = 6,
+  // The sizes asked for (a batch, streams) need more memory than the
+  // process can allocate; the message says how much.
+  LSTMRT_OUT_OF_MEMORY = 7,
 } lstmrt_status;
 
 // The carried state of a chunked model's streams (format 1.3 stages, such

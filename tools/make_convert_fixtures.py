@@ -15,7 +15,7 @@ Not run by CI: it needs torch, onnx, onnxruntime and tensorflow/keras.
 To regenerate (all three kinds, or one with --only):
     /work/pyenv/bin/python tools/make_convert_fixtures.py [--only pytorch|onnx|keras]
 or, elsewhere:
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch onnx onnxruntime tensorflow-cpu numpy
+    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install -r tools/requirements-fixtures.txt
     /tmp/venv/bin/python tools/make_convert_fixtures.py
 Seeded, so the files only change when a framework version changes them. The
 Rust tests (crates/cli/tests/convert_*.rs) convert each model and compare with

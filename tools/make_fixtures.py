@@ -10,7 +10,7 @@ Each case is one torch.nn.LSTM / GRU / RNN with fixed random weights:
   config.json           cell, sizes and options
 
 Not run by CI (it needs torch). To regenerate:
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch safetensors numpy
+    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install -r tools/requirements-fixtures.txt
     /tmp/venv/bin/python tools/make_fixtures.py
 The outputs are deterministic for a given torch version (seeded), and the
 Rust tests compare the reference engine against them within 1e-5.

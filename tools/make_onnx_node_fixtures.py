@@ -25,7 +25,7 @@ initial_h/initial_c, stored in the converted file; and the refused
 constant_sequence_lens.onnx and per_row_initial_h.onnx.
 
 Not run by CI (it needs onnx and onnxruntime). To regenerate:
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install onnx onnxruntime numpy
+    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install -r tools/requirements-fixtures.txt
     /tmp/venv/bin/python tools/make_onnx_node_fixtures.py
 """
 import json

@@ -15,7 +15,7 @@ PyTorch refuses a length of 0, so lengths of 0 are tested against the
 reference engine instead (crates/lstmrt/tests/lengths.rs).
 
 Not run by CI (it needs torch). To regenerate:
-    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch safetensors numpy
+    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install -r tools/requirements-fixtures.txt
     /tmp/venv/bin/python tools/make_packed_fixtures.py
 """
 import json

@@ -1,7 +1,13 @@
-"""Runs silero-vad 6.2.3's own get_speech_timestamps_from_probs (from the unpacked
-wheel, with a stand-in torch module, as tools/silero_fixtures.py does) on synthetic
-probability sequences and writes test vectors as JSON.
-Usage: python3 ts_vectors.py /tmp/silero_pkg/unpacked/silero_vad out.json"""
+"""Writes tests/fixtures/silero_timestamps.json: silero-vad 6.2.3's own
+get_speech_timestamps_from_probs (from its wheel, with a stand-in torch module,
+as tools/silero_fixtures.py does) on 12 synthetic probability sequences x 11
+parameter sets. crates/lstmrt/tests/vad.rs checks lstmrt::vad against them.
+Needs no torch and no network once the wheel is here:
+
+    pip download --no-deps silero-vad==6.2.3 -d /tmp/silero_pkg
+    (cd /tmp/silero_pkg && unzip -o silero_vad-6.2.3-py3-none-any.whl -d unpacked)
+    python3 tools/silero_timestamp_vectors.py /tmp/silero_pkg/unpacked/silero_vad tests/fixtures/silero_timestamps.json
+"""
 import json, random, sys, types
 
 class Anything:

@@ -37,6 +37,9 @@ pub enum lstmrt_status {
     /// The caller's buffer is too small; the size needed was written where
     /// the function's documentation says.
     LSTMRT_BUFFER_TOO_SMALL = 6,
+    /// The sizes asked for (a batch, streams) need more memory than the
+    /// process can allocate; the message says how much.
+    LSTMRT_OUT_OF_MEMORY = 7,
 }
 
 use lstmrt_status::*;
@@ -81,11 +84,21 @@ struct Failure(lstmrt_status, String);
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
-        let status = match &e {
-            Error::Io { .. } => LSTMRT_IO,
-            Error::Format(_) | Error::BadState { .. } => LSTMRT_BAD_FILE,
-            Error::Isa(_) | Error::Unsupported { .. } => LSTMRT_UNSUPPORTED,
-            _ => LSTMRT_BAD_ARGUMENT,
+        use lstmrt::ErrorKind as K;
+        // Every kind named: a new one does not compile until it has a status.
+        let status = match e.kind() {
+            K::Io => LSTMRT_IO,
+            K::Format | K::BadState => LSTMRT_BAD_FILE,
+            K::Isa | K::Unsupported => LSTMRT_UNSUPPORTED,
+            K::OutOfMemory => LSTMRT_OUT_OF_MEMORY,
+            K::Shape
+            | K::StateMismatch
+            | K::BadLengths
+            | K::Stream
+            | K::UnknownToken
+            | K::BadTokenId
+            | K::Batch
+            | K::NotFinite => LSTMRT_BAD_ARGUMENT,
         };
         Failure(status, e.to_string())
     }
@@ -209,6 +222,27 @@ unsafe fn put<T>(out: *mut T, value: T) {
     unsafe { out.write(value) }
 }
 
+/// Hands `value` to the caller as a new handle in `*out` (freed by
+/// [`free_handle`] through the type's `_free` function).
+///
+/// # Safety
+/// `out` was checked for NULL and is writable.
+unsafe fn new_handle<T>(out: *mut *mut T, value: T) {
+    // SAFETY: the caller's promise.
+    unsafe { put(out, Box::into_raw(Box::new(value))) }
+}
+
+/// Frees a handle of [`new_handle`]; NULL is fine.
+///
+/// # Safety
+/// `handle` is NULL or came from `new_handle` and is not used afterwards.
+unsafe fn free_handle<T>(handle: *mut T) {
+    if !handle.is_null() {
+        // SAFETY: made by Box::into_raw in `new_handle`, not freed before (contract).
+        drop(unsafe { Box::from_raw(handle) });
+    }
+}
+
 fn check_out<T>(out: *mut T, what: &str) -> Result<(), Failure> {
     if out.is_null() { Err(bad(format!("{what} is NULL"))) } else { Ok(()) }
 }
@@ -279,6 +313,7 @@ pub extern "C" fn lstmrt_status_name(status: u32) -> *const c_char {
         4 => "LSTMRT_IO\0",
         5 => "LSTMRT_PANIC\0",
         6 => "LSTMRT_BUFFER_TOO_SMALL\0",
+        7 => "LSTMRT_OUT_OF_MEMORY\0",
         _ => "unknown status\0",
     };
     name.as_ptr().cast()
@@ -297,7 +332,7 @@ fn open_with(
         check_out(out, "out")?;
         let model = open(path)?;
         // SAFETY: `out` is not NULL (checked) and writable (the contract).
-        unsafe { put(out, Box::into_raw(Box::new(lstmrt_model { model }))) };
+        unsafe { new_handle(out, lstmrt_model { model }) };
         Ok(())
     })
 }
@@ -344,7 +379,7 @@ pub unsafe extern "C" fn lstmrt_model_from_buffer(
         check_out(out, "out")?;
         let model = Model::from_bytes(bytes)?;
         // SAFETY: `out` checked, writable by the contract.
-        unsafe { put(out, Box::into_raw(Box::new(lstmrt_model { model }))) };
+        unsafe { new_handle(out, lstmrt_model { model }) };
         Ok(())
     })
 }
@@ -356,10 +391,8 @@ pub unsafe extern "C" fn lstmrt_model_from_buffer(
 /// thread uses it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lstmrt_model_free(model: *mut lstmrt_model) {
-    if !model.is_null() {
-        // SAFETY: made by Box::into_raw here and not freed before (contract).
-        drop(unsafe { Box::from_raw(model) });
-    }
+    // SAFETY: the contract: made by this library, freed once.
+    unsafe { free_handle(model) }
 }
 
 /// Reads a property of a model, `fallback` when `model` is NULL.
@@ -434,7 +467,7 @@ pub unsafe extern "C" fn lstmrt_state_new(
         check_out(out, "out")?;
         let state = model.new_batch_state(batch)?;
         // SAFETY: `out` checked, writable by the contract.
-        unsafe { put(out, Box::into_raw(Box::new(lstmrt_state { state }))) };
+        unsafe { new_handle(out, lstmrt_state { state }) };
         Ok(())
     })
 }
@@ -446,10 +479,8 @@ pub unsafe extern "C" fn lstmrt_state_new(
 /// and no other thread uses it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lstmrt_state_free(state: *mut lstmrt_state) {
-    if !state.is_null() {
-        // SAFETY: made by Box::into_raw here and not freed before (contract).
-        drop(unsafe { Box::from_raw(state) });
-    }
+    // SAFETY: the contract: made by this library, freed once.
+    unsafe { free_handle(state) }
 }
 
 /// Returns the state to the model's initial state: the next step starts a
@@ -620,7 +651,7 @@ pub unsafe extern "C" fn lstmrt_state_load(
         check_out(out, "out")?;
         let state = State::from_bytes(model, bytes)?;
         // SAFETY: `out` checked, writable by the contract.
-        unsafe { put(out, Box::into_raw(Box::new(lstmrt_state { state }))) };
+        unsafe { new_handle(out, lstmrt_state { state }) };
         Ok(())
     })
 }
@@ -648,6 +679,7 @@ pub unsafe extern "C" fn lstmrt_step(
         let arch = model.architecture();
         // SAFETY: the sizes the contract promises.
         let x = unsafe { slice(x, batch * arch.input_size as usize, "x") }?;
+        // SAFETY: the contract stated on this function: the buffer holds that many values (NULL refused unless empty).
         let y = unsafe { slice_mut(y, batch * arch.sequence_output_size(), "y") }?;
         y.copy_from_slice(model.step(state, x)?);
         Ok(())
@@ -674,6 +706,7 @@ pub unsafe extern "C" fn lstmrt_run(
         let (n_in, n_out) = sequence_sizes(model, state.batch(), steps)?;
         // SAFETY: the sizes the contract promises.
         let xs = unsafe { slice(xs, n_in, "xs") }?;
+        // SAFETY: the contract stated on this function: the buffer holds that many values (NULL refused unless empty).
         let ys = unsafe { slice_mut(ys, n_out, "ys") }?;
         model.run_into(state, xs, ys)?;
         Ok(())
@@ -702,7 +735,9 @@ pub unsafe extern "C" fn lstmrt_run_lengths(
         let (n_in, n_out) = sequence_sizes(model, state.batch(), steps)?;
         // SAFETY: the sizes the contract promises.
         let xs = unsafe { slice(xs, n_in, "xs") }?;
+        // SAFETY: the contract stated on this function: the buffer holds that many values (NULL refused unless empty).
         let lengths = unsafe { slice(lengths, state.batch(), "lengths") }?;
+        // SAFETY: the contract stated on this function: the buffer holds that many values (NULL refused unless empty).
         let ys = unsafe { slice_mut(ys, n_out, "ys") }?;
         model.run_lengths_into(state, xs, lengths, ys)?;
         Ok(())
@@ -739,7 +774,7 @@ pub unsafe extern "C" fn lstmrt_streams_new(
         check_out(out, "out")?;
         let streams = lstmrt_streams { batch: model.new_stream_batch(capacity)?, ids: Vec::with_capacity(capacity) };
         // SAFETY: `out` checked, writable by the contract.
-        unsafe { put(out, Box::into_raw(Box::new(streams))) };
+        unsafe { new_handle(out, streams) };
         Ok(())
     })
 }
@@ -751,10 +786,8 @@ pub unsafe extern "C" fn lstmrt_streams_new(
 /// by other threads.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lstmrt_streams_free(streams: *mut lstmrt_streams) {
-    if !streams.is_null() {
-        // SAFETY: made by Box::into_raw here and not freed before (contract).
-        drop(unsafe { Box::from_raw(streams) });
-    }
+    // SAFETY: the contract: made by this library, freed once.
+    unsafe { free_handle(streams) }
 }
 
 fn to_id(id: lstmrt_stream_id) -> StreamId {
@@ -836,7 +869,9 @@ pub unsafe extern "C" fn lstmrt_streams_step(
         let arch = model.architecture();
         // SAFETY: the sizes the contract promises.
         let ids = unsafe { slice(ids, n, "ids") }?;
+        // SAFETY: the contract stated on this function: the buffer holds that many values (NULL refused unless empty).
         let xs = unsafe { slice(xs, n * arch.input_size as usize, "xs") }?;
+        // SAFETY: the contract stated on this function: the buffer holds that many values (NULL refused unless empty).
         let ys = unsafe { slice_mut(ys, n * arch.sequence_output_size(), "ys") }?;
         streams.ids.clear();
         streams.ids.extend(ids.iter().map(|&id| to_id(id)));
@@ -868,7 +903,7 @@ pub unsafe extern "C" fn lstmrt_chunks_new(
         let mut chunks = model.new_chunk_state(streams)?;
         chunks.set_threads(threads.max(1));
         // SAFETY: `out` checked, writable by the contract.
-        unsafe { put(out, Box::into_raw(Box::new(lstmrt_chunks { chunks }))) };
+        unsafe { new_handle(out, lstmrt_chunks { chunks }) };
         Ok(())
     })
 }
@@ -880,10 +915,8 @@ pub unsafe extern "C" fn lstmrt_chunks_new(
 /// other threads.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lstmrt_chunks_free(chunks: *mut lstmrt_chunks) {
-    if !chunks.is_null() {
-        // SAFETY: made by Box::into_raw here and not freed before (contract).
-        drop(unsafe { Box::from_raw(chunks) });
-    }
+    // SAFETY: the contract: made by this library, freed once.
+    unsafe { free_handle(chunks) }
 }
 
 /// Values per stream of a chunk (frames x channels) and of its result, for
@@ -938,6 +971,7 @@ pub unsafe extern "C" fn lstmrt_chunks_run(
         let streams = chunks.batch();
         // SAFETY: the sizes the contract promises.
         let xs = unsafe { slice(x, streams * (stages.chunk * stages.channels) as usize, "x") }?;
+        // SAFETY: the contract stated on this function: the buffer holds that many values (NULL refused unless empty).
         let ys = unsafe { slice_mut(y, streams * plan.out_values(), "y") }?;
         let out = model.run_chunk(chunks, xs)?;
         ys.copy_from_slice(out);
@@ -1029,6 +1063,7 @@ pub unsafe extern "C" fn lstmrt_head(model: *const lstmrt_model, y: *const f32, 
         };
         // SAFETY: the sizes the contract promises.
         let y = unsafe { slice(y, model.architecture().sequence_output_size(), "y") }?;
+        // SAFETY: the contract stated on this function: the buffer holds that many values (NULL refused unless empty).
         let out = unsafe { slice_mut(out, head.out_features as usize, "out") }?;
         model.apply_head(y, out)?;
         let distribution = matches!(head.task, HeadTask::Classifier | HeadTask::LanguageModel);

@@ -85,6 +85,7 @@ fn step_and_run_equal_the_rust_api_bit_for_bit() {
         let (mut h, mut len) = (ptr::null(), 0usize);
         // SAFETY: live state, valid out-pointers; h points into the state.
         assert_eq!(unsafe { lstmrt_state_h(cs2.0, &mut h, &mut len) }, LSTMRT_OK);
+        // SAFETY: live handles, and buffers of the sizes the call reads and writes.
         assert_eq!(unsafe { std::slice::from_raw_parts(h, len) }, rs2.h());
     }
 }
@@ -196,7 +197,24 @@ fn refusals_give_their_status_and_message_and_write_nothing() {
     // SAFETY: static strings.
     let name = |st: lstmrt_status| unsafe { CStr::from_ptr(lstmrt_status_name(st as u32)) }.to_str().unwrap();
     assert_eq!(name(LSTMRT_BUFFER_TOO_SMALL), "LSTMRT_BUFFER_TOO_SMALL");
+    assert_eq!(name(LSTMRT_OUT_OF_MEMORY), "LSTMRT_OUT_OF_MEMORY");
     assert_eq!(name(LSTMRT_OK), "LSTMRT_OK");
+}
+
+#[test]
+fn batches_out_of_range_are_bad_arguments_from_the_library() {
+    let c = CModel::from_bytes(&model_bytes(CellKind::Lstm, 2, 3, 1, 7));
+    for batch in [0, lstmrt::State::MAX_BATCH + 1] {
+        let mut s = ptr::null_mut();
+        // SAFETY: a live model, a writable out.
+        assert_eq!(unsafe { lstmrt_state_new(c.0, batch, &mut s) }, LSTMRT_BAD_ARGUMENT);
+        assert!(s.is_null());
+        assert!(
+            last_error().contains(&format!("of {batch} streams: the batch must be 1 to 1048576")),
+            "{}",
+            last_error()
+        );
+    }
 }
 
 #[test]
@@ -380,9 +398,11 @@ fn chunked_models_run_chunk_by_chunk_through_the_abi() {
     let model = Model::open(&path).unwrap();
     let c = CModel::from_bytes(&std::fs::read(&path).unwrap());
     let (mut chunk, mut outputs) = (0usize, 0usize);
+    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
     assert_eq!(unsafe { lstmrt_model_chunk_sizes(c.0, &mut chunk, &mut outputs) }, LSTMRT_OK);
     assert_eq!((chunk, outputs), (512, 1));
     let mut chunks: *mut lstmrt_chunks = ptr::null_mut();
+    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
     assert_eq!(unsafe { lstmrt_chunks_new(c.0, 2, 1, &mut chunks) }, LSTMRT_OK);
     // Two streams: a tone and silence; the same as the Rust API's chunks.
     let x: Vec<f32> = (0..1024).map(|i| if i < 512 { 0.3 * (i as f32 * 0.2).sin() } else { 0.0 }).collect();
@@ -390,6 +410,7 @@ fn chunked_models_run_chunk_by_chunk_through_the_abi() {
     for round in 0..3 {
         let mut y = [0.0f32; 2];
         assert_eq!(
+            // SAFETY: live handles, and buffers of the sizes the call reads and writes.
             unsafe { lstmrt_chunks_run(c.0, chunks, x.as_ptr(), y.as_mut_ptr()) },
             LSTMRT_OK,
             "{}",
@@ -397,17 +418,23 @@ fn chunked_models_run_chunk_by_chunk_through_the_abi() {
         );
         assert_eq!(&y[..], model.run_chunk(&mut rust, &x).unwrap(), "round {round}");
     }
+    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
     assert_eq!(unsafe { lstmrt_chunks_reset_stream(chunks, 1) }, LSTMRT_OK);
+    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
     assert_eq!(unsafe { lstmrt_chunks_reset_stream(chunks, 2) }, LSTMRT_BAD_ARGUMENT);
     assert!(last_error().contains("stream 2 of a batch of 2"), "{}", last_error());
     let mut y = [0.0f32; 2];
+    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
     assert_eq!(unsafe { lstmrt_chunks_run(c.0, chunks, ptr::null(), y.as_mut_ptr()) }, LSTMRT_BAD_ARGUMENT);
+    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
     unsafe { lstmrt_chunks_free(chunks) };
     // A model without stages has none to run.
     let plain = CModel::from_bytes(&model_bytes(CellKind::Lstm, 3, 4, 1, 1));
     let mut none: *mut lstmrt_chunks = ptr::null_mut();
+    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
     assert_eq!(unsafe { lstmrt_chunks_new(plain.0, 1, 1, &mut none) }, LSTMRT_UNSUPPORTED);
     assert!(none.is_null());
+    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
     assert_eq!(unsafe { lstmrt_model_chunk_sizes(plain.0, &mut chunk, &mut outputs) }, LSTMRT_OK);
     assert_eq!((chunk, outputs), (0, 0));
 }

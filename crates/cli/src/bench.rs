@@ -383,8 +383,7 @@ pub fn run(model: &Model, config: &Config) -> Result<Report, Error> {
         isa: isa.name().to_string(),
         amx_unavailable: lstmrt::Isa::Amx.unavailable_reason(),
         dtype: model.dtype().name(),
-        int8_product: (model.dtype() == lstmrt::format::DType::I8)
-            .then(|| lstmrt_kernels::Int8Dot::for_isa(isa).name()),
+        int8_product: (model.dtype() == lstmrt::format::DType::I8).then(|| model.int8_dot().name()),
         cell: arch.cell.name(),
         input_size: arch.input_size,
         hidden_size: arch.hidden_size,

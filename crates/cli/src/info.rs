@@ -124,7 +124,7 @@ impl Int8Info {
             scale_median: scales.get(scales.len() / 2).copied().unwrap_or(0.0),
             scale_max: scales.last().copied().unwrap_or(0.0),
             zero_rows,
-            product: lstmrt_kernels::Int8Dot::for_isa(model.isa()).name(),
+            product: model.int8_dot().name(),
         })
     }
 }

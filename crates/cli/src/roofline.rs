@@ -117,6 +117,7 @@ impl Probe {
         let mut sink = 0.0;
         // SAFETY: the tier is available and the buffer is 64-byte aligned.
         sink += unsafe { dispatch::read_probe(self.isa, &ReadCall { passes: 1, ..call }) };
+        // SAFETY: `call` reads `bytes` floats of its own buffer on this tier, which is available.
         let seconds = best_of(5, || sink += unsafe { dispatch::read_probe(self.isa, &call) });
         std::hint::black_box(sink);
         let gbs = (bytes * passes) as f64 / seconds / 1e9;

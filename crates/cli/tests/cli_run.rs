@@ -1126,3 +1126,56 @@ fn bench_names_the_int8_product_and_why_amx_is_not_in_use() {
     let text = ok(lstm_run(with_model(&path, &["--bench", "--steps", "3", "--repeats", "2"])));
     assert!(text.stdout.contains(&format!("int8 product {}", v["int8_product"].as_str().unwrap())), "{}", text.stdout);
 }
+
+/// The process-wide choices the suite no longer runs under (every tier and
+/// int8 product runs in-process, `lstmrt_testkit::per_tier!`): `LSTMRT_ISA`
+/// and `LSTMRT_INT8_DOT` are still read and honoured, and a wrong value is
+/// refused with one line.
+#[test]
+fn lstmrt_isa_and_lstmrt_int8_dot_are_honoured() {
+    let dir = TempDir::new("cli-env-tier");
+    let g = golden("lstm_1layer");
+    let path = dir.path("int8.lstm");
+    ModelWriter::new(&g.meta, &g.weights).dtype(lstmrt_format::DType::I8).write(&path).unwrap();
+    let info = |env: &[(&str, &str)]| {
+        let out = Command::new(BIN).arg(&path).args(["--info", "--json"]).envs(env.iter().copied()).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code(), v, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for isa in lstmrt::Isa::available_tiers() {
+        let (code, v, err) = info(&[("LSTMRT_ISA", isa.name())]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(v["isa"]["tier"], isa.name(), "{v}");
+        let product = lstmrt::Int8Dot::for_isa(isa).name();
+        assert_eq!(v["int8"]["product"], product, "LSTMRT_ISA={isa}: {v}");
+    }
+    // The products without VNNI on a VNNI CPU, and the emulated tiles.
+    let best = lstmrt::Isa::best();
+    for (asked, want) in [
+        (
+            "maddubs",
+            if best >= lstmrt::Isa::Avx512 {
+                "avx512-maddubs"
+            } else if best == lstmrt::Isa::Avx2 {
+                "avx2-maddubs"
+            } else {
+                lstmrt::Int8Dot::for_isa(best).name()
+            },
+        ),
+        (
+            "amx-emulated",
+            if lstmrt::Int8Dot::AmxEmulated.available() && best == lstmrt::Isa::Avx512 {
+                "amx-emulated"
+            } else {
+                lstmrt::Int8Dot::for_isa(best).name()
+            },
+        ),
+    ] {
+        let (code, v, err) = info(&[("LSTMRT_INT8_DOT", asked)]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(v["int8"]["product"], want, "LSTMRT_INT8_DOT={asked}: {v}");
+    }
+    let (code, _, err) = info(&[("LSTMRT_ISA", "sse9")]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("LSTMRT_ISA=sse9 is not a tier"), "{err}");
+}

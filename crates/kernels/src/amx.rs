@@ -236,14 +236,17 @@ impl TileUnit for Hardware {
     #[inline(always)]
     unsafe fn configure() -> TileGuard {
         debug_assert!(status().is_ok());
+        // SAFETY: `Hardware` is used only where `status()` granted tile state (asserted above).
         unsafe { Hardware::configure_unchecked() }
     }
     #[inline(always)]
     unsafe fn zero<const T: usize>() {
+        // SAFETY: tiles are configured (a `TileGuard` lives); touches only tile T.
         unsafe { std::arch::asm!("tilezero tmm{t}", t = const T, options(nostack, nomem)) };
     }
     #[inline(always)]
     unsafe fn load<const T: usize>(p: *const u8, stride: usize) {
+        // SAFETY: tiles are configured (a `TileGuard` lives); the caller guarantees the tile rows at `p`, `stride` apart.
         unsafe {
             std::arch::asm!(
                 "tileloadd tmm{t}, [{p} + {s} * 1]",
@@ -254,6 +257,7 @@ impl TileUnit for Hardware {
     }
     #[inline(always)]
     unsafe fn dot<const C: usize, const A: usize, const B: usize>() {
+        // SAFETY: tiles are configured (a `TileGuard` lives); the caller guarantees the tile rows at `p`, `stride` apart.
         unsafe {
             std::arch::asm!(
                 "tdpbusd tmm{c}, tmm{a}, tmm{b}",
@@ -264,6 +268,7 @@ impl TileUnit for Hardware {
     }
     #[inline(always)]
     unsafe fn store<const T: usize>(p: *mut i32) {
+        // SAFETY: tiles are configured (a `TileGuard` lives); the caller guarantees the tile rows at `p`, `stride` apart.
         unsafe {
             std::arch::asm!(
                 "tilestored [{p} + {s} * 1], tmm{t}",

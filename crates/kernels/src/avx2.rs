@@ -20,22 +20,27 @@ impl Simd for Avx2 {
 
     #[inline(always)]
     unsafe fn zero() -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { V(_mm256_setzero_ps(), _mm256_setzero_ps()) }
     }
     #[inline(always)]
     unsafe fn splat(x: f32) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { V(_mm256_set1_ps(x), _mm256_set1_ps(x)) }
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { V(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) }
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const u16) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { V(_mm256_cvtph_ps(_mm_loadu_si128(p.cast())), _mm256_cvtph_ps(_mm_loadu_si128(p.add(8).cast()))) }
     }
     #[inline(always)]
     unsafe fn load_bf16(p: *const u16) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe {
             let widen = |q: *const u16| {
                 _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(q.cast()))))
@@ -45,6 +50,7 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: V) {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe {
             _mm256_storeu_ps(p, v.0);
             _mm256_storeu_ps(p.add(8), v.1);
@@ -52,24 +58,29 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn fma(a: V, b: V, c: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { V(_mm256_fmadd_ps(a.0, b.0, c.0), _mm256_fmadd_ps(a.1, b.1, c.1)) }
     }
     #[inline(always)]
     unsafe fn add(a: V, b: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { V(_mm256_add_ps(a.0, b.0), _mm256_add_ps(a.1, b.1)) }
     }
     #[inline(always)]
     unsafe fn sub(a: V, b: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { V(_mm256_sub_ps(a.0, b.0), _mm256_sub_ps(a.1, b.1)) }
     }
     #[inline(always)]
     unsafe fn mul(a: V, b: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { V(_mm256_mul_ps(a.0, b.0), _mm256_mul_ps(a.1, b.1)) }
     }
     #[inline(always)]
     unsafe fn recip(a: V) -> V {
         // A true division: rcp_ps plus one Newton step is not accurate enough
         // for the 5e-7 activation bound.
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let one = _mm256_set1_ps(1.0);
             V(_mm256_div_ps(one, a.0), _mm256_div_ps(one, a.1))
@@ -77,19 +88,23 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn min(a: V, b: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { V(_mm256_min_ps(a.0, b.0), _mm256_min_ps(a.1, b.1)) }
     }
     #[inline(always)]
     unsafe fn max(a: V, b: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { V(_mm256_max_ps(a.0, b.0), _mm256_max_ps(a.1, b.1)) }
     }
     #[inline(always)]
     unsafe fn round(a: V) -> V {
         const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { V(_mm256_round_ps::<NEAREST>(a.0), _mm256_round_ps::<NEAREST>(a.1)) }
     }
     #[inline(always)]
     unsafe fn pow2n(n: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let p = |x: __m256| {
                 let bias = _mm256_add_epi32(_mm256_cvtps_epi32(x), _mm256_set1_epi32(127));
@@ -100,6 +115,7 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn abs(a: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let m = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
             V(_mm256_and_ps(a.0, m), _mm256_and_ps(a.1, m))
@@ -107,6 +123,7 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn copysign(a: V, sign: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let s = _mm256_set1_ps(-0.0);
             let f = |a: __m256, b: __m256| _mm256_or_ps(_mm256_andnot_ps(s, a), _mm256_and_ps(s, b));
@@ -115,6 +132,7 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn keep_nan(x: V, r: V) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let f = |x: __m256, r: __m256| _mm256_blendv_ps(r, x, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
             V(f(x.0, r.0), f(x.1, r.1))
@@ -158,10 +176,12 @@ impl crate::int8::Dot8 for Avx2Maddubs {
 
     #[inline(always)]
     unsafe fn izero() -> I {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { I(_mm256_setzero_si256(), _mm256_setzero_si256()) }
     }
     #[inline(always)]
     unsafe fn bcast(a: *const u8) -> (__m256i, __m256i) {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let v = _mm256_set1_epi32(a.cast::<i32>().read_unaligned());
             let half = _mm256_and_si256(_mm256_srli_epi16::<1>(v), _mm256_set1_epi8(0x7f));
@@ -170,6 +190,7 @@ impl crate::int8::Dot8 for Avx2Maddubs {
     }
     #[inline(always)]
     unsafe fn dot(acc: I, a: (__m256i, __m256i), w: *const i8) -> I {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let (two, one) = (_mm256_set1_epi16(2), _mm256_set1_epi16(1));
             let part = |w: __m256i| {
@@ -182,14 +203,17 @@ impl crate::int8::Dot8 for Avx2Maddubs {
     }
     #[inline(always)]
     unsafe fn finish(acc: I, colsum: *const i32, zp: i32) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { finish_256(acc, colsum, zp) }
     }
     #[inline(always)]
     unsafe fn load(p: *const i32) -> I {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { I(_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(8).cast())) }
     }
     #[cfg(test)]
     unsafe fn store(acc: I, out: *mut i32) {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe {
             _mm256_storeu_si256(out.cast(), acc.0);
             _mm256_storeu_si256(out.add(8).cast(), acc.1);
@@ -204,14 +228,17 @@ impl crate::int8::Dot8 for AvxVnni {
 
     #[inline(always)]
     unsafe fn izero() -> I {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { I(_mm256_setzero_si256(), _mm256_setzero_si256()) }
     }
     #[inline(always)]
     unsafe fn bcast(a: *const u8) -> __m256i {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm256_set1_epi32(a.cast::<i32>().read_unaligned()) }
     }
     #[inline(always)]
     unsafe fn dot(acc: I, a: __m256i, w: *const i8) -> I {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe {
             let (w0, w1) = (_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(32).cast()));
             I(_mm256_dpbusd_avx_epi32(acc.0, a, w0), _mm256_dpbusd_avx_epi32(acc.1, a, w1))
@@ -219,14 +246,17 @@ impl crate::int8::Dot8 for AvxVnni {
     }
     #[inline(always)]
     unsafe fn finish(acc: I, colsum: *const i32, zp: i32) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { finish_256(acc, colsum, zp) }
     }
     #[inline(always)]
     unsafe fn load(p: *const i32) -> I {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { I(_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(8).cast())) }
     }
     #[cfg(test)]
     unsafe fn store(acc: I, out: *mut i32) {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe {
             _mm256_storeu_si256(out.cast(), acc.0);
             _mm256_storeu_si256(out.add(8).cast(), acc.1);

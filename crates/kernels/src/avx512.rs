@@ -18,47 +18,58 @@ impl Simd for Avx512 {
 
     #[inline(always)]
     unsafe fn zero() -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_setzero_ps() }
     }
     #[inline(always)]
     unsafe fn splat(x: f32) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_set1_ps(x) }
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_loadu_ps(p) }
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const u16) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
     }
     #[inline(always)]
     unsafe fn load_bf16(p: *const u16) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast())))) }
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m512) {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_storeu_ps(p, v) }
     }
     #[inline(always)]
     unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_fmadd_ps(a, b, c) }
     }
     #[inline(always)]
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_add_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_sub_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_mul_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn recip(a: __m512) -> __m512 {
         // rcp14 (relative error < 2^-14) refined by one Newton step: r (2 - a r).
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let r = _mm512_rcp14_ps(a);
             _mm512_mul_ps(r, _mm512_fnmadd_ps(a, r, _mm512_set1_ps(2.0)))
@@ -66,18 +77,22 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     unsafe fn min(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_min_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn max(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_max_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn round(a: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
     }
     #[inline(always)]
     unsafe fn pow2n(n: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let bias = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
             _mm512_castsi512_ps(_mm512_slli_epi32::<23>(bias))
@@ -85,10 +100,12 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     unsafe fn abs(a: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_abs_ps(a) }
     }
     #[inline(always)]
     unsafe fn copysign(a: __m512, sign: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let s = _mm512_set1_ps(-0.0);
             _mm512_or_ps(_mm512_andnot_ps(s, a), _mm512_and_ps(s, sign))
@@ -96,6 +113,7 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     unsafe fn keep_nan(x: __m512, r: __m512) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), r, x) }
     }
 }
@@ -130,10 +148,12 @@ impl crate::int8::Dot8 for Avx512Maddubs {
 
     #[inline(always)]
     unsafe fn izero() -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_setzero_si512() }
     }
     #[inline(always)]
     unsafe fn bcast(a: *const u8) -> (__m512i, __m512i) {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe {
             let v = _mm512_set1_epi32(a.cast::<i32>().read_unaligned());
             let half = _mm512_and_si512(_mm512_srli_epi16::<1>(v), _mm512_set1_epi8(0x7f));
@@ -142,6 +162,7 @@ impl crate::int8::Dot8 for Avx512Maddubs {
     }
     #[inline(always)]
     unsafe fn dot(acc: __m512i, a: (__m512i, __m512i), w: *const i8) -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe {
             let w = _mm512_loadu_si512(w.cast());
             let hi = _mm512_madd_epi16(_mm512_maddubs_epi16(a.0, w), _mm512_set1_epi16(2));
@@ -151,14 +172,17 @@ impl crate::int8::Dot8 for Avx512Maddubs {
     }
     #[inline(always)]
     unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { finish_512(acc, colsum, zp) }
     }
     #[inline(always)]
     unsafe fn load(p: *const i32) -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_loadu_si512(p.cast()) }
     }
     #[cfg(test)]
     unsafe fn store(acc: __m512i, out: *mut i32) {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_storeu_si512(out.cast(), acc) }
     }
 }
@@ -170,26 +194,32 @@ impl crate::int8::Dot8 for Avx512Vnni {
 
     #[inline(always)]
     unsafe fn izero() -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_setzero_si512() }
     }
     #[inline(always)]
     unsafe fn bcast(a: *const u8) -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_set1_epi32(a.cast::<i32>().read_unaligned()) }
     }
     #[inline(always)]
     unsafe fn dot(acc: __m512i, a: __m512i, w: *const i8) -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_dpbusd_epi32(acc, a, _mm512_loadu_si512(w.cast())) }
     }
     #[inline(always)]
     unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { finish_512(acc, colsum, zp) }
     }
     #[inline(always)]
     unsafe fn load(p: *const i32) -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_loadu_si512(p.cast()) }
     }
     #[cfg(test)]
     unsafe fn store(acc: __m512i, out: *mut i32) {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_storeu_si512(out.cast(), acc) }
     }
 }
@@ -210,34 +240,42 @@ impl<U: crate::amx::TileUnit + Copy + 'static> crate::int8::Dot8 for AmxInt8<U> 
 
     #[inline(always)]
     unsafe fn izero() -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { <Avx512Vnni as crate::int8::Dot8>::izero() }
     }
     #[inline(always)]
     unsafe fn bcast(a: *const u8) -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { <Avx512Vnni as crate::int8::Dot8>::bcast(a) }
     }
     #[inline(always)]
     unsafe fn dot(acc: __m512i, a: __m512i, w: *const i8) -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { <Avx512Vnni as crate::int8::Dot8>::dot(acc, a, w) }
     }
     #[inline(always)]
     unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { finish_512(acc, colsum, zp) }
     }
     #[inline(always)]
     unsafe fn load(p: *const i32) -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_loadu_si512(p.cast()) }
     }
     #[inline(always)]
     unsafe fn configure_tiles() -> crate::amx::TileGuard {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { U::configure() }
     }
     #[inline(always)]
     unsafe fn panel_sums(s: &crate::amx::PanelSums) {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { s.run::<U>() }
     }
     #[cfg(test)]
     unsafe fn store(acc: __m512i, out: *mut i32) {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_storeu_si512(out.cast(), acc) }
     }
 }

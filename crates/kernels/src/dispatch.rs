@@ -8,7 +8,7 @@ use half::{bf16, f16};
 
 use crate::Isa;
 use crate::blocking::Tier;
-use crate::int8::{Dot8, Gemm8, Layer8, Mat8};
+use crate::int8::{Dot8, Gemm8, Int8Dot, Layer8, Mat8};
 use crate::operands::{Job, LayerKernel, Panels, StepIo};
 use crate::portable::Wide;
 use crate::probe::{fma_generic, read_generic};
@@ -120,6 +120,9 @@ pub struct StepsCall<'a, 'b> {
     /// This thread's buffer of [`crate::int8_buffer_bytes`] bytes, for int8
     /// weights (may be null otherwise).
     pub q8: *mut u8,
+    /// Whether `q8` was sized with room for tiles (`tiles` true): a tile
+    /// product needs it.
+    pub q8_tiles: bool,
     pub sync: &'b dyn Fn(),
 }
 
@@ -138,6 +141,8 @@ pub struct GemmCall<'a> {
     /// This thread's buffer of [`crate::int8_buffer_bytes`] bytes, for int8
     /// weights (may be null otherwise).
     pub q8: *mut u8,
+    /// Whether `q8` was sized with room for tiles.
+    pub q8_tiles: bool,
 }
 
 impl<'a> GemmCall<'a> {
@@ -160,7 +165,8 @@ macro_rules! steps_for {
     ($name:ident, $w:ty) => {
         #[inline(always)]
         unsafe fn $name<S: Tier>(c: &StepsCall) {
-            // SAFETY: forwarded from `run_steps`.
+            // SAFETY: `run_steps`'s contract: the tier is available, the
+            // buffers are sized for the layer, threads cover disjoint parts.
             unsafe {
                 let _ftz = FlushDenormals::new();
                 let (rows, panels, proj) = (c.rows.clone(), c.panels.clone(), c.proj_panels.clone());
@@ -177,7 +183,8 @@ steps_for!(steps_bf16, bf16);
 
 #[inline(always)]
 unsafe fn gemm_generic<S: Tier>(c: &GemmCall) {
-    // SAFETY: forwarded from `gemm`.
+    // SAFETY: `gemm`'s contract: the tier is available; `x`, `out`, `wide`
+    // hold the rows and panels the call names.
     unsafe {
         let _ftz = FlushDenormals::new();
         let p = c.panels.clone();
@@ -257,14 +264,16 @@ const WASM_HALF: &str = "a wasm build widens f16/bf16 weights to f32 when it loa
 #[cfg(target_family = "wasm")]
 const WASM_INT8: &str = "a wasm build keeps int8 weights as their f32 values when it loads a model";
 
-/// Runs timesteps of one layer and direction on tier `isa`.
+/// Runs timesteps of one layer and direction on tier `isa` (int8 weights:
+/// with the product `dot`).
 ///
 /// # Safety
-/// `isa` must be available on this CPU; the buffers in `io` and `job` must be
+/// `isa` and `dot` must be available on this CPU; the buffers in `io` and `job` must be
 /// sized for the layer (see `engine`), and threads sharing them must cover
 /// disjoint rows or panels and synchronise through `sync`.
-pub unsafe fn run_steps(isa: Isa, c: &StepsCall<'_, '_>) {
-    // SAFETY: forwarded.
+pub unsafe fn run_steps(isa: Isa, dot: Int8Dot, c: &StepsCall<'_, '_>) {
+    // SAFETY: this function's contract (the tier and product are
+    // available, the buffers sized), which each entry point states again.
     unsafe {
         match c.layer.w_hh.dtype {
             DType::F32 => run_steps_f32(isa, c),
@@ -275,7 +284,7 @@ pub unsafe fn run_steps(isa: Isa, c: &StepsCall<'_, '_>) {
             #[cfg(target_family = "wasm")]
             DType::F16 | DType::BF16 => unreachable!("{WASM_HALF}"),
             #[cfg(not(target_family = "wasm"))]
-            DType::I8 => run_steps_int8(Int8Dot::for_isa(isa), c),
+            DType::I8 => run_steps_int8(dot, c),
             #[cfg(target_family = "wasm")]
             DType::I8 => unreachable!("{WASM_INT8}"),
         }
@@ -286,141 +295,25 @@ tiered! {
     unsafe fn gemm_float(c: &GemmCall<'_>) -> () = gemm_generic;
 }
 
-/// The input projection of many rows at once, on tier `isa`.
+/// The input projection of many rows at once, on tier `isa` (int8 weights:
+/// with the product `dot`).
 ///
 /// # Safety
-/// `isa` must be available; `x` must hold `rows` rows of `w.k` floats
+/// `isa` and `dot` must be available; `x` must hold `rows` rows of `w.k` floats
 /// `x_stride` apart; `out` must hold `rows` rows of `w.panels * w.gates * 16`
 /// floats; for int8 weights `q8` must be this thread's buffer of
 /// [`crate::int8_buffer_bytes`] bytes for inputs of `w.k` values.
-pub unsafe fn gemm(isa: Isa, c: &GemmCall<'_>) {
-    // SAFETY: forwarded.
+pub unsafe fn gemm(isa: Isa, dot: Int8Dot, c: &GemmCall<'_>) {
+    // SAFETY: this function's contract (the tier and product are
+    // available, the buffers sized), which each entry point states again.
     unsafe {
         match c.w.dtype {
             #[cfg(not(target_family = "wasm"))]
-            DType::I8 => gemm_int8(Int8Dot::for_isa(isa), c),
+            DType::I8 => gemm_int8(dot, c),
             #[cfg(target_family = "wasm")]
             DType::I8 => unreachable!("{WASM_INT8}"),
             _ => gemm_float(isa, c),
         }
-    }
-}
-
-/// How the int8 kernels multiply `u8 x s8` and sum in i32: every form gives
-/// the same sums (the tests check each against [`Int8Dot::Scalar`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Int8Dot {
-    /// Plain integer code, one product at a time: the oracle.
-    Scalar,
-    /// The same integer code compiled for the portable tier's baseline.
-    Portable,
-    /// AVX2 without VNNI: `vpmaddubsw` on the activations' two halves, then `vpmaddwd`.
-    Avx2Maddubs,
-    /// AVX-VNNI: `vpdpbusd` on 256-bit vectors.
-    AvxVnni,
-    /// AVX-512BW without VNNI: as `Avx2Maddubs` on 512-bit vectors.
-    Avx512Maddubs,
-    /// AVX-512 VNNI: `vpdpbusd` on 512-bit vectors.
-    Avx512Vnni,
-    /// AMX tiles (`tdpbusd`) for products of many rows, else AVX-512 VNNI.
-    Amx,
-    /// The AMX form with its tile instructions emulated in plain Rust, on
-    /// the avx512 tier: slow; for testing the form on CPUs without AMX.
-    AmxEmulated,
-}
-
-impl Int8Dot {
-    /// Every form, lowest tier first.
-    pub const ALL: [Int8Dot; 8] = [
-        Int8Dot::Scalar,
-        Int8Dot::Portable,
-        Int8Dot::Avx2Maddubs,
-        Int8Dot::AvxVnni,
-        Int8Dot::Avx512Maddubs,
-        Int8Dot::Avx512Vnni,
-        Int8Dot::Amx,
-        Int8Dot::AmxEmulated,
-    ];
-
-    /// The name `--info` prints.
-    pub fn name(self) -> &'static str {
-        match self {
-            Int8Dot::Scalar => "scalar",
-            Int8Dot::Portable => "portable",
-            Int8Dot::Avx2Maddubs => "avx2-maddubs",
-            Int8Dot::AvxVnni => "avx-vnni",
-            Int8Dot::Avx512Maddubs => "avx512-maddubs",
-            Int8Dot::Avx512Vnni => "avx512-vnni",
-            Int8Dot::Amx => "amx-int8",
-            Int8Dot::AmxEmulated => "amx-emulated",
-        }
-    }
-
-    /// The f32 tier the form runs with.
-    pub fn isa(self) -> Isa {
-        match self {
-            Int8Dot::Scalar => Isa::Scalar,
-            Int8Dot::Portable => Isa::Wide,
-            Int8Dot::Avx2Maddubs | Int8Dot::AvxVnni => Isa::Avx2,
-            Int8Dot::Avx512Maddubs | Int8Dot::Avx512Vnni => Isa::Avx512,
-            Int8Dot::Amx => Isa::Amx,
-            Int8Dot::AmxEmulated => Isa::Avx512,
-        }
-    }
-
-    /// Whether this CPU can run the form.
-    pub fn available(self) -> bool {
-        if !self.isa().available() {
-            return false;
-        }
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Int8Dot::AvxVnni => is_x86_feature_detected!("avxvnni"),
-            #[cfg(target_arch = "x86_64")]
-            Int8Dot::Avx512Vnni | Int8Dot::AmxEmulated => is_x86_feature_detected!("avx512vnni"),
-            #[cfg(not(target_arch = "x86_64"))]
-            Int8Dot::AvxVnni | Int8Dot::Avx512Vnni | Int8Dot::AmxEmulated => false,
-            _ => true,
-        }
-    }
-
-    /// The form tier `isa` uses: with VNNI where the CPU has it (and tiles
-    /// on the amx tier), unless `LSTMRT_INT8_DOT` asks otherwise:
-    /// `maddubs` for the forms without VNNI (to test and measure them on a
-    /// VNNI machine), `amx-emulated` for the amx form's blocking with its
-    /// tile instructions emulated, on the avx512 tier (to test it without AMX).
-    pub fn for_isa(isa: Isa) -> Int8Dot {
-        let asked = asked_form();
-        let (vnni, plain) = match isa {
-            Isa::Scalar => return Int8Dot::Scalar,
-            Isa::Wide => return Int8Dot::Portable,
-            Isa::Avx2 => (Int8Dot::AvxVnni, Int8Dot::Avx2Maddubs),
-            Isa::Avx512 if asked == "amx-emulated" && Int8Dot::AmxEmulated.available() => {
-                return Int8Dot::AmxEmulated;
-            }
-            Isa::Avx512 => (Int8Dot::Avx512Vnni, Int8Dot::Avx512Maddubs),
-            Isa::Amx => (Int8Dot::Amx, Int8Dot::Avx512Maddubs),
-        };
-        if asked != "maddubs" && vnni.available() { vnni } else { plain }
-    }
-}
-
-/// Whether the int8 buffers get room for tiles: exactly where a tile form
-/// can be chosen (`Int8Dot::Amx` needs `amx::status`, `AmxEmulated` the
-/// variable). The tile forms' entry points assert it.
-pub(crate) fn tile_room() -> bool {
-    crate::amx::status().is_ok() || asked_form() == "amx-emulated"
-}
-
-/// What `LSTMRT_INT8_DOT` asks for (read once per process; empty if unset).
-pub(crate) fn asked_form() -> &'static str {
-    static ASKED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ASKED.get_or_init(|| std::env::var("LSTMRT_INT8_DOT").unwrap_or_default().trim().to_string())
-}
-
-impl std::fmt::Display for Int8Dot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -498,10 +391,11 @@ macro_rules! tiered8 {
 
 #[inline(always)]
 unsafe fn steps_int8<D: Dot8>(c: &StepsCall) {
-    assert!(!D::TILES || tile_room(), "a tile form with buffers sized without tile room");
+    assert!(!D::TILES || c.q8_tiles, "a tile form with buffers sized without tile room");
     let l = c.layer;
     let m = Layer8 { w_hh: l.w_hh.mat8(), w_hr: l.w_hr.map(|w| w.mat8()) };
-    // SAFETY: forwarded from `run_steps`.
+    // SAFETY: `run_steps`'s contract: the product is available, `q8` is
+    // this thread's buffer sized for the layer (with tile room if it tiles).
     unsafe {
         let _ftz = FlushDenormals::new();
         let (rows, panels, proj) = (c.rows.clone(), c.panels.clone(), c.proj_panels.clone());
@@ -511,7 +405,7 @@ unsafe fn steps_int8<D: Dot8>(c: &StepsCall) {
 
 #[inline(always)]
 unsafe fn gemm_int8_generic<D: Dot8>(c: &GemmCall) {
-    assert!(!D::TILES || tile_room(), "a tile form with buffers sized without tile room");
+    assert!(!D::TILES || c.q8_tiles, "a tile form with buffers sized without tile room");
     let g = Gemm8 {
         w: c.w.mat8(),
         k: c.w.k,
@@ -522,7 +416,8 @@ unsafe fn gemm_int8_generic<D: Dot8>(c: &GemmCall) {
         out: c.out,
         buf: c.q8,
     };
-    // SAFETY: forwarded from `gemm`.
+    // SAFETY: `gemm`'s contract: the product is available, `q8` is this
+    // thread's buffer for inputs of `k` values, `x` and `out` hold the rows.
     unsafe {
         let _ftz = FlushDenormals::new();
         crate::int8::gemm::<D>(&g, c.panels.clone())

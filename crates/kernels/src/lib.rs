@@ -58,7 +58,8 @@ mod wasm;
 
 pub use aligned::AlignedVec;
 pub use blocking::WIDEN_BUFFER;
-pub use dispatch::{Activation, Int8Dot, activation};
+pub use dispatch::{Activation, activation};
+pub use int8::Int8Dot;
 pub use int8::TILE_MIN_ROWS as INT8_TILE_MIN_ROWS;
 pub use int8::buffer_bytes as int8_buffer_bytes;
 

@@ -72,6 +72,7 @@ pub struct StepIo {
 // each thread writes only its own rows or panels, and reads what others wrote
 // only after the barrier (`sync`) that follows the write.
 unsafe impl Send for StepIo {}
+// SAFETY: as for `Send` just above.
 unsafe impl Sync for StepIo {}
 
 /// Where the input part of the pre-activations comes from.
@@ -88,6 +89,7 @@ pub enum Source {
 // SAFETY: as for `StepIo`: read-only pointers to inputs, and an output that
 // threads write in disjoint rows or panels.
 unsafe impl Send for Job {}
+// SAFETY: as for `Send` just above.
 unsafe impl Sync for Job {}
 
 /// A run of timesteps of one layer and direction.

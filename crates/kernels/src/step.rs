@@ -94,7 +94,8 @@ impl Pass for Gates {
         r0: usize,
         p0: usize,
     ) {
-        // SAFETY: forwarded.
+        // SAFETY: the caller's `Pass::block` contract: rows r0..r0+R and
+        // panels p0..p0+Q exist in this step's buffers and weights.
         unsafe {
             match ctx.k.cell {
                 CellKind::Lstm => ctx.lstm::<S, R, Q>(r0, p0, true),
@@ -112,7 +113,8 @@ impl Pass for GatesFinish {
         r0: usize,
         p0: usize,
     ) {
-        // SAFETY: forwarded.
+        // SAFETY: the caller's `Pass::block` contract: rows r0..r0+R and
+        // panels p0..p0+Q exist in this step's buffers and weights.
         unsafe {
             match ctx.k.cell {
                 CellKind::Lstm => ctx.lstm::<S, R, Q>(r0, p0, false),
@@ -129,7 +131,7 @@ impl Pass for GruResetGates {
         r0: usize,
         p0: usize,
     ) {
-        // SAFETY: forwarded.
+        // SAFETY: `Pass::block`'s contract: these rows and panels exist.
         unsafe { ctx.gru_reset_gates::<S, R, Q>(r0, p0) }
     }
 }
@@ -142,7 +144,7 @@ impl Pass for GruCandidate {
         r0: usize,
         p0: usize,
     ) {
-        // SAFETY: forwarded.
+        // SAFETY: `Pass::block`'s contract: these rows and panels exist.
         unsafe { ctx.gru_candidate::<S, R, Q>(r0, p0) }
     }
 }
@@ -155,7 +157,7 @@ impl Pass for Projection {
         r0: usize,
         p0: usize,
     ) {
-        // SAFETY: forwarded.
+        // SAFETY: `Pass::block`'s contract: these rows and output panels exist.
         unsafe { ctx.projection::<S, R, Q>(r0, p0) }
     }
 }
@@ -249,7 +251,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// Walks rows x panels in the register blocks of the tier.
     #[inline(always)]
     pub(crate) unsafe fn for_blocks<S: Tier, P: Pass>(&self, rows: Range<usize>, panels: Range<usize>) {
-        // SAFETY: forwarded.
+        // SAFETY: the caller's: `rows` and `panels` lie inside this step's
+        // buffers and weights, and no other thread writes them.
         unsafe { S::Blocking::for_blocks::<S, W, P>(self, rows, panels) }
     }
 
@@ -257,7 +260,8 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) unsafe fn row_blocks<S: Tier, P: Pass>(&self, rows: Range<usize>, p: usize) {
-        // SAFETY: forwarded.
+        // SAFETY: the caller's: `rows` and panel `p` exist; every block
+        // below stays inside `rows`.
         unsafe {
             let mut r = rows.start;
             while r < rows.end {

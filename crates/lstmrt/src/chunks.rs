@@ -47,6 +47,8 @@ pub struct ChunkState {
     /// `[threads][q8_part]` for int8 stage weights (else empty).
     q8: AlignedVec<u8>,
     q8_part: usize,
+    /// Whether `q8` has room for tiles (the int8 product of the model it was made for).
+    q8_tiles: bool,
     wide_part: usize,
     /// `[batch][out_positions][out_channels]`.
     out: Vec<f32>,
@@ -137,6 +139,7 @@ impl Model {
             wide: try_buffer(sizes.wide_part, what)?,
             q8: try_buffer(sizes.q8_part, what)?,
             q8_part: sizes.q8_part as usize,
+            q8_tiles: self.int8_dot().tiles(),
             wide_part: sizes.wide_part as usize,
             out: floats(n * b.out as u64)?,
         })
@@ -179,7 +182,10 @@ impl Model {
                     cols = cols.max((unfold_rows(k, shape.positions * batch) * k) as u64);
                 }
                 match w.dtype {
-                    lstmrt_format::DType::I8 => q8 = q8.max(lstmrt_kernels::int8_buffer_bytes(1, k, 1) as u64),
+                    lstmrt_format::DType::I8 => {
+                        let tiles = self.int8_dot().tiles();
+                        q8 = q8.max(lstmrt_kernels::int8_buffer_bytes(1, k, 1, tiles) as u64)
+                    }
                     lstmrt_format::DType::F16 | lstmrt_format::DType::BF16 => wide = true,
                     lstmrt_format::DType::F32 => {}
                 }
@@ -195,6 +201,11 @@ impl Model {
         let (plan, stages) = self.chunk_plan()?;
         if st.plan != *plan {
             return Err(Error::StateMismatch { reason: "the chunk state was made for another model".into() });
+        }
+        if self.int8_dot().tiles() && !st.q8_tiles {
+            return Err(Error::StateMismatch {
+                reason: format!("the chunk state was made for another int8 product than {}", self.int8_dot()),
+            });
         }
         self.check_state(&st.state)?;
         let (batch, frames, channels) = (st.batch, stages.chunk as usize, stages.channels as usize);
@@ -317,6 +328,7 @@ impl Model {
                     wide_part: st.wide_part,
                     q8: st.q8.as_mut_slice().as_mut_ptr(),
                     q8_part: st.q8_part,
+                    q8_tiles: st.q8_tiles,
                 };
                 let mut gemm_rows = |x: *const f32, x_stride: usize, rows: usize, first: usize| {
                     shared.x = x;
@@ -330,7 +342,7 @@ impl Model {
                         // fit, and each part writes its own panels of them;
                         // part `i` has its own `wide` and `q8` buffers, sized
                         // in `new_chunk_state`/`set_threads` for this dtype and `k`.
-                        unsafe { dispatch::gemm(self.isa(), &call) };
+                        unsafe { dispatch::gemm(self.isa(), self.int8_dot(), &call) };
                     };
                     match &pool {
                         Some(pool) => {
@@ -427,6 +439,7 @@ struct Parts {
     wide_part: usize,
     q8: *mut u8,
     q8_part: usize,
+    q8_tiles: bool,
 }
 
 // SAFETY: `x` is only read; parts write disjoint panels of `out` and only
@@ -457,6 +470,7 @@ impl Parts {
             panels,
             wide: self.wide.wrapping_add(part * self.wide_part),
             q8: self.q8.wrapping_add(part * self.q8_part),
+            q8_tiles: self.q8_tiles,
         }
     }
 }

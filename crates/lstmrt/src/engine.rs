@@ -66,6 +66,8 @@ pub(crate) struct Scratch {
     q8_part: usize,
     /// The weights' dtype, which decides `wide` and `q8`.
     dtype: DType,
+    /// Whether `q8` has room for an int8 product's tiles.
+    tiles: bool,
     threads: usize,
 }
 
@@ -85,7 +87,7 @@ struct ScratchSizes {
 }
 
 impl ScratchSizes {
-    fn of(arch: &Architecture, batch: usize, dtype: DType) -> ScratchSizes {
+    fn of(arch: &Architecture, batch: usize, dtype: DType, tiles: bool) -> ScratchSizes {
         let slots = (arch.layers() * arch.directions()) as u64;
         let h_stride = pack::panels(arch.output_size()) * LANES;
         let c_stride = pack::panels(arch.hidden()) * LANES;
@@ -96,7 +98,7 @@ impl ScratchSizes {
         let q8_part = if dtype == DType::I8 {
             let k_in = (0..arch.layers()).map(|l| arch.layer_input_size(l)).max().unwrap_or(0);
             let k_rec = arch.output_size().max(arch.hidden());
-            (lstmrt_kernels::int8_buffer_bytes(batch, k_in, k_rec) as u64).next_multiple_of(64)
+            (lstmrt_kernels::int8_buffer_bytes(batch, k_in, k_rec, tiles) as u64).next_multiple_of(64)
         } else {
             0
         };
@@ -143,8 +145,8 @@ pub(crate) fn try_zeros(len: u64, what: &str) -> Result<Vec<f32>, Error> {
 impl Scratch {
     /// The buffers of a state of `batch` rows, or an error if the memory
     /// cannot be had.
-    pub(crate) fn try_new(arch: &Architecture, batch: usize, dtype: DType) -> Result<Scratch, Error> {
-        let sizes = ScratchSizes::of(arch, batch, dtype);
+    pub(crate) fn try_new(arch: &Architecture, batch: usize, dtype: DType, tiles: bool) -> Result<Scratch, Error> {
+        let sizes = ScratchSizes::of(arch, batch, dtype, tiles);
         let what = "the state's kernel buffers";
         let mut scratch = Scratch {
             h_stride: sizes.h_stride,
@@ -162,9 +164,10 @@ impl Scratch {
             q8: AlignedVec::zeroed(0),
             q8_part: 0,
             dtype,
+            tiles,
             threads: 1,
         };
-        scratch.fit(arch, batch, dtype);
+        scratch.fit(arch, batch, dtype, tiles);
         Ok(scratch)
     }
 
@@ -174,11 +177,13 @@ impl Scratch {
         self.size_parts();
     }
 
-    /// Sizes the per-thread buffers for weights of `dtype` (a no-op when the
-    /// state was made by a model of this dtype, as `new_batch_state` does).
-    pub(crate) fn fit(&mut self, arch: &Architecture, batch: usize, dtype: DType) {
+    /// Sizes the per-thread buffers for weights of `dtype` and an int8
+    /// product with or without `tiles` (a no-op when the state was made by a
+    /// model of these, as `new_batch_state` does).
+    pub(crate) fn fit(&mut self, arch: &Architecture, batch: usize, dtype: DType, tiles: bool) {
         self.dtype = dtype;
-        self.q8_part = ScratchSizes::of(arch, batch, dtype).q8_part as usize;
+        self.tiles = tiles;
+        self.q8_part = ScratchSizes::of(arch, batch, dtype, tiles).q8_part as usize;
         self.size_parts();
     }
 
@@ -299,12 +304,14 @@ impl Model {
     /// even they cannot be had, this aborts as any allocation does
     /// ([`Model::new_batch_state`]`(1)` returns the error instead).
     pub fn new_state(&self) -> State {
-        State::try_new(self.architecture(), 1, self.dtype(), self.initial()).unwrap_or_else(|_| {
-            let bytes = usize::try_from(self.state_bytes(1, 1)).unwrap_or(usize::MAX);
-            let layout = std::alloc::Layout::from_size_align(bytes.min(isize::MAX as usize / 2), 64)
-                .unwrap_or(std::alloc::Layout::new::<[u8; 64]>());
-            std::alloc::handle_alloc_error(layout)
-        })
+        State::try_new(self.architecture(), 1, self.dtype(), self.int8_dot().tiles(), self.initial()).unwrap_or_else(
+            |_| {
+                let bytes = usize::try_from(self.state_bytes(1, 1)).unwrap_or(usize::MAX);
+                let layout = std::alloc::Layout::from_size_align(bytes.min(isize::MAX as usize / 2), 64)
+                    .unwrap_or(std::alloc::Layout::new::<[u8; 64]>());
+                std::alloc::handle_alloc_error(layout)
+            },
+        )
     }
 
     /// A fresh state for `batch` streams run together (1 to
@@ -314,7 +321,7 @@ impl Model {
     /// the [`Model::state_bytes`] it needs cannot be allocated.
     pub fn new_batch_state(&self, batch: usize) -> Result<State, Error> {
         check_batch(batch, "a batch state")?;
-        State::try_new(self.architecture(), batch, self.dtype(), self.initial())
+        State::try_new(self.architecture(), batch, self.dtype(), self.int8_dot().tiles(), self.initial())
     }
 
     /// Bytes a state of `batch` rows allocates when made and once
@@ -327,7 +334,8 @@ impl Model {
         let arch = self.architecture();
         let shape = StateShape::of(arch, batch);
         let per_row = shape.slots * (shape.h_size + shape.c_size) + arch.sequence_output_size();
-        per_row as u64 * batch as u64 * 4 + ScratchSizes::of(arch, batch, self.dtype()).bytes(self.dtype(), threads)
+        let sizes = ScratchSizes::of(arch, batch, self.dtype(), self.int8_dot().tiles());
+        per_row as u64 * batch as u64 * 4 + sizes.bytes(self.dtype(), threads)
     }
 
     pub(crate) fn check_state(&self, state: &State) -> Result<(), Error> {
@@ -528,9 +536,11 @@ impl Model {
                 && map.is_none_or(|m| m.len() >= schedule.rows(0) && m.iter().all(|&r| r < batch)),
             "a schedule that does not fit its buffers"
         );
-        if state.scratch_mut().dtype != self.dtype() {
-            // A state made by a model of another dtype: its per-thread buffers.
-            state.scratch_mut().fit(arch, batch, self.dtype());
+        let tiles = self.int8_dot().tiles();
+        if state.scratch_mut().dtype != self.dtype() || state.scratch_mut().tiles != tiles {
+            // A state made by a model of another dtype or int8 product: its
+            // per-thread buffers.
+            state.scratch_mut().fit(arch, batch, self.dtype(), tiles);
         }
         state.scratch_mut().reserve_sequence(arch, batch, steps);
         // Rows joining a backward pass late find their first `h` in either
@@ -670,6 +680,7 @@ impl Model {
             q8: s.q8.as_mut_ptr().wrapping_add(pre_half * s.q8.len() / 2),
             q8_part: s.q8_part,
             q8_parts: (s.q8.len() / 2).checked_div(s.q8_part).unwrap_or(0),
+            q8_tiles: s.tiles,
             cur: s.cur[slot],
         }
     }
@@ -694,7 +705,8 @@ impl Model {
     ) {
         let bufs = Self::slot_buffers(state, slot, 0);
         let pool = state.pool().map(|p| &**p);
-        // SAFETY: forwarded.
+        // SAFETY: `run_layer`'s contract, which is `run_segments`': `x`
+        // holds the range's rows, `dest` has room for their outputs.
         let cur = unsafe { self.run_segments(slot, bufs, pool, x, in_width, schedule, range, reverse, dest) };
         state.scratch_mut().cur[slot] = cur;
     }
@@ -818,7 +830,7 @@ impl Model {
         );
         assert!(!int8 || threads <= bufs.q8_parts, "int8 buffers for {} threads, {threads} running", bufs.q8_parts);
         let split = Split::choose(threads, batch, panels);
-        let isa = self.isa();
+        let (isa, dot) = (self.isa(), self.int8_dot());
         let shared = SharedPtrs { x, pre, wide: bufs.wide, q8: bufs.q8, q8_part: bufs.q8_part };
         let work = |part: usize| {
             let (x, pre) = shared.get();
@@ -842,10 +854,11 @@ impl Model {
                         panels: own_panels.clone(),
                         wide,
                         q8,
+                        q8_tiles: bufs.q8_tiles,
                     };
                     // SAFETY: `pre` holds chunk*batch rows of `row_stride`
                     // (steps <= chunk); `x` holds steps*batch rows.
-                    unsafe { dispatch::gemm(isa, &gemm) };
+                    unsafe { dispatch::gemm(isa, dot, &gemm) };
                 }
             }
             let barrier = || {
@@ -862,11 +875,12 @@ impl Model {
                 proj_panels: own_proj,
                 wide,
                 q8,
+                q8_tiles: bufs.q8_tiles,
                 sync: &barrier,
             };
             // SAFETY: the buffers are sized for this layer; the parts cover
             // disjoint rows or panels and meet at the barrier after each phase.
-            unsafe { dispatch::run_steps(isa, &call) };
+            unsafe { dispatch::run_steps(isa, dot, &call) };
         };
         match (split, pool) {
             (Split::Single, _) | (_, None) => work(0),
@@ -891,6 +905,8 @@ struct SlotBuffers {
     q8_part: usize,
     /// How many parts `q8` has room for.
     q8_parts: usize,
+    /// Whether they have room for tiles.
+    q8_tiles: bool,
     /// Which of `io.h` holds the latest `h`.
     cur: usize,
 }
@@ -898,6 +914,7 @@ struct SlotBuffers {
 // SAFETY: the two directions of a bidirectional layer run at once on
 // different slots' buffers and different halves of the GEMM buffer.
 unsafe impl Sync for SlotBuffers {}
+// SAFETY: the same: each part writes its own rows or panels of the output.
 unsafe impl Sync for Dest {}
 
 /// The input and GEMM-output pointers one layer's threads share.

@@ -99,10 +99,67 @@ pub enum Error {
     },
 }
 
+/// What kind of refusal an [`Error`] is, one kind per variant: the single
+/// classification every binding maps to its own (C status codes, Python
+/// exception classes) with an exhaustive `match`, so that a new variant
+/// cannot reach a binding unclassified. ([`Error`] is `#[non_exhaustive]`
+/// for embedders; this enum is not, on purpose.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// [`Error::Io`]
+    Io,
+    /// [`Error::Format`]
+    Format,
+    /// [`Error::Isa`]
+    Isa,
+    /// [`Error::Shape`]
+    Shape,
+    /// [`Error::StateMismatch`]
+    StateMismatch,
+    /// [`Error::BadState`]
+    BadState,
+    /// [`Error::Unsupported`]
+    Unsupported,
+    /// [`Error::BadLengths`]
+    BadLengths,
+    /// [`Error::Stream`]
+    Stream,
+    /// [`Error::UnknownToken`]
+    UnknownToken,
+    /// [`Error::BadTokenId`]
+    BadTokenId,
+    /// [`Error::Batch`]
+    Batch,
+    /// [`Error::OutOfMemory`]
+    OutOfMemory,
+    /// [`Error::NotFinite`]
+    NotFinite,
+}
+
 impl Error {
     /// An I/O failure on `path`.
     pub fn io(path: &Path, err: std::io::Error) -> Error {
         Error::Io { path: path.to_path_buf(), source: err.into() }
+    }
+
+    /// Which kind of refusal this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Format(_) => ErrorKind::Format,
+            Error::Isa(_) => ErrorKind::Isa,
+            Error::Shape { .. } => ErrorKind::Shape,
+            Error::StateMismatch { .. } => ErrorKind::StateMismatch,
+            Error::BadState { .. } => ErrorKind::BadState,
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
+            Error::BadLengths { .. } => ErrorKind::BadLengths,
+            Error::Stream { .. } => ErrorKind::Stream,
+            Error::UnknownToken { .. } => ErrorKind::UnknownToken,
+            Error::BadTokenId { .. } => ErrorKind::BadTokenId,
+            Error::Batch { .. } => ErrorKind::Batch,
+            Error::OutOfMemory { .. } => ErrorKind::OutOfMemory,
+            Error::NotFinite { .. } => ErrorKind::NotFinite,
+        }
     }
 }
 

@@ -50,9 +50,9 @@ mod weights;
 mod writer;
 
 pub use chunks::ChunkState;
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use lstmrt_format::IoError;
-pub use lstmrt_kernels::{Isa, IsaError};
+pub use lstmrt_kernels::{Int8Dot, Isa, IsaError};
 pub use model::{Int8Activations, Model, TensorView};
 pub use state::State;
 pub use streams::{StreamBatch, StreamId};

@@ -153,6 +153,8 @@ pub struct Model {
     layers: Vec<PackedLayer>,
     repacked: bool,
     isa: Isa,
+    /// The `u8 x s8` product of int8 weights (the tier's, unless chosen).
+    int8_dot: lstmrt_kernels::Int8Dot,
     /// The dtype of the recurrent weights (read once: `run` checks it).
     dtype: DType,
     int8_activations: Int8Activations,
@@ -270,7 +272,7 @@ impl Model {
         let info = format::parse(backing.bytes())?;
         let dtype = info.tensor(&names::weight_hh(0, 0)).map_or(DType::F32, |t| t.dtype);
         // Reads LSTMRT_INT8_DOT now, once, rather than on the first run (which never allocates).
-        lstmrt_kernels::Int8Dot::for_isa(isa);
+        let int8_dot = lstmrt_kernels::Int8Dot::for_isa(isa);
         let int8_activations = Int8Activations::default();
         let plan = info.metadata.stages_plan();
         let mut model = Model {
@@ -279,6 +281,7 @@ impl Model {
             layers: Vec::new(),
             repacked: false,
             isa,
+            int8_dot,
             dtype,
             int8_activations,
             initial: None,
@@ -298,7 +301,26 @@ impl Model {
             return Err(lstmrt_kernels::IsaError::unavailable(isa, false).into());
         }
         self.isa = isa;
+        self.int8_dot = lstmrt_kernels::Int8Dot::for_isa(isa);
         Ok(self)
+    }
+
+    /// Uses int8 product `dot` for this model's int8 weights instead of the
+    /// tier's (what `LSTMRT_INT8_DOT` does for a whole process): for tests
+    /// and measurements of each form in one process. An error if this CPU
+    /// cannot run it.
+    #[doc(hidden)]
+    pub fn with_int8_dot(mut self, dot: lstmrt_kernels::Int8Dot) -> Result<Model, crate::Error> {
+        if !dot.available() {
+            return Err(crate::Error::Unsupported { what: format!("this CPU cannot run the {dot} int8 product") });
+        }
+        self.int8_dot = dot;
+        Ok(self)
+    }
+
+    /// The `u8 x s8` product this model's int8 weights use.
+    pub fn int8_dot(&self) -> lstmrt_kernels::Int8Dot {
+        self.int8_dot
     }
 
     /// Whether the model reads its file through a memory map (else it owns a

@@ -72,6 +72,7 @@ impl State {
         arch: &Architecture,
         batch: usize,
         dtype: lstmrt_format::DType,
+        tiles: bool,
         initial: Option<&Initial>,
     ) -> Result<State, Error> {
         let shape = StateShape::of(arch, batch);
@@ -87,7 +88,7 @@ impl State {
             // Room for one step's output, so stepping never allocates.
             out,
             pool: None,
-            scratch: Scratch::try_new(arch, batch, dtype)?,
+            scratch: Scratch::try_new(arch, batch, dtype, tiles)?,
             packing: Packing::default(),
             initial: initial.map(|i| std::sync::Arc::new(i.clone())),
         };

@@ -2,7 +2,6 @@
 //! sweep of all finite f32 inputs: max absolute error <= 5e-7, saturation at
 //! the infinities, NaN propagated.
 
-use lstmrt::Isa;
 use lstmrt_kernels::{Activation, activation};
 
 const BOUND: f64 = 5e-7;
@@ -39,13 +38,13 @@ fn sweep() -> Vec<f32> {
     xs
 }
 
-#[test]
-fn sigmoid_and_tanh_are_within_5e_7_of_f64_on_every_tier() {
+lstmrt_testkit::per_tier! {
+fn sigmoid_and_tanh_are_within_5e_7_of_f64(isa: Isa) {
     let xs = sweep();
     let mut out = vec![0.0f32; xs.len()];
     for which in [Activation::Sigmoid, Activation::Tanh] {
         let want: Vec<f64> = xs.iter().map(|&x| reference(which, x as f64)).collect();
-        for isa in Isa::available_tiers() {
+        {
             activation(isa, which, &xs, &mut out).unwrap();
             let (mut worst, mut at) = (0.0f64, 0.0f32);
             for ((&x, &y), &w) in xs.iter().zip(&out).zip(&want) {
@@ -60,12 +59,11 @@ fn sigmoid_and_tanh_are_within_5e_7_of_f64_on_every_tier() {
     }
 }
 
-#[test]
-fn activations_saturate_at_infinities_and_propagate_nan() {
+fn activations_saturate_at_infinities_and_propagate_nan(isa: Isa) {
     let mut xs = vec![f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, 1e30, -1e30];
     xs.resize(16, 0.5);
     let mut out = vec![0.0f32; 16];
-    for isa in Isa::available_tiers() {
+    {
         activation(isa, Activation::Sigmoid, &xs, &mut out).unwrap();
         assert_eq!(&out[..2], &[1.0, 0.0], "{isa} sigmoid(±inf)");
         assert!(out[2].is_nan() && out[3].is_nan(), "{isa} sigmoid(NaN)");
@@ -75,4 +73,5 @@ fn activations_saturate_at_infinities_and_propagate_nan() {
         assert!(out[2].is_nan() && out[3].is_nan(), "{isa} tanh(NaN)");
         assert_eq!(&out[4..6], &[1.0, -1.0], "{isa} tanh(±1e30)");
     }
+}
 }

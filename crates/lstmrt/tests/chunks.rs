@@ -120,8 +120,9 @@ fn write(meta: &Metadata, weights: &Weights, dtype: DType, layout: Layout) -> Mo
     Model::from_bytes(&bytes).unwrap()
 }
 
-#[test]
-fn chunks_equal_the_reference_for_every_dtype_and_batch() {
+/// Every chunked model of the suite in `dtypes`, on the kernels `on` picks,
+/// against the reference, for 1 and 3 streams and 2 threads.
+fn chunks_equal_the_reference(dtypes: &[DType], on: &dyn Fn(Model) -> Model, what: &str) {
     let mut rng = Rng::new(7);
     for meta in
         [vad_like(CellKind::Lstm), vad_like(CellKind::Gru), vad_like(CellKind::RnnTanh), odd_shapes(), wide_conv()]
@@ -137,8 +138,12 @@ fn chunks_equal_the_reference_for_every_dtype_and_batch() {
             (DType::BF16, Layout::Panel16, 2e-4),
             (DType::I8, Layout::Panel16, 0.1),
         ] {
-            for isa in lstmrt::Isa::available_tiers() {
-                let model = write(&meta, &weights, dtype, layout).with_isa(isa).unwrap();
+            if !dtypes.contains(&dtype) {
+                continue;
+            }
+            {
+                let isa = what;
+                let model = on(write(&meta, &weights, dtype, layout));
                 // The oracle runs on the weights the file holds (rounded to its
                 // dtype), so only the kernels' arithmetic differs; int8 also
                 // quantizes the activations it multiplies.
@@ -160,6 +165,18 @@ fn chunks_equal_the_reference_for_every_dtype_and_batch() {
                 }
             }
         }
+    }
+}
+
+lstmrt_testkit::per_tier! {
+    fn chunks_equal_the_reference_for_every_float_dtype_and_batch(isa: Isa) {
+        chunks_equal_the_reference(&[DType::F32, DType::F16, DType::BF16], &|m| m.with_isa(isa).unwrap(), isa.name());
+    }
+}
+
+lstmrt_testkit::per_int8_form! {
+    fn int8_chunks_equal_the_reference_for_every_batch(k: Int8Kernels) {
+        chunks_equal_the_reference(&[DType::I8], &|m| k.apply(m), k.dot.name());
     }
 }
 

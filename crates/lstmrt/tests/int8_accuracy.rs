@@ -6,9 +6,9 @@
 
 use lstmrt_testkit as common;
 
-use common::{Rng, random_weights};
+use common::{Int8Kernels, Rng, random_weights};
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
-use lstmrt::{Int8Activations, Isa, Model, ModelWriter, Weights, reference};
+use lstmrt::{Int8Activations, Model, ModelWriter, Weights, reference};
 
 /// The bound every model here must meet.
 const BOUND: f32 = 5e-3;
@@ -30,15 +30,24 @@ fn errors(got: &[f32], want: &[f32]) -> Errors {
     Errors { max, mean: (sum / got.len().max(1) as f64) as f32 }
 }
 
-/// Runs `meta` with `weights` in int8 on every tier and checks the error
-/// against `bound`; returns the worst error.
-fn measure(name: &str, meta: &Metadata, weights: &Weights, steps: usize, batch: usize, threads: usize) -> f32 {
-    measure_within(name, meta, weights, steps, batch, threads, BOUND, &|_| true)
+/// Runs `meta` with `weights` in int8 on the kernels `k` and checks the
+/// error against `bound`; returns the worst error.
+fn measure(
+    k: Int8Kernels,
+    name: &str,
+    meta: &Metadata,
+    weights: &Weights,
+    steps: usize,
+    batch: usize,
+    threads: usize,
+) -> f32 {
+    measure_within(k, name, meta, weights, steps, batch, threads, BOUND, &|_| true)
 }
 
 /// [`measure`] with a bound of its own, over the output units `keep` accepts.
 #[allow(clippy::too_many_arguments)]
 fn measure_within(
+    k: Int8Kernels,
     name: &str,
     meta: &Metadata,
     weights: &Weights,
@@ -60,9 +69,10 @@ fn measure_within(
     let dequantized = Model::from_bytes(&bytes).unwrap().weights();
     let floor = errors(&kept(&reference::run(arch, &dequantized, &xs, batch, None, None).output), &kept(&want));
     let mut worst = 0.0f32;
-    for isa in Isa::available_tiers() {
+    {
+        let isa = k;
         for mode in Int8Activations::ALL {
-            let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap().with_int8_activations(mode);
+            let model = k.apply(Model::from_bytes(&bytes).unwrap()).with_int8_activations(mode);
             assert_eq!(model.dtype(), DType::I8);
             let mut state = model.new_batch_state(batch).unwrap();
             state.set_threads(threads);
@@ -92,8 +102,15 @@ fn lstm(input: usize, hidden: usize, layers: usize) -> Metadata {
     Metadata::new(Architecture::new(CellKind::Lstm, input, hidden, layers))
 }
 
-#[test]
-fn the_workloads_w1_to_w5_stay_within_the_bound() {
+/// Symmetric int8 with one scale for the whole matrix (what `quantize_dynamic`
+/// does by default), dequantized: the scheme per-row scales replace.
+fn per_tensor(m: &[f32]) -> Vec<f32> {
+    let s = m.iter().fold(0.0f32, |a, v| a.max(v.abs())) / 127.0;
+    m.iter().map(|v| (v / s).round().clamp(-127.0, 127.0) * s).collect()
+}
+
+lstmrt_testkit::per_int8_form! {
+fn the_workloads_w1_to_w5_stay_within_the_bound(k: Int8Kernels) {
     for (name, hidden, layers, batch, steps) in [
         ("W1", 128, 1, 1, 1000),
         ("W2", 512, 1, 1, 200),
@@ -103,12 +120,11 @@ fn the_workloads_w1_to_w5_stay_within_the_bound() {
     ] {
         let meta = lstm(hidden, hidden, layers);
         let weights = random_weights(&meta, &mut Rng::new(7), 1.0);
-        measure(name, &meta, &weights, steps, batch, 1);
+        measure(k, name, &meta, &weights, steps, batch, 1);
     }
 }
 
-#[test]
-fn projection_gru_and_rnn_stay_within_the_bound() {
+fn projection_gru_and_rnn_stay_within_the_bound(k: Int8Kernels) {
     let mut proj = Architecture::new(CellKind::Lstm, 64, 256, 1);
     proj.proj_size = 96;
     let mut onnx_gru = Architecture::new(CellKind::Gru, 64, 256, 1);
@@ -129,20 +145,12 @@ fn projection_gru_and_rnn_stay_within_the_bound() {
     ] {
         let meta = Metadata::new(arch);
         let weights = random_weights(&meta, &mut Rng::new(11), 1.0);
-        measure_within(name, &meta, &weights, 200, 3, 1, bound, &|_| true);
-        measure_within(name, &meta, &weights, 60, 1, 2, bound, &|_| true);
+        measure_within(k, name, &meta, &weights, 200, 3, 1, bound, &|_| true);
+        measure_within(k, name, &meta, &weights, 60, 1, 2, bound, &|_| true);
     }
 }
 
-/// Symmetric int8 with one scale for the whole matrix (what `quantize_dynamic`
-/// does by default), dequantized: the scheme per-row scales replace.
-fn per_tensor(m: &[f32]) -> Vec<f32> {
-    let s = m.iter().fold(0.0f32, |a, v| a.max(v.abs())) / 127.0;
-    m.iter().map(|v| (v / s).round().clamp(-127.0, 127.0) * s).collect()
-}
-
-#[test]
-fn a_row_a_thousand_times_larger_than_the_rest_costs_the_rest_nothing() {
+fn a_row_a_thousand_times_larger_than_the_rest_costs_the_rest_nothing(k: Int8Kernels) {
     // One row of W_ih and of W_hh (gate f of unit 72) 1000x the others. Per-row
     // scales keep every other row as exact as before. Unit 72's own gate
     // multiplies the rounding of its inputs by 1000 too, in any 8-bit
@@ -151,17 +159,17 @@ fn a_row_a_thousand_times_larger_than_the_rest_costs_the_rest_nothing() {
     let (hidden, wild_unit) = (128, 72);
     let meta = lstm(128, hidden, 1);
     let mut weights = random_weights(&meta, &mut Rng::new(5), 1.0);
-    let k = 128;
+    let inputs = 128;
     let wild_row = hidden + wild_unit;
     let layer = &mut weights.layers[0];
     for m in [&mut layer.w_ih, &mut layer.w_hh] {
-        m[wild_row * k..(wild_row + 1) * k].iter_mut().for_each(|v| *v *= 1000.0);
+        m[wild_row * inputs..(wild_row + 1) * inputs].iter_mut().for_each(|v| *v *= 1000.0);
     }
     for row in 0..4 * hidden {
         layer.w_hh[row * hidden + wild_unit] = 0.0;
     }
     let others = |u: usize| u != wild_unit;
-    measure_within("wild row", &meta, &weights, 300, 2, 1, BOUND, &others);
+    measure_within(k, "wild row", &meta, &weights, 300, 2, 1, BOUND, &others);
     // The same model with one scale per matrix misses the bound by far, from
     // the rounding of the weights alone: the test tells the two apart.
     let mut coarse = weights.clone();
@@ -178,8 +186,7 @@ fn a_row_a_thousand_times_larger_than_the_rest_costs_the_rest_nothing() {
     assert!(e.max > 10.0 * BOUND, "per-tensor scales should fail here: {}", e.max);
 }
 
-#[test]
-fn stepping_gives_the_same_bits_as_whole_sequences() {
+fn stepping_gives_the_same_bits_as_whole_sequences(k: Int8Kernels) {
     // Each row's input is quantized alone in both paths, so one call per
     // step and one call per sequence agree exactly.
     let meta = lstm(48, 200, 2);
@@ -187,8 +194,9 @@ fn stepping_gives_the_same_bits_as_whole_sequences() {
     let bytes = ModelWriter::new(&meta, &weights).dtype(DType::I8).to_bytes().unwrap();
     let (steps, batch) = (40, 3);
     let xs = Rng::new(4).vec(steps * batch * 48, 1.0);
-    for (isa, mode) in Isa::available_tiers().into_iter().flat_map(|i| Int8Activations::ALL.map(|m| (i, m))) {
-        let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap().with_int8_activations(mode);
+    for mode in Int8Activations::ALL {
+        let isa = k;
+        let model = k.apply(Model::from_bytes(&bytes).unwrap()).with_int8_activations(mode);
         let mut state = model.new_batch_state(batch).unwrap();
         let whole = model.run(&mut state, &xs).unwrap().to_vec();
         let mut state = model.new_batch_state(batch).unwrap();
@@ -198,6 +206,7 @@ fn stepping_gives_the_same_bits_as_whole_sequences() {
         }
         assert!(whole.iter().zip(&stepped).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} {mode:?}: step != run");
     }
+}
 }
 
 #[test]

@@ -5,19 +5,16 @@
 //! sum the same integers and finish them with the same avx512 code, so any
 //! difference is a bug in the tiles' blocking, buffers or sums.
 //!
-//! The tiles run twice: with their instructions emulated in plain Rust (in a
-//! child process started with `LSTMRT_INT8_DOT=amx-emulated`, which the int8
-//! form reads once per process), on any CPU with AVX-512 VNNI; and with the
-//! instructions themselves (`Isa::Amx`) where the CPU and the OS allow AMX.
-//! No harness: the child is this binary again.
+//! The tiles run twice: with their instructions emulated in plain Rust (the
+//! `amx-emulated` product, chosen per model), on any CPU with AVX-512 VNNI;
+//! and with the instructions themselves (`Isa::Amx`) where the CPU and the
+//! OS allow AMX.
 
 use lstmrt_testkit as common;
 
 use common::{Rng, random_weights};
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
-use lstmrt::{Int8Activations, Isa, Model, ModelWriter};
-
-const CHILD: &str = "LSTMRT_TILES_CHILD";
+use lstmrt::{Int8Activations, Int8Dot, Isa, Model, ModelWriter};
 
 /// The models, each with the batches and threads it runs with.
 fn cases() -> Vec<(&'static str, Architecture, Vec<usize>)> {
@@ -38,9 +35,8 @@ fn cases() -> Vec<(&'static str, Architecture, Vec<usize>)> {
     ]
 }
 
-/// Every output of every case on tier `isa` (the int8 form is the tier's:
-/// in the child, the emulated tiles), as bits.
-fn outputs(isa: Isa) -> Vec<(String, Vec<u32>)> {
+/// Every output of every case on tier `isa` with the int8 product `dot`, as bits.
+fn outputs(isa: Isa, dot: Int8Dot) -> Vec<(String, Vec<u32>)> {
     let mut out = Vec::new();
     for (name, arch, batches) in cases() {
         let meta = Metadata::new(arch.clone());
@@ -50,7 +46,13 @@ fn outputs(isa: Isa) -> Vec<(String, Vec<u32>)> {
         for batch in batches {
             let xs = Rng::new(batch as u64).vec(steps * batch * arch.input_size as usize, 1.0);
             for mode in Int8Activations::ALL {
-                let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap().with_int8_activations(mode);
+                let model = Model::from_bytes(&bytes)
+                    .unwrap()
+                    .with_isa(isa)
+                    .unwrap()
+                    .with_int8_dot(dot)
+                    .unwrap()
+                    .with_int8_activations(mode);
                 for threads in [1, 2] {
                     let mut state = model.new_batch_state(batch).unwrap();
                     state.set_threads(threads);
@@ -85,50 +87,26 @@ fn compare(what: &str, want: &[(String, Vec<u32>)], got: &[(String, Vec<u32>)]) 
     eprintln!("{what}: {} runs, bit for bit the avx512-vnni form", want.len());
 }
 
-fn main() {
-    if std::env::var_os(CHILD).is_some() {
-        // The child: the avx512 tier's int8 form is the emulated tiles.
-        assert_eq!(lstmrt_kernels_form(), "amx-emulated", "LSTMRT_INT8_DOT=amx-emulated took effect");
-        for (label, bits) in outputs(Isa::Avx512) {
-            println!("{label}\t{}", bits.iter().map(|b| format!("{b:08x}")).collect::<Vec<_>>().join(" "));
-        }
-        return;
-    }
-    if !Isa::Avx512.available() || std::env::var("LSTMRT_INT8_DOT").is_ok() {
-        eprintln!("int8_tiles: needs the avx512 tier and no LSTMRT_INT8_DOT; nothing checked");
-        return;
-    }
-    let vnni = lstmrt_kernels::Int8Dot::for_isa(Isa::Avx512);
-    if vnni != lstmrt_kernels::Int8Dot::Avx512Vnni {
+/// The avx512-vnni product's outputs, or why this CPU has none.
+fn vnni() -> Option<Vec<(String, Vec<u32>)>> {
+    if !Int8Dot::Avx512Vnni.available() {
         eprintln!("int8_tiles: this CPU has no AVX-512 VNNI; nothing checked");
-        return;
+        return None;
     }
-    let want = outputs(Isa::Avx512);
-
-    let exe = std::env::current_exe().expect("this test's path");
-    let child = std::process::Command::new(exe)
-        .env(CHILD, "1")
-        .env("LSTMRT_INT8_DOT", "amx-emulated")
-        .output()
-        .expect("run the child");
-    assert!(child.status.success(), "child failed: {}", String::from_utf8_lossy(&child.stderr));
-    let got: Vec<(String, Vec<u32>)> = String::from_utf8(child.stdout)
-        .expect("utf-8")
-        .lines()
-        .map(|l| {
-            let (label, bits) = l.split_once('\t').expect("label\tbits");
-            (label.to_string(), bits.split(' ').map(|b| u32::from_str_radix(b, 16).expect("hex")).collect())
-        })
-        .collect();
-    compare("emulated tiles", &want, &got);
-
-    match lstmrt_kernels::amx::status() {
-        Ok(()) => compare("AMX tiles", &want, &outputs(Isa::Amx)),
-        Err(why) => eprintln!("no AMX here ({why}): the tile instructions themselves not run"),
-    }
+    Some(outputs(Isa::Avx512, Int8Dot::Avx512Vnni))
 }
 
-/// The int8 form this process's avx512 tier uses.
-fn lstmrt_kernels_form() -> &'static str {
-    lstmrt_kernels::Int8Dot::for_isa(Isa::Avx512).name()
+#[test]
+fn emulated_tiles_give_the_vnni_products_sums_bit_for_bit() {
+    let Some(want) = vnni() else { return };
+    compare("emulated tiles", &want, &outputs(Isa::Avx512, Int8Dot::AmxEmulated));
+}
+
+#[test]
+fn the_tile_instructions_give_the_vnni_products_sums_bit_for_bit() {
+    let Some(want) = vnni() else { return };
+    match lstmrt_kernels::amx::status() {
+        Ok(()) => compare("AMX tiles", &want, &outputs(Isa::Amx, Int8Dot::Amx)),
+        Err(why) => eprintln!("no AMX here ({why}): the tile instructions themselves not run"),
+    }
 }

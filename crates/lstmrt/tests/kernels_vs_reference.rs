@@ -7,7 +7,7 @@
 
 use lstmrt_testkit as common;
 
-use common::{Rng, random_weights};
+use common::{Rng, random_weights, rel_diff};
 use lstmrt::format::{Architecture, CellKind, DType, Layout, Metadata};
 use lstmrt::{Isa, Model, ModelWriter, reference};
 
@@ -120,21 +120,11 @@ fn metadata(c: &Case) -> Metadata {
 }
 
 /// Largest difference relative to the reference's scale.
-fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) })
-        / scale
+fn check(isa: Isa, c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64) {
+    check_threads(isa, c, dtype, layout, tolerance, seed, 1)
 }
 
-fn check(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64) {
-    check_threads(c, dtype, layout, tolerance, seed, 1)
-}
-
-fn check_threads(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64, threads: usize) {
+fn check_threads(isa: Isa, c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u64, threads: usize) {
     let meta = metadata(c);
     let mut rng = Rng::new(seed);
     // Gain 2 pushes gates into saturation, where activation errors show.
@@ -148,7 +138,7 @@ fn check_threads(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u
     // The reference runs on the weights as stored (rounded to f16/bf16).
     let stored = Model::from_bytes(&bytes).unwrap().weights();
     let want = reference::run(arch, &stored, &xs, c.batch, Some(&h0), arch.has_cell_state().then_some(&c0[..]));
-    for isa in Isa::available_tiers() {
+    {
         let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
         let what = format!("{isa} {} {} {threads} threads: {c:?}", dtype.name(), layout.name());
         let mut state = model.new_batch_state(c.batch).unwrap();
@@ -184,53 +174,51 @@ fn check_threads(c: &Case, dtype: DType, layout: Layout, tolerance: f32, seed: u
     }
 }
 
-#[test]
-fn every_tier_matches_the_reference_in_f32() {
-    for (i, c) in cases().iter().enumerate() {
-        check(c, DType::F32, Layout::Panel16, 1e-5, 1000 + i as u64);
-    }
-}
-
-#[test]
-fn every_tier_matches_the_reference_on_rounded_f16_and_bf16_weights() {
-    for (i, c) in cases().iter().enumerate() {
-        check(c, DType::F16, Layout::Panel16, 1e-4, 2000 + i as u64);
-        check(c, DType::BF16, Layout::Panel16, 1e-4, 3000 + i as u64);
-    }
-}
-
-#[test]
-fn canonical_files_repacked_at_open_match_the_reference() {
-    for (i, c) in cases().iter().enumerate().step_by(3) {
-        check(c, DType::F32, Layout::Canonical, 1e-5, 4000 + i as u64);
-        check(c, DType::BF16, Layout::Canonical, 1e-4, 5000 + i as u64);
-    }
-}
-
-#[test]
-fn threads_split_by_sequence_or_by_panel_match_the_reference() {
-    use CellKind::*;
-    let mut v = vec![
-        case(Lstm, 33, 200, 2, 1, 40),  // panels split: 13 panels
-        case(Lstm, 33, 200, 1, 13, 20), // sequences split
-        case(Gru, 5, 260, 2, 1, 30),
-        case(RnnTanh, 17, 300, 1, 1, 25),
-        case(RnnRelu, 17, 300, 1, 3, 25),
-    ];
-    let mut proj = case(Lstm, 16, 256, 2, 1, 30);
-    proj.proj = 100;
-    v.push(proj);
-    let mut onnx = case(Gru, 16, 200, 1, 1, 30);
-    onnx.onnx = true;
-    v.push(onnx.clone());
-    onnx.cell = Lstm;
-    onnx.bidirectional = true;
-    v.push(onnx);
-    for (i, c) in v.iter().enumerate() {
-        for threads in [2, 3] {
-            check_threads(c, DType::F32, Layout::Panel16, 1e-5, 6000 + i as u64, threads);
+lstmrt_testkit::per_tier! {
+    fn matches_the_reference_in_f32(isa: Isa) {
+        for (i, c) in cases().iter().enumerate() {
+            check(isa, c, DType::F32, Layout::Panel16, 1e-5, 1000 + i as u64);
         }
-        check_threads(c, DType::F16, Layout::Panel16, 1e-4, 7000 + i as u64, 2);
+    }
+
+    fn matches_the_reference_on_rounded_f16_and_bf16_weights(isa: Isa) {
+        for (i, c) in cases().iter().enumerate() {
+            check(isa, c, DType::F16, Layout::Panel16, 1e-4, 2000 + i as u64);
+            check(isa, c, DType::BF16, Layout::Panel16, 1e-4, 3000 + i as u64);
+        }
+    }
+
+    fn canonical_files_repacked_at_open_match_the_reference(isa: Isa) {
+        for (i, c) in cases().iter().enumerate().step_by(3) {
+            check(isa, c, DType::F32, Layout::Canonical, 1e-5, 4000 + i as u64);
+            check(isa, c, DType::BF16, Layout::Canonical, 1e-4, 5000 + i as u64);
+        }
+    }
+
+    fn threads_split_by_sequence_or_by_panel_match_the_reference(isa: Isa) {
+        use CellKind::*;
+        let mut v = vec![
+            case(Lstm, 33, 200, 2, 1, 40),  // panels split: 13 panels
+            case(Lstm, 33, 200, 1, 13, 20), // sequences split
+            case(Gru, 5, 260, 2, 1, 30),
+            case(RnnTanh, 17, 300, 1, 1, 25),
+            case(RnnRelu, 17, 300, 1, 3, 25),
+        ];
+        let mut proj = case(Lstm, 16, 256, 2, 1, 30);
+        proj.proj = 100;
+        v.push(proj);
+        let mut onnx = case(Gru, 16, 200, 1, 1, 30);
+        onnx.onnx = true;
+        v.push(onnx.clone());
+        onnx.cell = Lstm;
+        onnx.bidirectional = true;
+        v.push(onnx);
+        for (i, c) in v.iter().enumerate() {
+            for threads in [2, 3] {
+                check_threads(isa, c, DType::F32, Layout::Panel16, 1e-5, 6000 + i as u64, threads);
+            }
+            check_threads(isa, c, DType::F16, Layout::Panel16, 1e-4, 7000 + i as u64, 2);
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 use lstmrt_testkit as common;
 
-use common::{Rng, random_weights};
+use common::{Rng, random_weights, rel_diff};
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
 use lstmrt::{Error, Isa, Model, ModelWriter, reference};
 
@@ -77,16 +77,6 @@ fn metadata(c: &Case) -> Metadata {
     Metadata::new(a)
 }
 
-fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) })
-        / scale
-}
-
 struct Inputs {
     xs: Vec<f32>,
     h0: Vec<f32>,
@@ -112,7 +102,7 @@ fn run(model: &Model, c: &Case, inp: &Inputs, threads: usize) -> (Vec<f32>, Vec<
     (out, state.h().to_vec(), state.c().to_vec())
 }
 
-fn check(c: &Case, dtype: DType, tolerance: f32, seed: u64, threads: usize) {
+fn check(isa: Isa, c: &Case, dtype: DType, tolerance: f32, seed: u64, threads: usize) {
     let meta = metadata(c);
     let arch = &meta.architecture;
     let mut rng = Rng::new(seed);
@@ -123,7 +113,7 @@ fn check(c: &Case, dtype: DType, tolerance: f32, seed: u64, threads: usize) {
     let batch = c.lengths.len();
     let c0 = arch.has_cell_state().then_some(&inp.c0[..]);
     let want = reference::run_lengths(arch, &stored, &inp.xs, batch, &c.lengths, Some(&inp.h0), c0);
-    for isa in Isa::available_tiers() {
+    {
         let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
         let what = format!(
             "{isa} {} {threads} threads, {:?} layers {} lengths {:?}",
@@ -147,16 +137,15 @@ fn check(c: &Case, dtype: DType, tolerance: f32, seed: u64, threads: usize) {
     }
 }
 
-#[test]
-fn every_tier_matches_the_reference_row_by_row() {
-    for (i, c) in cases().iter().enumerate() {
-        check(c, DType::F32, 1e-5, 100 + i as u64, 1);
-        check(c, DType::BF16, 1e-4, 200 + i as u64, 1);
+lstmrt_testkit::per_tier! {
+    fn matches_the_reference_row_by_row(isa: Isa) {
+        for (i, c) in cases().iter().enumerate() {
+            check(isa, c, DType::F32, 1e-5, 100 + i as u64, 1);
+            check(isa, c, DType::BF16, 1e-4, 200 + i as u64, 1);
+        }
     }
-}
 
-#[test]
-fn threads_match_the_reference() {
+    fn threads_match_the_reference(isa: Isa) {
     use CellKind::*;
     let mut v = vec![
         case(Lstm, 400, 2, &[30, 0, 7, 30, 12, 29, 1, 3], 30), // panels split: 25 panels, 8 per thread
@@ -167,15 +156,16 @@ fn threads_match_the_reference() {
     v.push(bi);
     for (i, c) in v.iter().enumerate() {
         for threads in [2, 3] {
-            check(c, DType::F32, 1e-5, 300 + i as u64, threads);
+            check(isa, c, DType::F32, 1e-5, 300 + i as u64, threads);
         }
+    }
     }
 }
 
+lstmrt_testkit::per_int8_form! {
 /// int8: each row is what it would be run alone on its own steps, bit for bit
 /// (activations are quantized per row, and integer sums are exact).
-#[test]
-fn int8_rows_equal_each_row_run_alone_bit_for_bit() {
+fn int8_rows_equal_each_row_run_alone_bit_for_bit(k: Int8Kernels) {
     for (i, c) in cases().iter().enumerate() {
         let meta = metadata(c);
         let arch = &meta.architecture;
@@ -186,8 +176,9 @@ fn int8_rows_equal_each_row_run_alone_bit_for_bit() {
         let batch = c.lengths.len();
         let (p, hidden, width, input) = (arch.output_size(), arch.hidden(), arch.sequence_output_size(), c.input);
         let slots = arch.layers() * arch.directions();
-        for isa in Isa::available_tiers() {
-            let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
+        {
+            let model = k.apply(Model::from_bytes(&bytes).unwrap());
+            let isa = k;
             let (out, h, cs) = run(&model, c, &inp, 1);
             for (b, &len) in c.lengths.iter().enumerate() {
                 let mut alone = model.new_state();
@@ -210,6 +201,7 @@ fn int8_rows_equal_each_row_run_alone_bit_for_bit() {
             }
         }
     }
+}
 }
 
 #[test]

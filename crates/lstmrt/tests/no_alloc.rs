@@ -11,7 +11,7 @@ use lstmrt_testkit as common;
 use common::alloc::{CountingAllocator, allocations_during};
 use common::{Rng, random_weights};
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
-use lstmrt::{Model, ModelWriter};
+use lstmrt::{Int8Dot, Isa, Model, ModelWriter};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -34,6 +34,22 @@ fn model_in(
     Model::from_bytes(&ModelWriter::new(&meta, &w).dtype(dtype).to_bytes().unwrap()).unwrap()
 }
 
+/// `m` on every tier this CPU has (float weights) or with every int8 product
+/// it has (int8 weights), as the stamped suites run them.
+fn on_every_kernel(m: &Model) -> Vec<Model> {
+    let bytes = ModelWriter::new(m.metadata(), &m.weights()).dtype(m.dtype()).to_bytes().unwrap();
+    let fresh = || Model::from_bytes(&bytes).unwrap();
+    if m.dtype() == DType::I8 {
+        Int8Dot::ALL
+            .into_iter()
+            .filter(|d| d.available())
+            .map(|d| fresh().with_isa(d.isa()).unwrap().with_int8_dot(d).unwrap())
+            .collect()
+    } else {
+        Isa::available_tiers().into_iter().map(|isa| fresh().with_isa(isa).unwrap()).collect()
+    }
+}
+
 fn step_run_and_run_into_never_allocate_once_the_state_exists() {
     let mut models = Vec::new();
     // f16 needs the widening buffers, int8 the quantizing ones.
@@ -46,6 +62,8 @@ fn step_run_and_run_into_never_allocate_once_the_state_exists() {
             ("bidirectional lstm", model_in(dtype, CellKind::Lstm, 40, 2, |a| a.bidirectional = true)),
         ]);
     }
+    let models: Vec<(&str, Model)> =
+        models.iter().flat_map(|(name, m)| on_every_kernel(m).into_iter().map(move |k| (*name, k))).collect();
     for (name, m) in &models {
         for (batch, threads) in [(1, 1), (7, 1), (1, 2), (7, 2)] {
             let arch = m.architecture();
@@ -56,7 +74,12 @@ fn step_run_and_run_into_never_allocate_once_the_state_exists() {
             state.set_threads(threads);
             // Longer sequences than any before need room only in bidirectional stacks.
             state.reserve(m, steps);
-            let what = format!("{name} {}, batch {batch}, {threads} threads", m.dtype().name());
+            let what = format!(
+                "{name} {} on {} ({}), batch {batch}, {threads} threads",
+                m.dtype().name(),
+                m.isa(),
+                m.int8_dot()
+            );
             let n = allocations_during(|| {
                 m.run_into(&mut state, &xs, &mut out).unwrap();
                 m.run(&mut state, &xs).unwrap();

@@ -5,7 +5,7 @@
 use lstmrt_testkit as common;
 
 use common::{TempDir, golden_cases, max_abs_diff, packed_cases};
-use lstmrt::{Isa, Model, ModelWriter, reference};
+use lstmrt::{Model, ModelWriter, reference};
 
 const TOLERANCE: f32 = 1e-5;
 
@@ -69,10 +69,10 @@ fn written_and_reopened_models_match_pytorch() {
     }
 }
 
+lstmrt_testkit::per_tier! {
 /// `pack_padded_sequence(enforce_sorted=False)` batches: the reference and
 /// every tier's `run_lengths` give PyTorch's padded output and final states.
-#[test]
-fn lengths_match_pytorchs_packed_sequences_on_every_tier() {
+fn lengths_match_pytorchs_packed_sequences(isa: Isa) {
     let cases = packed_cases();
     let arch = |g: &common::Golden| g.meta.architecture.clone();
     assert!(cases.iter().any(|(g, _)| arch(g).num_layers == 3 && arch(g).bidirectional && arch(g).proj_size > 0));
@@ -92,7 +92,7 @@ fn lengths_match_pytorchs_packed_sequences_on_every_tier() {
         let r = reference::run_lengths(a, &g.weights, &g.input, g.batch, lengths, g.h0.as_deref(), g.c0.as_deref());
         check("reference", &r.output, &r.h_n, &r.c_n);
         let bytes = ModelWriter::new(&g.meta, &g.weights).to_bytes().unwrap();
-        for isa in Isa::available_tiers() {
+        {
             for threads in [1, 2] {
                 let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
                 let mut state = model.new_batch_state(g.batch).unwrap();
@@ -108,4 +108,5 @@ fn lengths_match_pytorchs_packed_sequences_on_every_tier() {
             }
         }
     }
+}
 }

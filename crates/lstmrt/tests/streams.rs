@@ -5,7 +5,7 @@
 
 use lstmrt_testkit as common;
 
-use common::{Rng, random_weights};
+use common::{Rng, random_weights, rel_diff};
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
 use lstmrt::{Error, Isa, Model, ModelWriter, State, StreamBatch, StreamId};
 use proptest::prelude::*;
@@ -34,12 +34,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..64usize).prop_map(Op::Reset),
         6 => any::<u64>().prop_map(Op::Step),
     ]
-}
-
-/// Largest difference relative to the scale of `want`.
-fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
-    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale
 }
 
 /// Runs `ops` on a stream batch and, beside it, on one `State` per stream
@@ -123,10 +117,10 @@ proptest! {
     }
 }
 
-/// Many streams at once: the batch kernels' row blocks (6 rows) and threads (panels split).
-#[test]
-fn thirty_two_streams_with_idle_ones_and_threads() {
-    let mut ops = vec![Op::Join; 33]; // one too many: refused
+/// A step plan of 33 joins (one too many: refused), steps with idle
+/// streams, resets, leaves and joins again.
+fn thirty_two_stream_ops() -> Vec<Op> {
+    let mut ops = vec![Op::Join; 33];
     for i in 0..40u64 {
         ops.push(Op::Step(!0 ^ (1 << (i % 32)) ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
         if i % 7 == 3 {
@@ -135,14 +129,28 @@ fn thirty_two_streams_with_idle_ones_and_threads() {
             ops.push(Op::Join);
         }
     }
-    for (dtype, exact) in [(DType::F32, false), (DType::BF16, false), (DType::I8, true)] {
-        // 272 units: 17 panels, split by panels across 2 threads.
-        let bytes = model_bytes(CellKind::Lstm, 272, 2, 0, dtype, 5);
-        for isa in Isa::available_tiers() {
-            let model = Model::from_bytes(&bytes).unwrap().with_isa(isa).unwrap();
+    ops
+}
+
+lstmrt_testkit::per_tier! {
+    /// Many streams at once: the batch kernels' row blocks (6 rows) and
+    /// threads (panels split: 272 units are 17 panels).
+    fn thirty_two_streams_with_idle_ones_and_threads(isa: Isa) {
+        for dtype in [DType::F32, DType::BF16] {
+            let model = Model::from_bytes(&model_bytes(CellKind::Lstm, 272, 2, 0, dtype, 5)).unwrap().with_isa(isa).unwrap();
             for threads in [1, 2] {
-                check(&model, &ops, 32, threads, exact);
+                check(&model, &thirty_two_stream_ops(), 32, threads, false);
             }
+        }
+    }
+}
+
+lstmrt_testkit::per_int8_form! {
+    /// The same with int8 weights: bit for bit with each stream alone.
+    fn thirty_two_int8_streams_with_idle_ones_and_threads(k: Int8Kernels) {
+        let model = k.apply(Model::from_bytes(&model_bytes(CellKind::Lstm, 272, 2, 0, DType::I8, 5)).unwrap());
+        for threads in [1, 2] {
+            check(&model, &thirty_two_stream_ops(), 32, threads, true);
         }
     }
 }

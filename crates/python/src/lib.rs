@@ -36,18 +36,19 @@ fn raise(py: Python<'_>, class: &str, message: String) -> PyErr {
 
 /// The `lstmrt.Error` subclass for each runtime error, with its message.
 fn runtime_error(py: Python<'_>, e: lstmrt::Error) -> PyErr {
-    use lstmrt::Error as E;
-    let class = match &e {
-        E::Io { .. } => "ReadError",
-        E::Format(_) => "FileError",
-        E::Isa(_) | E::Unsupported { .. } => "UnsupportedError",
-        E::Shape { .. } | E::Batch { .. } => "ShapeError",
-        E::BadLengths { .. } => "LengthsError",
-        E::StateMismatch { .. } | E::BadState { .. } => "StateError",
-        E::Stream { .. } => "StreamError",
-        E::UnknownToken { .. } | E::BadTokenId { .. } => "TokenError",
-        E::OutOfMemory { .. } => "OutOfMemoryError",
-        _ => "Error",
+    use lstmrt::ErrorKind as K;
+    // Every kind named: a new one does not compile until it has a class.
+    let class = match e.kind() {
+        K::Io => "ReadError",
+        K::Format => "FileError",
+        K::Isa | K::Unsupported => "UnsupportedError",
+        K::Shape | K::Batch => "ShapeError",
+        K::BadLengths => "LengthsError",
+        K::StateMismatch | K::BadState => "StateError",
+        K::Stream => "StreamError",
+        K::UnknownToken | K::BadTokenId => "TokenError",
+        K::OutOfMemory => "OutOfMemoryError",
+        K::NotFinite => "NotFiniteError",
     };
     raise(py, class, e.to_string())
 }

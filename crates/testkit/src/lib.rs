@@ -10,6 +10,9 @@ use lstmrt_import::pytorch;
 
 pub mod alloc;
 pub mod fuzz;
+pub mod tiers;
+
+pub use tiers::{Int8Kernels, rel_diff};
 
 /// The repository's root folder.
 pub fn repo_root() -> PathBuf {

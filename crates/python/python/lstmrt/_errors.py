@@ -52,3 +52,7 @@ class ConvertError(Error, ValueError):
 class OutOfMemoryError(Error, MemoryError):
     """The sizes asked for (a batch, streams) need more memory than the
     process can allocate; the message says how much and for what."""
+
+
+class NotFiniteError(Error, ValueError):
+    """An input value is NaN or infinite (the message names which)."""

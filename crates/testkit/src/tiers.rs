@@ -1,0 +1,111 @@
+//! One test frame for every kernel tier and every int8 product, as tract
+//! stamps its kernel tests onto each kernel: a test written once as a
+//! function of the tier ([`per_tier!`]) or of the int8 product
+//! ([`per_int8_form!`]) becomes one `#[test]` per tier or product, named
+//! after it (`avx512::every_tier_matches_the_reference_in_f32`,
+//! `int8_avx2_maddubs::...`), each skipped with a printed reason where this
+//! CPU cannot run it. No test depends on `LSTMRT_ISA` or `LSTMRT_INT8_DOT`:
+//! every tier and product runs in one `cargo test`.
+
+use lstmrt::{Int8Dot, Isa, Model};
+
+/// Runs `test` on tier `isa`, or says why this CPU cannot (and passes).
+pub fn on_tier(isa: Isa, test: impl FnOnce(Isa)) {
+    match isa.unavailable_reason() {
+        None => test(isa),
+        Some(why) => eprintln!("skipped on the {isa} tier: {why}"),
+    }
+}
+
+/// The kernels an int8 test runs on: a product and the tier it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int8Kernels {
+    pub isa: Isa,
+    pub dot: Int8Dot,
+}
+
+impl Int8Kernels {
+    /// `model` on these kernels.
+    pub fn apply(self, model: Model) -> Model {
+        model.with_isa(self.isa).unwrap().with_int8_dot(self.dot).unwrap()
+    }
+}
+
+impl std::fmt::Display for Int8Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} tier)", self.dot, self.isa)
+    }
+}
+
+/// Runs `test` with int8 product `dot`, or says why this CPU cannot.
+pub fn on_int8_form(dot: Int8Dot, test: impl FnOnce(Int8Kernels)) {
+    if dot.available() {
+        test(Int8Kernels { isa: dot.isa(), dot })
+    } else {
+        eprintln!("skipped with the {dot} int8 product: this CPU cannot run it");
+    }
+}
+
+/// Stamps each `fn name(isa: Isa) { ... }` onto every tier: a module per
+/// tier (`scalar`, `wide`, `avx2`, `avx512`, `amx`) holding a `#[test] fn
+/// name()` that runs it there or says why it cannot.
+#[macro_export]
+macro_rules! per_tier {
+    ($($(#[$attr:meta])* fn $name:ident($isa:ident: Isa) $body:block)+) => {
+        $($(#[$attr])* fn $name($isa: lstmrt::Isa) $body)+
+        $crate::per_tier!(@stamp [[scalar Scalar] [wide Wide] [avx2 Avx2] [avx512 Avx512] [amx Amx]] [$($name)+]);
+    };
+    (@stamp [[$m:ident $v:ident] $($rest:tt)*] [$($name:ident)+]) => {
+        mod $m {
+            $(#[test]
+            fn $name() {
+                $crate::tiers::on_tier(lstmrt::Isa::$v, super::$name)
+            })+
+        }
+        $crate::per_tier!(@stamp [$($rest)*] [$($name)+]);
+    };
+    (@stamp [] [$($name:ident)+]) => {};
+}
+
+/// Stamps each `fn name(k: Int8Kernels) { ... }` onto every int8 product:
+/// a module per product (`int8_scalar`, `int8_portable`, `int8_avx2_maddubs`,
+/// `int8_avx_vnni`, `int8_avx512_maddubs`, `int8_avx512_vnni`, `int8_amx`,
+/// `int8_amx_emulated`), each test run with it or saying why it cannot.
+#[macro_export]
+macro_rules! per_int8_form {
+    ($($(#[$attr:meta])* fn $name:ident($k:ident: Int8Kernels) $body:block)+) => {
+        $($(#[$attr])* fn $name($k: $crate::tiers::Int8Kernels) $body)+
+        $crate::per_int8_form!(@stamp [[int8_scalar Scalar] [int8_portable Portable] [int8_avx2_maddubs Avx2Maddubs]
+            [int8_avx_vnni AvxVnni] [int8_avx512_maddubs Avx512Maddubs] [int8_avx512_vnni Avx512Vnni]
+            [int8_amx Amx] [int8_amx_emulated AmxEmulated]] [$($name)+]);
+    };
+    (@stamp [[$m:ident $v:ident] $($rest:tt)*] [$($name:ident)+]) => {
+        mod $m {
+            $(#[test]
+            fn $name() {
+                $crate::tiers::on_int8_form(lstmrt::Int8Dot::$v, super::$name)
+            })+
+        }
+        $crate::per_int8_form!(@stamp [$($rest)*] [$($name)+]);
+    };
+    (@stamp [] [$($name:ident)+]) => {};
+}
+
+/// The relative difference `max |a - b| / max(1, max |b|)`; infinite when
+/// the lengths differ or either holds NaN, so a comparison `d <= tol` fails
+/// on NaN (the one comparison the tests share).
+pub fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    let scale = b.iter().fold(1.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+    let mut worst = 0.0f32;
+    for (x, y) in a.iter().zip(b) {
+        let d = (x - y).abs();
+        if d.is_nan() {
+            return f32::INFINITY;
+        }
+        worst = worst.max(d);
+    }
+    worst / scale
+}
