@@ -140,6 +140,10 @@ impl Simd for Avx2 {
     }
 }
 
+impl crate::blocking::Tier for Avx2 {
+    type Blocking = crate::blocking::FewRegisters;
+}
+
 /// The int8 product without VNNI: `vpmaddubsw` on `q >> 1` and `q & 1`
 /// separately (each i16 pair sum stays within ±2 * 127 * 128 < 2^15, where
 /// `255 * 127 * 2` would saturate), then `vpmaddwd` by 2 and by 1 into i32.

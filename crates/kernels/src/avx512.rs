@@ -118,6 +118,11 @@ impl Simd for Avx512 {
     }
 }
 
+/// 32 vector registers: tall blocks of 6 rows.
+impl crate::blocking::Tier for Avx512 {
+    type Blocking = crate::blocking::ManyRegisters;
+}
+
 /// The int8 product without VNNI: as `avx2::Avx2Maddubs`, on 512-bit vectors.
 #[derive(Clone, Copy)]
 pub(crate) struct Avx512Maddubs;

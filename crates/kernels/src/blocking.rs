@@ -13,13 +13,18 @@ use crate::microkernel::{accumulate_rows, widen};
 use crate::simd::{LANES, Simd, Weight};
 use crate::step::{GatesFinish, Pass, StepCtx};
 
+/// Rows of the tallest register block of the many-register tiers: below
+/// this many rows a step of a batch is cheaper fused with its input
+/// projection (`lstmrt`'s engine reads it too).
+pub const ROW_BLOCK: usize = 6;
+
 /// Rows in the next register block when `left` rows remain (many-register
-/// tiers): 6, then pairs (8 independent FMA chains keep both FMA ports busy,
+/// tiers): [`ROW_BLOCK`], then pairs (8 independent FMA chains keep both FMA ports busy,
 /// where a single row's 4 chains would wait on the FMA latency), then 1.
 #[inline(always)]
 pub(crate) fn block_height(left: usize) -> usize {
     match left {
-        6.. => 6,
+        ROW_BLOCK.. => ROW_BLOCK,
         2..=5 => 2,
         _ => 1,
     }
@@ -82,24 +87,6 @@ pub(crate) trait Tier: Simd {
     type Blocking: Blocking;
 }
 
-impl Tier for crate::scalar::Scalar {
-    type Blocking = FewRegisters;
-}
-
-impl Tier for crate::portable::Wide {
-    type Blocking = FewRegisters;
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Tier for crate::avx2::Avx2 {
-    type Blocking = FewRegisters;
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Tier for crate::avx512::Avx512 {
-    type Blocking = ManyRegisters;
-}
-
 /// How a tier blocks rows and panels into registers. A trait (picked by
 /// [`Tier::Blocking`]) rather than a branch on a constant, so each tier
 /// instantiates only the block shapes it uses.
@@ -147,10 +134,12 @@ pub(crate) unsafe fn blocked_recurrence<S: Tier, W: Weight, const TALL: bool>(
             while r < rows.end {
                 let n = if TALL { block_height(rows.end - r) } else { 1 };
                 match (widened, n) {
-                    (true, 6) => ctx.add_hidden_block::<S, f32, 6>(r, p, ks.clone(), wide.cast_const(), stride),
+                    (true, ROW_BLOCK) => {
+                        ctx.add_hidden_block::<S, f32, ROW_BLOCK>(r, p, ks.clone(), wide.cast_const(), stride)
+                    }
                     (true, 2) => ctx.add_hidden_block::<S, f32, 2>(r, p, ks.clone(), wide.cast_const(), stride),
                     (true, _) => ctx.add_hidden_block::<S, f32, 1>(r, p, ks.clone(), wide.cast_const(), stride),
-                    (false, 6) => ctx.add_hidden_block::<S, W, 6>(r, p, ks.clone(), src, stride),
+                    (false, ROW_BLOCK) => ctx.add_hidden_block::<S, W, ROW_BLOCK>(r, p, ks.clone(), src, stride),
                     (false, 2) => ctx.add_hidden_block::<S, W, 2>(r, p, ks.clone(), src, stride),
                     (false, _) => ctx.add_hidden_block::<S, W, 1>(r, p, ks.clone(), src, stride),
                 }
@@ -191,7 +180,7 @@ impl Blocking for ManyRegisters {
     ) {
         // SAFETY: forwarded; every block lies inside rows x panels.
         unsafe {
-            if rows.len() >= 6 {
+            if rows.len() >= ROW_BLOCK {
                 let blocked = ctx.blockable::<P>();
                 for i in 0..panels.len() {
                     let p = panels.start + ctx.in_step_order(panels.len(), i);
@@ -230,7 +219,7 @@ impl Blocking for ManyRegisters {
                 while r < rows {
                     let n = block_height(rows - r);
                     match n {
-                        6 => gemm_block::<S, W, 6, G>(g, r, p),
+                        ROW_BLOCK => gemm_block::<S, W, ROW_BLOCK, G>(g, r, p),
                         2 => gemm_block::<S, W, 2, G>(g, r, p),
                         _ => gemm_block::<S, W, 1, G>(g, r, p),
                     }
@@ -254,7 +243,7 @@ impl Blocking for ManyRegisters {
                     let outs = |n: usize| out.add((r + n) * out_stride + p * per_k);
                     let xs = |n: usize| x.add((r + n) * x_stride + k0);
                     match block {
-                        6 => accumulate_rows::<S, f32, 6, G>(
+                        ROW_BLOCK => accumulate_rows::<S, f32, ROW_BLOCK, G>(
                             std::array::from_fn(outs),
                             init,
                             wide.cast_const(),
@@ -319,6 +308,37 @@ impl Blocking for FewRegisters {
     }
 }
 
+/// Each pass's walk over rows x panels: the tier's strategy.
+impl<W: Weight> StepCtx<'_, '_, W> {
+    /// Walks rows x panels in the register blocks of the tier.
+    #[inline(always)]
+    pub(crate) unsafe fn for_blocks<S: Tier, P: Pass>(&self, rows: Range<usize>, panels: Range<usize>) {
+        // SAFETY: the caller's: `rows` and `panels` lie inside this step's
+        // buffers and weights, and no other thread writes them.
+        unsafe { S::Blocking::for_blocks::<S, W, P>(self, rows, panels) }
+    }
+
+    /// Panel `p` of every row, 6 rows at a time.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
+    pub(crate) unsafe fn row_blocks<S: Tier, P: Pass>(&self, rows: Range<usize>, p: usize) {
+        // SAFETY: the caller's: `rows` and panel `p` exist; every block
+        // below stays inside `rows`.
+        unsafe {
+            let mut r = rows.start;
+            while r < rows.end {
+                let n = block_height(rows.end - r);
+                match n {
+                    ROW_BLOCK => P::block::<S, W, ROW_BLOCK, 1>(self, r, p),
+                    2 => P::block::<S, W, 2, 1>(self, r, p),
+                    _ => P::block::<S, W, 1, 1>(self, r, p),
+                }
+                r += n;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,7 +368,7 @@ mod tests {
             let (mut left, mut ones) = (rows, 0);
             while left > 0 {
                 let h = block_height(left);
-                assert!(h <= left && matches!(h, 6 | 2 | 1));
+                assert!(h <= left && matches!(h, ROW_BLOCK | 2 | 1));
                 ones += usize::from(h == 1);
                 left -= h;
             }

@@ -15,15 +15,14 @@
 
 use lstmrt_format::CellKind;
 
-use crate::blocking::Tier;
 use crate::microkernel::{accumulate, load_panels};
-use crate::simd::{LANES, Weight, clamp, relu, sigmoid, tanh};
+use crate::simd::{LANES, Simd, Weight, clamp, relu, sigmoid, tanh};
 use crate::step::StepCtx;
 
 impl<W: Weight> StepCtx<'_, '_, W> {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn lstm<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
+    pub(crate) unsafe fn lstm<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
         // SAFETY: rows and panels exist; the state buffers are padded to whole panels.
         unsafe {
             let mut acc = self.input_part::<S, R, Q, 4>(r0, p0);
@@ -38,7 +37,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn projection<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    pub(crate) unsafe fn projection<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         // SAFETY: `w_hr` is present in this phase; rows and output panels exist.
         unsafe {
             let w = self.k.w_hr.as_ref().expect("projection phase only with w_hr");
@@ -51,7 +50,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
 
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn rnn<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
+    pub(crate) unsafe fn rnn<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize, add_hidden: bool) {
         // SAFETY: rows and panels exist.
         unsafe {
             let mut acc = self.input_part::<S, R, Q, 1>(r0, p0);
@@ -67,7 +66,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// GRU, PyTorch form: `n = tanh(x_n + r (W_hn h + b_hn))`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn gru<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    pub(crate) unsafe fn gru<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         // SAFETY: rows and panels exist.
         unsafe {
             let x = self.input_part::<S, R, Q, 3>(r0, p0);
@@ -88,7 +87,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// pass's broadcast) in `io.r` and `z` in `io.c`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn gru_reset_gates<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    pub(crate) unsafe fn gru_reset_gates<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         // SAFETY: rows and panels exist; this form always has a precomputed source.
         unsafe {
             let x = self.input_part::<S, R, Q, 3>(r0, p0);
@@ -108,7 +107,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// GRU, ONNX form, second pass: `n = tanh(x_n + W_hn (r h) + b_hn)`, `h'`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn gru_candidate<S: Tier, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
+    pub(crate) unsafe fn gru_candidate<S: Simd, const R: usize, const Q: usize>(&self, r0: usize, p0: usize) {
         // SAFETY: rows and panels exist; `io.r` holds `r h` of every panel (synced).
         unsafe {
             let x = self.input_part::<S, R, Q, 3>(r0, p0);
@@ -125,7 +124,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
 
 /// The first two gates (`r`, `z`) of a GRU block's three.
 #[inline(always)]
-pub(crate) fn first_two<S: Tier, const R: usize, const Q: usize>(x: &[[[S::V; 3]; Q]; R]) -> [[[S::V; 2]; Q]; R] {
+pub(crate) fn first_two<S: Simd, const R: usize, const Q: usize>(x: &[[[S::V; 3]; Q]; R]) -> [[[S::V; 2]; Q]; R] {
     std::array::from_fn(|r| std::array::from_fn(|q| [x[r][q][0], x[r][q][1]]))
 }
 
@@ -134,7 +133,7 @@ pub(crate) fn first_two<S: Tier, const R: usize, const Q: usize>(x: &[[[S::V; 3]
 impl<W> StepCtx<'_, '_, W> {
     /// GRU's `b_h` (`0, 0, b_hn`) as the starting value of the hidden part.
     #[inline(always)]
-    pub(crate) unsafe fn bias_h_part<S: Tier, const R: usize, const Q: usize, const G: usize>(
+    pub(crate) unsafe fn bias_h_part<S: Simd, const R: usize, const Q: usize, const G: usize>(
         &self,
         p0: usize,
     ) -> [[[S::V; G]; Q]; R] {
@@ -150,7 +149,7 @@ impl<W> StepCtx<'_, '_, W> {
 
     /// GRU's `b_hn` alone, the starting value of `W_hn (r h)`.
     #[inline(always)]
-    pub(crate) unsafe fn b_hn_part<S: Tier, const R: usize, const Q: usize>(&self, p0: usize) -> [[[S::V; 1]; Q]; R] {
+    pub(crate) unsafe fn b_hn_part<S: Simd, const R: usize, const Q: usize>(&self, p0: usize) -> [[[S::V; 1]; Q]; R] {
         // SAFETY: panels p0..p0+Q of 3 gates exist in `bias_h`.
         unsafe {
             let b = self.k.bias_h.as_ptr();
@@ -160,7 +159,7 @@ impl<W> StepCtx<'_, '_, W> {
 
     /// LSTM: gates, `c'`, and `h'` (or `o tanh(c')` before a projection).
     #[inline(always)]
-    pub(crate) unsafe fn lstm_finish<S: Tier, const R: usize, const Q: usize>(
+    pub(crate) unsafe fn lstm_finish<S: Simd, const R: usize, const Q: usize>(
         &self,
         acc: &[[[S::V; 4]; Q]; R],
         r0: usize,
@@ -212,7 +211,7 @@ impl<W> StepCtx<'_, '_, W> {
 
     /// LSTM projection: the summed `W_hr (o tanh(c'))` is `h'`.
     #[inline(always)]
-    pub(crate) unsafe fn projection_finish<S: Tier, const R: usize, const Q: usize>(
+    pub(crate) unsafe fn projection_finish<S: Simd, const R: usize, const Q: usize>(
         &self,
         acc: &[[[S::V; 1]; Q]; R],
         r0: usize,
@@ -230,7 +229,7 @@ impl<W> StepCtx<'_, '_, W> {
 
     /// RNN: `h' = tanh(a)` or `max(a, 0)`.
     #[inline(always)]
-    pub(crate) unsafe fn rnn_finish<S: Tier, const R: usize, const Q: usize>(
+    pub(crate) unsafe fn rnn_finish<S: Simd, const R: usize, const Q: usize>(
         &self,
         acc: &[[[S::V; 1]; Q]; R],
         r0: usize,
@@ -255,7 +254,7 @@ impl<W> StepCtx<'_, '_, W> {
     /// GRU, PyTorch form, from the input part `x` and the hidden part `hg`
     /// (`W_h h + b_h`).
     #[inline(always)]
-    pub(crate) unsafe fn gru_finish<S: Tier, const R: usize, const Q: usize>(
+    pub(crate) unsafe fn gru_finish<S: Simd, const R: usize, const Q: usize>(
         &self,
         x: &[[[S::V; 3]; Q]; R],
         hg: &[[[S::V; 3]; Q]; R],
@@ -293,7 +292,7 @@ impl<W> StepCtx<'_, '_, W> {
 
     /// GRU, ONNX form, first pass, from `r` and `z`'s summed pre-activations.
     #[inline(always)]
-    pub(crate) unsafe fn gru_reset_finish<S: Tier, const R: usize, const Q: usize>(
+    pub(crate) unsafe fn gru_reset_finish<S: Simd, const R: usize, const Q: usize>(
         &self,
         acc: &[[[S::V; 2]; Q]; R],
         r0: usize,
@@ -321,7 +320,7 @@ impl<W> StepCtx<'_, '_, W> {
     /// GRU, ONNX form, second pass, from the input part `x` and the summed
     /// `W_hn (r h) + b_hn`.
     #[inline(always)]
-    pub(crate) unsafe fn gru_candidate_finish<S: Tier, const R: usize, const Q: usize>(
+    pub(crate) unsafe fn gru_candidate_finish<S: Simd, const R: usize, const Q: usize>(
         &self,
         x: &[[[S::V; 3]; Q]; R],
         acc: &[[[S::V; 1]; Q]; R],

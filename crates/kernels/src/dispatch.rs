@@ -14,7 +14,7 @@ use crate::portable::Wide;
 use crate::probe::{fma_generic, read_generic};
 use crate::scalar::Scalar;
 use crate::simd::Weight;
-use crate::{gemm, step};
+use crate::{drive, gemm};
 use lstmrt_format::{CellKind, DType};
 
 /// A packed matrix as stored in the model: bytes, element type and shape.
@@ -170,7 +170,7 @@ macro_rules! steps_for {
             unsafe {
                 let _ftz = FlushDenormals::new();
                 let (rows, panels, proj) = (c.rows.clone(), c.panels.clone(), c.proj_panels.clone());
-                step::run_steps::<S, $w>(&c.layer.typed(), c.io, c.job, rows, panels, proj, c.wide, c.sync)
+                drive::run_steps::<S, $w>(&c.layer.typed(), c.io, c.job, rows, panels, proj, c.wide, c.sync)
             }
         }
     };
@@ -189,11 +189,11 @@ unsafe fn gemm_generic<S: Tier>(c: &GemmCall) {
         let _ftz = FlushDenormals::new();
         let p = c.panels.clone();
         match c.w.dtype {
-            DType::F32 => gemm::gemm::<S, f32>(&c.typed(), p),
+            DType::F32 => drive::gemm::<S, f32>(&c.typed(), p),
             #[cfg(not(target_family = "wasm"))]
-            DType::F16 => gemm::gemm::<S, f16>(&c.typed(), p),
+            DType::F16 => drive::gemm::<S, f16>(&c.typed(), p),
             #[cfg(not(target_family = "wasm"))]
-            DType::BF16 => gemm::gemm::<S, bf16>(&c.typed(), p),
+            DType::BF16 => drive::gemm::<S, bf16>(&c.typed(), p),
             #[cfg(target_family = "wasm")]
             DType::F16 | DType::BF16 => unreachable!("{WASM_HALF}"),
             DType::I8 => unreachable!("int8 GEMMs go through gemm_int8"),
@@ -272,6 +272,9 @@ const WASM_INT8: &str = "a wasm build keeps int8 weights as their f32 values whe
 /// sized for the layer (see `engine`), and threads sharing them must cover
 /// disjoint rows or panels and synchronise through `sync`.
 pub unsafe fn run_steps(isa: Isa, dot: Int8Dot, c: &StepsCall<'_, '_>) {
+    // WebAssembly has no int8 kernels (weights are f32 by then).
+    #[cfg(target_family = "wasm")]
+    let _ = dot;
     // SAFETY: this function's contract (the tier and product are
     // available, the buffers sized), which each entry point states again.
     unsafe {
@@ -304,6 +307,9 @@ tiered! {
 /// floats; for int8 weights `q8` must be this thread's buffer of
 /// [`crate::int8_buffer_bytes`] bytes for inputs of `w.k` values.
 pub unsafe fn gemm(isa: Isa, dot: Int8Dot, c: &GemmCall<'_>) {
+    // WebAssembly has no int8 kernels (weights are f32 by then).
+    #[cfg(target_family = "wasm")]
+    let _ = dot;
     // SAFETY: this function's contract (the tier and product are
     // available, the buffers sized), which each entry point states again.
     unsafe {

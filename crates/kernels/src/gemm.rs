@@ -1,5 +1,7 @@
-//! The input projection of many timesteps at once: `out = bias + x W_ih^T`
-//! over packed panels, in the register blocks of the tier ([`crate::blocking`]).
+//! The input projection of many timesteps at once, `out = bias + x W_ih^T`
+//! over packed panels: its operands ([`Gemm`]) and register blocks. The
+//! tier's blocking strategy (`crate::blocking`) walks the blocks; the entry
+//! point is `crate::drive::gemm`.
 
 // Register blocks are indexed [row][panel][gate]; index loops over the const
 // bounds read like the math.
@@ -7,11 +9,9 @@
 
 use std::ops::Range;
 
-use crate::blocking::Blocking;
-use crate::blocking::Tier;
 use crate::microkernel::accumulate;
 use crate::operands::Panels;
-use crate::simd::{LANES, Weight};
+use crate::simd::{LANES, Simd, Weight};
 
 /// The operands every level of one GEMM shares: `out[row] = bias + W x[row]`
 /// for rows `0..rows`, `W` packed in panels.
@@ -39,38 +39,9 @@ impl<W> Gemm<'_, W> {
     }
 }
 
-/// `out[row][p][g][:] = bias[p][g][:] + Σ_k x[row][k] W[p][k][g][:]` for panels
-/// `panels` and every row: the input projection of many timesteps at once.
-#[inline(always)]
-pub(crate) unsafe fn gemm<S: Tier, W: Weight>(g: &Gemm<'_, W>, panels: Range<usize>) {
-    // SAFETY: the caller guarantees the sizes documented on `Gemm`.
-    unsafe {
-        match g.w.gates {
-            4 => gemm_g::<S, W, 4>(g, panels),
-            3 => gemm_g::<S, W, 3>(g, panels),
-            _ => gemm_g::<S, W, 1>(g, panels),
-        }
-    }
-}
-
-#[inline(always)]
-unsafe fn gemm_g<S: Tier, W: Weight, const G: usize>(g: &Gemm<'_, W>, panels: Range<usize>) {
-    // f16/bf16 weights are converted as they are loaded here, once per block
-    // of rows: for few rows that is cheaper than widening them into a buffer.
-    if G == 1 && (std::mem::size_of::<W>() == 4 || g.rows <= ONE_GATE_CONVERTED_ROWS) {
-        // SAFETY: as for `gemm`.
-        unsafe { one_gate::<S, W>(g, panels) };
-        return;
-    }
-    for p in panels {
-        // SAFETY: as for `gemm`.
-        unsafe { S::Blocking::gemm_panel::<S, W, G>(g, p) };
-    }
-}
-
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline(never))]
-pub(crate) unsafe fn gemm_block<S: Tier, W: Weight, const R: usize, const G: usize>(
+pub(crate) unsafe fn gemm_block<S: Simd, W: Weight, const R: usize, const G: usize>(
     g: &Gemm<'_, W>,
     r0: usize,
     p: usize,
@@ -99,16 +70,16 @@ pub(crate) unsafe fn gemm_block<S: Tier, W: Weight, const R: usize, const G: usi
 
 /// Rows up to which a one-gate GEMM of f16/bf16 weights converts them at
 /// every load rather than widening them once into a buffer.
-const ONE_GATE_CONVERTED_ROWS: usize = 8;
+pub(crate) const ONE_GATE_CONVERTED_ROWS: usize = 8;
 
 /// One-gate matrices (the stages' convolutions, the projection): a panel
 /// has one accumulator per row, so rows alone leave the FMAs waiting on each
 /// other's latency at few rows. Blocks of several panels give every row
 /// 2-8 independent sums (many-register tiers: up to 4 rows x 4 panels, or
 /// 1 x 8; others up to 2 x 2). Each output is still one sum over k in order.
+/// `many`: the tier has many registers ([`crate::blocking::Blocking::TALL`]).
 #[inline(always)]
-unsafe fn one_gate<S: Tier, W: Weight>(g: &Gemm<'_, W>, panels: Range<usize>) {
-    let many = <S::Blocking as crate::blocking::Blocking>::TALL;
+pub(crate) unsafe fn one_gate<S: Simd, W: Weight>(g: &Gemm<'_, W>, panels: Range<usize>, many: bool) {
     let mut p = panels.start;
     // SAFETY: every block stays inside `rows` and `panels`.
     unsafe {
@@ -152,7 +123,7 @@ unsafe fn one_gate<S: Tier, W: Weight>(g: &Gemm<'_, W>, panels: Range<usize>) {
 /// Rows `r0..r0+R` of panels `p0..p0+Q` of a one-gate matrix.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline(never))]
-unsafe fn gemm_panels<S: Tier, W: Weight, const R: usize, const Q: usize>(g: &Gemm<'_, W>, r0: usize, p0: usize) {
+unsafe fn gemm_panels<S: Simd, W: Weight, const R: usize, const Q: usize>(g: &Gemm<'_, W>, r0: usize, p0: usize) {
     let Gemm { w, bias, x, x_stride, out, .. } = *g;
     let out_stride = g.out_stride();
     // SAFETY: rows r0..r0+R exist in `x` and `out`; panels p0..p0+Q exist.

@@ -38,6 +38,7 @@ mod avx512;
 mod blocking;
 mod cells;
 pub mod dispatch;
+mod drive;
 mod gemm;
 mod int8;
 mod microkernel;
@@ -57,7 +58,7 @@ mod step;
 mod wasm;
 
 pub use aligned::AlignedVec;
-pub use blocking::WIDEN_BUFFER;
+pub use blocking::{ROW_BLOCK, WIDEN_BUFFER};
 pub use dispatch::{Activation, activation};
 pub use int8::Int8Dot;
 pub use int8::TILE_MIN_ROWS as INT8_TILE_MIN_ROWS;

@@ -99,3 +99,7 @@ impl Simd for Wide {
         pair(x, r, |x, r| x.is_nan().select(x, r))
     }
 }
+
+impl crate::blocking::Tier for Wide {
+    type Blocking = crate::blocking::FewRegisters;
+}

@@ -81,3 +81,7 @@ impl Simd for Scalar {
         zip(x, r, |x, r| if x.is_nan() { x } else { r })
     }
 }
+
+impl crate::blocking::Tier for Scalar {
+    type Blocking = crate::blocking::FewRegisters;
+}

@@ -1,5 +1,7 @@
-//! One timestep after another: the passes of a step over rows x panels, the
-//! step order, and the context every cell computation reads.
+//! The passes of one timestep ([`Pass`]: a register block of rows x panels
+//! each) and the context every cell computation reads ([`StepCtx`]). How a
+//! tier walks rows x panels in blocks is `crate::blocking`; the step order
+//! is `crate::drive`.
 // Register blocks are indexed [row][panel][gate] across several arrays at once;
 // index loops over the const bounds read like the math.
 #![allow(clippy::needless_range_loop)]
@@ -8,60 +10,9 @@ use std::ops::Range;
 
 use lstmrt_format::CellKind;
 
-use crate::blocking::Tier;
-use crate::blocking::{Blocking, block_height};
 use crate::microkernel::{accumulate, accumulate_rows, load_panels};
 use crate::operands::{Job, LayerKernel, Source, StepIo};
-use crate::simd::{LANES, Weight};
-
-/// Runs `job.steps` timesteps of one layer and direction for rows `rows` and
-/// panels `panels` (and projection panels `proj_panels`). `sync` is called
-/// wherever the next phase reads what other threads wrote (after each step,
-/// and between the gates and the projection); with one thread it does nothing.
-/// `wide` is this thread's [`crate::WIDEN_BUFFER`]-float buffer (f16/bf16
-/// weights; unused, and may be null, for f32).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn run_steps<S: Tier, W: Weight>(
-    k: &LayerKernel<'_, W>,
-    io: &StepIo,
-    job: &Job,
-    rows: Range<usize>,
-    panels: Range<usize>,
-    proj_panels: Range<usize>,
-    wide: *mut f32,
-    sync: &dyn Fn(),
-) {
-    let mut cur = job.cur;
-    for n in 0..job.steps {
-        let t = if job.reverse { job.steps - 1 - n } else { n };
-        let (h_prev, h_new) = (io.h[cur], io.h[cur ^ 1]);
-        let out_t = job.out.wrapping_add(t * job.out_step);
-        // Every other step walks the panels backwards: the panels a step
-        // read last are still in cache when the next one starts, where the
-        // same order every step would have evicted each before its reuse.
-        let backward = cur == 1;
-        let ctx = StepCtx { k, io, job, t, h_prev, h_new, out_t, backward, wide };
-        // SAFETY: buffers are sized by the engine for this layer; each thread
-        // writes only its rows x panels; `sync` orders cross-thread reads.
-        unsafe {
-            let onnx_gru = k.cell == CellKind::Gru && !k.linear_before_reset;
-            if onnx_gru {
-                ctx.for_blocks::<S, GruResetGates>(rows.clone(), panels.clone());
-                sync();
-                ctx.for_blocks::<S, GruCandidate>(rows.clone(), panels.clone());
-            } else {
-                ctx.for_blocks::<S, Gates>(rows.clone(), panels.clone());
-            }
-            if k.w_hr.is_some() {
-                sync();
-                ctx.for_blocks::<S, Projection>(rows.clone(), proj_panels.clone());
-            }
-        }
-        sync();
-        cur ^= 1;
-    }
-}
+use crate::simd::{LANES, Simd, Weight};
 
 /// One pass over rows x panels within a step. A type per pass (rather than
 /// an enum) so that each pass instantiates only its own block code: the
@@ -72,7 +23,7 @@ pub(crate) trait Pass {
     const BLOCKABLE: bool = false;
     /// Blocks of a single row take 4 panels (1-gate passes) rather than 2.
     const ONE_GATE: bool = false;
-    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(ctx: &StepCtx<'_, '_, W>, r0: usize, p0: usize);
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(ctx: &StepCtx<'_, '_, W>, r0: usize, p0: usize);
 }
 
 /// LSTM, RNN, GRU (PyTorch form): gates and state update, one pass.
@@ -89,7 +40,7 @@ pub(crate) struct Projection;
 impl Pass for Gates {
     const BLOCKABLE: bool = true;
     #[inline(always)]
-    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -108,7 +59,7 @@ impl Pass for Gates {
 
 impl Pass for GatesFinish {
     #[inline(always)]
-    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -126,7 +77,7 @@ impl Pass for GatesFinish {
 
 impl Pass for GruResetGates {
     #[inline(always)]
-    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -139,7 +90,7 @@ impl Pass for GruResetGates {
 impl Pass for GruCandidate {
     const ONE_GATE: bool = true;
     #[inline(always)]
-    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -152,7 +103,7 @@ impl Pass for GruCandidate {
 impl Pass for Projection {
     const ONE_GATE: bool = true;
     #[inline(always)]
-    unsafe fn block<S: Tier, W: Weight, const R: usize, const Q: usize>(
+    unsafe fn block<S: Simd, W: Weight, const R: usize, const Q: usize>(
         ctx: &StepCtx<'_, '_, W>,
         r0: usize,
         p0: usize,
@@ -194,7 +145,7 @@ impl<W> StepCtx<'_, '_, W> {
 
     /// The input part of `G` gates as the GEMM left it in `pre` (biases included).
     #[inline(always)]
-    pub(crate) unsafe fn pre_part<S: Tier, const R: usize, const Q: usize, const G: usize>(
+    pub(crate) unsafe fn pre_part<S: Simd, const R: usize, const Q: usize, const G: usize>(
         &self,
         ptr: *const f32,
         row_stride: usize,
@@ -215,7 +166,7 @@ impl<W> StepCtx<'_, '_, W> {
     /// Stores a finished `h` vector for (row, panel) to the padded buffer `dst`
     /// and, for the units that exist, to the output sequence.
     #[inline(always)]
-    pub(crate) unsafe fn emit<S: Tier>(
+    pub(crate) unsafe fn emit<S: Simd>(
         &self,
         dst: *mut f32,
         stride: usize,
@@ -248,40 +199,12 @@ impl<W: Weight> StepCtx<'_, '_, W> {
             && matches!(self.job.source, Source::Pre { .. })
     }
 
-    /// Walks rows x panels in the register blocks of the tier.
-    #[inline(always)]
-    pub(crate) unsafe fn for_blocks<S: Tier, P: Pass>(&self, rows: Range<usize>, panels: Range<usize>) {
-        // SAFETY: the caller's: `rows` and `panels` lie inside this step's
-        // buffers and weights, and no other thread writes them.
-        unsafe { S::Blocking::for_blocks::<S, W, P>(self, rows, panels) }
-    }
-
-    /// Panel `p` of every row, 6 rows at a time.
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn row_blocks<S: Tier, P: Pass>(&self, rows: Range<usize>, p: usize) {
-        // SAFETY: the caller's: `rows` and panel `p` exist; every block
-        // below stays inside `rows`.
-        unsafe {
-            let mut r = rows.start;
-            while r < rows.end {
-                let n = block_height(rows.end - r);
-                match n {
-                    6 => P::block::<S, W, 6, 1>(self, r, p),
-                    2 => P::block::<S, W, 2, 1>(self, r, p),
-                    _ => P::block::<S, W, 1, 1>(self, r, p),
-                }
-                r += n;
-            }
-        }
-    }
-
     /// `pre[t][rows][panel p] += Σ_{k in ks} h[rows][k] W_hh[p][k]` for `R` rows
     /// from row `r0`; `w` points at the weights of input index `ks.start`
     /// (in the panel, or a widened copy), consecutive indices `stride` apart.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn add_hidden_block<S: Tier, W2: Weight, const R: usize>(
+    pub(crate) unsafe fn add_hidden_block<S: Simd, W2: Weight, const R: usize>(
         &self,
         r0: usize,
         p: usize,
@@ -308,7 +231,7 @@ impl<W: Weight> StepCtx<'_, '_, W> {
     /// loaded from the GEMM output, or computed here from `x` and `W_ih`.
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
-    pub(crate) unsafe fn input_part<S: Tier, const R: usize, const Q: usize, const G: usize>(
+    pub(crate) unsafe fn input_part<S: Simd, const R: usize, const Q: usize, const G: usize>(
         &self,
         r0: usize,
         p0: usize,

@@ -135,3 +135,7 @@ impl Simd for Wasm {
         both(x, r, |x, r| v128_bitselect(x, r, f32x4_ne(x, x)))
     }
 }
+
+impl crate::blocking::Tier for Wasm {
+    type Blocking = crate::blocking::FewRegisters;
+}

@@ -12,7 +12,7 @@
 use lstmrt_format::panel as pack;
 use lstmrt_format::{Padding, Stage, StageActivation, StageKind, StageShape, StagesPlan};
 
-use crate::engine::{try_buffer, try_zeros};
+use crate::scratch::{try_buffer, try_zeros};
 use lstmrt_kernels::dispatch::{self, GemmCall};
 use lstmrt_kernels::{AlignedVec, WIDEN_BUFFER};
 
@@ -120,7 +120,7 @@ impl Model {
     /// [`Error::OutOfMemory`] rather than aborting when the memory cannot be had.
     pub fn new_chunk_state(&self, batch: usize) -> Result<ChunkState, Error> {
         let (plan, _) = self.chunk_plan()?;
-        crate::engine::check_batch(batch, "a chunk state")?;
+        crate::state::check_batch(batch, "a chunk state")?;
         let sizes = self.chunk_sizes(plan, batch);
         let n = batch as u64;
         let b = plan.buffers;

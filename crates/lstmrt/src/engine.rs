@@ -14,212 +14,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::Error;
 use crate::model::Model;
-use crate::state::{State, StateShape};
+use crate::scratch::{Rows, Scratch};
+use crate::state::{State, StateShape, check_batch};
 use crate::threads::share;
-use lstmrt_format::panel::{self as pack, LANES};
-use lstmrt_format::{Architecture, DType};
-use lstmrt_kernels::AlignedVec;
+use lstmrt_format::DType;
+use lstmrt_format::panel::LANES;
 use lstmrt_kernels::WIDEN_BUFFER;
 use lstmrt_kernels::dispatch::{self, GemmCall, StepsCall};
 use lstmrt_kernels::operands as body;
 
-/// Rows (timesteps x batch) of input projection computed per GEMM.
-const CHUNK_ROWS: usize = 128;
-
 /// Batches from this size on project a single step's input with the GEMM
 /// (the row-block height of the many-register kernels).
-const FUSED_MAX_BATCH: usize = 6;
-
-/// Kernel buffers of one state: padded `h`/`c` per layer and direction, and
-/// the GEMM output and inter-layer buffers of one chunk.
-#[derive(Debug, Clone)]
-pub(crate) struct Scratch {
-    /// Floats per row of the padded `h` buffers (P rounded up to 16).
-    h_stride: usize,
-    /// Floats per row of the padded `c`/`r` buffers (H rounded up to 16).
-    c_stride: usize,
-    /// `[slots][2][batch][h_stride]`: `h_{t-1}` and `h_t` of every layer and direction.
-    hbuf: AlignedVec<f32>,
-    /// `[slots][batch][c_stride]`
-    cbuf: AlignedVec<f32>,
-    /// `[slots][batch][c_stride]`
-    rbuf: AlignedVec<f32>,
-    /// `[chunk * batch][panels * G * 16]`: one chunk's input projection.
-    pre: AlignedVec<f32>,
-    /// `[2][chunk * batch][P]`: a unidirectional stack's inter-layer outputs.
-    mid: AlignedVec<f32>,
-    /// `[2][steps * batch][D * P]`: a bidirectional stack's inter-layer
-    /// sequences (grown to the longest sequence run).
-    seq: AlignedVec<f32>,
-    /// Timesteps per chunk.
-    chunk: usize,
-    /// Per slot, which of the two `h` buffers holds the latest `h`.
-    cur: Vec<usize>,
-    /// `[2][threads][WIDEN_BUFFER]`: where each thread running a kernel
-    /// widens f16/bf16 weights (two halves: the directions of a bidirectional
-    /// layer can run at once). Empty for f32 weights, which are read in place.
-    wide: AlignedVec<f32>,
-    /// `[2][threads][q8_part]` bytes: where each thread quantizes the
-    /// activations of int8 layers (halves as for `wide`). Empty otherwise.
-    q8: AlignedVec<u8>,
-    /// Bytes per thread of `q8` (0 unless the weights are int8).
-    q8_part: usize,
-    /// The weights' dtype, which decides `wide` and `q8`.
-    dtype: DType,
-    /// Whether `q8` has room for an int8 product's tiles.
-    tiles: bool,
-    threads: usize,
-}
-
-/// The elements of each buffer of a [`Scratch`], computed before anything is
-/// allocated (in `u64`, so a size no address space holds is refused rather
-/// than wrapped): what [`Model::state_bytes`] counts and `Scratch` allocates.
-struct ScratchSizes {
-    h_stride: usize,
-    c_stride: usize,
-    chunk: usize,
-    hbuf: u64,
-    cbuf: u64,
-    pre: u64,
-    mid: u64,
-    /// Bytes per thread of the int8 quantizing buffer.
-    q8_part: u64,
-}
-
-impl ScratchSizes {
-    fn of(arch: &Architecture, batch: usize, dtype: DType, tiles: bool) -> ScratchSizes {
-        let slots = (arch.layers() * arch.directions()) as u64;
-        let h_stride = pack::panels(arch.output_size()) * LANES;
-        let c_stride = pack::panels(arch.hidden()) * LANES;
-        let chunk = (CHUNK_ROWS / batch.max(1)).max(1);
-        let rows = (chunk * batch) as u64;
-        let pre_row = (pack::panels(arch.hidden()) * arch.cell.gates() * LANES) as u64;
-        let mid = if !arch.bidirectional && arch.layers() > 1 { 2 * rows * arch.output_size() as u64 } else { 0 };
-        let q8_part = if dtype == DType::I8 {
-            let k_in = (0..arch.layers()).map(|l| arch.layer_input_size(l)).max().unwrap_or(0);
-            let k_rec = arch.output_size().max(arch.hidden());
-            (lstmrt_kernels::int8_buffer_bytes(batch, k_in, k_rec, tiles) as u64).next_multiple_of(64)
-        } else {
-            0
-        };
-        let batch = batch as u64;
-        ScratchSizes {
-            h_stride,
-            c_stride,
-            chunk,
-            hbuf: slots * 2 * batch * h_stride as u64,
-            cbuf: slots * batch * c_stride as u64,
-            pre: arch.directions() as u64 * rows * pre_row,
-            mid,
-            q8_part,
-        }
-    }
-
-    /// Bytes of every buffer for `threads` threads (`cbuf` twice: `c` and `r`).
-    fn bytes(&self, dtype: DType, threads: usize) -> u64 {
-        let floats = self.hbuf + 2 * self.cbuf + self.pre + self.mid;
-        let wide = if matches!(dtype, DType::F16 | DType::BF16) { 2 * WIDEN_BUFFER as u64 } else { 0 };
-        let per_thread = wide * 4 + 2 * self.q8_part;
-        floats * 4 + per_thread * threads.max(1) as u64
-    }
-}
-
-/// A zeroed buffer of `len` elements, or [`Error::OutOfMemory`] naming `what`.
-pub(crate) fn try_buffer<T: bytemuck::Pod>(len: u64, what: &str) -> Result<AlignedVec<T>, Error> {
-    let bytes = len.saturating_mul(std::mem::size_of::<T>() as u64);
-    let oom = || Error::OutOfMemory { what: what.to_string(), bytes };
-    let len = usize::try_from(len).map_err(|_| oom())?;
-    AlignedVec::try_zeroed(len).map_err(|_| oom())
-}
-
-/// `len` zero floats in a `Vec`, or [`Error::OutOfMemory`] naming `what`.
-pub(crate) fn try_zeros(len: u64, what: &str) -> Result<Vec<f32>, Error> {
-    let oom = || Error::OutOfMemory { what: what.to_string(), bytes: len.saturating_mul(4) };
-    let n = usize::try_from(len).map_err(|_| oom())?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| oom())?;
-    v.resize(n, 0.0);
-    Ok(v)
-}
-
-impl Scratch {
-    /// The buffers of a state of `batch` rows, or an error if the memory
-    /// cannot be had.
-    pub(crate) fn try_new(arch: &Architecture, batch: usize, dtype: DType, tiles: bool) -> Result<Scratch, Error> {
-        let sizes = ScratchSizes::of(arch, batch, dtype, tiles);
-        let what = "the state's kernel buffers";
-        let mut scratch = Scratch {
-            h_stride: sizes.h_stride,
-            c_stride: sizes.c_stride,
-            hbuf: try_buffer(sizes.hbuf, what)?,
-            cbuf: try_buffer(sizes.cbuf, what)?,
-            rbuf: try_buffer(sizes.cbuf, what)?,
-            // Two halves for a bidirectional stack: its directions can run at once.
-            pre: try_buffer(sizes.pre, what)?,
-            mid: try_buffer(sizes.mid, what)?,
-            seq: AlignedVec::zeroed(0),
-            chunk: sizes.chunk,
-            cur: vec![0; arch.layers() * arch.directions()],
-            wide: AlignedVec::zeroed(0),
-            q8: AlignedVec::zeroed(0),
-            q8_part: 0,
-            dtype,
-            tiles,
-            threads: 1,
-        };
-        scratch.fit(arch, batch, dtype, tiles);
-        Ok(scratch)
-    }
-
-    /// Sizes the widening and quantizing buffers for `threads` threads.
-    pub(crate) fn set_threads(&mut self, threads: usize) {
-        self.threads = threads.max(1);
-        self.size_parts();
-    }
-
-    /// Sizes the per-thread buffers for weights of `dtype` and an int8
-    /// product with or without `tiles` (a no-op when the state was made by a
-    /// model of these, as `new_batch_state` does).
-    pub(crate) fn fit(&mut self, arch: &Architecture, batch: usize, dtype: DType, tiles: bool) {
-        self.dtype = dtype;
-        self.tiles = tiles;
-        self.q8_part = ScratchSizes::of(arch, batch, dtype, tiles).q8_part as usize;
-        self.size_parts();
-    }
-
-    fn size_parts(&mut self) {
-        let widened = matches!(self.dtype, DType::F16 | DType::BF16);
-        let need = if widened { 2 * self.threads * WIDEN_BUFFER } else { 0 };
-        if self.wide.len() != need {
-            self.wide = AlignedVec::zeroed(need);
-        }
-        let need = 2 * self.threads * self.q8_part;
-        if self.q8.len() != need {
-            self.q8 = AlignedVec::zeroed(need);
-        }
-    }
-
-    /// Makes room for bidirectional inter-layer sequences of `steps` steps
-    /// (the only buffer that depends on the sequence length).
-    pub(crate) fn reserve_sequence(&mut self, arch: &Architecture, batch: usize, steps: usize) {
-        if arch.bidirectional && arch.layers() > 1 {
-            let need = 2 * steps * batch * arch.sequence_output_size();
-            if self.seq.len() < need {
-                self.seq.resize(need);
-            }
-        }
-    }
-}
-
-/// Refuses a batch of no streams or of more than [`State::MAX_BATCH`].
-pub(crate) fn check_batch(batch: usize, what: &str) -> Result<(), Error> {
-    if batch == 0 || batch > State::MAX_BATCH {
-        return Err(Error::Batch {
-            reason: format!("{what} of {batch} streams: the batch must be 1 to {}", State::MAX_BATCH),
-        });
-    }
-    Ok(())
-}
+const FUSED_MAX_BATCH: usize = lstmrt_kernels::ROW_BLOCK;
 
 /// Where a layer's output goes: packed row `r` (see [`Schedule`]), unit `u`
 /// at `ptr[r*row + u]`.
@@ -334,8 +140,8 @@ impl Model {
         let arch = self.architecture();
         let shape = StateShape::of(arch, batch);
         let per_row = shape.slots * (shape.h_size + shape.c_size) + arch.sequence_output_size();
-        let sizes = ScratchSizes::of(arch, batch, self.dtype(), self.int8_dot().tiles());
-        per_row as u64 * batch as u64 * 4 + sizes.bytes(self.dtype(), threads)
+        let scratch = Scratch::bytes(arch, batch, self.dtype(), self.int8_dot().tiles(), threads);
+        per_row as u64 * batch as u64 * 4 + scratch
     }
 
     pub(crate) fn check_state(&self, state: &State) -> Result<(), Error> {
@@ -558,7 +364,7 @@ impl Model {
 
     /// Unidirectional stacks: chunk by chunk, each chunk through every layer
     /// (a `reverse` stack: from the last chunk, each read from its end).
-    /// A single step of fewer than 6 rows skips the GEMM and fuses `[x; h]` in one pass.
+    /// A single step of fewer than [`FUSED_MAX_BATCH`] rows skips the GEMM and fuses `[x; h]` in one pass.
     fn run_wavefront(&self, state: &mut State, xs: &[f32], schedule: Schedule<'_>, steps: usize, top: Dest) {
         let arch = self.architecture();
         let (batch, p) = (state.batch(), arch.output_size());
@@ -580,7 +386,10 @@ impl Model {
                 };
                 // SAFETY: `input` holds this chunk's packed rows of `in_width`,
                 // `dest` has room for them; the scratch is sized for this model.
-                unsafe { self.run_layer(state, layer, input, in_width, schedule, range.clone(), arch.reverse, dest) };
+                unsafe {
+                    let run = LayerRun { slot: layer, x: input, in_width, schedule, reverse: arch.reverse, dest };
+                    self.run_layer(state, run, range.clone())
+                };
                 input = dest.ptr;
                 in_width = p;
             }
@@ -619,12 +428,11 @@ impl Model {
                     let dest = base.at_row(first).offset(dir * p);
                     let x = in_ptr.get().0.wrapping_add(first * in_width);
                     let range = c0..steps.min(c0 + chunk);
+                    let run = LayerRun { slot: layer * dirs + dir, x, in_width, schedule, reverse: dir == 1, dest };
                     // SAFETY: as in `run_wavefront`; `seq` was reserved for
                     // `steps`; each direction has its own slot, GEMM buffer
                     // half, and half of every output row.
-                    bufs.cur = unsafe {
-                        self.run_segments(layer * dirs + dir, *bufs, pool, x, in_width, schedule, range, dir == 1, dest)
-                    };
+                    bufs.cur = unsafe { self.run_segments(run, *bufs, pool, range) };
                 }
             };
             let slots = [layer * dirs, layer * dirs + dirs - 1];
@@ -685,33 +493,20 @@ impl Model {
         }
     }
 
-    /// Runs the steps `range` of one layer and direction (`slot`) from packed
-    /// inputs `x` (the rows of those steps, `in_width` apart) into `dest`,
-    /// with the state's threads.
+    /// Runs the steps `range` of `run` with the state's threads.
     ///
     /// # Safety
     /// As for [`Model::run_segments`].
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn run_layer(
-        &self,
-        state: &mut State,
-        slot: usize,
-        x: *const f32,
-        in_width: usize,
-        schedule: Schedule<'_>,
-        range: Range<usize>,
-        reverse: bool,
-        dest: Dest,
-    ) {
-        let bufs = Self::slot_buffers(state, slot, 0);
+    unsafe fn run_layer(&self, state: &mut State, run: LayerRun<'_>, range: Range<usize>) {
+        let bufs = Self::slot_buffers(state, run.slot, 0);
         let pool = state.pool().map(|p| &**p);
         // SAFETY: `run_layer`'s contract, which is `run_segments`': `x`
         // holds the range's rows, `dest` has room for their outputs.
-        let cur = unsafe { self.run_segments(slot, bufs, pool, x, in_width, schedule, range, reverse, dest) };
-        state.scratch_mut().cur[slot] = cur;
+        let cur = unsafe { self.run_segments(run, bufs, pool, range) };
+        state.scratch_mut().cur[run.slot] = cur;
     }
 
-    /// Runs the steps `range` of layer-direction `slot`, in runs of steps
+    /// Runs the steps `range` of `run`'s layer-direction, in runs of steps
     /// with the same rows (one run for a plain batch). Returns which `h`
     /// buffer holds the latest `h`.
     ///
@@ -721,21 +516,16 @@ impl Model {
     /// into both buffers.
     ///
     /// # Safety
-    /// `x` must hold the packed rows of `range` (`in_width` floats each) and
-    /// `dest` have room for them; otherwise as for [`Model::run_slot`].
-    #[allow(clippy::too_many_arguments)]
+    /// `run.x` must hold the packed rows of `range` (`in_width` floats each)
+    /// and `run.dest` have room for them; otherwise as for [`Model::run_slot`].
     unsafe fn run_segments(
         &self,
-        slot: usize,
+        run: LayerRun<'_>,
         mut bufs: SlotBuffers,
         pool: Option<&crate::threads::Pool>,
-        x: *const f32,
-        in_width: usize,
-        schedule: Schedule<'_>,
         range: Range<usize>,
-        reverse: bool,
-        dest: Dest,
     ) -> usize {
+        let (schedule, reverse) = (run.schedule, run.reverse);
         let first = schedule.offset(range.start);
         let mut left = range.clone();
         while !left.is_empty() {
@@ -756,44 +546,29 @@ impl Model {
             bufs.io.batch = rows;
             let skip = schedule.offset(seg.start) - first;
             // SAFETY: forwarded; the segment's rows are within the caller's.
-            bufs.cur = unsafe {
-                self.run_slot(
-                    slot,
-                    bufs,
-                    pool,
-                    x.wrapping_add(skip * in_width),
-                    in_width,
-                    seg.len(),
-                    reverse,
-                    dest.at_row(skip),
-                )
-            };
+            bufs.cur = unsafe { self.run_slot(run.skip(skip), bufs, pool, seg.len()) };
         }
         bufs.cur
     }
 
-    /// Runs `steps` timesteps of layer-direction `slot` on `bufs`, splitting
+    /// Runs `steps` timesteps of `run`'s layer-direction on `bufs`, splitting
     /// the work across `pool` when that pays. Returns which `h` buffer holds
     /// the latest `h`.
     ///
     /// # Safety
-    /// `x` must hold `steps * batch * in_width` floats, `dest` must have room
-    /// for `steps` steps of `batch` rows of this layer's output, `bufs` must
-    /// be this slot's buffers with a GEMM buffer of at least `steps * batch`
-    /// rows, and nothing else may use them meanwhile.
-    #[allow(clippy::too_many_arguments)]
+    /// `run.x` must hold `steps * batch * in_width` floats, `run.dest` must
+    /// have room for `steps` steps of `batch` rows of this layer's output,
+    /// `bufs` must be this slot's buffers with a GEMM buffer of at least
+    /// `steps * batch` rows, and nothing else may use them meanwhile.
     unsafe fn run_slot(
         &self,
-        slot: usize,
+        run: LayerRun<'_>,
         bufs: SlotBuffers,
         pool: Option<&crate::threads::Pool>,
-        x: *const f32,
-        in_width: usize,
         steps: usize,
-        reverse: bool,
-        dest: Dest,
     ) -> usize {
-        let layer = self.layer_ref(slot);
+        let LayerRun { x, in_width, reverse, dest, .. } = run;
+        let layer = self.layer_ref(run.slot);
         let io = bufs.io;
         let batch = io.batch;
         let panels = layer.w_hh.panels;
@@ -887,6 +662,28 @@ impl Model {
             (_, Some(pool)) => pool.run(&work),
         }
         bufs.cur ^ (steps & 1)
+    }
+}
+
+/// What one call runs of one layer-direction: its packed input rows `x`
+/// (`in_width` floats each, the first at the call's first step), which
+/// rows run at each step (`schedule`), the direction, and where the
+/// outputs go.
+#[derive(Clone, Copy)]
+struct LayerRun<'a> {
+    /// Layer-direction (`layer * directions + direction`).
+    slot: usize,
+    x: *const f32,
+    in_width: usize,
+    schedule: Schedule<'a>,
+    reverse: bool,
+    dest: Dest,
+}
+
+impl LayerRun<'_> {
+    /// The same run from `rows` packed rows further on.
+    fn skip(self, rows: usize) -> Self {
+        LayerRun { x: self.x.wrapping_add(rows * self.in_width), dest: self.dest.at_row(rows), ..self }
     }
 }
 
@@ -984,102 +781,6 @@ impl Split {
             Split::Single => (0..batch, 0..panels, 0..proj),
             Split::Rows(n) => (share(batch, n, i), 0..panels, 0..proj),
             Split::Panels(n) => (0..batch, share(panels, n, i), share(proj, n, i)),
-        }
-    }
-}
-
-/// The buffers of a run with per-row lengths (see [`Schedule`]).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Packing {
-    /// The batch's rows, longest first (ties in batch order).
-    order: Vec<usize>,
-    /// Per step up to the longest length, the rows still running.
-    sizes: Vec<usize>,
-    /// Prefix sums of `sizes`.
-    offsets: Vec<usize>,
-    /// Packed inputs and outputs.
-    x: Vec<f32>,
-    out: Vec<f32>,
-}
-
-impl Packing {
-    fn plan(&mut self, lengths: &[usize]) {
-        self.order.clear();
-        self.order.extend(0..lengths.len());
-        self.order.sort_by_key(|&b| std::cmp::Reverse(lengths[b]));
-        let longest = lengths.iter().copied().max().unwrap_or(0);
-        self.sizes.clear();
-        // Lengths sorted longest first: step t runs the rows before the first one that is at most t long.
-        let sorted = |i: usize| lengths[self.order[i]];
-        let mut running = lengths.len();
-        for t in 0..longest {
-            while running > 0 && sorted(running - 1) <= t {
-                running -= 1;
-            }
-            self.sizes.push(running);
-        }
-        self.offsets.clear();
-        self.offsets.push(0);
-        for t in 0..longest {
-            self.offsets.push(self.offsets[t] + self.sizes[t]);
-        }
-    }
-}
-
-/// Which of a state's rows a run carries: scratch row `i < count` holds the
-/// state's row `map[i]` (row `i` without a map).
-#[derive(Clone, Copy)]
-pub(crate) struct Rows<'a> {
-    pub count: usize,
-    pub map: Option<&'a [usize]>,
-    /// Load `h` into both buffers of each slot, not only the current one.
-    pub both: bool,
-}
-
-impl Rows<'_> {
-    fn state_row(&self, i: usize) -> usize {
-        self.map.map_or(i, |m| m[i])
-    }
-}
-
-impl Scratch {
-    /// Copies a state's public `h`/`c` (`[slots, batch, P]`, `[slots, batch, H]`)
-    /// into the padded kernel buffers.
-    pub(crate) fn load_state(&mut self, arch: &Architecture, batch: usize, h: &[f32], c: &[f32], rows: Rows<'_>) {
-        let (p, hidden) = (arch.output_size(), arch.hidden());
-        let (hs, cs) = (self.h_stride, self.c_stride);
-        // Into the buffer `cur` names, which stays as it was: its parity also
-        // sets the kernels' panel order, which should keep alternating from one
-        // call to the next (see `body::run_steps`).
-        for slot in 0..self.cur.len() {
-            for i in 0..rows.count {
-                let b = rows.state_row(i);
-                let src = &h[(slot * batch + b) * p..][..p];
-                for buf in [self.cur[slot], self.cur[slot] ^ 1].into_iter().take(1 + rows.both as usize) {
-                    self.hbuf.as_mut_slice()[((slot * 2 + buf) * batch + i) * hs..][..p].copy_from_slice(src);
-                }
-                if arch.has_cell_state() {
-                    let src = &c[(slot * batch + b) * hidden..][..hidden];
-                    self.cbuf.as_mut_slice()[(slot * batch + i) * cs..][..hidden].copy_from_slice(src);
-                }
-            }
-        }
-    }
-
-    /// Copies the latest `h`/`c` from the kernel buffers back to a state's.
-    pub(crate) fn store_state(&self, arch: &Architecture, batch: usize, h: &mut [f32], c: &mut [f32], rows: Rows<'_>) {
-        let (p, hidden) = (arch.output_size(), arch.hidden());
-        let (hs, cs) = (self.h_stride, self.c_stride);
-        for slot in 0..self.cur.len() {
-            for i in 0..rows.count {
-                let b = rows.state_row(i);
-                let src = &self.hbuf.as_slice()[((slot * 2 + self.cur[slot]) * batch + i) * hs..][..p];
-                h[(slot * batch + b) * p..][..p].copy_from_slice(src);
-                if arch.has_cell_state() {
-                    let src = &self.cbuf.as_slice()[(slot * batch + i) * cs..][..hidden];
-                    c[(slot * batch + b) * hidden..][..hidden].copy_from_slice(src);
-                }
-            }
         }
     }
 }

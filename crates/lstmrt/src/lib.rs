@@ -41,6 +41,7 @@ mod error;
 mod model;
 pub mod reference;
 pub mod rng;
+mod scratch;
 mod state;
 mod streams;
 pub mod text;

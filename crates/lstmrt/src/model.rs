@@ -159,7 +159,7 @@ pub struct Model {
     dtype: DType,
     int8_activations: Int8Activations,
     /// The state every sequence starts from, when the file stores one.
-    initial: Option<crate::state::Initial>,
+    initial: Option<Initial>,
     /// The sizes of the stages, when the file has them.
     plan: Option<format::StagesPlan>,
     /// One entry per stage, front then back: `Some` for convolutions.
@@ -657,10 +657,10 @@ impl Model {
 
     /// The stored initial state, one row per layer and direction (zeros where
     /// a tensor is absent), if the file stores any.
-    fn read_initial(&self) -> Option<crate::state::Initial> {
+    fn read_initial(&self) -> Option<Initial> {
         let arch = self.architecture();
         let (p, hidden) = (arch.output_size(), if arch.has_cell_state() { arch.hidden() } else { 0 });
-        let mut initial = crate::state::Initial { h: Vec::new(), c: Vec::new() };
+        let mut initial = Initial { h: Vec::new(), c: Vec::new() };
         let mut any = false;
         for layer in 0..arch.layers() {
             for dir in 0..arch.directions() {
@@ -688,7 +688,7 @@ impl Model {
         self.initial.as_ref().map(|i| (i.h.as_slice(), i.c.as_slice()))
     }
 
-    pub(crate) fn initial(&self) -> Option<&crate::state::Initial> {
+    pub(crate) fn initial(&self) -> Option<&Initial> {
         self.initial.as_ref()
     }
 
@@ -696,4 +696,12 @@ impl Model {
     pub fn dtype(&self) -> DType {
         self.dtype
     }
+}
+
+/// The state every sequence of a model starts from (a file's stored initial
+/// state): `h` `[slots, P]`, `c` `[slots, H]` (empty unless LSTM).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Initial {
+    pub h: Vec<f32>,
+    pub c: Vec<f32>,
 }

@@ -2,8 +2,8 @@
 //! buffers a step needs, so stepping never allocates.
 
 use crate::Error;
-use crate::engine::{Packing, Rows, Scratch, try_zeros};
-use crate::model::Model;
+use crate::model::{Initial, Model};
+use crate::scratch::{Packing, Rows, Scratch, try_zeros};
 use lstmrt_format::{Architecture, CellKind};
 
 /// The sizes a state was made for; a state only runs on a model with the same.
@@ -29,14 +29,6 @@ impl StateShape {
             c_size: if arch.has_cell_state() { arch.hidden() } else { 0 },
         }
     }
-}
-
-/// The state every sequence of a model starts from (a file's stored initial
-/// state): `h` `[slots, P]`, `c` `[slots, H]` (empty unless LSTM).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Initial {
-    pub h: Vec<f32>,
-    pub c: Vec<f32>,
 }
 
 /// The recurrent state of one stream (or one batch of streams).
@@ -319,6 +311,16 @@ impl State {
 fn check_len(what: &'static str, got: usize, expected: usize) -> Result<(), Error> {
     if got != expected {
         return Err(Error::Shape { what, expected: expected.to_string(), got });
+    }
+    Ok(())
+}
+
+/// Refuses a batch of no streams or of more than [`State::MAX_BATCH`].
+pub(crate) fn check_batch(batch: usize, what: &str) -> Result<(), Error> {
+    if batch == 0 || batch > State::MAX_BATCH {
+        return Err(Error::Batch {
+            reason: format!("{what} of {batch} streams: the batch must be 1 to {}", State::MAX_BATCH),
+        });
     }
     Ok(())
 }

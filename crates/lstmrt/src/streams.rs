@@ -87,7 +87,7 @@ impl Model {
     /// of memory). Refuses a capacity outside that range, and returns
     /// [`Error::OutOfMemory`] rather than aborting when the memory cannot be had.
     pub fn new_stream_batch(&self, capacity: usize) -> Result<StreamBatch, Error> {
-        crate::engine::check_batch(capacity, "a stream batch")?;
+        crate::state::check_batch(capacity, "a stream batch")?;
         Ok(StreamBatch {
             state: self.new_batch_state(capacity)?,
             generation: vec![0; capacity],

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use crate::blocking::{Blocking, Tier, block_height};
+use crate::blocking::{Blocking, ROW_BLOCK, Tier, block_height};
 use crate::simd::{LANES, Simd};
 
 use super::dot::Dot8;
@@ -69,7 +69,7 @@ pub(crate) unsafe fn gemm_g<D: Dot8, const G: usize>(g: &Gemm8<'_>, panels: Rang
                         (true, true) => split_height(n - r),
                     };
                     match h {
-                        6 => gemm_block::<D, 6, G>(g, &x, b0, r, p),
+                        ROW_BLOCK => gemm_block::<D, ROW_BLOCK, G>(g, &x, b0, r, p),
                         3 => gemm_block::<D, 3, G>(g, &x, b0, r, p),
                         2 => gemm_block::<D, 2, G>(g, &x, b0, r, p),
                         _ => gemm_block::<D, 1, G>(g, &x, b0, r, p),

@@ -10,7 +10,7 @@ use std::ops::Range;
 use lstmrt_format::CellKind;
 use lstmrt_format::panel::K_GROUP;
 
-use crate::blocking::{Blocking, PanelCover, Tier, block_height};
+use crate::blocking::{Blocking, PanelCover, ROW_BLOCK, Tier, block_height};
 use crate::operands::{Job, LayerKernel, Source, StepIo};
 use crate::simd::{LANES, Simd};
 use crate::step::StepCtx;
@@ -288,7 +288,7 @@ pub(crate) unsafe fn for_blocks<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: R
                 let x = tile_sums::<D>(m, p, gate0, gates, &c.x, rows.clone());
                 panel_rows::<D, P>(&Ctx8 { x, ..*c }, rows.clone(), p);
             }
-        } else if tall && rows.len() >= 6 {
+        } else if tall && rows.len() >= ROW_BLOCK {
             for i in 0..panels.len() {
                 panel_rows::<D, P>(c, rows.clone(), panels.start + c.s.in_step_order(panels.len(), i));
             }
@@ -325,7 +325,7 @@ pub(crate) unsafe fn panel_rows<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: R
         // SAFETY: the block lies inside rows x {p} (the caller's).
         unsafe {
             match n {
-                6 => P::block::<D, 6, 1>(c, r, p),
+                ROW_BLOCK => P::block::<D, ROW_BLOCK, 1>(c, r, p),
                 3 => P::block::<D, 3, 1>(c, r, p),
                 2 => P::block::<D, 2, 1>(c, r, p),
                 _ => P::block::<D, 1, 1>(c, r, p),
