@@ -3,6 +3,7 @@
 //! embedding API: embedders use the `lstmrt` crate, which has none of this
 //! crate's dependencies (argument parsing, JSON).
 
+pub mod args;
 pub mod audio;
 pub mod bench;
 pub mod chunked;

@@ -147,7 +147,7 @@ fn f16_and_int8_variants_make_the_same_decisions() {
         let variant = Model::from_bytes(&writer.to_bytes().unwrap()).unwrap();
         let got = chunked::run_signal(&variant, &s.data, 1).unwrap();
         let agree = got.iter().zip(&want).filter(|(a, b)| (**a >= 0.5) == (**b >= 0.5)).count();
-        let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max = lstmrt_testkit::max_abs_diff(&got, &want);
         let stages = stages.map_or("default", |d| d.name());
         println!(
             "{} (stages {stages}): {agree}/{} decisions agree, max probability error {max:.2e}",

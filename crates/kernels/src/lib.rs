@@ -8,12 +8,14 @@
 //! `amx` is `avx512` plus Intel AMX tiles for the int8 products of many
 //! rows ([`amx`]): usable only once Linux grants the process tile state.
 //!
-//! The modules, bottom up: `simd` (the trait and the activations),
-//! `microkernel` (register blocks of rows x panels x gates), `gemm` (the input
-//! projection), `blocking` (block heights, k-blocks, many- or few-register
-//! strategies), `step` (the passes of one timestep), `cells` (LSTM, GRU, RNN
-//! and the projection, once the pre-activations are summed). Weights are read
-//! in the panel layout of [`lstmrt_format::panel`].
+//! The modules, bottom up, each using only those before it: `simd` (the
+//! trait and the activations), `microkernel` (register blocks of rows x
+//! panels x gates), `cells` (LSTM, GRU, RNN and the projection, once the
+//! pre-activations are summed), `step` (the passes of one timestep) and
+//! `gemm` (the input projection's blocks), `blocking` (`Tier`: block
+//! heights, k-blocks, many- or few-register walks), `drive` (the entry
+//! points `run_steps` and `gemm`), `int8` (the int8 path), [`dispatch`].
+//! Weights are read in the panel layout of [`lstmrt_format::panel`].
 //!
 //! In release builds every body is `#[inline(always)]` into its tier's
 //! `#[target_feature]` entry point, so it compiles for that instruction set.

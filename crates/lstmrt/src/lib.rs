@@ -40,6 +40,8 @@ mod engine;
 mod error;
 mod model;
 pub mod reference;
+/// The seeded generator the trainer and the tests share (not for embedders).
+#[doc(hidden)]
 pub mod rng;
 mod scratch;
 mod state;

@@ -346,6 +346,7 @@ impl Model {
         self.int8_activations
     }
 
+    #[doc(hidden)]
     /// Whether the file stored weights in the canonical layout, so they were
     /// repacked into the kernels' panel16 layout at open (a copy). Files
     /// written by lstmrt's writer are packed already and are used in place.
@@ -597,6 +598,7 @@ impl Model {
         Ok(())
     }
 
+    #[doc(hidden)]
     /// Tensor `name` in canonical layout, widened to f32 (unpacking panel16;
     /// int8 matrices dequantized by their row scales).
     pub fn canonical_f32(&self, name: &str) -> Option<Vec<f32>> {

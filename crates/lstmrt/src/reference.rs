@@ -50,6 +50,7 @@ pub struct Output {
     pub c_n: Vec<f32>,
 }
 
+#[doc(hidden)]
 /// The values inside one cell at one step, handed to a trace callback.
 #[derive(Debug)]
 pub struct StepTrace<'a> {
@@ -89,6 +90,7 @@ pub fn run(
     run_traced(arch, weights, xs, batch, h0, c0, &mut |_| {})
 }
 
+#[doc(hidden)]
 /// [`run`], calling `trace` after every cell step.
 pub fn run_traced(
     arch: &Architecture,

@@ -5,9 +5,11 @@ use crate::Error;
 use crate::model::Model;
 use lstmrt_format::{DType, HeadActivation, Tokenizer, Vocabulary, names};
 
+#[doc(hidden)]
 /// Punctuation the word tokenizer splits off into tokens of their own.
 pub const WORD_PUNCTUATION: &[char] = &['.', ',', '!', '?', ';', ':'];
 
+#[doc(hidden)]
 /// Cuts `text` into token strings the way `tokenizer` does (before lookup).
 pub fn split(tokenizer: Tokenizer, lowercase: bool, text: &str) -> Vec<String> {
     let text = if lowercase { text.to_lowercase() } else { text.to_owned() };
@@ -36,6 +38,7 @@ pub fn split(tokenizer: Tokenizer, lowercase: bool, text: &str) -> Vec<String> {
     }
 }
 
+#[doc(hidden)]
 /// Looks tokens up in `vocab`; unknown tokens map to its unknown id or fail,
 /// naming the token and its position (0-based, in tokens).
 pub fn lookup(vocab: &Vocabulary, tokens: &[String]) -> Result<Vec<u32>, Error> {
@@ -154,6 +157,7 @@ fn widen_row(t: &crate::TensorView<'_>, row: usize, out: &mut [f32]) {
     }
 }
 
+#[doc(hidden)]
 /// In-place softmax, stable for large inputs.
 pub fn softmax(v: &mut [f32]) {
     let max = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);

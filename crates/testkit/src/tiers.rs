@@ -1,7 +1,7 @@
 //! One test frame for every kernel tier and every int8 product, as tract
 //! stamps its kernel tests onto each kernel: a test written once as a
-//! function of the tier ([`per_tier!`]) or of the int8 product
-//! ([`per_int8_form!`]) becomes one `#[test]` per tier or product, named
+//! function of the tier ([`per_tier!`](crate::per_tier)) or of the int8 product
+//! ([`per_int8_form!`](crate::per_int8_form)) becomes one `#[test]` per tier or product, named
 //! after it (`avx512::every_tier_matches_the_reference_in_f32`,
 //! `int8_avx2_maddubs::...`), each skipped with a printed reason where this
 //! CPU cannot run it. No test depends on `LSTMRT_ISA` or `LSTMRT_INT8_DOT`:

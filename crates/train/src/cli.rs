@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lstmrt_format::{DType, Tokenizer};
+pub use lstmrt_cli::args::DTypeArg;
+use lstmrt_format::Tokenizer;
 
 use crate::data::pronoun::{self, PronounConfig};
 use crate::data::synthetic::{self, SplitSizes};
@@ -61,26 +62,6 @@ pub enum TaskName {
 pub enum TokenizerArg {
     Word,
     Char,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DTypeArg {
-    F32,
-    F16,
-    Bf16,
-    /// Symmetric int8 recurrent weights with one f32 scale per row
-    Int8,
-}
-
-impl DTypeArg {
-    fn dtype(self) -> DType {
-        match self {
-            DTypeArg::F32 => DType::F32,
-            DTypeArg::F16 => DType::F16,
-            DTypeArg::Bf16 => DType::BF16,
-            DTypeArg::Int8 => DType::I8,
-        }
-    }
 }
 
 /// An inclusive range of integers: `N`, `A..B` or `A..=B` (both inclusive).

@@ -51,7 +51,7 @@ fn one_thread_and_two_threads_agree_to_rounding() {
     let data = data();
     let one = train::run(&TrainConfig { threads: 1, ..config() }, &data, &RunOptions::default()).unwrap();
     let two = train::run(&config(), &data, &RunOptions::default()).unwrap();
-    let worst = one.params.iter().zip(&two.params).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = lstmrt::reference::max_abs_diff(&one.params, &two.params);
     assert!(worst < 1e-4, "{worst}");
 }
 

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use lstmrt::format::{CellKind, DType, HeadActivation};
+use lstmrt::format::{CellKind, HeadActivation};
+use lstmrt_cli::args::DTypeArg;
 use lstmrt_cli::exit;
 use lstmrt_import::Options;
 use lstmrt_import::convert::{self, ConvertError, Family, Request};
@@ -105,15 +106,6 @@ enum FromArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum DTypeArg {
-    F32,
-    F16,
-    Bf16,
-    /// Symmetric int8 weights with one f32 scale per row (W_ih, W_hh, W_hr)
-    Int8,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
 enum HeadActArg {
     None,
     Softmax,
@@ -128,17 +120,6 @@ enum CellArg {
     RnnTanh,
     #[value(name = "rnn_relu")]
     RnnRelu,
-}
-
-impl DTypeArg {
-    fn dtype(self) -> DType {
-        match self {
-            DTypeArg::F32 => DType::F32,
-            DTypeArg::F16 => DType::F16,
-            DTypeArg::Bf16 => DType::BF16,
-            DTypeArg::Int8 => DType::I8,
-        }
-    }
 }
 
 impl Args {

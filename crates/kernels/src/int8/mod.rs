@@ -23,8 +23,8 @@
 //! exact `u8 x s8` sums and its plain forms; the tier files implement it
 //! for their instructions), [`step`] (the passes of one timestep over rows
 //! x panels, like `crate::step` and `crate::blocking`), [`gemm`] (the
-//! input projection, like `crate::gemm`). `crate::int8_form` chooses the
-//! form ([`crate::Int8Dot`]).
+//! input projection, like `crate::gemm`). [`form`] chooses the form
+//! ([`crate::Int8Dot`]).
 
 mod dot;
 mod form;
