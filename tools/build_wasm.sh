@@ -46,7 +46,7 @@ echo "built with the $toolchain toolchain"
 cp models/silero_vad/silero_vad.lstm "$npm_dir/silero_vad.lstm"
 cp models/silero_vad/LICENSE "$npm_dir/LICENSE-silero-vad"
 # The f16 model, converted from the same ONNX export as the f32 one.
-cargo build --quiet --release -p lstmrt-cli
+bash tools/build_native.sh
 target/release/lstm-convert models/silero_vad/silero_vad_16k_op15.onnx --arch models/silero_vad/arch-onnx.json \
     --dtype f16 -o "$npm_dir/silero_vad_f16.lstm" >/dev/null
 

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --quiet -p lstmrt-capi -p lstmrt-cli
+bash tools/build_native.sh
 lib=target/release
 out=target/c-examples
 mkdir -p "$out"

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/build_wasm.sh
-cargo build --quiet --release -p lstmrt-cli   # the native tools the tests compare with
+bash tools/build_native.sh   # the native tools the tests compare with
 
 echo "=== npm package tests, simd128 build"
 (cd crates/wasm/npm && node --test test/)
