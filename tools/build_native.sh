@@ -4,9 +4,12 @@
 # (tools/test.sh) builds them: `cargo test --release --workspace` resolves
 # the workspace's features together, and a `cargo build -p ...` of a few
 # packages resolves others, which recompiles every crate a second time
-# (3-4 minutes on 2 cores). After tools/test.sh this is a no-op.
+# (3-4 minutes on 2 cores). `cargo test --no-run` alone does not put the
+# C library (liblstmrt_capi.so/.a) or the binaries in target/release, so
+# this is `cargo build` of the same targets: the same features, the test
+# binaries reused; after tools/test.sh it only links what is missing.
 #
 #   bash tools/build_native.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --workspace --no-run --quiet 2>/dev/null || cargo test --release --workspace --no-run
+cargo build --release --workspace --lib --bins --tests
