@@ -16,6 +16,7 @@ use crate::scratch::{try_buffer, try_zeros};
 use lstmrt_kernels::dispatch::{self, GemmCall};
 use lstmrt_kernels::{AlignedVec, WIDEN_BUFFER};
 
+use crate::engine::Schedule;
 use crate::threads::share;
 use crate::{Error, Model, State};
 
@@ -105,6 +106,8 @@ struct ChunkSizes {
 #[derive(Clone, Copy)]
 struct Shape {
     positions: usize,
+    /// Streams in this chunk.
+    batch: usize,
     channels: usize,
     stride: usize,
 }
@@ -198,6 +201,85 @@ impl Model {
     /// Returns the head's result `[batch][out_positions][out_channels]` (for
     /// a voice-activity model, one probability per stream).
     pub fn run_chunk<'s>(&self, st: &'s mut ChunkState, x: &[f32]) -> Result<&'s [f32], Error> {
+        self.run_window(st, None, x)
+    }
+
+    /// Runs one chunk of some of the streams: `streams` names them (each
+    /// below [`ChunkState::batch`], none twice), `x` is
+    /// `[streams.len()][chunk][channels]` in that order. The other streams
+    /// keep their state and context as they are, so a server steps only the
+    /// calls that have a chunk ready. Returns `[streams.len()][out_positions][out_channels]`.
+    pub fn run_chunk_streams<'s>(
+        &self,
+        st: &'s mut ChunkState,
+        streams: &[usize],
+        x: &[f32],
+    ) -> Result<&'s [f32], Error> {
+        if streams.is_empty() {
+            return Err(Error::Stream { reason: "a chunk needs at least one stream".into() });
+        }
+        let mut seen = vec![false; st.batch];
+        for &s in streams {
+            match seen.get_mut(s) {
+                None => return Err(Error::Stream { reason: format!("stream {s} of a batch of {}", st.batch) }),
+                Some(true) => return Err(Error::Stream { reason: format!("stream {s} is given twice in one chunk") }),
+                Some(seen) => *seen = true,
+            }
+        }
+        self.run_window(st, Some(streams), x)
+    }
+
+    /// Runs a whole signal through stream 0 of a one-stream chunk state,
+    /// chunk after chunk (the last one padded with zeros), carrying the
+    /// state on, and writes each chunk's result into `out`
+    /// (`[chunks][out_positions][out_channels]`, `chunks` =
+    /// [`Model::signal_chunks`]). What a file's voice activity costs without
+    /// a call per chunk.
+    pub fn run_signal(&self, st: &mut ChunkState, signal: &[f32], out: &mut [f32]) -> Result<(), Error> {
+        let (plan, stages) = self.chunk_plan()?;
+        if st.batch != 1 {
+            return Err(Error::Stream {
+                reason: format!("a signal runs in a one-stream chunk state, not {}", st.batch),
+            });
+        }
+        let frame = stages.chunk as usize * stages.channels as usize;
+        let chunks = signal.len().div_ceil(frame);
+        let per = plan.out_positions * plan.out_channels;
+        if out.len() != chunks * per {
+            return Err(Error::Shape {
+                what: "signal output",
+                expected: format!("{} ({chunks} chunks x {per})", chunks * per),
+                got: out.len(),
+            });
+        }
+        if let Some(index) = signal.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NotFinite { what: "signal", index, value: signal[index] });
+        }
+        let mut last = Vec::new();
+        for (x, o) in signal.chunks(frame).zip(out.chunks_mut(per)) {
+            let x = if x.len() == frame {
+                x
+            } else {
+                last.extend_from_slice(x);
+                last.resize(frame, 0.0);
+                &last[..]
+            };
+            o.copy_from_slice(self.run_window(st, None, x)?);
+        }
+        Ok(())
+    }
+
+    /// Chunks [`Model::run_signal`] makes of `samples` samples (frames x
+    /// channels floats): the last one padded. 0 for a model without stages.
+    pub fn signal_chunks(&self, samples: usize) -> usize {
+        match self.chunk_plan() {
+            Ok((_, stages)) => samples.div_ceil(stages.chunk as usize * stages.channels as usize),
+            Err(_) => 0,
+        }
+    }
+
+    /// One chunk of the streams `rows` (all of them: `None`), `x` in their order.
+    fn run_window<'s>(&self, st: &'s mut ChunkState, rows: Option<&[usize]>, x: &[f32]) -> Result<&'s [f32], Error> {
         let (plan, stages) = self.chunk_plan()?;
         if st.plan != *plan {
             return Err(Error::StateMismatch { reason: "the chunk state was made for another model".into() });
@@ -208,7 +290,8 @@ impl Model {
             });
         }
         self.check_state(&st.state)?;
-        let (batch, frames, channels) = (st.batch, stages.chunk as usize, stages.channels as usize);
+        let batch = rows.map_or(st.batch, <[usize]>::len);
+        let (frames, channels) = (stages.chunk as usize, stages.channels as usize);
         if x.len() != batch * frames * channels {
             return Err(Error::Shape {
                 what: "chunk",
@@ -228,12 +311,13 @@ impl Model {
         let positions = context + frames;
         let window = st.window.as_mut_slice();
         for b in 0..batch {
-            let ctx = &mut st.context[b * context * channels..][..context * channels];
+            let row = rows.map_or(b, |r| r[b]);
+            let ctx = &mut st.context[row * context * channels..][..context * channels];
             let own = &x[b * frames * channels..][..frames * channels];
             if batch == 1 {
                 // One stream: the window is the context, then the chunk.
                 window[..ctx.len()].copy_from_slice(ctx);
-                window[ctx.len()..].copy_from_slice(own);
+                window[ctx.len()..][..own.len()].copy_from_slice(own);
             } else {
                 for p in 0..positions {
                     let src = if p < context {
@@ -251,7 +335,7 @@ impl Model {
         }
         let mut bufs = std::mem::take(&mut st.bufs);
         // `which`: where the current activations are (0, 1: bufs; 2: window; 3: rec_out).
-        let mut cur = (2usize, Shape { positions, channels, stride: channels });
+        let mut cur = (2usize, Shape { positions, batch, channels, stride: channels });
         let front = stages.front.len();
         for (i, (stage, shape)) in stages.front.iter().zip(&plan.front).enumerate() {
             cur = self.stage(i, stage, shape, st, &mut bufs, cur);
@@ -265,13 +349,24 @@ impl Model {
                 rec_in[r * features..][..features].copy_from_slice(&src[r * cur.1.stride..][..features]);
             }
         }
-        let result = self.run_into(&mut st.state, st.rec_in.as_slice(), &mut st.rec_out);
-        if let Err(e) = result {
-            st.bufs = bufs;
-            return Err(e);
-        }
         let width = self.architecture().sequence_output_size();
-        cur = (3, Shape { positions: steps, channels: width, stride: width });
+        match rows {
+            None => {
+                let result = self.run_into(&mut st.state, st.rec_in.as_slice(), &mut st.rec_out);
+                if let Err(e) = result {
+                    st.bufs = bufs;
+                    return Err(e);
+                }
+            }
+            Some(rows) => {
+                // Only these rows of the state step; `run_into`'s checks
+                // (state and model agree) were made above.
+                let (xs, out) =
+                    (&st.rec_in.as_slice()[..steps * batch * features], &mut st.rec_out[..steps * batch * width]);
+                self.run_scheduled(&mut st.state, xs, Schedule::uniform(batch), steps, Some(rows), out);
+            }
+        }
+        cur = (3, Shape { positions: steps, batch, channels: width, stride: width });
         for (i, (stage, shape)) in stages.back.iter().zip(&plan.back).enumerate() {
             cur = self.stage(front + i, stage, shape, st, &mut bufs, cur);
         }
@@ -283,7 +378,7 @@ impl Model {
             }
         }
         st.bufs = bufs;
-        Ok(&st.out)
+        Ok(&st.out[..batch * op * oc])
     }
 
     /// Runs stage `index` from the activations `cur` into the other buffer.
@@ -296,9 +391,9 @@ impl Model {
         bufs: &mut [AlignedVec<f32>; 2],
         cur: (usize, Shape),
     ) -> (usize, Shape) {
-        let batch = st.batch;
+        let batch = cur.1.batch;
         let to = if cur.0 == 0 { 1 } else { 0 };
-        let out = Shape { positions: shape.positions, channels: shape.channels, stride: padded(shape.channels) };
+        let out = Shape { positions: shape.positions, batch, channels: shape.channels, stride: padded(shape.channels) };
         let [b0, b1] = bufs;
         let (dst, other) =
             if to == 0 { (b0.as_mut_slice(), b1.as_slice()) } else { (b1.as_mut_slice(), b0.as_slice()) };

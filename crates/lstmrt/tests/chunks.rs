@@ -172,12 +172,103 @@ lstmrt_testkit::per_tier! {
     fn chunks_equal_the_reference_for_every_float_dtype_and_batch(isa: Isa) {
         chunks_equal_the_reference(&[DType::F32, DType::F16, DType::BF16], &|m| m.with_isa(isa).unwrap(), isa.name());
     }
+
+    fn some_streams_and_whole_signals_equal_the_reference_f32(isa: Isa) {
+        let f = |m: &Metadata, w: &Weights| write(m, w, DType::F32, Layout::Panel16).with_isa(isa).unwrap();
+        some_streams_and_whole_signals_equal_the_reference(&f, isa.name());
+    }
 }
 
 lstmrt_testkit::per_int8_form! {
     fn int8_chunks_equal_the_reference_for_every_batch(k: Int8Kernels) {
         chunks_equal_the_reference(&[DType::I8], &|m| k.apply(m), k.dot.name());
     }
+}
+
+/// Streams that step at different times (a server's calls: some have a
+/// chunk ready, some not) and a whole signal in one call, against the
+/// reference run of each stream's own chunks.
+fn some_streams_and_whole_signals_equal_the_reference(model: &dyn Fn(&Metadata, &Weights) -> Model, what: &str) {
+    let mut rng = Rng::new(19);
+    for meta in [vad_like(CellKind::Lstm), odd_shapes()] {
+        let weights = Weights::random(&meta, &mut rng, 1.0);
+        let model = model(&meta, &weights);
+        let stored = model.weights();
+        let stages = meta.stages.clone().unwrap();
+        let per = (stages.chunk * stages.channels) as usize;
+        let each = reference::run_chunks(&meta, &stored, &vec![0.0; per]).len();
+        let streams = 5;
+        let signals: Vec<Vec<f32>> = (0..streams).map(|_| signal(&mut rng, per * 6)).collect();
+        let mut st = model.new_chunk_state(streams).unwrap();
+        let mut done = vec![0usize; streams];
+        let mut got = vec![Vec::new(); streams];
+        // Eight ticks; a different subset, in a different order, each time.
+        for tick in 0..8 {
+            let mut ids: Vec<usize> = (0..streams).filter(|&s| (s + tick) % 3 != 0 && done[s] < 6).collect();
+            if tick % 2 == 1 {
+                ids.reverse();
+            }
+            if ids.is_empty() {
+                continue;
+            }
+            let x: Vec<f32> = ids.iter().flat_map(|&s| signals[s][done[s] * per..][..per].to_vec()).collect();
+            let y = model.run_chunk_streams(&mut st, &ids, &x).unwrap().to_vec();
+            let width = y.len() / ids.len();
+            assert_eq!(width, each);
+            for (k, &s) in ids.iter().enumerate() {
+                got[s].extend_from_slice(&y[k * width..][..width]);
+                done[s] += 1;
+            }
+        }
+        for s in 0..streams {
+            let want = reference::run_chunks(&meta, &stored, &signals[s][..done[s] * per]);
+            let diff = reference::max_abs_diff(&got[s], &want);
+            assert!(
+                got[s].len() == want.len() && diff <= 2e-5,
+                "{what} stream {s} ({} chunks): max diff {diff}",
+                done[s]
+            );
+        }
+        // A whole signal whose last chunk is short: padded with zeros.
+        let long = signal(&mut rng, per * 7 + per / 3);
+        let mut padded = long.clone();
+        padded.resize(per * 8, 0.0);
+        let want = reference::run_chunks(&meta, &stored, &padded);
+        let mut one = model.new_chunk_state(1).unwrap();
+        let mut out = vec![0.0; model.signal_chunks(long.len()) * each];
+        model.run_signal(&mut one, &long, &mut out).unwrap();
+        let diff = reference::max_abs_diff(&out, &want);
+        assert!(out.len() == want.len() && diff <= 2e-5, "{what} whole signal: max diff {diff}");
+    }
+}
+
+#[test]
+fn bad_stream_lists_and_signals_are_errors() {
+    let mut rng = Rng::new(5);
+    let meta = vad_like(CellKind::Lstm);
+    let model = write(&meta, &Weights::random(&meta, &mut rng, 1.0), DType::F32, Layout::Panel16);
+    let mut st = model.new_chunk_state(3).unwrap();
+    let x = vec![0.25; 64 * 2];
+    let err = model.run_chunk_streams(&mut st, &[1, 1], &x).unwrap_err();
+    assert_eq!(err.to_string(), "stream batch: stream 1 is given twice in one chunk");
+    let err = model.run_chunk_streams(&mut st, &[0, 3], &x).unwrap_err();
+    assert_eq!(err.to_string(), "stream batch: stream 3 of a batch of 3");
+    assert!(matches!(model.run_chunk_streams(&mut st, &[], &[]), Err(Error::Stream { .. })));
+    let err = model.run_chunk_streams(&mut st, &[2], &x).unwrap_err();
+    assert_eq!(err.to_string(), "chunk has 128 values, expected 64 (batch 1 x 64 frames x 1 channels)");
+    // Refused calls change nothing: stream 0 still starts from the beginning.
+    let first = model.run_chunk_streams(&mut st, &[0], &x[..64]).unwrap()[0];
+    let mut fresh = model.new_chunk_state(1).unwrap();
+    assert_eq!(model.run_chunk(&mut fresh, &x[..64]).unwrap()[0], first);
+    // A signal needs a one-stream state and room for every chunk.
+    let mut out = vec![0.0; 2];
+    assert!(matches!(model.run_signal(&mut st, &x, &mut out), Err(Error::Stream { .. })));
+    let err = model.run_signal(&mut fresh, &x[..100], &mut out[..1]).unwrap_err();
+    assert_eq!(err.to_string(), "signal output has 1 values, expected 2 (2 chunks x 1)");
+    let mut bad = x.clone();
+    bad[70] = f32::INFINITY;
+    let err = model.run_signal(&mut fresh, &bad, &mut out).unwrap_err();
+    assert_eq!(err.to_string(), "signal value 70 is inf: inputs must be finite");
 }
 
 #[test]
