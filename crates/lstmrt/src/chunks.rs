@@ -53,6 +53,10 @@ pub struct ChunkState {
     wide_part: usize,
     /// `[batch][out_positions][out_channels]`.
     out: Vec<f32>,
+    /// Per stream, the last [`Model::run_chunk_streams`] call that named it
+    /// (to refuse a stream named twice without allocating).
+    seen: Vec<u64>,
+    calls: u64,
 }
 
 impl ChunkState {
@@ -145,6 +149,8 @@ impl Model {
             q8_tiles: self.int8_dot().tiles(),
             wide_part: sizes.wide_part as usize,
             out: floats(n * b.out as u64)?,
+            seen: vec![0; batch],
+            calls: 0,
         })
     }
 
@@ -218,12 +224,14 @@ impl Model {
         if streams.is_empty() {
             return Err(Error::Stream { reason: "a chunk needs at least one stream".into() });
         }
-        let mut seen = vec![false; st.batch];
+        st.calls += 1;
         for &s in streams {
-            match seen.get_mut(s) {
+            match st.seen.get_mut(s) {
                 None => return Err(Error::Stream { reason: format!("stream {s} of a batch of {}", st.batch) }),
-                Some(true) => return Err(Error::Stream { reason: format!("stream {s} is given twice in one chunk") }),
-                Some(seen) => *seen = true,
+                Some(seen) if *seen == st.calls => {
+                    return Err(Error::Stream { reason: format!("stream {s} is given twice in one chunk") });
+                }
+                Some(seen) => *seen = st.calls,
             }
         }
         self.run_window(st, Some(streams), x)

@@ -68,14 +68,7 @@ impl fmt::Display for StreamId {
 pub struct StreamBatch {
     /// Row `i` is the state of the stream at index `i`.
     state: State,
-    /// Per index: its current generation, and whether a stream holds it.
-    generation: Vec<u64>,
-    live: Vec<bool>,
-    /// Indexes without a stream, the next to give out last.
-    free: Vec<u32>,
-    /// Per index, the last step that named it (to refuse duplicates).
-    seen: Vec<u64>,
-    steps: u64,
+    slots: Slots,
     /// The rows of one step, in the order given.
     rows: Vec<usize>,
     out: Vec<f32>,
@@ -90,11 +83,7 @@ impl Model {
         crate::state::check_batch(capacity, "a stream batch")?;
         Ok(StreamBatch {
             state: self.new_batch_state(capacity)?,
-            generation: vec![0; capacity],
-            live: vec![false; capacity],
-            free: (0..capacity as u32).rev().collect(),
-            seen: vec![0; capacity],
-            steps: 0,
+            slots: Slots::new(capacity),
             rows: Vec::with_capacity(capacity),
             out: Vec::with_capacity(capacity * self.architecture().sequence_output_size()),
         })
@@ -104,12 +93,12 @@ impl Model {
 impl StreamBatch {
     /// Streams this batch has room for.
     pub fn capacity(&self) -> usize {
-        self.live.len()
+        self.slots.capacity()
     }
 
     /// Streams in it now.
     pub fn len(&self) -> usize {
-        self.capacity() - self.free.len()
+        self.slots.len()
     }
 
     /// Whether it holds no stream.
@@ -125,13 +114,9 @@ impl StreamBatch {
     /// A new stream, starting from the model's initial state (zeros unless
     /// its file stores one).
     pub fn join(&mut self) -> Result<StreamId, Error> {
-        let Some(index) = self.free.pop() else {
-            return Err(Error::Stream { reason: format!("all {} streams are in use", self.capacity()) });
-        };
-        let i = index as usize;
-        self.live[i] = true;
-        self.state.reset_row(i);
-        Ok(StreamId { index, generation: self.generation[i] })
+        let id = self.slots.join()?;
+        self.state.reset_row(id.index());
+        Ok(id)
     }
 
     /// A new stream, starting from `state` (one stream's state of this
@@ -145,11 +130,7 @@ impl StreamBatch {
 
     /// Ends a stream; its id is refused from now on.
     pub fn leave(&mut self, id: StreamId) -> Result<(), Error> {
-        let i = self.check(id)?;
-        self.live[i] = false;
-        self.generation[i] = self.generation[i].wrapping_add(1);
-        self.free.push(id.index);
-        Ok(())
+        self.slots.leave(id)
     }
 
     /// Returns a stream's state to the model's initial state: its next step
@@ -198,16 +179,7 @@ impl StreamBatch {
                 got: xs.len(),
             });
         }
-        self.steps += 1;
-        self.rows.clear();
-        for &id in ids {
-            let i = self.check(id)?;
-            if self.seen[i] == self.steps {
-                return Err(Error::Stream { reason: format!("{id} is given twice in one step") });
-            }
-            self.seen[i] = self.steps;
-            self.rows.push(i);
-        }
+        self.slots.rows(ids, &mut self.rows)?;
         let width = ids.len() * model.architecture().sequence_output_size();
         self.out.resize(width, 0.0);
         model.run_scheduled(&mut self.state, xs, Schedule::uniform(ids.len()), 1, Some(&self.rows), &mut self.out);
@@ -216,6 +188,85 @@ impl StreamBatch {
 
     /// The index of a live stream.
     fn check(&self, id: StreamId) -> Result<usize, Error> {
+        self.slots.check(id)
+    }
+
+    fn check_single(&self, state: &State) -> Result<(), Error> {
+        let (mine, theirs) = (self.state.shape(), state.shape());
+        if (crate::state::StateShape { batch: 1, ..*mine }) != *theirs {
+            return Err(Error::StateMismatch {
+                reason: format!("a stream's state is one row of {mine:?}, this state is {theirs:?}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Who holds which place of a batch of streams: ids with generations, the
+/// free places, and the duplicate check of one step. Shared by
+/// [`StreamBatch`] and [`crate::vad::VadStreams`].
+#[derive(Debug, Clone)]
+pub(crate) struct Slots {
+    /// Per index: its current generation, and whether a stream holds it.
+    generation: Vec<u64>,
+    live: Vec<bool>,
+    /// Indexes without a stream, the next to give out last.
+    free: Vec<u32>,
+    /// Per index, the last step that named it (to refuse duplicates).
+    seen: Vec<u64>,
+    steps: u64,
+}
+
+impl Slots {
+    pub(crate) fn new(capacity: usize) -> Slots {
+        Slots {
+            generation: vec![0; capacity],
+            live: vec![false; capacity],
+            free: (0..capacity as u32).rev().collect(),
+            seen: vec![0; capacity],
+            steps: 0,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.live.len()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.capacity() - self.free.len()
+    }
+
+    /// Whether a stream holds place `index`.
+    pub(crate) fn is_live(&self, index: usize) -> bool {
+        self.live[index]
+    }
+
+    /// The id of the stream at a live place.
+    pub(crate) fn id(&self, index: usize) -> StreamId {
+        StreamId { index: index as u32, generation: self.generation[index] }
+    }
+
+    /// A free place for a new stream (the caller starts its state afresh).
+    pub(crate) fn join(&mut self) -> Result<StreamId, Error> {
+        let Some(index) = self.free.pop() else {
+            return Err(Error::Stream { reason: format!("all {} streams are in use", self.capacity()) });
+        };
+        let i = index as usize;
+        self.live[i] = true;
+        Ok(StreamId { index, generation: self.generation[i] })
+    }
+
+    /// Frees `id`'s place; `id` is refused from now on.
+    pub(crate) fn leave(&mut self, id: StreamId) -> Result<(), Error> {
+        let i = self.check(id)?;
+        self.live[i] = false;
+        self.generation[i] = self.generation[i].wrapping_add(1);
+        self.free.push(id.index);
+        Ok(())
+    }
+
+    /// The place of a live stream's id.
+    pub(crate) fn check(&self, id: StreamId) -> Result<usize, Error> {
         let i = id.index();
         if i >= self.capacity() {
             return Err(Error::Stream { reason: format!("{id} does not exist (capacity {})", self.capacity()) });
@@ -226,13 +277,18 @@ impl StreamBatch {
         Ok(i)
     }
 
-    /// Whether `state` is one stream's state of the batch's model.
-    fn check_single(&self, state: &State) -> Result<(), Error> {
-        let (mine, theirs) = (self.state.shape(), state.shape());
-        if (crate::state::StateShape { batch: 1, ..*mine }) != *theirs {
-            return Err(Error::StateMismatch {
-                reason: format!("a stream's state is one row of {mine:?}, this state is {theirs:?}"),
-            });
+    /// The places of one step's `ids` into `rows`, in their order; refuses
+    /// a stale id and an id given twice.
+    pub(crate) fn rows(&mut self, ids: &[StreamId], rows: &mut Vec<usize>) -> Result<(), Error> {
+        self.steps += 1;
+        rows.clear();
+        for &id in ids {
+            let i = self.check(id)?;
+            if self.seen[i] == self.steps {
+                return Err(Error::Stream { reason: format!("{id} is given twice in one step") });
+            }
+            self.seen[i] = self.steps;
+            rows.push(i);
         }
         Ok(())
     }

@@ -29,6 +29,29 @@ pub fn demo_model() -> PathBuf {
     repo_root().join("models/pronoun.lstm")
 }
 
+/// The samples of a 16-bit PCM mono WAV file (the fixtures' audio) as
+/// floats in [-1, 1) (`/ 32768`, as the `silero-vad` package's loaders
+/// do), with its sampling rate. Panics on anything else: test data only.
+pub fn read_wav_pcm16(path: &Path) -> (u32, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE", "{}: not a WAV", path.display());
+    let (mut at, mut rate, mut samples) = (12, None, None);
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
+        if id == b"fmt " {
+            let u16_at = |i: usize| u16::from_le_bytes([body[i], body[i + 1]]);
+            assert!(u16_at(0) == 1 && u16_at(2) == 1 && u16_at(14) == 16, "{}: not 16-bit PCM mono", path.display());
+            rate = Some(u32::from_le_bytes(body[4..8].try_into().unwrap()));
+        } else if id == b"data" {
+            samples = Some(body.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect());
+        }
+        at += 8 + len + (len & 1);
+    }
+    (rate.expect("a fmt chunk"), samples.expect("a data chunk"))
+}
+
 /// A PyTorch golden case: the model, its input and PyTorch's outputs.
 pub struct Golden {
     pub name: String,

@@ -92,7 +92,7 @@ pub fn external_files(bytes: &[u8], path: &Path) -> Vec<PathBuf> {
     let Ok(model) = parse_model(bytes) else { return Vec::new() };
     let dir = model_dir(path);
     let mut files: Vec<PathBuf> = Vec::new();
-    for t in model.graph.initializers.iter().filter(|t| t.external_location) {
+    for (_, t) in named_tensors(&model.graph).into_iter().filter(|(_, t)| t.external_location) {
         if let Some((_, location)) = t.external.iter().find(|(k, _)| k == "location") {
             let file = dir.join(location);
             if file.exists() && !files.contains(&file) {
@@ -103,21 +103,46 @@ pub fn external_files(bytes: &[u8], path: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The float initializers of the main graph by name, as a state dict: an
-/// ONNX export of a PyTorch module keeps the module's parameter names
-/// (`model.decoder.rnn.weight_ih`), so `--arch` can name them. Initializers
-/// of other types (shapes, indices) are left out.
+/// The float tensors of the model by name, as a state dict: the
+/// initializers and `Constant` values of the main graph and of every
+/// subgraph (see [`named_tensors`]). An ONNX export of a PyTorch module
+/// keeps the module's parameter names (`model.decoder.rnn.weight_ih`; in
+/// silero_vad.onnx's 8 kHz branch
+/// `If_0_else_branch__Inline_0__decoder.rnn.weight_ih`), so `--arch` can
+/// name them. Tensors of other types (shapes, indices) are left out.
 pub fn initializers(bytes: &[u8], path: &Path) -> Result<Vec<crate::SourceTensor>, ImportError> {
     let fail = |kind| ImportError::new(path, kind);
     let model = parse_model(bytes).map_err(|source| fail(E::Protobuf { source }))?;
     let dir = model_dir(path);
     let floats = [dtype::FLOAT, dtype::DOUBLE, dtype::FLOAT16, dtype::BFLOAT16];
     let mut out = Vec::new();
-    for t in model.graph.initializers.iter().filter(|t| floats.contains(&t.data_type)) {
+    for (name, t) in named_tensors(&model.graph).into_iter().filter(|(_, t)| floats.contains(&t.data_type)) {
         let v = t.values(&dir).map_err(fail)?;
-        out.push(crate::SourceTensor { name: t.name.clone(), shape: v.shape, data: v.data });
+        out.push(crate::SourceTensor { name: name.to_string(), shape: v.shape, data: v.data });
     }
     Ok(out)
+}
+
+/// Every named tensor of `graph` and of the subgraphs of its nodes (an
+/// `If`'s branches, at any depth the parser allows): initializers by their
+/// names, `Constant` nodes' tensors by the node's output, as spox-made
+/// exports keep weights inside `If` branches.
+fn named_tensors<'g, 'a>(graph: &'g GraphProto<'a>) -> Vec<(&'g str, &'g TensorProto<'a>)> {
+    let mut out = Vec::new();
+    let mut graphs = vec![graph];
+    while let Some(graph) = graphs.pop() {
+        out.extend(graph.initializers.iter().map(|t| (t.name.as_str(), t)));
+        for node in &graph.nodes {
+            if node.op_type == "Constant" {
+                let value = node.attributes.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref());
+                if let (Some(t), Some(name)) = (value, node.outputs.first()) {
+                    out.push((name.as_str(), t));
+                }
+            }
+            graphs.extend(node.attributes.iter().flat_map(|a| &a.graphs));
+        }
+    }
+    out
 }
 
 mod graph;
@@ -131,6 +156,66 @@ use tensor::*;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A length-delimited protobuf field (`number`, wire type 2).
+    fn pb(number: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for mut v in [((number as u64) << 3) | 2, body.len() as u64] {
+            while v >= 0x80 {
+                out.push((v as u8) | 0x80);
+                v >>= 7;
+            }
+            out.push(v as u8);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// A node of `op_type` with one output and one attribute `attr`.
+    fn node_with(op_type: &str, output: &str, attr: &[u8]) -> Vec<u8> {
+        [
+            pb(field::node::OUTPUT, output.as_bytes()),
+            pb(field::node::OP_TYPE, op_type.as_bytes()),
+            pb(field::node::ATTRIBUTE, attr),
+        ]
+        .concat()
+    }
+
+    /// A float tensor `[2]` of raw little-endian data.
+    fn float_tensor(values: [f32; 2]) -> Vec<u8> {
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        [vec![0x08, 2], vec![0x10, dtype::FLOAT as u8], pb(field::tensor::RAW_DATA, &raw)].concat()
+    }
+
+    /// `If` nodes nested `depth` deep, the innermost branch holding a
+    /// `Constant` named `w`.
+    fn nested_constant(depth: usize) -> Vec<u8> {
+        let value =
+            [pb(field::attribute::NAME, b"value"), pb(field::attribute::T, &float_tensor([1.5, -2.0]))].concat();
+        let mut graph = pb(field::graph::NODE, &node_with("Constant", "w", &value));
+        for _ in 0..depth {
+            let branch = [pb(field::attribute::NAME, b"else_branch"), pb(field::attribute::G, &graph)].concat();
+            graph = pb(field::graph::NODE, &node_with("If", "y", &branch));
+        }
+        [vec![0x08, 8], pb(field::model::GRAPH, &graph)].concat()
+    }
+
+    #[test]
+    fn constants_inside_if_branches_are_named_tensors_within_a_depth_limit() {
+        for depth in [0, 1, GRAPH_DEPTH] {
+            let got = initializers(&nested_constant(depth), Path::new("m.onnx")).unwrap();
+            assert_eq!(got.len(), 1, "depth {depth}");
+            assert_eq!(
+                (got[0].name.as_str(), &got[0].shape[..], &got[0].data[..]),
+                ("w", &[2usize][..], &[1.5f32, -2.0][..])
+            );
+        }
+        let err = initializers(&nested_constant(GRAPH_DEPTH + 1), Path::new("m.onnx")).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("subgraphs nested more than {GRAPH_DEPTH} deep, the limit")),
+            "{err}"
+        );
+    }
 
     #[test]
     fn reorders_lstm_gates_from_iofc_to_ifgo() {

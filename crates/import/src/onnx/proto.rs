@@ -47,9 +47,11 @@ pub(super) mod field {
         pub const I: u32 = 3;
         pub const S: u32 = 4;
         pub const T: u32 = 5;
+        pub const G: u32 = 6;
         pub const FLOATS: u32 = 7;
         pub const INTS: u32 = 8;
         pub const STRINGS: u32 = 9;
+        pub const GRAPHS: u32 = 11;
     }
     pub mod tensor {
         pub const DIMS: u32 = 1;
@@ -106,6 +108,8 @@ pub(super) struct AttributeProto<'a> {
     pub(super) floats: Vec<f32>,
     pub(super) ints: Vec<i64>,
     pub(super) strings: Vec<Vec<u8>>,
+    /// Subgraphs (`g`, `graphs`): the branches of an `If`, a `Loop`'s body.
+    pub(super) graphs: Vec<GraphProto<'a>>,
 }
 
 #[derive(Default, Clone)]
@@ -132,7 +136,7 @@ pub(super) fn parse_model(bytes: &[u8]) -> Decoded<ModelProto<'_>> {
         let f = f?;
         match f.number {
             field::model::PRODUCER_NAME => producer = f.string()?,
-            field::model::GRAPH => graph = Some(parse_graph(&f)?),
+            field::model::GRAPH => graph = Some(parse_graph(&f, 0)?),
             field::model::OPSET_IMPORT => {
                 let (mut domain, mut version) = (String::new(), None);
                 for g in f.message()? {
@@ -168,12 +172,22 @@ pub(super) fn push_bounded<T>(list: &mut Vec<T>, item: T, limit: usize, what: &s
     Ok(())
 }
 
-pub(super) fn parse_graph<'a>(field: &Field<'a>) -> Decoded<GraphProto<'a>> {
+/// Graphs inside graphs (an `If` in an `If`'s branch) are read this deep.
+pub(super) const GRAPH_DEPTH: usize = 8;
+
+/// A graph at `depth` (0: the model's; 1: a subgraph of one of its nodes).
+pub(super) fn parse_graph<'a>(field: &Field<'a>, depth: usize) -> Decoded<GraphProto<'a>> {
+    if depth > GRAPH_DEPTH {
+        return Err(DecodeError {
+            offset: field.offset,
+            message: format!("subgraphs nested more than {GRAPH_DEPTH} deep, the limit"),
+        });
+    }
     let mut g = GraphProto::default();
     for f in field.message()? {
         let f = f?;
         match f.number {
-            field::graph::NODE => push_bounded(&mut g.nodes, parse_node(&f)?, GRAPH, "nodes in a graph", &f)?,
+            field::graph::NODE => push_bounded(&mut g.nodes, parse_node(&f, depth)?, GRAPH, "nodes in a graph", &f)?,
             field::graph::INITIALIZER => {
                 push_bounded(&mut g.initializers, parse_tensor(&f)?, GRAPH, "initializers in a graph", &f)?
             }
@@ -227,7 +241,7 @@ pub(super) fn parse_tensor_dims(type_proto: &Field<'_>) -> Decoded<Vec<Option<u6
     Ok(dims)
 }
 
-pub(super) fn parse_node<'a>(field: &Field<'a>) -> Decoded<NodeProto<'a>> {
+pub(super) fn parse_node<'a>(field: &Field<'a>, depth: usize) -> Decoded<NodeProto<'a>> {
     let mut n = NodeProto::default();
     for f in field.message()? {
         let f = f?;
@@ -237,7 +251,7 @@ pub(super) fn parse_node<'a>(field: &Field<'a>) -> Decoded<NodeProto<'a>> {
             field::node::NAME => n.name = f.string()?,
             field::node::OP_TYPE => n.op_type = f.string()?,
             field::node::ATTRIBUTE => {
-                push_bounded(&mut n.attributes, parse_attribute(&f)?, NODE, "attributes of a node", &f)?
+                push_bounded(&mut n.attributes, parse_attribute(&f, depth)?, NODE, "attributes of a node", &f)?
             }
             field::node::DOMAIN => n.domain = f.string()?,
             _ => {}
@@ -246,7 +260,7 @@ pub(super) fn parse_node<'a>(field: &Field<'a>) -> Decoded<NodeProto<'a>> {
     Ok(n)
 }
 
-pub(super) fn parse_attribute<'a>(field: &Field<'a>) -> Decoded<AttributeProto<'a>> {
+pub(super) fn parse_attribute<'a>(field: &Field<'a>, depth: usize) -> Decoded<AttributeProto<'a>> {
     let mut a = AttributeProto::default();
     for f in field.message()? {
         let f = f?;
@@ -260,6 +274,9 @@ pub(super) fn parse_attribute<'a>(field: &Field<'a>) -> Decoded<AttributeProto<'
             field::attribute::INTS => f.push_varints(&mut a.ints)?,
             field::attribute::STRINGS => {
                 push_bounded(&mut a.strings, f.bytes()?.to_vec(), NODE, "strings of an attribute", &f)?
+            }
+            field::attribute::G | field::attribute::GRAPHS => {
+                push_bounded(&mut a.graphs, parse_graph(&f, depth + 1)?, NODE, "subgraphs of an attribute", &f)?
             }
             _ => {}
         }

@@ -13,6 +13,10 @@
 //! probabilities and parameters (`tests/fixtures/silero_timestamps.json`,
 //! made by `tools/silero_timestamp_vectors.py`).
 
+mod streams;
+
+pub use streams::{VadStep, VadStreamOptions, VadStreams};
+
 /// The parameters of [`speech_timestamps`], with the package's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpeechOptions {
