@@ -20,6 +20,8 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use lstmrt::format::DType;
 
+mod vad;
+
 /// The exception classes of `lstmrt._errors` (pure Python, so that they can
 /// also derive from `ValueError`, `OSError`, ...).
 fn raise(py: Python<'_>, class: &str, message: String) -> PyErr {
@@ -592,6 +594,46 @@ impl ChunkState {
         Ok(PyArray1::from_slice(py, ys).reshape([streams, width])?.into_any())
     }
 
+    /// One chunk of some streams: `streams` names them (distinct, each
+    /// below `self.streams`), `x` is float32 `[len(streams), chunk]` in that
+    /// order. The other streams keep their state and context. Returns
+    /// `[len(streams), outputs]`.
+    fn run_streams<'py>(
+        &mut self,
+        py: Python<'py>,
+        streams: Vec<usize>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (values, shape) = floats(py, "x", x)?;
+        let k = streams.len();
+        if shape.first() != Some(&k) || shape.iter().product::<usize>() != k * self.per {
+            return Err(shape_error(py, format!("x is {}, {k} streams need [{k}, {}] values", dims(&shape), self.per)));
+        }
+        let model = &self.model.get().inner;
+        let (st, xs) = (&mut self.inner, values.as_slice());
+        let ys = py.detach(|| model.run_chunk_streams(st, &streams, xs)).or_raise(py)?;
+        let width = ys.len() / k.max(1);
+        Ok(PyArray1::from_slice(py, ys).reshape([k, width])?.into_any())
+    }
+
+    /// A whole signal (float32 `[samples]`) through a one-stream state,
+    /// chunk after chunk (the last one padded with zeros), in one call with
+    /// the GIL released; the state carries on from where it was and is left
+    /// after the last chunk. Returns `[chunks, outputs]`.
+    fn run_signal<'py>(&mut self, py: Python<'py>, signal: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let (values, shape) = floats(py, "signal", signal)?;
+        if shape.len() != 1 {
+            return Err(shape_error(py, format!("signal is {}, a signal is one-dimensional", dims(&shape))));
+        }
+        let model = &self.model.get().inner;
+        let chunks = model.signal_chunks(shape[0]);
+        let width = model.stages_plan().map_or(0, |p| p.out_positions * p.out_channels);
+        let mut out = vec![0.0f32; chunks * width];
+        let (st, xs) = (&mut self.inner, values.as_slice());
+        py.detach(|| model.run_signal(st, xs, &mut out)).or_raise(py)?;
+        Ok(PyArray1::from_vec(py, out).reshape([chunks, width])?.into_any())
+    }
+
     /// Every stream starts afresh (initial state, zero context).
     fn reset(&mut self) {
         self.inner.reset();
@@ -748,5 +790,6 @@ fn _lstmrt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StreamId>()?;
     m.add_function(wrap_pyfunction!(convert, m)?)?;
     m.add_function(wrap_pyfunction!(isa, m)?)?;
+    vad::register(m)?;
     Ok(())
 }

@@ -8,7 +8,9 @@
 
 Arrays are float32 numpy arrays, read in place when C-contiguous; outputs
 are new arrays (no copy of the runtime's buffer) or the ``out=`` given. The
-GIL is released while the runtime computes. A process forked after a state
+GIL is released while the runtime computes. ``lstmrt.silero`` is a drop-in
+for the ``silero-vad`` package (Silero VAD at 8 and 16 kHz, many live calls
+at once). A process forked after a state
 started threads (Dask, Spark, multiprocessing) starts them again by itself.
 """
 
@@ -27,7 +29,18 @@ from ._errors import (
     TokenError,
     UnsupportedError,
 )
-from ._lstmrt import ChunkState, Model, State, StreamBatch, StreamId, __version__, convert, isa
+from ._lstmrt import (
+    ChunkState,
+    Model,
+    State,
+    StreamBatch,
+    StreamId,
+    VadStreams,
+    __version__,
+    convert,
+    isa,
+    speech_timestamps,
+)
 
 __all__ = [
     "ChunkState",
@@ -35,6 +48,8 @@ __all__ = [
     "State",
     "StreamBatch",
     "StreamId",
+    "VadStreams",
+    "speech_timestamps",
     "convert",
     "isa",
     "__version__",

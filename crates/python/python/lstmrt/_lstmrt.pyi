@@ -1,7 +1,7 @@
 """Types of the extension module (re-exported by ``lstmrt``)."""
 
 from os import PathLike
-from typing import Any, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -116,10 +116,61 @@ class ChunkState:
 
     def run(self, x: _F32) -> _F32:
         """One chunk of every stream, ``[streams, chunk(, channels)]`` to ``[streams, outputs]``."""
+    def run_streams(self, streams: Sequence[int], x: _F32) -> _F32:
+        """One chunk of the streams named, ``[len(streams), chunk]``; the others keep their state."""
+    def run_signal(self, signal: _F32) -> _F32:
+        """A whole 1-D signal through a one-stream state (last chunk zero-padded): ``[chunks, outputs]``."""
     def reset(self) -> None: ...
     def reset_stream(self, stream: int) -> None: ...
     @property
     def streams(self) -> int: ...
+
+class VadStreams:
+    """Up to ``capacity`` live audio streams of a voice-activity model, stepped together."""
+
+    def __init__(
+        self,
+        model: Model,
+        capacity: int,
+        *,
+        threshold: float = 0.5,
+        min_silence_duration_ms: float = 100.0,
+        speech_pad_ms: float = 30.0,
+        max_pending_s: float = 2.0,
+        threads: int = 1,
+    ) -> None: ...
+    def join(self) -> StreamId: ...
+    def leave(self, id: StreamId) -> None: ...
+    def reset(self, id: StreamId) -> None: ...
+    def push(self, id: StreamId, samples: _F32) -> None: ...
+    def pending(self, id: StreamId) -> int: ...
+    def triggered(self, id: StreamId) -> bool: ...
+    def process(self) -> Tuple[List[StreamId], _F32, List[Tuple[StreamId, str, float]]]:
+        """Every stream's waiting chunks, as one batch per round: ``(ids, probs, events)``."""
+    def __len__(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def sampling_rate(self) -> int: ...
+
+def speech_timestamps(
+    probs: Sequence[float],
+    *,
+    window: int,
+    sampling_rate: int,
+    audio_length_samples: int,
+    threshold: float = 0.5,
+    neg_threshold: Optional[float] = None,
+    min_speech_duration_ms: float = 250.0,
+    max_speech_duration_s: float = ...,
+    min_silence_duration_ms: float = 100.0,
+    speech_pad_ms: float = 30.0,
+    min_silence_at_max_speech: float = 98.0,
+    use_max_poss_sil_at_max_speech: bool = True,
+) -> List[Tuple[int, int]]:
+    """Speech segments in samples, by the silero-vad package's rules."""
 
 def convert(
     src: _Path, dst: _Path, dtype: str = "f32", *, check: bool = False, cell: Optional[str] = None
