@@ -394,40 +394,45 @@ fn one_model_serves_many_threads_each_with_its_own_state() {
 
 #[test]
 fn chunked_models_run_chunk_by_chunk_through_the_abi() {
-    let path = lstmrt_testkit::repo_root().join("models/silero_vad/silero_vad.lstm");
-    let model = Model::open(&path).unwrap();
-    let c = CModel::from_bytes(&std::fs::read(&path).unwrap());
-    let (mut chunk, mut outputs) = (0usize, 0usize);
-    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
-    assert_eq!(unsafe { lstmrt_model_chunk_sizes(c.0, &mut chunk, &mut outputs) }, LSTMRT_OK);
-    assert_eq!((chunk, outputs), (512, 1));
-    let mut chunks: *mut lstmrt_chunks = ptr::null_mut();
-    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
-    assert_eq!(unsafe { lstmrt_chunks_new(c.0, 2, 1, &mut chunks) }, LSTMRT_OK);
-    // Two streams: a tone and silence; the same as the Rust API's chunks.
-    let x: Vec<f32> = (0..1024).map(|i| if i < 512 { 0.3 * (i as f32 * 0.2).sin() } else { 0.0 }).collect();
-    let mut rust = model.new_chunk_state(2).unwrap();
-    for round in 0..3 {
+    // Silero VAD at both of its rates: the chunk size comes from the model.
+    for (file, window) in [("silero_vad.lstm", 512usize), ("silero_vad_8k.lstm", 256)] {
+        let path = lstmrt_testkit::repo_root().join("models/silero_vad").join(file);
+        let model = Model::open(&path).unwrap();
+        let c = CModel::from_bytes(&std::fs::read(&path).unwrap());
+        let (mut chunk, mut outputs) = (0usize, 0usize);
+        // SAFETY: live handles, and buffers of the sizes the call reads and writes.
+        assert_eq!(unsafe { lstmrt_model_chunk_sizes(c.0, &mut chunk, &mut outputs) }, LSTMRT_OK);
+        assert_eq!((chunk, outputs), (window, 1));
+        let mut chunks: *mut lstmrt_chunks = ptr::null_mut();
+        // SAFETY: live handles, and buffers of the sizes the call reads and writes.
+        assert_eq!(unsafe { lstmrt_chunks_new(c.0, 2, 1, &mut chunks) }, LSTMRT_OK);
+        // Two streams: a tone and silence; the same as the Rust API's chunks.
+        let x: Vec<f32> =
+            (0..2 * window).map(|i| if i < window { 0.3 * (i as f32 * 0.2).sin() } else { 0.0 }).collect();
+        let mut rust = model.new_chunk_state(2).unwrap();
+        for round in 0..3 {
+            let mut y = [0.0f32; 2];
+            assert_eq!(
+                // SAFETY: live handles, and buffers of the sizes the call reads and writes.
+                unsafe { lstmrt_chunks_run(c.0, chunks, x.as_ptr(), y.as_mut_ptr()) },
+                LSTMRT_OK,
+                "{}",
+                last_error()
+            );
+            assert_eq!(&y[..], model.run_chunk(&mut rust, &x).unwrap(), "{file} round {round}");
+        }
+        // SAFETY: live handles, and buffers of the sizes the call reads and writes.
+        assert_eq!(unsafe { lstmrt_chunks_reset_stream(chunks, 1) }, LSTMRT_OK);
+        // SAFETY: live handles, and buffers of the sizes the call reads and writes.
+        assert_eq!(unsafe { lstmrt_chunks_reset_stream(chunks, 2) }, LSTMRT_BAD_ARGUMENT);
+        assert!(last_error().contains("stream 2 of a batch of 2"), "{}", last_error());
         let mut y = [0.0f32; 2];
-        assert_eq!(
-            // SAFETY: live handles, and buffers of the sizes the call reads and writes.
-            unsafe { lstmrt_chunks_run(c.0, chunks, x.as_ptr(), y.as_mut_ptr()) },
-            LSTMRT_OK,
-            "{}",
-            last_error()
-        );
-        assert_eq!(&y[..], model.run_chunk(&mut rust, &x).unwrap(), "round {round}");
+        // SAFETY: live handles, and buffers of the sizes the call reads and writes.
+        assert_eq!(unsafe { lstmrt_chunks_run(c.0, chunks, ptr::null(), y.as_mut_ptr()) }, LSTMRT_BAD_ARGUMENT);
+        // SAFETY: live handles, and buffers of the sizes the call reads and writes.
+        unsafe { lstmrt_chunks_free(chunks) };
     }
-    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
-    assert_eq!(unsafe { lstmrt_chunks_reset_stream(chunks, 1) }, LSTMRT_OK);
-    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
-    assert_eq!(unsafe { lstmrt_chunks_reset_stream(chunks, 2) }, LSTMRT_BAD_ARGUMENT);
-    assert!(last_error().contains("stream 2 of a batch of 2"), "{}", last_error());
-    let mut y = [0.0f32; 2];
-    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
-    assert_eq!(unsafe { lstmrt_chunks_run(c.0, chunks, ptr::null(), y.as_mut_ptr()) }, LSTMRT_BAD_ARGUMENT);
-    // SAFETY: live handles, and buffers of the sizes the call reads and writes.
-    unsafe { lstmrt_chunks_free(chunks) };
+    let (mut chunk, mut outputs) = (0usize, 0usize);
     // A model without stages has none to run.
     let plain = CModel::from_bytes(&model_bytes(CellKind::Lstm, 3, 4, 1, 1));
     let mut none: *mut lstmrt_chunks = ptr::null_mut();

@@ -29,8 +29,14 @@ pub fn check_signal(model_path: &Path, input: &Path, stages: &Stages, signal: &S
         && stages.sample_rate != 0
         && rate != stages.sample_rate
     {
+        // Silero VAD comes at both of its rates.
+        let other = match rate {
+            8000 => ", or run the 8 kHz model (models/silero_vad/silero_vad_8k.lstm for Silero VAD)",
+            16000 => ", or run the 16 kHz model (models/silero_vad/silero_vad.lstm for Silero VAD)",
+            _ => "",
+        };
         return Err(Failure::bad_input(format!(
-            "{}: {rate} Hz, but {} was made for {} Hz: resample it first (for example `sox {} -r {} out.wav`)",
+            "{}: {rate} Hz, but {} was made for {} Hz: resample it first (for example `sox {} -r {} out.wav`){other}",
             input.display(),
             model_path.display(),
             stages.sample_rate,
