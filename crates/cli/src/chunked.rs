@@ -50,24 +50,11 @@ pub fn check_signal(model_path: &Path, input: &Path, stages: &Stages, signal: &S
 /// Every chunk's output for a whole signal, `[chunks][out_values]`: the
 /// last partial chunk padded with zeros, as Silero's own loop does.
 pub fn run_signal(model: &Model, signal: &[f32], threads: usize) -> Result<Vec<f32>, lstmrt::Error> {
-    let stages = model.metadata().stages.as_ref().expect("a chunked model");
-    let per = (stages.chunk * stages.channels) as usize;
-    let chunks = signal.len().div_ceil(per);
     let mut st = model.new_chunk_state(1)?;
     st.set_threads(threads);
     let out_values = model.stages_plan().expect("a chunked model").out_values();
-    let mut out = Vec::with_capacity(chunks * out_values);
-    let mut last = vec![0.0f32; per];
-    for c in 0..chunks {
-        let part = &signal[c * per..signal.len().min((c + 1) * per)];
-        let x = if part.len() == per {
-            part
-        } else {
-            last[..part.len()].copy_from_slice(part);
-            &last
-        };
-        out.extend_from_slice(model.run_chunk(&mut st, x)?);
-    }
+    let mut out = vec![0.0; model.signal_chunks(signal.len()) * out_values];
+    model.run_signal(&mut st, signal, &mut out)?;
     Ok(out)
 }
 

@@ -22,6 +22,19 @@ use crate::{Error, Model, State};
 
 const LANES: usize = 16;
 
+/// Chunks of a signal [`Model::run_signal`] runs as one batch through the
+/// front-end and the head (and as one sequence through the stack).
+const SIGNAL_BLOCK: usize = 64;
+
+/// How a chunk's rows go through the recurrent stack.
+enum Stack<'a> {
+    /// As streams of the chunk state's own state: all, or these rows.
+    Rows(Option<&'a [usize]>),
+    /// `chunks` consecutive chunks of one stream (rows `0..chunks` of the
+    /// chunk state's buffers), run in order through `state` (batch 1).
+    Sequence { state: &'a mut State, chunks: usize },
+}
+
 /// Floats of unfolded input the GEMM is given at once: the unfolding buffer
 /// holds this many (or one row, if a row is longer), never more.
 const UNFOLD_FLOATS: usize = 1 << 18;
@@ -207,7 +220,7 @@ impl Model {
     /// Returns the head's result `[batch][out_positions][out_channels]` (for
     /// a voice-activity model, one probability per stream).
     pub fn run_chunk<'s>(&self, st: &'s mut ChunkState, x: &[f32]) -> Result<&'s [f32], Error> {
-        self.run_window(st, None, x)
+        self.run_window(st, Stack::Rows(None), x)
     }
 
     /// Runs one chunk of some of the streams: `streams` names them (each
@@ -234,7 +247,7 @@ impl Model {
                 Some(seen) => *seen = st.calls,
             }
         }
-        self.run_window(st, Some(streams), x)
+        self.run_window(st, Stack::Rows(Some(streams)), x)
     }
 
     /// Runs a whole signal through stream 0 of a one-stream chunk state,
@@ -263,17 +276,47 @@ impl Model {
         if let Some(index) = signal.iter().position(|v| !v.is_finite()) {
             return Err(Error::NotFinite { what: "signal", index, value: signal[index] });
         }
-        let mut last = Vec::new();
-        for (x, o) in signal.chunks(frame).zip(out.chunks_mut(per)) {
-            let x = if x.len() == frame {
-                x
-            } else {
-                last.extend_from_slice(x);
-                last.resize(frame, 0.0);
-                &last[..]
-            };
-            o.copy_from_slice(self.run_window(st, None, x)?);
+        if chunks < 2 {
+            let mut last = signal.to_vec();
+            last.resize(chunks * frame, 0.0);
+            if chunks == 1 {
+                out.copy_from_slice(self.run_window(st, Stack::Rows(None), &last)?);
+            }
+            return Ok(());
         }
+        // Blocks of consecutive chunks run their front-end and head as one
+        // batch (each chunk's window is its context frames from the signal);
+        // the recurrent stack runs them as one sequence of the stream's state.
+        let block = chunks.min(SIGNAL_BLOCK);
+        let mut blk = self.new_chunk_state(block)?;
+        blk.set_threads(st.state.threads());
+        let context = stages.context as usize * stages.channels as usize;
+        let mut x = vec![0.0f32; block * frame];
+        // The signal padded to whole chunks, after the stream's context.
+        let padded = |i: usize| -> f32 {
+            if i < context { st.context[i] } else { signal.get(i - context).copied().unwrap_or(0.0) }
+        };
+        let mut first = 0;
+        while first < chunks {
+            let k = block.min(chunks - first);
+            for b in 0..k {
+                let at = (first + b) * frame; // where chunk `first + b` starts, after the context
+                for (j, c) in blk.context[b * context..][..context].iter_mut().enumerate() {
+                    *c = padded(at + j);
+                }
+                for (j, v) in x[b * frame..][..frame].iter_mut().enumerate() {
+                    *v = padded(at + context + j);
+                }
+            }
+            let stack = Stack::Sequence { state: &mut st.state, chunks: k };
+            let y = self.run_window(&mut blk, stack, &x[..k * frame])?;
+            out[first * per..][..k * per].copy_from_slice(y);
+            first += k;
+        }
+        // The stream's context: the last frames before the end of the padded signal.
+        let end = chunks * frame;
+        let ctx: Vec<f32> = (0..context).map(|j| padded(end + j)).collect();
+        st.context.copy_from_slice(&ctx);
         Ok(())
     }
 
@@ -287,7 +330,7 @@ impl Model {
     }
 
     /// One chunk of the streams `rows` (all of them: `None`), `x` in their order.
-    fn run_window<'s>(&self, st: &'s mut ChunkState, rows: Option<&[usize]>, x: &[f32]) -> Result<&'s [f32], Error> {
+    fn run_window<'s>(&self, st: &'s mut ChunkState, stack: Stack<'_>, x: &[f32]) -> Result<&'s [f32], Error> {
         let (plan, stages) = self.chunk_plan()?;
         if st.plan != *plan {
             return Err(Error::StateMismatch { reason: "the chunk state was made for another model".into() });
@@ -298,7 +341,10 @@ impl Model {
             });
         }
         self.check_state(&st.state)?;
-        let batch = rows.map_or(st.batch, <[usize]>::len);
+        let (rows, batch) = match &stack {
+            Stack::Rows(rows) => (*rows, rows.map_or(st.batch, <[usize]>::len)),
+            Stack::Sequence { chunks, .. } => (None, *chunks),
+        };
         let (frames, channels) = (stages.chunk as usize, stages.channels as usize);
         if x.len() != batch * frames * channels {
             return Err(Error::Shape {
@@ -350,23 +396,45 @@ impl Model {
         }
         // The stack reads its inputs compact.
         let (steps, features) = (plan.steps, self.architecture().input_size as usize);
+        let sequence = matches!(stack, Stack::Sequence { .. });
         {
             let src = activations(cur.0, &bufs, &st.window, &st.rec_out);
             let rec_in = st.rec_in.as_mut_slice();
             for r in 0..steps * batch {
-                rec_in[r * features..][..features].copy_from_slice(&src[r * cur.1.stride..][..features]);
+                // A sequence runs chunk after chunk: row `s * batch + b` of
+                // the front-end is step `b * steps + s` of the sequence.
+                let to = if sequence { (r % batch) * steps + r / batch } else { r };
+                rec_in[to * features..][..features].copy_from_slice(&src[r * cur.1.stride..][..features]);
             }
         }
         let width = self.architecture().sequence_output_size();
-        match rows {
-            None => {
+        match stack {
+            Stack::Sequence { state, .. } => {
+                let (xs, out) =
+                    (&st.rec_in.as_slice()[..steps * batch * features], &mut st.rec_out[..steps * batch * width]);
+                if let Err(e) = self.run_into(state, xs, out) {
+                    st.bufs = bufs;
+                    return Err(e);
+                }
+                if steps > 1 {
+                    // Back to position-major rows for the head.
+                    let seq = out.to_vec();
+                    for b in 0..batch {
+                        for step in 0..steps {
+                            out[(step * batch + b) * width..][..width]
+                                .copy_from_slice(&seq[(b * steps + step) * width..][..width]);
+                        }
+                    }
+                }
+            }
+            Stack::Rows(None) => {
                 let result = self.run_into(&mut st.state, st.rec_in.as_slice(), &mut st.rec_out);
                 if let Err(e) = result {
                     st.bufs = bufs;
                     return Err(e);
                 }
             }
-            Some(rows) => {
+            Stack::Rows(Some(rows)) => {
                 // Only these rows of the state step; `run_into`'s checks
                 // (state and model agree) were made above.
                 let (xs, out) =

@@ -229,16 +229,22 @@ fn some_streams_and_whole_signals_equal_the_reference(model: &dyn Fn(&Metadata, 
                 done[s]
             );
         }
-        // A whole signal whose last chunk is short: padded with zeros.
-        let long = signal(&mut rng, per * 7 + per / 3);
-        let mut padded = long.clone();
-        padded.resize(per * 8, 0.0);
-        let want = reference::run_chunks(&meta, &stored, &padded);
+        // Whole signals whose last chunk is short (padded with zeros): one
+        // chunk, a block of them, several blocks; and a signal that goes on
+        // from where the last one ended (state and context carried).
         let mut one = model.new_chunk_state(1).unwrap();
-        let mut out = vec![0.0; model.signal_chunks(long.len()) * each];
-        model.run_signal(&mut one, &long, &mut out).unwrap();
-        let diff = reference::max_abs_diff(&out, &want);
-        assert!(out.len() == want.len() && diff <= 2e-5, "{what} whole signal: max diff {diff}");
+        let mut whole = Vec::new();
+        for chunks in [1, 7, 150] {
+            let long = signal(&mut rng, per * (chunks - 1) + per / 3);
+            whole.extend_from_slice(&long);
+            whole.resize(whole.len().div_ceil(per) * per, 0.0);
+            let want = reference::run_chunks(&meta, &stored, &whole);
+            let mut out = vec![0.0; model.signal_chunks(long.len()) * each];
+            model.run_signal(&mut one, &long, &mut out).unwrap();
+            let want = &want[want.len() - out.len()..];
+            let diff = reference::max_abs_diff(&out, want);
+            assert!(diff <= 2e-5, "{what} whole signal of {chunks} chunks: max diff {diff}");
+        }
     }
 }
 
