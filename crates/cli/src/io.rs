@@ -511,7 +511,12 @@ pub fn check_output_values(
     per_row: usize,
 ) -> Result<(), DataError> {
     let limit = lstmrt_format::limits::MAX_OUTPUT_VALUES;
-    let values = (steps as u128 * batch as u128 * per_step as u128) + batch as u128 * per_row as u128;
+    // Saturating: three usize factors can pass u128 (a debug build panics,
+    // a release build would wrap to a small number and pass).
+    let values = (steps as u128)
+        .saturating_mul(batch as u128)
+        .saturating_mul(per_step as u128)
+        .saturating_add((batch as u128).saturating_mul(per_row as u128));
     if values > limit as u128 {
         return Err(DataError::new(
             source,

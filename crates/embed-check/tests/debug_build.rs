@@ -1,10 +1,35 @@
 //! Every dtype, batch 1 and 32, on a 2 MiB thread, in whatever profile this
-//! test is built (CI: the dev profile, opt-level 0).
+//! test is built. What an embedder's debug build is (opt-level 0 everywhere)
+//! is the workspace's `embedder` profile: `cargo test -p lstmrt-embed-check
+//! --profile embedder` (tools/test.sh, so CI). A plain `cargo test` builds
+//! it in the dev profile, whose kernels the workspace optimises: the test
+//! runs there too and says so.
+
+use std::io::Write;
 
 use lstmrt_embed_check::{cases, check, on_small_stack};
 
+/// The profile this test binary was built in: the folder above `deps/`.
+fn profile() -> String {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let deps = exe.parent().expect("in deps/");
+    let dir = deps.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned());
+    dir.unwrap_or_default()
+}
+
 #[test]
 fn every_dtype_and_batch_runs_on_a_2_mib_thread_and_matches_the_reference() {
+    let profile = profile();
+    if profile != "embedder" {
+        let note = format!(
+            "built in the `{profile}` profile, where the workspace optimises the kernels; the opt-level-0 check is `cargo test -p lstmrt-embed-check --profile embedder`"
+        );
+        if std::env::var_os("LSTMRT_REQUIRE_EMBEDDER_PROFILE").is_some() {
+            panic!("{note}");
+        }
+        // Straight to stderr: libtest would hide an `eprintln!` of a passing test.
+        let _ = writeln!(std::io::stderr(), "debug_build: {note}");
+    }
     for case in cases() {
         let label = format!("{:?} {} {:?} batch {}", case.arch.cell, case.arch.hidden_size, case.dtype, case.batch);
         let c = case.clone();
