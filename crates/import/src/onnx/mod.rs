@@ -105,7 +105,7 @@ pub fn external_files(bytes: &[u8], path: &Path) -> Vec<PathBuf> {
 
 /// The float tensors of the model by name, as a state dict: the
 /// initializers and `Constant` values of the main graph and of every
-/// subgraph (see [`named_tensors`]). An ONNX export of a PyTorch module
+/// subgraph (an `If`'s branches). An ONNX export of a PyTorch module
 /// keeps the module's parameter names (`model.decoder.rnn.weight_ih`; in
 /// silero_vad.onnx's 8 kHz branch
 /// `If_0_else_branch__Inline_0__decoder.rnn.weight_ih`), so `--arch` can
