@@ -439,13 +439,16 @@ tiered8! {
     gemm_int8(c: &GemmCall<'_>) = gemm_int8_generic;
 }
 
-/// Sets flush-to-zero and denormals-are-zero for the current thread while
-/// alive, so a kernel's speed never depends on denormal inputs; restores the
+/// Sets flush-to-zero and denormals-are-zero (x86's MXCSR FTZ/DAZ, AArch64's
+/// FPCR.FZ) for the current thread while alive, so a kernel's speed never
+/// depends on denormal inputs and its results match on both; restores the
 /// previous mode on drop. Not under miri, which runs no `asm!` (the modes
 /// only change denormal results, which the kernels' tests do not meet).
 pub struct FlushDenormals {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     saved: u32,
+    #[cfg(all(target_arch = "aarch64", not(miri)))]
+    saved: u64,
 }
 
 impl FlushDenormals {
@@ -464,7 +467,19 @@ impl FlushDenormals {
             }
             FlushDenormals { saved }
         }
-        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+        #[cfg(all(target_arch = "aarch64", not(miri)))]
+        {
+            let saved: u64;
+            // SAFETY: mrs/msr read and write this thread's floating-point
+            // control register (present on every AArch64); bit 24 (FZ) only
+            // flushes denormal inputs and results to zero, as FTZ/DAZ do on x86.
+            unsafe {
+                std::arch::asm!("mrs {}, fpcr", out(reg) saved, options(nomem, nostack));
+                std::arch::asm!("msr fpcr, {}", in(reg) saved | (1 << 24), options(nomem, nostack));
+            }
+            FlushDenormals { saved }
+        }
+        #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))))]
         FlushDenormals {}
     }
 }
@@ -476,6 +491,11 @@ impl Drop for FlushDenormals {
         // SAFETY: restores the value read in `new`.
         unsafe {
             std::arch::asm!("ldmxcsr [{}]", in(reg) &self.saved, options(nostack, readonly));
+        }
+        #[cfg(all(target_arch = "aarch64", not(miri)))]
+        // SAFETY: restores the value read in `new`.
+        unsafe {
+            std::arch::asm!("msr fpcr, {}", in(reg) self.saved, options(nomem, nostack));
         }
     }
 }
