@@ -2,7 +2,14 @@
 
 use std::arch::x86_64::*;
 
-use super::simd::Simd;
+use super::simd::{LANES, Simd};
+
+/// A vector's bits as 32 bf16 values.
+#[inline(always)]
+fn transmute_bh(v: __m512) -> __m512bh {
+    // SAFETY: both are 64 bytes of plain lanes; any bits are valid.
+    unsafe { std::mem::transmute::<__m512, __m512bh>(v) }
+}
 
 #[derive(Clone, Copy)]
 pub(crate) struct Avx512;
@@ -115,6 +122,49 @@ impl Simd for Avx512 {
     unsafe fn keep_nan(x: __m512, r: __m512) -> __m512 {
         // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), r, x) }
+    }
+    #[inline(always)]
+    unsafe fn dot_bf16(acc: __m512, w: __m512, a: __m512) -> __m512 {
+        // SAFETY: reached only through `Bf16Dot` weights, which the dispatch
+        // runs only where the CPU has AVX512-BF16 (`dispatch::bf16_dot_available`); lane arithmetic only.
+        unsafe { _mm512_dpbf16_ps(acc, transmute_bh(w), transmute_bh(a)) }
+    }
+    #[inline(always)]
+    unsafe fn bf16_pairs(x: *const f32, n: usize, dst: *mut u32) {
+        // SAFETY: AVX512-BF16 as for `dot_bf16`; the loads read only the `n`
+        // floats at `x` (the tail through a mask), the stores write the
+        // `n.div_ceil(2)` pairs at `dst` (the tail through a mask).
+        unsafe {
+            let mut i = 0;
+            while i + LANES <= n {
+                let b = _mm512_cvtneps_pbh(_mm512_loadu_ps(x.add(i)));
+                _mm256_storeu_si256(dst.add(i / 2).cast(), std::mem::transmute::<__m256bh, __m256i>(b));
+                i += LANES;
+            }
+            if i < n {
+                // 1..=15 floats left: masked lanes load as 0.
+                let left = n - i;
+                let b = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(((1u32 << left) - 1) as u16, x.add(i)));
+                let pairs = left.div_ceil(2);
+                let bits = std::mem::transmute::<__m256bh, __m256i>(b);
+                _mm256_mask_storeu_epi32(dst.add(i / 2).cast(), ((1u32 << pairs) - 1) as u8, bits);
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn pair_bf16(lo: *const u16, hi: *const u16, dst: *mut u32) {
+        // SAFETY: the AVX-512 subsets are available; the caller guarantees 16
+        // values at `lo` and at `hi` (unless null) and room for 16 pairs at `dst`.
+        unsafe {
+            let lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(lo.cast()));
+            let pairs = if hi.is_null() {
+                lo
+            } else {
+                let hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(hi.cast()));
+                _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi))
+            };
+            _mm512_storeu_si512(dst.cast(), pairs);
+        }
     }
 }
 

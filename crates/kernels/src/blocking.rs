@@ -9,7 +9,7 @@
 use std::ops::Range;
 
 use crate::gemm::{Gemm, gemm_block};
-use crate::microkernel::{accumulate_rows, widen};
+use crate::microkernel::{accumulate_rows, accumulate_rows_bf16, pair_block, widen};
 use crate::simd::{LANES, Simd, Weight};
 use crate::step::{GatesFinish, Pass, StepCtx};
 
@@ -74,6 +74,8 @@ impl PanelCover {
 /// The caller owns it (one per thread running a kernel: `StepsCall::wide`,
 /// `GemmCall::wide`), so no kernel keeps a large array on its stack.
 pub const WIDEN_BUFFER: usize = 6144;
+// A block of bf16 pairs of one gate fills the buffer with MAX_PAIRS pairs.
+const _: () = assert!(crate::microkernel::MAX_PAIRS == WIDEN_BUFFER / LANES);
 
 /// Bytes of f32 `W_hh` per k-block of the blocked recurrence: read from
 /// memory once, then reused from L1 (half of a 48 KiB L1d) by every row block.
@@ -120,28 +122,43 @@ pub(crate) unsafe fn blocked_recurrence<S: Tier, W: Weight, const TALL: bool>(
         let w = &ctx.k.w_hh;
         let stride = w.stride();
         // f16/bf16 blocks are widened once into the caller's buffer and
-        // read as f32 by every row block; f32 blocks are read in place.
+        // read as f32 by every row block (bf16 with dot products: paired
+        // there, twice the inputs in the same bytes); f32 blocks are read
+        // in place.
         let widened = std::mem::size_of::<W>() != 4;
         let wide = ctx.wide;
-        let k_block = if widened { WIDEN_BUFFER / stride } else { F32_K_BLOCK_BYTES / (stride * 4) }.max(1);
+        let k_block = if W::DOT {
+            2 * (WIDEN_BUFFER / stride)
+        } else if widened {
+            WIDEN_BUFFER / stride
+        } else {
+            F32_K_BLOCK_BYTES / (stride * 4)
+        }
+        .max(1);
+        let pairs = wide.cast_const().cast::<u32>();
         for k0 in (0..w.k).step_by(k_block) {
             let ks = k0..(k0 + k_block).min(w.k);
             let src = w.panel(p).add(k0 * stride);
-            if widened {
+            if W::DOT {
+                pair_block::<S>(src.cast(), ks.len(), w.gates, wide.cast());
+            } else if widened {
                 widen::<S, W>(src, ks.len() * w.gates, wide);
             }
             let mut r = rows.start;
             while r < rows.end {
                 let n = if TALL { block_height(rows.end - r) } else { 1 };
-                match (widened, n) {
-                    (true, ROW_BLOCK) => {
+                match (W::DOT, widened, n) {
+                    (true, _, ROW_BLOCK) => ctx.add_hidden_pairs::<S, ROW_BLOCK>(r, p, ks.clone(), pairs),
+                    (true, _, 2) => ctx.add_hidden_pairs::<S, 2>(r, p, ks.clone(), pairs),
+                    (true, _, _) => ctx.add_hidden_pairs::<S, 1>(r, p, ks.clone(), pairs),
+                    (false, true, ROW_BLOCK) => {
                         ctx.add_hidden_block::<S, f32, ROW_BLOCK>(r, p, ks.clone(), wide.cast_const(), stride)
                     }
-                    (true, 2) => ctx.add_hidden_block::<S, f32, 2>(r, p, ks.clone(), wide.cast_const(), stride),
-                    (true, _) => ctx.add_hidden_block::<S, f32, 1>(r, p, ks.clone(), wide.cast_const(), stride),
-                    (false, ROW_BLOCK) => ctx.add_hidden_block::<S, W, ROW_BLOCK>(r, p, ks.clone(), src, stride),
-                    (false, 2) => ctx.add_hidden_block::<S, W, 2>(r, p, ks.clone(), src, stride),
-                    (false, _) => ctx.add_hidden_block::<S, W, 1>(r, p, ks.clone(), src, stride),
+                    (false, true, 2) => ctx.add_hidden_block::<S, f32, 2>(r, p, ks.clone(), wide.cast_const(), stride),
+                    (false, true, _) => ctx.add_hidden_block::<S, f32, 1>(r, p, ks.clone(), wide.cast_const(), stride),
+                    (false, false, ROW_BLOCK) => ctx.add_hidden_block::<S, W, ROW_BLOCK>(r, p, ks.clone(), src, stride),
+                    (false, false, 2) => ctx.add_hidden_block::<S, W, 2>(r, p, ks.clone(), src, stride),
+                    (false, false, _) => ctx.add_hidden_block::<S, W, 1>(r, p, ks.clone(), src, stride),
                 }
                 r += n;
             }
@@ -229,19 +246,35 @@ impl Blocking for ManyRegisters {
             }
             // f16/bf16: widen a block of k once, then let every row block use
             // it from L1 as f32, instead of converting it once per row block
-            // (the conversion, not the FMAs, would bound the GEMM).
+            // (the conversion, not the FMAs, would bound the GEMM). bf16 with
+            // dot products: pair the block instead, twice the inputs.
             let per_k = G * LANES;
-            let k_block = WIDEN_BUFFER / per_k;
+            let k_block = if W::DOT { 2 * (WIDEN_BUFFER / per_k) } else { WIDEN_BUFFER / per_k };
             let panel = w.panel(p);
+            let pairs = wide.cast_const().cast::<u32>();
             for k0 in (0..w.k).step_by(k_block) {
                 let n = k_block.min(w.k - k0);
-                widen::<S, W>(panel.add(k0 * per_k), n * G, wide);
+                if W::DOT {
+                    pair_block::<S>(panel.add(k0 * per_k).cast(), n, G, wide.cast());
+                } else {
+                    widen::<S, W>(panel.add(k0 * per_k), n * G, wide);
+                }
                 let init = (k0 == 0).then(|| bias[p * per_k..].as_ptr());
                 let mut r = 0;
                 while r < rows {
                     let block = block_height(rows - r);
                     let outs = |n: usize| out.add((r + n) * out_stride + p * per_k);
                     let xs = |n: usize| x.add((r + n) * x_stride + k0);
+                    if W::DOT {
+                        let (o, xr) = (std::array::from_fn(outs), std::array::from_fn(xs));
+                        match block {
+                            ROW_BLOCK => accumulate_rows_bf16::<S, ROW_BLOCK, G>(o, init, pairs, xr, n),
+                            2 => accumulate_rows_bf16::<S, 2, G>([o[0], o[1]], init, pairs, [xr[0], xr[1]], n),
+                            _ => accumulate_rows_bf16::<S, 1, G>([o[0]], init, pairs, [xr[0]], n),
+                        }
+                        r += block;
+                        continue;
+                    }
                     match block {
                         ROW_BLOCK => accumulate_rows::<S, f32, ROW_BLOCK, G>(
                             std::array::from_fn(outs),

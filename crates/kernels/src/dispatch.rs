@@ -180,6 +180,48 @@ steps_for!(steps_f32, f32);
 steps_for!(steps_f16, f16);
 #[cfg(not(target_family = "wasm"))]
 steps_for!(steps_bf16, bf16);
+#[cfg(target_arch = "x86_64")]
+steps_for!(steps_bf16_dot, crate::simd::Bf16Dot);
+
+/// Whether bf16 weights on tier `isa` multiply with bf16 dot products
+/// (`vdpbf16ps`) in the blocked paths: the avx512 and amx tiers on a CPU
+/// with AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake and Sapphire
+/// Rapids and later). Every activation is then rounded to bf16 (to
+/// nearest, ties to even) where it meets bf16 weights, on every path, so a
+/// row's result does not depend on the batch: the input projection of many
+/// rows and the recurrence of batches of 6 rows or more use the dot
+/// products; one or a few rows widen the weights to f32 as they load. On
+/// other tiers and CPUs bf16 weights meet f32 activations.
+pub fn bf16_dot(isa: Isa) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        matches!(isa, Isa::Avx512 | Isa::Amx) && isa.available() && is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        false
+    }
+}
+
+/// bf16 weights with dot products: the avx512 tier's code with AVX512-BF16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16")]
+unsafe fn run_steps_bf16_dot(c: &StepsCall<'_, '_>) {
+    // SAFETY: only reached where `bf16_dot` holds: the CPU has these subsets.
+    unsafe { steps_bf16_dot::<crate::avx512::Avx512>(c) }
+}
+
+/// The input projection of bf16 weights with dot products (as just above).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16")]
+unsafe fn gemm_bf16_dot(c: &GemmCall<'_>) {
+    // SAFETY: only reached where `bf16_dot` holds; `gemm`'s contract for the rest.
+    unsafe {
+        let _ftz = FlushDenormals::new();
+        drive::gemm::<crate::avx512::Avx512, crate::simd::Bf16Dot>(&c.typed(), c.panels.clone())
+    }
+}
 
 #[inline(always)]
 unsafe fn gemm_generic<S: Tier>(c: &GemmCall) {
@@ -282,6 +324,8 @@ pub unsafe fn run_steps(isa: Isa, dot: Int8Dot, c: &StepsCall<'_, '_>) {
             DType::F32 => run_steps_f32(isa, c),
             #[cfg(not(target_family = "wasm"))]
             DType::F16 => run_steps_f16(isa, c),
+            #[cfg(target_arch = "x86_64")]
+            DType::BF16 if bf16_dot(isa) => run_steps_bf16_dot(c),
             #[cfg(not(target_family = "wasm"))]
             DType::BF16 => run_steps_bf16(isa, c),
             #[cfg(target_family = "wasm")]
@@ -318,6 +362,8 @@ pub unsafe fn gemm(isa: Isa, dot: Int8Dot, c: &GemmCall<'_>) {
             DType::I8 => gemm_int8(dot, c),
             #[cfg(target_family = "wasm")]
             DType::I8 => unreachable!("{WASM_INT8}"),
+            #[cfg(target_arch = "x86_64")]
+            DType::BF16 if bf16_dot(isa) => gemm_bf16_dot(c),
             _ => gemm_float(isa, c),
         }
     }
@@ -563,4 +609,92 @@ tiered! {
     /// # Safety
     /// `isa` must be available; `bytes` must be 64-byte aligned.
     pub unsafe fn read_probe(c: &crate::probe::ReadCall<'_>) -> f32 = read_generic;
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod bf16_dot_tests {
+    use super::*;
+    use lstmrt_format::panel::{LANES, pack, panels};
+
+    /// A small deterministic generator (xorshift), values in [-scale, scale).
+    struct Gen(u64);
+    impl Gen {
+        fn next(&mut self, scale: f32) -> f32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            ((self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        }
+    }
+
+    /// The input projection with bf16 dot products against its definition:
+    /// `bias + Σ_k bf16(x[k]) w[k]` (inputs rounded to nearest bf16, ties to
+    /// even; products exact), summed in f64. Shapes cover odd `k`, `k` past
+    /// one paired block (192 inputs of 4 gates, 768 of one), row blocks of
+    /// 6, 2 and 1, one to four gates and partial panels (one gate from 9
+    /// rows: fewer convert as they load, without dot products).
+    #[test]
+    fn the_gemm_with_bf16_dot_products_sums_the_inputs_rounded_to_bf16() {
+        if !bf16_dot(Isa::Avx512) {
+            eprintln!("skipped: this CPU has no AVX512-BF16 (the avx512 tier widens bf16 weights instead)");
+            return;
+        }
+        let mut rng = Gen(0x9e37_79b9_7f4a_7c15);
+        for (gates, n, k, rows) in
+            [(4, 20, 1, 1), (4, 33, 7, 6), (4, 16, 401, 9), (1, 40, 1000, 13), (3, 17, 64, 8), (1, 5, 16, 9)]
+        {
+            let w: Vec<bf16> = (0..gates * n * k).map(|_| bf16::from_f32(rng.next(0.5))).collect();
+            let x: Vec<f32> = (0..rows * k).map(|_| rng.next(3.0)).collect();
+            let np = panels(n);
+            let bias: Vec<f32> = (0..np * gates * LANES).map(|_| rng.next(1.0)).collect();
+            let packed = pack(&w, gates, n, k);
+            let mut out = vec![f32::NAN; rows * np * gates * LANES];
+            let mut wide = vec![0f32; crate::WIDEN_BUFFER];
+            let call = GemmCall {
+                w: MatrixRef {
+                    bytes: bytemuck::cast_slice(&packed),
+                    dtype: DType::BF16,
+                    panels: np,
+                    k,
+                    gates,
+                    scale: &[],
+                    colsum: &[],
+                    split: false,
+                },
+                bias: &bias,
+                x: x.as_ptr(),
+                x_stride: k,
+                rows,
+                out: out.as_mut_ptr(),
+                panels: 0..np,
+                wide: wide.as_mut_ptr(),
+                q8: std::ptr::null_mut(),
+                q8_tiles: false,
+            };
+            // SAFETY: the buffers hold the rows, panels and the widening room the call names.
+            unsafe { gemm(Isa::Avx512, Int8Dot::Scalar, &call) };
+            for row in 0..rows {
+                for g in 0..gates {
+                    for unit in 0..np * LANES {
+                        let (p, lane) = (unit / LANES, unit % LANES);
+                        let b = bias[(p * gates + g) * LANES + lane] as f64;
+                        let (mut want, mut size) = (b, b.abs());
+                        if unit < n {
+                            for kk in 0..k {
+                                let term =
+                                    bf16::from_f32(x[row * k + kk]).to_f64() * w[(g * n + unit) * k + kk].to_f64();
+                                want += term;
+                                size += term.abs();
+                            }
+                        }
+                        let got = out[row * np * gates * LANES + (p * gates + g) * LANES + lane] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-6 * size,
+                            "gates {gates} n {n} k {k} rows {rows}: row {row} gate {g} unit {unit}: {got} != {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -51,12 +51,43 @@ pub(crate) trait Simd: Copy + 'static {
     unsafe fn copysign(a: Self::V, sign: Self::V) -> Self::V;
     /// `x` in lanes where `x` is NaN, `r` elsewhere.
     unsafe fn keep_nan(x: Self::V, r: Self::V) -> Self::V;
+
+    /// bf16 dot products (`vdpbf16ps`): in each 32-bit lane, `acc` plus the
+    /// two products of the bf16 pair in `w` with the bf16 pair in `a` (both
+    /// vectors hold bits, not floats), summed in f32. Only the tiers that
+    /// [`Bf16Dot`] weights are dispatched to implement the three bf16 pair
+    /// methods; the others never reach them.
+    unsafe fn dot_bf16(_acc: Self::V, _w: Self::V, _a: Self::V) -> Self::V {
+        unreachable!("bf16 dot products on a tier without them")
+    }
+    /// Rounds the `n` floats at `x` to bf16 (to nearest, ties to even; NaN
+    /// stays NaN) and stores them as `n.div_ceil(2)` pairs at `dst`, input
+    /// `2j` in the low half of pair `j`; an odd `n` pads the last pair with 0.
+    unsafe fn bf16_pairs(_x: *const f32, _n: usize, _dst: *mut u32) {
+        unreachable!("bf16 dot products on a tier without them")
+    }
+    /// Interleaves the 16 bf16 at `lo` and the 16 at `hi` (zeros when `hi`
+    /// is null) into 16 pairs at `dst`, `lo` in the low halves.
+    unsafe fn pair_bf16(_lo: *const u16, _hi: *const u16, _dst: *mut u32) {
+        unreachable!("bf16 dot products on a tier without them")
+    }
 }
 
 /// An element type of packed weights, widened to f32 as it is loaded.
 pub(crate) trait Weight: Copy + 'static {
     /// Loads 16 consecutive weights.
     unsafe fn load<S: Simd>(p: *const Self) -> S::V;
+    /// Whether the blocked paths (the GEMM of many rows, the recurrence of
+    /// batches) multiply with bf16 dot products ([`Simd::dot_bf16`]) on
+    /// pairs of weights rather than widening the weights to f32.
+    const DOT: bool = false;
+    /// The activation as it meets these weights: itself, or (with bf16 dot
+    /// products) rounded to bf16, on every path, so that a row's result does
+    /// not depend on which path (how many rows) computed it.
+    #[inline(always)]
+    fn activation(x: f32) -> f32 {
+        x
+    }
 }
 
 impl Weight for f32 {
@@ -79,6 +110,38 @@ impl Weight for half::bf16 {
     #[inline(always)]
     unsafe fn load<S: Simd>(p: *const half::bf16) -> S::V {
         // SAFETY: the caller guarantees 16 readable bf16 at `p`; bf16 is a u16 bit pattern.
+        unsafe { S::load_bf16(p.cast()) }
+    }
+}
+
+/// bf16 weights on a tier with bf16 dot products (AVX512-BF16): the same
+/// bits as [`half::bf16`], but the blocked paths pair the weights of
+/// consecutive inputs in cache and multiply them with the activations
+/// rounded to bf16, two products per lane and instruction, summed in f32.
+/// The paths of one or a few rows widen them as they load, like `bf16`.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Default)]
+#[repr(transparent)]
+pub(crate) struct Bf16Dot(pub half::bf16);
+
+// SAFETY: a transparent wrapper of `bf16`, which is a plain u16 (every bit
+// pattern valid, no padding).
+#[cfg(target_arch = "x86_64")]
+unsafe impl bytemuck::Zeroable for Bf16Dot {}
+// SAFETY: as just above.
+#[cfg(target_arch = "x86_64")]
+unsafe impl bytemuck::Pod for Bf16Dot {}
+
+#[cfg(target_arch = "x86_64")]
+impl Weight for Bf16Dot {
+    const DOT: bool = true;
+    #[inline(always)]
+    fn activation(x: f32) -> f32 {
+        half::bf16::from_f32(x).to_f32()
+    }
+    #[inline(always)]
+    unsafe fn load<S: Simd>(p: *const Bf16Dot) -> S::V {
+        // SAFETY: the caller guarantees 16 readable values at `p`, each a bf16 bit pattern.
         unsafe { S::load_bf16(p.cast()) }
     }
 }

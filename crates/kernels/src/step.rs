@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use lstmrt_format::CellKind;
 
-use crate::microkernel::{accumulate, accumulate_rows, load_panels};
+use crate::microkernel::{accumulate, accumulate_rows, accumulate_rows_bf16, load_panels};
 use crate::operands::{Job, LayerKernel, Source, StepIo};
 use crate::simd::{LANES, Simd, Weight};
 
@@ -223,6 +223,32 @@ impl<W: Weight> StepCtx<'_, '_, W> {
                 accumulate_rows::<S, W2, R, 4>(outs, None, w, stride, hs, ks.len());
             } else {
                 accumulate_rows::<S, W2, R, 1>(outs, None, w, stride, hs, ks.len());
+            }
+        }
+    }
+
+    /// [`Self::add_hidden_block`] with bf16 dot products: `w` holds the
+    /// block's inputs `ks` paired ([`crate::microkernel::pair_block`]).
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
+    pub(crate) unsafe fn add_hidden_pairs<S: Simd, const R: usize>(
+        &self,
+        r0: usize,
+        p: usize,
+        ks: Range<usize>,
+        w: *const u32,
+    ) {
+        let Source::Pre { ptr, row_stride } = self.job.source else { return };
+        // SAFETY: rows r0..r0+R and panel p exist in `pre`; ks lies inside 0..K.
+        unsafe {
+            let g = self.k.cell.gates();
+            let outs: [*mut f32; R] =
+                std::array::from_fn(|r| ptr.add((self.t * self.io.batch + r0 + r) * row_stride + p * g * LANES));
+            let hs: [*const f32; R] = std::array::from_fn(|r| self.h_rows::<R>(r0)[r].add(ks.start));
+            if g == 4 {
+                accumulate_rows_bf16::<S, R, 4>(outs, None, w, hs, ks.len());
+            } else {
+                accumulate_rows_bf16::<S, R, 1>(outs, None, w, hs, ks.len());
             }
         }
     }

@@ -55,6 +55,7 @@ mod writer;
 pub use chunks::ChunkState;
 pub use error::{Error, ErrorKind};
 pub use lstmrt_format::IoError;
+pub use lstmrt_kernels::dispatch::bf16_dot;
 pub use lstmrt_kernels::{Int8Dot, Isa, IsaError};
 pub use model::{Int8Activations, Model, TensorView};
 pub use state::State;

@@ -148,6 +148,7 @@ fn chunks_equal_the_reference(dtypes: &[DType], on: &dyn Fn(Model) -> Model, wha
                 // dtype), so only the kernels' arithmetic differs; int8 also
                 // quantizes the activations it multiplies.
                 let stored = model.weights();
+                let tol = if dtype == DType::BF16 { lstmrt_testkit::bf16_tolerance(model.isa(), tol) } else { tol };
                 let want: Vec<Vec<f32>> = signals.iter().map(|s| reference::run_chunks(&meta, &stored, s)).collect();
                 for (batch, threads) in [(1, 1), (3, 1), (3, 2)] {
                     let got = run_streams(&model, &signals[..batch], threads);

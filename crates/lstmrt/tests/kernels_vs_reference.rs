@@ -7,7 +7,7 @@
 
 use lstmrt_testkit as common;
 
-use common::{Rng, random_weights, rel_diff};
+use common::{Rng, bf16_tolerance, random_weights, rel_diff};
 use lstmrt::format::{Architecture, CellKind, DType, Layout, Metadata};
 use lstmrt::{Isa, Model, ModelWriter, reference};
 
@@ -184,14 +184,14 @@ lstmrt_testkit::per_tier! {
     fn matches_the_reference_on_rounded_f16_and_bf16_weights(isa: Isa) {
         for (i, c) in cases().iter().enumerate() {
             check(isa, c, DType::F16, Layout::Panel16, 1e-4, 2000 + i as u64);
-            check(isa, c, DType::BF16, Layout::Panel16, 1e-4, 3000 + i as u64);
+            check(isa, c, DType::BF16, Layout::Panel16, bf16_tolerance(isa, 1e-4), 3000 + i as u64);
         }
     }
 
     fn canonical_files_repacked_at_open_match_the_reference(isa: Isa) {
         for (i, c) in cases().iter().enumerate().step_by(3) {
             check(isa, c, DType::F32, Layout::Canonical, 1e-5, 4000 + i as u64);
-            check(isa, c, DType::BF16, Layout::Canonical, 1e-4, 5000 + i as u64);
+            check(isa, c, DType::BF16, Layout::Canonical, bf16_tolerance(isa, 1e-4), 5000 + i as u64);
         }
     }
 

@@ -7,7 +7,7 @@
 
 use lstmrt_testkit as common;
 
-use common::{Rng, random_weights, rel_diff};
+use common::{Rng, bf16_tolerance, random_weights, rel_diff};
 use lstmrt::format::{Architecture, CellKind, DType, Metadata};
 use lstmrt::{Error, Isa, Model, ModelWriter, reference};
 
@@ -141,7 +141,7 @@ lstmrt_testkit::per_tier! {
     fn matches_the_reference_row_by_row(isa: Isa) {
         for (i, c) in cases().iter().enumerate() {
             check(isa, c, DType::F32, 1e-5, 100 + i as u64, 1);
-            check(isa, c, DType::BF16, 1e-4, 200 + i as u64, 1);
+            check(isa, c, DType::BF16, bf16_tolerance(isa, 1e-4), 200 + i as u64, 1);
         }
     }
 

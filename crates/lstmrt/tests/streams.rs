@@ -44,12 +44,16 @@ fn check(model: &Model, ops: &[Op], capacity: usize, threads: usize, exact: bool
     streams.set_threads(threads);
     let mut alone: Vec<(StreamId, State)> = Vec::new();
     let mut rng = Rng::new(ops.len() as u64);
+    // bf16 with dot products: the batch's blocked paths sum in another
+    // order than a stream alone, and an h one f32 ulp apart can round to a
+    // neighbouring bf16 at the next step and carry on (1.0e-4 measured here).
+    let tol = if model.dtype() == DType::BF16 && lstmrt::bf16_dot(model.isa()) { 1e-3 } else { 1e-6 };
     let same = |got: &[f32], want: &[f32], what: &str| {
         if exact {
             assert_eq!(got, want, "{what}");
         } else {
             let d = rel_diff(got, want);
-            assert!(d <= 1e-6, "{what}: differs by {d}");
+            assert!(d <= tol, "{what}: differs by {d}");
         }
     };
     for op in ops {

@@ -12,7 +12,7 @@ pub mod alloc;
 pub mod fuzz;
 pub mod tiers;
 
-pub use tiers::{Int8Kernels, rel_diff};
+pub use tiers::{Int8Kernels, bf16_tolerance, rel_diff};
 
 /// The repository's root folder.
 pub fn repo_root() -> PathBuf {
