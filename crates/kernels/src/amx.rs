@@ -166,6 +166,59 @@ pub(crate) trait TileUnit {
     unsafe fn store<const T: usize>(p: *mut i32);
 }
 
+/// Whether and how an int8 GEMM or step sums many rows with tiles: a type
+/// parameter of both ([`NoTiles`], [`Hardware`], [`Emulated`]), beside the
+/// product (`int8::Dot8`) that sums the rest.
+pub(crate) trait Tiles: Copy + 'static {
+    /// Whether this sums rows with tiles at all.
+    const ON: bool;
+    /// Configures this thread's tiles until the guard drops.
+    ///
+    /// # Safety
+    /// For [`Hardware`], [`status`] must be `Ok`.
+    unsafe fn configure() -> TileGuard;
+    /// Runs a panel's tile sums, tiles configured.
+    ///
+    /// # Safety
+    /// As [`PanelSums::run`].
+    unsafe fn panel_sums(s: &PanelSums);
+}
+
+/// No tiles: every row is summed by the product.
+#[derive(Clone, Copy)]
+pub(crate) struct NoTiles;
+
+impl Tiles for NoTiles {
+    const ON: bool = false;
+    unsafe fn configure() -> TileGuard {
+        unreachable!("tiles configured without tiles")
+    }
+    unsafe fn panel_sums(_: &PanelSums) {
+        unreachable!("tile sums without tiles")
+    }
+}
+
+macro_rules! tiles_of_unit {
+    ($unit:ty) => {
+        impl Tiles for $unit {
+            const ON: bool = true;
+            #[inline(always)]
+            unsafe fn configure() -> TileGuard {
+                // SAFETY: the caller's (for `Hardware`, `status` is Ok).
+                unsafe { <$unit as TileUnit>::configure() }
+            }
+            #[inline(always)]
+            unsafe fn panel_sums(s: &PanelSums) {
+                // SAFETY: the caller's: tiles configured, `s` valid.
+                unsafe { s.run::<$unit>() }
+            }
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+tiles_of_unit!(Hardware);
+tiles_of_unit!(Emulated);
+
 /// While alive, this thread's tiles are configured; dropping it releases
 /// them (so the thread's context switches stop saving 8 KiB of tile data).
 /// The configuration is per thread: every worker makes its own. Nothing
@@ -463,7 +516,7 @@ pub fn probe(iters: usize) -> Result<u64, &'static str> {
         // SAFETY: tile state was granted (`status` is Ok); the products
         // only read and write tiles 0-7 of the configured shape.
         unsafe {
-            let _tiles = Hardware::configure();
+            let _tiles = <Hardware as TileUnit>::configure();
             Hardware::zero::<4>();
             Hardware::zero::<5>();
             Hardware::zero::<6>();

@@ -169,20 +169,45 @@ unsafe fn finish_256(acc: I, colsum: *const i32, zp: i32) -> V {
     }
 }
 
-// SAFETY (both impls): only called from code compiled with `avx2,fma,f16c`
-// (and `avxvnni` for `AvxVnni`) enabled, which the dispatch guarantees the
-// CPU has; loads touch the bytes the caller guarantees are valid.
-impl crate::int8::Dot8 for Avx2Maddubs {
-    type S = Avx2;
+// SAFETY (whole impl): only called from code compiled with `avx2,fma,f16c`
+// enabled, which the dispatch guarantees the CPU has; loads and stores touch
+// the 16 lanes the caller guarantees are valid.
+impl crate::int8::Lanes8 for Avx2 {
     type I = I;
-    /// `q >> 1` and `q & 1`, broadcast.
-    type A = (__m256i, __m256i);
 
     #[inline(always)]
     unsafe fn izero() -> I {
         // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { I(_mm256_setzero_si256(), _mm256_setzero_si256()) }
     }
+    #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> I {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
+        unsafe { I(_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(8).cast())) }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: I, colsum: *const i32, zp: i32) -> V {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
+        unsafe { finish_256(acc, colsum, zp) }
+    }
+    #[cfg(test)]
+    unsafe fn store_i32(acc: I, out: *mut i32) {
+        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
+        unsafe {
+            _mm256_storeu_si256(out.cast(), acc.0);
+            _mm256_storeu_si256(out.add(8).cast(), acc.1);
+        }
+    }
+}
+
+// SAFETY (both impls): only called from code compiled with `avx2,fma,f16c`
+// (and `avxvnni` for `AvxVnni`) enabled, which the dispatch guarantees the
+// CPU has; loads touch the bytes the caller guarantees are valid.
+impl crate::int8::Dot8 for Avx2Maddubs {
+    type S = Avx2;
+    /// `q >> 1` and `q & 1`, broadcast.
+    type A = (__m256i, __m256i);
+
     #[inline(always)]
     unsafe fn bcast(a: *const u8) -> (__m256i, __m256i) {
         // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
@@ -205,36 +230,12 @@ impl crate::int8::Dot8 for Avx2Maddubs {
             I(_mm256_add_epi32(acc.0, part(w0)), _mm256_add_epi32(acc.1, part(w1)))
         }
     }
-    #[inline(always)]
-    unsafe fn finish(acc: I, colsum: *const i32, zp: i32) -> V {
-        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { finish_256(acc, colsum, zp) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const i32) -> I {
-        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe { I(_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(8).cast())) }
-    }
-    #[cfg(test)]
-    unsafe fn store(acc: I, out: *mut i32) {
-        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe {
-            _mm256_storeu_si256(out.cast(), acc.0);
-            _mm256_storeu_si256(out.add(8).cast(), acc.1);
-        }
-    }
 }
 
 impl crate::int8::Dot8 for AvxVnni {
     type S = Avx2;
-    type I = I;
     type A = __m256i;
 
-    #[inline(always)]
-    unsafe fn izero() -> I {
-        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { I(_mm256_setzero_si256(), _mm256_setzero_si256()) }
-    }
     #[inline(always)]
     unsafe fn bcast(a: *const u8) -> __m256i {
         // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
@@ -246,24 +247,6 @@ impl crate::int8::Dot8 for AvxVnni {
         unsafe {
             let (w0, w1) = (_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(32).cast()));
             I(_mm256_dpbusd_avx_epi32(acc.0, a, w0), _mm256_dpbusd_avx_epi32(acc.1, a, w1))
-        }
-    }
-    #[inline(always)]
-    unsafe fn finish(acc: I, colsum: *const i32, zp: i32) -> V {
-        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { finish_256(acc, colsum, zp) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const i32) -> I {
-        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe { I(_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(8).cast())) }
-    }
-    #[cfg(test)]
-    unsafe fn store(acc: I, out: *mut i32) {
-        // SAFETY: AVX2, FMA and F16C are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe {
-            _mm256_storeu_si256(out.cast(), acc.0);
-            _mm256_storeu_si256(out.add(8).cast(), acc.1);
         }
     }
 }

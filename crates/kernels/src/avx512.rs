@@ -191,21 +191,44 @@ unsafe fn finish_512(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
     }
 }
 
-// SAFETY (both impls): only called from code compiled with the AVX-512
-// subsets of the tier (and `avx512vnni` for `Avx512Vnni`) enabled, which the
-// dispatch guarantees the CPU has; loads touch the bytes the caller
-// guarantees are valid.
-impl crate::int8::Dot8 for Avx512Maddubs {
-    type S = Avx512;
+// SAFETY (whole impl): only called from code compiled with the AVX-512
+// subsets of the tier enabled, which the dispatch guarantees the CPU has;
+// loads and stores touch the 16 lanes the caller guarantees are valid.
+impl crate::int8::Lanes8 for Avx512 {
     type I = __m512i;
-    /// `q >> 1` and `q & 1`, broadcast.
-    type A = (__m512i, __m512i);
 
     #[inline(always)]
     unsafe fn izero() -> __m512i {
         // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
         unsafe { _mm512_setzero_si512() }
     }
+    #[inline(always)]
+    unsafe fn load_i32(p: *const i32) -> __m512i {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
+        unsafe { _mm512_loadu_si512(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
+        unsafe { finish_512(acc, colsum, zp) }
+    }
+    #[cfg(test)]
+    unsafe fn store_i32(acc: __m512i, out: *mut i32) {
+        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
+        unsafe { _mm512_storeu_si512(out.cast(), acc) }
+    }
+}
+
+// SAFETY (both impls): only called from code compiled with the AVX-512
+// subsets of the tier (and `avx512vnni` for `Avx512Vnni`) enabled, which the
+// dispatch guarantees the CPU has; loads touch the bytes the caller
+// guarantees are valid. The AMX forms are `Avx512Vnni` with tiles
+// (`crate::amx::Tiles`), a type parameter of the int8 GEMM and step.
+impl crate::int8::Dot8 for Avx512Maddubs {
+    type S = Avx512;
+    /// `q >> 1` and `q & 1`, broadcast.
+    type A = (__m512i, __m512i);
+
     #[inline(always)]
     unsafe fn bcast(a: *const u8) -> (__m512i, __m512i) {
         // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
@@ -225,33 +248,12 @@ impl crate::int8::Dot8 for Avx512Maddubs {
             _mm512_add_epi32(acc, _mm512_add_epi32(hi, lo))
         }
     }
-    #[inline(always)]
-    unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { finish_512(acc, colsum, zp) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const i32) -> __m512i {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe { _mm512_loadu_si512(p.cast()) }
-    }
-    #[cfg(test)]
-    unsafe fn store(acc: __m512i, out: *mut i32) {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe { _mm512_storeu_si512(out.cast(), acc) }
-    }
 }
 
 impl crate::int8::Dot8 for Avx512Vnni {
     type S = Avx512;
-    type I = __m512i;
     type A = __m512i;
 
-    #[inline(always)]
-    unsafe fn izero() -> __m512i {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { _mm512_setzero_si512() }
-    }
     #[inline(always)]
     unsafe fn bcast(a: *const u8) -> __m512i {
         // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
@@ -261,76 +263,5 @@ impl crate::int8::Dot8 for Avx512Vnni {
     unsafe fn dot(acc: __m512i, a: __m512i, w: *const i8) -> __m512i {
         // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
         unsafe { _mm512_dpbusd_epi32(acc, a, _mm512_loadu_si512(w.cast())) }
-    }
-    #[inline(always)]
-    unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { finish_512(acc, colsum, zp) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const i32) -> __m512i {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe { _mm512_loadu_si512(p.cast()) }
-    }
-    #[cfg(test)]
-    unsafe fn store(acc: __m512i, out: *mut i32) {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe { _mm512_storeu_si512(out.cast(), acc) }
-    }
-}
-
-/// The AMX forms: tiles (`tdpbusd`) sum batches of at least
-/// [`crate::int8::TILE_MIN_ROWS`] byte rows, AVX-512 VNNI the rest. `U` is
-/// the tile unit: the instructions, or their emulation (for tests).
-#[derive(Clone, Copy)]
-pub(crate) struct AmxInt8<U>(std::marker::PhantomData<U>);
-
-// SAFETY: as for `Avx512Vnni`, whose instructions these are; the dispatch
-// reaches the hardware form only where `amx::status` is Ok (and VNNI is present).
-impl<U: crate::amx::TileUnit + Copy + 'static> crate::int8::Dot8 for AmxInt8<U> {
-    type S = Avx512;
-    type I = __m512i;
-    type A = __m512i;
-    const TILES: bool = true;
-
-    #[inline(always)]
-    unsafe fn izero() -> __m512i {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { <Avx512Vnni as crate::int8::Dot8>::izero() }
-    }
-    #[inline(always)]
-    unsafe fn bcast(a: *const u8) -> __m512i {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { <Avx512Vnni as crate::int8::Dot8>::bcast(a) }
-    }
-    #[inline(always)]
-    unsafe fn dot(acc: __m512i, a: __m512i, w: *const i8) -> __m512i {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { <Avx512Vnni as crate::int8::Dot8>::dot(acc, a, w) }
-    }
-    #[inline(always)]
-    unsafe fn finish(acc: __m512i, colsum: *const i32, zp: i32) -> __m512 {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { finish_512(acc, colsum, zp) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const i32) -> __m512i {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe { _mm512_loadu_si512(p.cast()) }
-    }
-    #[inline(always)]
-    unsafe fn configure_tiles() -> crate::amx::TileGuard {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { U::configure() }
-    }
-    #[inline(always)]
-    unsafe fn panel_sums(s: &crate::amx::PanelSums) {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); lane arithmetic only.
-        unsafe { s.run::<U>() }
-    }
-    #[cfg(test)]
-    unsafe fn store(acc: __m512i, out: *mut i32) {
-        // SAFETY: the AVX-512 subsets are available (the tier is dispatched only where they are); the caller guarantees the lanes at the pointer.
-        unsafe { _mm512_storeu_si512(out.cast(), acc) }
     }
 }

@@ -7,6 +7,7 @@ use std::ops::Range;
 use half::{bf16, f16};
 
 use crate::Isa;
+use crate::amx::{NoTiles, Tiles};
 use crate::blocking::Tier;
 use crate::int8::{Dot8, Gemm8, Int8Dot, Layer8, Mat8};
 use crate::operands::{Job, LayerKernel, Panels, StepIo};
@@ -369,8 +370,9 @@ pub unsafe fn gemm(isa: Isa, dot: Int8Dot, c: &GemmCall<'_>) {
     }
 }
 
-/// Defines `$name(dot, call)`, which runs `$generic::<Form>(call)` for the
-/// int8 form `dot`, the x86 forms through `#[target_feature]` functions.
+/// Defines `$name(dot, call)`, which runs `$generic::<Product, Tiles>(call)`
+/// for the int8 form `dot` (the AMX forms: VNNI's product with tiles), the
+/// x86 forms through `#[target_feature]` functions.
 macro_rules! tiered8 {
     ($name:ident($arg:ident: &$ty:ty) = $generic:ident;) => {
         unsafe fn $name(dot: Int8Dot, $arg: &$ty) {
@@ -378,38 +380,38 @@ macro_rules! tiered8 {
             #[target_feature(enable = "avx2,fma,f16c")]
             unsafe fn avx2($arg: &$ty) {
                 // SAFETY: only reached when the CPU has AVX2, FMA and F16C.
-                unsafe { $generic::<crate::avx2::Avx2Maddubs>($arg) }
+                unsafe { $generic::<crate::avx2::Avx2Maddubs, NoTiles>($arg) }
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
             unsafe fn avxvnni($arg: &$ty) {
                 // SAFETY: only reached when the CPU has AVX2, FMA, F16C and AVX-VNNI.
-                unsafe { $generic::<crate::avx2::AvxVnni>($arg) }
+                unsafe { $generic::<crate::avx2::AvxVnni, NoTiles>($arg) }
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
             unsafe fn avx512($arg: &$ty) {
                 // SAFETY: only reached when the CPU has these AVX-512 subsets.
-                unsafe { $generic::<crate::avx512::Avx512Maddubs>($arg) }
+                unsafe { $generic::<crate::avx512::Avx512Maddubs, NoTiles>($arg) }
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512vnni")]
             unsafe fn avx512vnni($arg: &$ty) {
                 // SAFETY: only reached when the CPU has these AVX-512 subsets and VNNI.
-                unsafe { $generic::<crate::avx512::Avx512Vnni>($arg) }
+                unsafe { $generic::<crate::avx512::Avx512Vnni, NoTiles>($arg) }
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512vnni")]
             unsafe fn amx($arg: &$ty) {
                 // SAFETY: only reached when the CPU has these AVX-512 subsets
                 // and VNNI, and the OS granted tile state (`Isa::Amx`).
-                unsafe { $generic::<crate::avx512::AmxInt8<crate::amx::Hardware>>($arg) }
+                unsafe { $generic::<crate::avx512::Avx512Vnni, crate::amx::Hardware>($arg) }
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512vnni")]
             unsafe fn amx_emulated($arg: &$ty) {
                 // SAFETY: only reached when the CPU has these AVX-512 subsets and VNNI.
-                unsafe { $generic::<crate::avx512::AmxInt8<crate::amx::Emulated>>($arg) }
+                unsafe { $generic::<crate::avx512::Avx512Vnni, crate::amx::Emulated>($arg) }
             }
             debug_assert!(dot.available());
             // SAFETY: the form is available (checked when it was chosen); the
@@ -417,10 +419,10 @@ macro_rules! tiered8 {
             unsafe {
                 match dot {
                     #[cfg(not(target_family = "wasm"))]
-                    Int8Dot::Scalar => $generic::<crate::int8::ScalarDot>($arg),
+                    Int8Dot::Scalar => $generic::<crate::int8::ScalarDot, NoTiles>($arg),
                     #[cfg(target_family = "wasm")]
                     Int8Dot::Scalar => unreachable!("a wasm build has no scalar tier"),
-                    Int8Dot::Portable => $generic::<crate::int8::PortableDot>($arg),
+                    Int8Dot::Portable => $generic::<crate::int8::PortableDot, NoTiles>($arg),
                     #[cfg(target_arch = "x86_64")]
                     Int8Dot::Avx2Maddubs => avx2($arg),
                     #[cfg(target_arch = "x86_64")]
@@ -442,8 +444,8 @@ macro_rules! tiered8 {
 }
 
 #[inline(always)]
-unsafe fn steps_int8<D: Dot8>(c: &StepsCall) {
-    assert!(!D::TILES || c.q8_tiles, "a tile form with buffers sized without tile room");
+unsafe fn steps_int8<D: Dot8, T: Tiles>(c: &StepsCall) {
+    assert!(!T::ON || c.q8_tiles, "a tile form with buffers sized without tile room");
     let l = c.layer;
     let m = Layer8 { w_hh: l.w_hh.mat8(), w_hr: l.w_hr.map(|w| w.mat8()) };
     // SAFETY: `run_steps`'s contract: the product is available, `q8` is
@@ -451,13 +453,13 @@ unsafe fn steps_int8<D: Dot8>(c: &StepsCall) {
     unsafe {
         let _ftz = FlushDenormals::new();
         let (rows, panels, proj) = (c.rows.clone(), c.panels.clone(), c.proj_panels.clone());
-        crate::int8::run_steps::<D>(&l.typed::<i8>(), &m, c.io, c.job, rows, panels, proj, c.q8, c.sync)
+        crate::int8::run_steps::<D, T>(&l.typed::<i8>(), &m, c.io, c.job, rows, panels, proj, c.q8, c.sync)
     }
 }
 
 #[inline(always)]
-unsafe fn gemm_int8_generic<D: Dot8>(c: &GemmCall) {
-    assert!(!D::TILES || c.q8_tiles, "a tile form with buffers sized without tile room");
+unsafe fn gemm_int8_generic<D: Dot8, T: Tiles>(c: &GemmCall) {
+    assert!(!T::ON || c.q8_tiles, "a tile form with buffers sized without tile room");
     let g = Gemm8 {
         w: c.w.mat8(),
         k: c.w.k,
@@ -472,7 +474,7 @@ unsafe fn gemm_int8_generic<D: Dot8>(c: &GemmCall) {
     // thread's buffer for inputs of `k` values, `x` and `out` hold the rows.
     unsafe {
         let _ftz = FlushDenormals::new();
-        crate::int8::gemm::<D>(&g, c.panels.clone())
+        crate::int8::gemm::<D, T>(&g, c.panels.clone())
     }
 }
 

@@ -11,37 +11,40 @@ use crate::simd::{LANES, Simd};
 /// Bytes of one gate's weights for one group of 4 input indices: 16 lanes x 4.
 pub(crate) const GROUP_BYTES: usize = LANES * K_GROUP;
 
-/// The integer product of one tier: `acc[l] += Σ_j a[j] w[4l + j]` for the 16
-/// lanes of a 64-byte weight group and 4 activation bytes, exactly.
-pub(crate) trait Dot8: Copy + 'static {
-    /// The f32 tier the rest of the step runs on.
-    type S: Tier;
+/// The i32 lanes of a tier: 16 exact sums (one per unit of a panel), made,
+/// loaded (sums the tiles computed) and turned into floats the same way by
+/// every int8 product of the tier. The tier files implement it once per
+/// tier; a product ([`Dot8`]) is then only its broadcast and its dot.
+pub(crate) trait Lanes8: Tier {
     /// 16 i32 accumulators.
     type I: Copy;
+    unsafe fn izero() -> Self::I;
+    /// Loads 16 sums computed elsewhere (by tiles).
+    unsafe fn load_i32(p: *const i32) -> Self::I;
+    /// `acc - zp * colsum` (16 i32 at `colsum`), as f32.
+    unsafe fn finish(acc: Self::I, colsum: *const i32, zp: i32) -> Self::V;
+    /// Stores the 16 accumulators (for tests).
+    #[cfg(test)]
+    unsafe fn store_i32(acc: Self::I, out: *mut i32);
+}
+
+/// The accumulators of product `D`: its tier's i32 lanes.
+pub(crate) type Acc<D> = <<D as Dot8>::S as Lanes8>::I;
+
+/// The integer product of one tier: `acc[l] += Σ_j a[j] w[4l + j]` for the 16
+/// lanes of a 64-byte weight group and 4 activation bytes, exactly. Whether
+/// tiles sum many rows instead is not the product's business: the int8 GEMM
+/// and step take the tiles as a type parameter of their own
+/// ([`crate::amx::Tiles`]).
+pub(crate) trait Dot8: Copy + 'static {
+    /// The tier the rest of the step runs on, and whose i32 lanes hold the sums.
+    type S: Lanes8;
     /// 4 activation bytes, prepared for [`Dot8::dot`].
     type A: Copy;
-    unsafe fn izero() -> Self::I;
     /// Prepares the 4 bytes at `a`.
     unsafe fn bcast(a: *const u8) -> Self::A;
     /// Adds the products with the 64 weight bytes at `w`.
-    unsafe fn dot(acc: Self::I, a: Self::A, w: *const i8) -> Self::I;
-    /// `acc - zp * colsum` (16 i32 at `colsum`), as f32.
-    unsafe fn finish(acc: Self::I, colsum: *const i32, zp: i32) -> <Self::S as Simd>::V;
-    /// Loads 16 sums computed elsewhere (by tiles).
-    unsafe fn load(p: *const i32) -> Self::I;
-    /// Whether the form sums many rows with AMX tiles ([`crate::amx`]).
-    const TILES: bool = false;
-    /// Configures this thread's tiles until the guard drops (`TILES` forms).
-    unsafe fn configure_tiles() -> crate::amx::TileGuard {
-        unreachable!("a form without tiles")
-    }
-    /// Runs a panel's tile sums (`TILES` forms), tiles configured.
-    unsafe fn panel_sums(_: &crate::amx::PanelSums) {
-        unreachable!("a form without tiles")
-    }
-    /// Stores the 16 accumulators (for tests).
-    #[cfg(test)]
-    unsafe fn store(acc: Self::I, out: *mut i32);
+    unsafe fn dot(acc: <Self::S as Lanes8>::I, a: Self::A, w: *const i8) -> <Self::S as Lanes8>::I;
 }
 
 /// The integer oracle: plain Rust, one product at a time.
@@ -52,16 +55,43 @@ pub(crate) struct ScalarDot;
 #[derive(Clone, Copy)]
 pub(crate) struct PortableDot;
 
-macro_rules! plain_dot {
-    ($ty:ty, $tier:ty) => {
-        impl Dot8 for $ty {
-            type S = $tier;
+macro_rules! plain_lanes {
+    ($tier:ty) => {
+        impl Lanes8 for $tier {
             type I = [i32; LANES];
-            type A = [u8; 4];
             #[inline(always)]
             unsafe fn izero() -> [i32; LANES] {
                 [0; LANES]
             }
+            #[inline(always)]
+            unsafe fn load_i32(p: *const i32) -> [i32; LANES] {
+                // SAFETY: the caller guarantees 16 readable i32.
+                unsafe { p.cast::<[i32; LANES]>().read_unaligned() }
+            }
+            #[inline(always)]
+            unsafe fn finish(acc: [i32; LANES], colsum: *const i32, zp: i32) -> <$tier as Simd>::V {
+                // SAFETY: the caller guarantees 16 readable i32.
+                let cs = unsafe { colsum.cast::<[i32; LANES]>().read_unaligned() };
+                let f: [f32; LANES] = std::array::from_fn(|l| (acc[l] - zp * cs[l]) as f32);
+                // SAFETY: `f` holds 16 floats.
+                unsafe { <$tier as Simd>::load(f.as_ptr()) }
+            }
+            #[cfg(test)]
+            unsafe fn store_i32(acc: [i32; LANES], out: *mut i32) {
+                // SAFETY: the caller guarantees room for 16 i32.
+                unsafe { out.cast::<[i32; LANES]>().write_unaligned(acc) }
+            }
+        }
+    };
+}
+plain_lanes!(crate::scalar::Scalar);
+plain_lanes!(crate::portable::Wide);
+
+macro_rules! plain_dot {
+    ($ty:ty, $tier:ty) => {
+        impl Dot8 for $ty {
+            type S = $tier;
+            type A = [u8; 4];
             #[inline(always)]
             unsafe fn bcast(a: *const u8) -> [u8; 4] {
                 // SAFETY: the caller guarantees 4 readable bytes.
@@ -77,24 +107,6 @@ macro_rules! plain_dot {
                     }
                 }
                 acc
-            }
-            #[inline(always)]
-            unsafe fn finish(acc: [i32; LANES], colsum: *const i32, zp: i32) -> <$tier as Simd>::V {
-                // SAFETY: the caller guarantees 16 readable i32.
-                let cs = unsafe { colsum.cast::<[i32; LANES]>().read_unaligned() };
-                let f: [f32; LANES] = std::array::from_fn(|l| (acc[l] - zp * cs[l]) as f32);
-                // SAFETY: `f` holds 16 floats.
-                unsafe { <$tier as Simd>::load(f.as_ptr()) }
-            }
-            #[inline(always)]
-            unsafe fn load(p: *const i32) -> [i32; LANES] {
-                // SAFETY: the caller guarantees 16 readable i32.
-                unsafe { p.cast::<[i32; LANES]>().read_unaligned() }
-            }
-            #[cfg(test)]
-            unsafe fn store(acc: [i32; LANES], out: *mut i32) {
-                // SAFETY: the caller guarantees room for 16 i32.
-                unsafe { out.cast::<[i32; LANES]>().write_unaligned(acc) }
             }
         }
     };

@@ -12,6 +12,7 @@ use crate::simd::{LANES, Simd};
 use super::dot::Dot8;
 use super::quantize::*;
 use super::step::*;
+use crate::amx::Tiles;
 
 /// The operands of the int8 input projection `out[row] = bias + W x[row]`.
 pub(crate) struct Gemm8<'a> {
@@ -31,36 +32,36 @@ pub(crate) struct Gemm8<'a> {
 /// quantized a block at a time, then each panel's weights serve the whole
 /// block from cache.
 #[inline(always)]
-pub(crate) unsafe fn gemm<D: Dot8>(g: &Gemm8<'_>, panels: Range<usize>) {
+pub(crate) unsafe fn gemm<D: Dot8, T: Tiles>(g: &Gemm8<'_>, panels: Range<usize>) {
     // SAFETY: the caller's: `g` holds `rows` rows of `k` inputs and of
     // `panels * gates * 16` outputs, `buf` is this thread's int8 buffer, and
     // `panels` lie inside the matrix.
     unsafe {
         match g.w.gates {
-            4 => gemm_g::<D, 4>(g, panels),
-            3 => gemm_g::<D, 3>(g, panels),
-            _ => gemm_g::<D, 1>(g, panels),
+            4 => gemm_g::<D, T, 4>(g, panels),
+            3 => gemm_g::<D, T, 3>(g, panels),
+            _ => gemm_g::<D, T, 1>(g, panels),
         }
     }
 }
 
 #[inline(always)]
-pub(crate) unsafe fn gemm_g<D: Dot8, const G: usize>(g: &Gemm8<'_>, panels: Range<usize>) {
+pub(crate) unsafe fn gemm_g<D: Dot8, T: Tiles, const G: usize>(g: &Gemm8<'_>, panels: Range<usize>) {
     let tall = <<D::S as Tier>::Blocking as Blocking>::TALL;
     let split = g.w.split;
-    let tiles = use_tiles::<D>(g.rows, split);
-    let block = gemm_rows(g.k, D::TILES);
+    let tiles = use_tiles::<T>(g.rows, split);
+    let block = gemm_rows(g.k, T::ON);
     // SAFETY: the hardware AMX form runs only where `amx::status` is Ok.
-    let _tiles = tiles.then(|| unsafe { D::configure_tiles() });
+    let _tiles = tiles.then(|| unsafe { T::configure() });
     // SAFETY: the caller guarantees `rows` rows of `k` inputs at `x` and of
     // `panels * G * 16` floats at `out`; blocks never pass `rows`.
     unsafe {
         for b0 in (0..g.rows).step_by(block) {
             let n = block.min(g.rows - b0);
-            let x = quantize_rows(g.x.add(b0 * g.x_stride), g.x_stride, 0..n, g.k, g.buf, block, split, D::TILES);
-            let tiled = tiles && use_tiles::<D>(n, split);
+            let x = quantize_rows(g.x.add(b0 * g.x_stride), g.x_stride, 0..n, g.k, g.buf, block, split, T::ON);
+            let tiled = tiles && use_tiles::<T>(n, split);
             for p in panels.clone() {
-                let x = if tiled { tile_sums::<D>(&g.w, p, 0, G, &x, 0..n) } else { x };
+                let x = if tiled { tile_sums::<T>(&g.w, p, 0, G, &x, 0..n) } else { x };
                 let mut r = 0;
                 while r < n {
                     let h = match (tall, split) {

@@ -20,11 +20,15 @@
 //!
 //! The modules, named after their float twins: [`quantize`] (activation
 //! rows to bytes, the buffers' sizes), [`dot`] (the `Dot8` contract of
-//! exact `u8 x s8` sums and its plain forms; the tier files implement it
-//! for their instructions), [`step`] (the passes of one timestep over rows
+//! exact `u8 x s8` sums, a product's broadcast and dot, and `Lanes8`, a
+//! tier's i32 lanes; the tier files implement both for their
+//! instructions, the plain forms are here), [`step`] (the passes of one timestep over rows
 //! x panels, like `crate::step` and `crate::blocking`), [`gemm`] (the
 //! input projection, like `crate::gemm`). [`form`] chooses the form
-//! ([`crate::Int8Dot`]).
+//! ([`crate::Int8Dot`]). The GEMM and the step take the product and the
+//! tiles (`crate::amx::Tiles`: none, the AMX instructions, or their
+//! emulation) as two type parameters: an AMX form is VNNI's product with
+//! tiles.
 
 mod dot;
 mod form;
@@ -34,6 +38,8 @@ mod step;
 #[cfg(test)]
 pub(crate) mod tests;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use dot::Lanes8;
 pub(crate) use dot::{Dot8, PortableDot, ScalarDot};
 pub use form::Int8Dot;
 pub(crate) use gemm::{Gemm8, gemm};

@@ -15,8 +15,9 @@ use crate::operands::{Job, LayerKernel, Source, StepIo};
 use crate::simd::{LANES, Simd};
 use crate::step::StepCtx;
 
-use super::dot::{Dot8, GROUP_BYTES};
+use super::dot::{Acc, Dot8, GROUP_BYTES, Lanes8};
 use super::quantize::*;
+use crate::amx::Tiles;
 
 /// What one step's int8 passes read beyond the float context.
 #[derive(Clone, Copy)]
@@ -48,15 +49,18 @@ pub(crate) unsafe fn dots<D: Dot8, const R: usize, const Q: usize, const G: usiz
     p0: usize,
     x: &QRows,
     rows: [usize; R],
-) -> [[[D::I; G]; Q]; R] {
+) -> [[[Acc<D>; G]; Q]; R] {
     // SAFETY: the caller guarantees the rows of `x` and panels p0..p0+Q of `m`.
     unsafe {
-        if let (true, Some(t)) = (D::TILES, x.sums) {
+        // Rows the tiles summed (an AMX form's batch): their sums, loaded.
+        if let Some(t) = x.sums {
             return std::array::from_fn(|r| {
-                std::array::from_fn(|q| std::array::from_fn(|g| D::load(t.at(rows[r], p0 + q, gate0 + g))))
+                std::array::from_fn(|q| {
+                    std::array::from_fn(|g| <D::S as Lanes8>::load_i32(t.at(rows[r], p0 + q, gate0 + g)))
+                })
             });
         }
-        let mut acc = [[[D::izero(); G]; Q]; R];
+        let mut acc = [[[<D::S as Lanes8>::izero(); G]; Q]; R];
         let step = m.gates * GROUP_BYTES;
         let w: [*const i8; Q] = std::array::from_fn(|q| m.panel(p0 + q).add(gate0 * GROUP_BYTES));
         let xs: [*const u8; R] = std::array::from_fn(|r| x.bytes(rows[r]));
@@ -76,7 +80,7 @@ pub(crate) unsafe fn dots<D: Dot8, const R: usize, const Q: usize, const G: usiz
 }
 
 /// The i32 sums of a register block: `[row][panel][gate]`.
-pub(crate) type Sums<D, const R: usize, const Q: usize, const G: usize> = [[[<D as Dot8>::I; G]; Q]; R];
+pub(crate) type Sums<D, const R: usize, const Q: usize, const G: usize> = [[[Acc<D>; G]; Q]; R];
 
 /// [`dots`] of the `hi` and the `lo` bytes of split rows `r0..r0+R`, each
 /// weight group loaded once for both.
@@ -90,12 +94,12 @@ pub(crate) unsafe fn dots_split<D: Dot8, const R: usize, const Q: usize, const G
 ) -> (Sums<D, R, Q, G>, Sums<D, R, Q, G>) {
     // SAFETY: the caller guarantees rows r0..r0+R of `x` (split) and panels p0..p0+Q of `m`.
     unsafe {
-        if D::TILES && x.sums.is_some() {
+        if x.sums.is_some() {
             let hi = dots::<D, R, Q, G>(m, gate0, p0, x, std::array::from_fn(|r| 2 * (r0 + r)));
             let lo = dots::<D, R, Q, G>(m, gate0, p0, x, std::array::from_fn(|r| 2 * (r0 + r) + 1));
             return (hi, lo);
         }
-        let (mut hi, mut lo) = ([[[D::izero(); G]; Q]; R], [[[D::izero(); G]; Q]; R]);
+        let (mut hi, mut lo) = ([[[<D::S as Lanes8>::izero(); G]; Q]; R], [[[<D::S as Lanes8>::izero(); G]; Q]; R]);
         let step = m.gates * GROUP_BYTES;
         let w: [*const i8; Q] = std::array::from_fn(|q| m.panel(p0 + q).add(gate0 * GROUP_BYTES));
         let xh: [*const u8; R] = std::array::from_fn(|r| x.bytes(2 * (r0 + r)));
@@ -140,7 +144,7 @@ pub(crate) unsafe fn add_product<D: Dot8, const R: usize, const Q: usize, const 
                 let sa = S::<D>::splat(sa);
                 for q in 0..Q {
                     for g in 0..G {
-                        let f = D::finish(acc[r][q][g], m.colsum.as_ptr().add(at(q, g)), zp);
+                        let f = <D::S as Lanes8>::finish(acc[r][q][g], m.colsum.as_ptr().add(at(q, g)), zp);
                         let s = S::<D>::mul(sa, S::<D>::load(m.scale.as_ptr().add(at(q, g))));
                         out[r][q][g] = S::<D>::fma(f, s, out[r][q][g]);
                     }
@@ -155,8 +159,8 @@ pub(crate) unsafe fn add_product<D: Dot8, const R: usize, const Q: usize, const 
             for q in 0..Q {
                 for g in 0..G {
                     let cs = m.colsum.as_ptr().add(at(q, g));
-                    let fh = D::finish(hi[r][q][g], cs, zh);
-                    let fl = D::finish(lo[r][q][g], cs, zl);
+                    let fh = <D::S as Lanes8>::finish(hi[r][q][g], cs, zh);
+                    let fl = <D::S as Lanes8>::finish(lo[r][q][g], cs, zl);
                     let v = S::<D>::fma(fh, S::<D>::splat(sh), S::<D>::mul(fl, S::<D>::splat(sl)));
                     out[r][q][g] = S::<D>::fma(v, S::<D>::load(m.scale.as_ptr().add(at(q, g))), out[r][q][g]);
                 }
@@ -275,17 +279,21 @@ impl Pass8 for Projection8 {
 /// 6 rows) and 4- or 2-panel blocks for a single row; else one by one.
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline(never))]
-pub(crate) unsafe fn for_blocks<D: Dot8, P: Pass8>(c: &Ctx8<'_, '_, '_>, rows: Range<usize>, panels: Range<usize>) {
+pub(crate) unsafe fn for_blocks<D: Dot8, T: Tiles, P: Pass8>(
+    c: &Ctx8<'_, '_, '_>,
+    rows: Range<usize>,
+    panels: Range<usize>,
+) {
     let tall = <<D::S as Tier>::Blocking as Blocking>::TALL;
     let split = c.x.split;
     // SAFETY: every block lies inside rows x panels; tiles are configured
     // on this thread when `c.tiles`.
     unsafe {
-        if D::TILES && c.tiles {
+        if T::ON && c.tiles {
             let (m, gate0, gates) = P::product(c);
             for i in 0..panels.len() {
                 let p = panels.start + c.s.in_step_order(panels.len(), i);
-                let x = tile_sums::<D>(m, p, gate0, gates, &c.x, rows.clone());
+                let x = tile_sums::<T>(m, p, gate0, gates, &c.x, rows.clone());
                 panel_rows::<D, P>(&Ctx8 { x, ..*c }, rows.clone(), p);
             }
         } else if tall && rows.len() >= ROW_BLOCK {
@@ -341,10 +349,10 @@ pub(crate) fn physical_rows(x: &QRows, rows: &Range<usize>) -> Range<usize> {
     if x.split { 2 * rows.start..2 * rows.end } else { rows.clone() }
 }
 
-/// Whether the AMX form sums `rows` rows with tiles rather than `vpdpbusd`.
+/// Whether tiles `T` sum `rows` rows rather than the product.
 #[inline(always)]
-pub(crate) fn use_tiles<D: Dot8>(rows: usize, split: bool) -> bool {
-    D::TILES && rows * (1 + usize::from(split)) >= TILE_MIN_ROWS
+pub(crate) fn use_tiles<T: Tiles>(rows: usize, split: bool) -> bool {
+    T::ON && rows * (1 + usize::from(split)) >= TILE_MIN_ROWS
 }
 
 /// Sums rows `rows` of `x` times gates `gate0..gate0 + gates` of panel `p`
@@ -354,7 +362,7 @@ pub(crate) fn use_tiles<D: Dot8>(rows: usize, split: bool) -> bool {
 /// Tiles are configured on this thread; `x` was carved for tiles; the rows
 /// and the panel exist.
 #[inline(always)]
-pub(crate) unsafe fn tile_sums<D: Dot8>(
+pub(crate) unsafe fn tile_sums<T: Tiles>(
     m: &Mat8<'_>,
     p: usize,
     gate0: usize,
@@ -380,7 +388,7 @@ pub(crate) unsafe fn tile_sums<D: Dot8>(
     // SAFETY: the rows lie in `x` with 16 rows of room after them and zeros
     // past each row's `k` bytes (carved for tiles); the scratch holds the
     // tail and `gates` x `16 tiles_m` rows of sums; tiles are configured.
-    unsafe { D::panel_sums(&sums) };
+    unsafe { T::panel_sums(&sums) };
     let sums = TileSums { ptr: out, panel: p, gate0, row0: phys.start, rows: TILE_ROWS * tiles_m };
     QRows { sums: Some(sums), ..*x }
 }
@@ -401,7 +409,7 @@ pub(crate) fn split_height(left: usize) -> usize {
 /// thread's buffer of [`buffer_bytes`] bytes for the quantized rows.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn run_steps<D: Dot8>(
+pub(crate) unsafe fn run_steps<D: Dot8, T: Tiles>(
     k: &LayerKernel<'_, i8>,
     m: &Layer8<'_>,
     io: &StepIo,
@@ -415,9 +423,9 @@ pub(crate) unsafe fn run_steps<D: Dot8>(
     let Source::Pre { ptr: pre, row_stride } = job.source else {
         unreachable!("int8 layers always project the input first")
     };
-    let tiles = use_tiles::<D>(rows.len(), m.w_hh.split);
+    let tiles = use_tiles::<T>(rows.len(), m.w_hh.split);
     // SAFETY: the hardware AMX form runs only where `amx::status` is Ok.
-    let _tiles = tiles.then(|| unsafe { D::configure_tiles() });
+    let _tiles = tiles.then(|| unsafe { T::configure() });
     let mut cur = job.cur;
     for n in 0..job.steps {
         let t = if job.reverse { job.steps - 1 - n } else { n };
@@ -430,20 +438,20 @@ pub(crate) unsafe fn run_steps<D: Dot8>(
             // Not a closure: a closure is a function of its own, and would not
             // be compiled for the tier's instruction set.
             let split = m.w_hh.split;
-            let x = quantize_rows(h_prev, io.h_stride, rows.clone(), k.out_size, buf, io.batch, split, D::TILES);
+            let x = quantize_rows(h_prev, io.h_stride, rows.clone(), k.out_size, buf, io.batch, split, T::ON);
             let mut c = Ctx8 { s: &s, m, x, pre, row_stride, tiles };
             if k.cell == CellKind::Gru && !k.linear_before_reset {
-                for_blocks::<D, GruReset8>(&c, rows.clone(), panels.clone());
+                for_blocks::<D, T, GruReset8>(&c, rows.clone(), panels.clone());
                 sync();
-                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split, D::TILES);
-                for_blocks::<D, GruCandidate8>(&c, rows.clone(), panels.clone());
+                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split, T::ON);
+                for_blocks::<D, T, GruCandidate8>(&c, rows.clone(), panels.clone());
             } else {
-                for_blocks::<D, Gates8>(&c, rows.clone(), panels.clone());
+                for_blocks::<D, T, Gates8>(&c, rows.clone(), panels.clone());
             }
             if m.w_hr.is_some() {
                 sync();
-                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split, D::TILES);
-                for_blocks::<D, Projection8>(&c, rows.clone(), proj_panels.clone());
+                c.x = quantize_rows(io.r, io.c_stride, rows.clone(), k.hidden, buf, io.batch, split, T::ON);
+                for_blocks::<D, T, Projection8>(&c, rows.clone(), proj_panels.clone());
             }
         }
         sync();

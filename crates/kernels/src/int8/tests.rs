@@ -26,7 +26,7 @@ impl Gen {
 unsafe fn put<D: Dot8, const R: usize, const G: usize>(
     out: &mut [i32],
     m: &Mat8<'_>,
-    acc: [[[D::I; G]; 1]; R],
+    acc: [[[Acc<D>; G]; 1]; R],
     r0: usize,
     p: usize,
     gate0: usize,
@@ -35,7 +35,7 @@ unsafe fn put<D: Dot8, const R: usize, const G: usize>(
         for (g, v) in a[0].iter().enumerate() {
             let at = (((r0 + r) * m.panels + p) * m.gates + gate0 + g) * LANES;
             // SAFETY: `out` has room for 16 values at `at`.
-            unsafe { D::store(*v, out[at..at + LANES].as_mut_ptr()) }
+            unsafe { <D::S as Lanes8>::store_i32(*v, out[at..at + LANES].as_mut_ptr()) }
         }
     }
 }
@@ -322,21 +322,20 @@ fn guarded(bytes: &[u8]) -> &'static [u8] {
 #[test]
 fn tile_sums_equal_the_oracle_and_read_inside_the_weights() {
     use crate::amx::{Emulated, Hardware};
-    use crate::avx512::AmxInt8;
     // SAFETY: the emulation runs anywhere.
-    unsafe { check_tile_sums::<AmxInt8<Emulated>>() };
+    unsafe { check_tile_sums::<Emulated>() };
     match crate::amx::status() {
         // SAFETY: AMX is available (checked).
-        Ok(()) => unsafe { check_tile_sums::<AmxInt8<Hardware>>() },
+        Ok(()) => unsafe { check_tile_sums::<Hardware>() },
         Err(why) => eprintln!("no AMX here ({why}): tile instructions not run, their emulation checked"),
     }
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-unsafe fn check_tile_sums<D: Dot8>() {
+unsafe fn check_tile_sums<T: crate::amx::Tiles>() {
     // SAFETY: the caller guarantees D's tiles run here; buffers are sized for tiles.
     unsafe {
-        let _tiles = D::configure_tiles();
+        let _tiles = T::configure();
         for mut case in cases().into_iter().chain(more_cases()) {
             let want = case.expected();
             let x = case.rows();
@@ -357,7 +356,7 @@ unsafe fn check_tile_sums<D: Dot8>() {
                 [(0..case.rows, 0, m.gates), (0..case.rows, last, 1), (case.rows / 2..case.rows, 0, m.gates)]
             {
                 for p in 0..m.panels {
-                    let s = tile_sums::<D>(&m, p, gate0, gates, &t, rows.clone()).sums.unwrap();
+                    let s = tile_sums::<T>(&m, p, gate0, gates, &t, rows.clone()).sums.unwrap();
                     for r in rows.clone() {
                         for g in gate0..gate0 + gates {
                             let got = std::slice::from_raw_parts(s.at(r, p, g), LANES);
