@@ -212,14 +212,10 @@ impl<W: Weight> StepCtx<'_, '_, W> {
         w: *const W2,
         stride: usize,
     ) {
-        let Source::Pre { ptr, row_stride } = self.job.source else { return };
-        // SAFETY: rows r0..r0+R and panel p exist in `pre`; ks lies inside 0..K.
+        let Some((outs, hs)) = self.hidden_block_rows::<R>(r0, p, ks.start) else { return };
+        // SAFETY: the rows exist in `pre` and `h`; ks lies inside 0..K.
         unsafe {
-            let g = self.k.cell.gates();
-            let outs: [*mut f32; R] =
-                std::array::from_fn(|r| ptr.add((self.t * self.io.batch + r0 + r) * row_stride + p * g * LANES));
-            let hs: [*const f32; R] = std::array::from_fn(|r| self.h_rows::<R>(r0)[r].add(ks.start));
-            if g == 4 {
+            if self.k.cell.gates() == 4 {
                 accumulate_rows::<S, W2, R, 4>(outs, None, w, stride, hs, ks.len());
             } else {
                 accumulate_rows::<S, W2, R, 1>(outs, None, w, stride, hs, ks.len());
@@ -238,19 +234,33 @@ impl<W: Weight> StepCtx<'_, '_, W> {
         ks: Range<usize>,
         w: *const u32,
     ) {
-        let Source::Pre { ptr, row_stride } = self.job.source else { return };
-        // SAFETY: rows r0..r0+R and panel p exist in `pre`; ks lies inside 0..K.
+        let Some((outs, hs)) = self.hidden_block_rows::<R>(r0, p, ks.start) else { return };
+        // SAFETY: the rows exist in `pre` and `h`; ks lies inside 0..K.
         unsafe {
-            let g = self.k.cell.gates();
-            let outs: [*mut f32; R] =
-                std::array::from_fn(|r| ptr.add((self.t * self.io.batch + r0 + r) * row_stride + p * g * LANES));
-            let hs: [*const f32; R] = std::array::from_fn(|r| self.h_rows::<R>(r0)[r].add(ks.start));
-            if g == 4 {
+            if self.k.cell.gates() == 4 {
                 accumulate_rows_bf16::<S, R, 4>(outs, None, w, hs, ks.len());
             } else {
                 accumulate_rows_bf16::<S, R, 1>(outs, None, w, hs, ks.len());
             }
         }
+    }
+
+    /// The rows a block of the k-blocked recurrence adds `W_hh h` into (this
+    /// step's `pre`, rows `r0..r0+R`, panel `p`) and the `h` rows it reads
+    /// from input `k0`; `None` when the input part is not in `pre`.
+    #[inline(always)]
+    fn hidden_block_rows<const R: usize>(
+        &self,
+        r0: usize,
+        p: usize,
+        k0: usize,
+    ) -> Option<([*mut f32; R], [*const f32; R])> {
+        let Source::Pre { ptr, row_stride } = self.job.source else { return None };
+        let g = self.k.cell.gates();
+        let h = self.h_rows::<R>(r0);
+        let outs =
+            std::array::from_fn(|r| ptr.wrapping_add((self.t * self.io.batch + r0 + r) * row_stride + p * g * LANES));
+        Some((outs, std::array::from_fn(|r| h[r].wrapping_add(k0))))
     }
 
     /// The input part of the pre-activations of `G` gates (biases included):
