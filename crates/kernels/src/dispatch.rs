@@ -194,9 +194,17 @@ steps_for!(steps_bf16_dot, crate::simd::Bf16Dot);
 /// products; one or a few rows widen the weights to f32 as they load. On
 /// other tiers and CPUs bf16 weights meet f32 activations.
 pub fn bf16_dot(isa: Isa) -> bool {
+    isa.available() && bf16_dot_on(isa)
+}
+
+/// [`bf16_dot`] for a tier already known to be available (the kernels'
+/// entry points are only called with one): one cached feature check per
+/// call rather than the tier's whole availability test.
+#[inline(always)]
+fn bf16_dot_on(isa: Isa) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        matches!(isa, Isa::Avx512 | Isa::Amx) && isa.available() && is_x86_feature_detected!("avx512bf16")
+        matches!(isa, Isa::Avx512 | Isa::Amx) && is_x86_feature_detected!("avx512bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -209,7 +217,7 @@ pub fn bf16_dot(isa: Isa) -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16")]
 unsafe fn run_steps_bf16_dot(c: &StepsCall<'_, '_>) {
-    // SAFETY: only reached where `bf16_dot` holds: the CPU has these subsets.
+    // SAFETY: only reached where `bf16_dot_on` holds for an available tier: the CPU has these subsets.
     unsafe { steps_bf16_dot::<crate::avx512::Avx512>(c) }
 }
 
@@ -217,7 +225,7 @@ unsafe fn run_steps_bf16_dot(c: &StepsCall<'_, '_>) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16")]
 unsafe fn gemm_bf16_dot(c: &GemmCall<'_>) {
-    // SAFETY: only reached where `bf16_dot` holds; `gemm`'s contract for the rest.
+    // SAFETY: only reached where `bf16_dot_on` holds for an available tier; `gemm`'s contract for the rest.
     unsafe {
         let _ftz = FlushDenormals::new();
         drive::gemm::<crate::avx512::Avx512, crate::simd::Bf16Dot>(&c.typed(), c.panels.clone())
@@ -326,7 +334,7 @@ pub unsafe fn run_steps(isa: Isa, dot: Int8Dot, c: &StepsCall<'_, '_>) {
             #[cfg(not(target_family = "wasm"))]
             DType::F16 => run_steps_f16(isa, c),
             #[cfg(target_arch = "x86_64")]
-            DType::BF16 if bf16_dot(isa) => run_steps_bf16_dot(c),
+            DType::BF16 if bf16_dot_on(isa) => run_steps_bf16_dot(c),
             #[cfg(not(target_family = "wasm"))]
             DType::BF16 => run_steps_bf16(isa, c),
             #[cfg(target_family = "wasm")]
@@ -364,7 +372,7 @@ pub unsafe fn gemm(isa: Isa, dot: Int8Dot, c: &GemmCall<'_>) {
             #[cfg(target_family = "wasm")]
             DType::I8 => unreachable!("{WASM_INT8}"),
             #[cfg(target_arch = "x86_64")]
-            DType::BF16 if bf16_dot(isa) => gemm_bf16_dot(c),
+            DType::BF16 if bf16_dot_on(isa) => gemm_bf16_dot(c),
             _ => gemm_float(isa, c),
         }
     }
