@@ -9,7 +9,7 @@ use lstmrt_format::limits::DATA_FILE;
 use lstmrt_format::read_regular;
 use lstmrt_import::npy;
 
-use crate::io::DataError;
+use crate::data::DataError;
 
 /// A signal: `frames * channels` values, frame-major (interleaved).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,9 +34,9 @@ fn bad(source: &str, message: impl Into<String>) -> DataError {
 /// 8-bit's unsigned bytes among them, are
 /// scaled to [-1, 1) as torchaudio does) or a `.npy` (`[frames]` or
 /// `[frames, channels]`, float) signal.
-pub fn read_signal(path: &Path) -> Result<Signal, DataError> {
+pub fn read_signal(session: &crate::session::Session, path: &Path) -> Result<Signal, DataError> {
     let source = path.display().to_string();
-    crate::io::note_input(path);
+    session.note_input(path);
     let bytes = read_regular(path, DATA_FILE).map_err(|e| bad(&source, e.to_string()))?;
     let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
@@ -52,7 +52,7 @@ pub fn read_signal(path: &Path) -> Result<Signal, DataError> {
                 s => return Err(bad(&source, format!("a signal is [frames] or [frames, channels], not {s:?}"))),
             };
             let mut data =
-                crate::io::with_room(array.data.len(), "the signal as float32").map_err(|e| bad(&source, e))?;
+                crate::data::with_room(array.data.len(), "the signal as float32").map_err(|e| bad(&source, e))?;
             data.extend(array.data.iter().map(|&v| v as f32));
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 return Err(bad(&format!("{source}: element {i}"), format!("{} is not finite", data[i])));
@@ -71,7 +71,7 @@ pub fn wav_from_bytes(bytes: &[u8], source: &str) -> Result<Signal, DataError> {
     let width = (spec.bits_per_sample as usize).div_ceil(8).max(1);
     // The header's count is not trusted to size anything: the data must be there.
     let count = (reader.len() as usize).min(bytes.len() / width);
-    let mut data = crate::io::with_room(count, "the signal as float32").map_err(|e| bad(source, e))?;
+    let mut data = crate::data::with_room(count, "the signal as float32").map_err(|e| bad(source, e))?;
     let at = |i: usize, e: hound::Error| bad(&format!("{source}: sample {i}"), e.to_string());
     match spec.sample_format {
         hound::SampleFormat::Float => {

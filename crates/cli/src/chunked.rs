@@ -9,8 +9,9 @@ use lstmrt::Model;
 use lstmrt_format::Stages;
 
 use crate::audio::{self, Pcm, Signal};
-use crate::io::{self, Dims, OutputFormat, Sequence};
-use crate::run::Failure;
+use crate::data::{self, Dims, OutputFormat, Sequence};
+use crate::exit::Failure;
+use crate::session::Session;
 use lstmrt::vad::{SpeechOptions, speech_timestamps};
 
 /// Checks a signal against what the model reads: its channels and, when
@@ -58,24 +59,33 @@ pub fn run_signal(model: &Model, signal: &[f32], threads: usize) -> Result<Vec<f
     Ok(out)
 }
 
+/// The files of one `lstm-run MODEL SIGNAL [-o OUT]` run of a chunked model.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalFiles<'a> {
+    /// The model's path, for messages.
+    pub model: &'a Path,
+    pub input: &'a Path,
+    pub output: Option<&'a Path>,
+}
+
 /// `lstm-run MODEL SIGNAL [-o OUT] [--segments]` for a chunked model.
 pub fn run_file(
+    session: &Session,
     model: &Model,
-    model_path: &Path,
-    input: &Path,
-    output: Option<&Path>,
+    files: SignalFiles,
     segments: Option<SpeechOptions>,
     threads: usize,
     stdout: &mut dyn Write,
 ) -> Result<(), Failure> {
+    let SignalFiles { model: model_path, input, output } = files;
     let stages = model.metadata().stages.as_ref().expect("a chunked model");
     let format = output.map(OutputFormat::from_path).transpose()?;
-    let signal = audio::read_signal(input)?;
+    let signal = audio::read_signal(session, input)?;
     check_signal(model_path, input, stages, &signal)?;
     let plan = model.stages_plan().expect("a chunked model");
     let per = (stages.chunk * stages.channels) as usize;
     let chunks = signal.data.len().div_ceil(per);
-    io::check_output_values(&input.display().to_string(), chunks, 1, plan.out_values(), 0)?;
+    data::check_output_values(&input.display().to_string(), chunks, 1, plan.out_values(), 0)?;
     if segments.is_some() && (plan.out_values() != 1 || stages.sample_rate == 0) {
         return Err(Failure::bad_input(format!(
             "{}: --segments needs a model with one probability per chunk and a sample rate (this one gives {} values per chunk at {} Hz)",
@@ -88,7 +98,7 @@ pub fn run_file(
         .map_err(|e| Failure::bad_input(format!("{}: {e}", model_path.display())))?;
     let out = Sequence { steps: chunks, batch: 1, width: plan.out_values(), dims: Dims::Unbatched, data };
     if let (Some(path), Some(format)) = (output, format) {
-        crate::run::write_file(path, &io::encode_output(format, &out, None)?)?;
+        session.write_output(path, &data::encode_output(format, &out, None)?)?;
     }
     let write = |e: std::io::Error| Failure::internal(format!("writing to stdout: {e}"));
     if let Some(o) = segments {
@@ -133,7 +143,7 @@ pub fn run_stream(
         offset += read as u64;
         let y =
             model.run_chunk(&mut st, &x).map_err(|e| Failure::bad_input(format!("{}: {e}", model_path.display())))?;
-        let line = io::format_values(y);
+        let line = data::format_values(y);
         if let Err(e) = writeln!(output, "{line}").and_then(|()| output.flush()) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(());

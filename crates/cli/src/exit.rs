@@ -21,6 +21,26 @@ pub const TABLE: &str = "Exit codes (the same for lstm-run, lstm-convert and lst
   2  bad command line, model file, input or output path (one line on stderr says what and
      where); an output path is checked before any work";
 
+/// Why a command stopped: the exit code and one line for stderr (empty when
+/// there is nothing to say, e.g. the reader of stdout went away).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Exit code 2: the command line, model or input is unusable.
+    pub fn bad_input(message: impl Into<String>) -> Failure {
+        Failure { code: BAD_INPUT, message: message.into() }
+    }
+
+    /// Exit code 1: something other than the input failed.
+    pub fn internal(message: impl Into<String>) -> Failure {
+        Failure { code: FAILURE, message: message.into() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,41 +9,17 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use crate::bench;
+use crate::data::{self, Dims, OutputFormat, ReadOptions, Sequence};
 use crate::generate::{self, Generator};
 use crate::info::ModelInfo;
-use crate::io::{self, DataError, Dims, OutputFormat, ReadOptions, Sequence};
 use crate::predict;
 use crate::trace;
 use lstmrt::Model;
-use lstmrt_format::{HeadTask, atomic_write};
+use lstmrt_format::HeadTask;
 
 use crate::exit;
-
-/// Why a command stopped: the exit code and one line for stderr (empty when
-/// there is nothing to say, e.g. the reader of stdout went away).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    /// Exit code 2: the command line, model or input is unusable.
-    pub fn bad_input(message: impl Into<String>) -> Failure {
-        Failure { code: exit::BAD_INPUT, message: message.into() }
-    }
-
-    /// Exit code 1: something other than the input failed.
-    pub fn internal(message: impl Into<String>) -> Failure {
-        Failure { code: exit::FAILURE, message: message.into() }
-    }
-}
-
-impl From<DataError> for Failure {
-    fn from(e: DataError) -> Failure {
-        Failure::bad_input(e.to_string())
-    }
-}
+pub use crate::exit::Failure;
+use crate::session::{Session, model_failure};
 
 /// A failed write to stdout: quiet success when the reader closed the pipe
 /// (as `head` does), else an internal failure.
@@ -55,64 +31,10 @@ fn stdout_failure(e: std::io::Error) -> Failure {
     }
 }
 
-/// An error from the model about what it was asked to do, naming the model file.
-fn model_failure(model: &Path, e: lstmrt::Error) -> Failure {
-    match e {
-        // I/O errors already name their file.
-        lstmrt::Error::Io { .. } => Failure::bad_input(e.to_string()),
-        e => Failure::bad_input(format!("{}: {e}", model.display())),
-    }
-}
-
-/// How this process opens models: the `lstm-run` options every mode shares.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OpenOptions {
-    /// Read the file into memory instead of mapping it (`--no-mmap`).
-    pub no_mmap: bool,
-    /// How int8 kernels quantize activations (`--int8-activations`).
-    pub int8_activations: lstmrt::Int8Activations,
-    /// A mapped model file that changes under the process ends it with one
-    /// line and exit code 2 instead of SIGBUS ([`crate::sigbus`]): for the
-    /// `lstm-run` process, not for a library caller of these modes.
-    pub report_changes: bool,
-}
-
-static OPEN_OPTIONS: std::sync::OnceLock<OpenOptions> = std::sync::OnceLock::new();
-
-/// Makes every model this process opens follow `options`; the first call wins.
-pub fn set_open_options(options: OpenOptions) {
-    let _ = OPEN_OPTIONS.set(options);
-}
-
-/// Opens and validates the model file.
-pub fn open_model(path: &Path) -> Result<Model, Failure> {
-    io::note_input(path);
-    let options = OPEN_OPTIONS.get().copied().unwrap_or_default();
-    let model = if options.no_mmap { Model::load(path) } else { Model::open(path) };
-    let model = model.map_err(|e| model_failure(path, e))?;
-    if model.is_mapped() && options.report_changes {
-        crate::sigbus::report_changes_to(path);
-    }
-    Ok(model.with_int8_activations(options.int8_activations))
-}
-
-/// Writes an output atomically, never over a file this process read.
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    io::check_not_an_input(path).map_err(Failure::bad_input)?;
-    atomic_write(path, bytes).map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))
-}
-
-/// Refuses an output path that cannot be used (its folder does not exist,
-/// it is a folder) or is an input already read, before any work is done.
-fn check_writable_place(path: &Path) -> Result<(), Failure> {
-    lstmrt_format::check_output_place(path).map_err(Failure::bad_input)?;
-    io::check_not_an_input(path).map_err(Failure::bad_input)
-}
-
-/// [`check_writable_place`] for the files of a `--final-state` prefix.
-fn check_state_place(prefix: &Path, arch: &lstmrt_format::Architecture) -> Result<(), Failure> {
-    let (h, c) = io::state_paths(prefix, arch);
-    std::iter::once(h).chain(c).try_for_each(|p| check_writable_place(&p))
+/// [`Session::check_output_place`] for the files of a `--final-state` prefix.
+fn check_state_place(session: &Session, prefix: &Path, arch: &lstmrt_format::Architecture) -> Result<(), Failure> {
+    let (h, c) = data::state_paths(prefix, arch);
+    std::iter::once(h).chain(c).try_for_each(|p| session.check_output_place(&p))
 }
 
 /// `lstm-run MODEL INPUT [-o OUTPUT] ...`: one run over an input file.
@@ -137,18 +59,18 @@ pub struct FileJob {
     pub segments: Option<lstmrt::vad::SpeechOptions>,
 }
 
-/// Refuses final-state files that are files this process read.
-fn check_state_outputs(prefix: &Path, arch: &lstmrt_format::Architecture) -> Result<(), Failure> {
-    let (h, c) = io::state_paths(prefix, arch);
+/// Refuses final-state files that are files this session read.
+fn check_state_outputs(session: &Session, prefix: &Path, arch: &lstmrt_format::Architecture) -> Result<(), Failure> {
+    let (h, c) = data::state_paths(prefix, arch);
     for path in std::iter::once(h).chain(c) {
-        io::check_not_an_input(&path).map_err(Failure::bad_input)?;
+        session.check_not_an_input(&path).map_err(Failure::bad_input)?;
     }
     Ok(())
 }
 
 /// Runs a model over an input file; see [`FileJob`].
-pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
-    let model = open_model(&job.model)?;
+pub fn run_file(session: &Session, job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
+    let model = session.open_model(&job.model)?;
     if model.stages_plan().is_some() {
         let not_for_chunks = [
             ("--initial-state", job.initial_state.is_some()),
@@ -164,10 +86,10 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
             )));
         }
         if let Some(path) = &job.output {
-            check_writable_place(path)?;
+            session.check_output_place(path)?;
         }
-        let output = job.output.as_deref();
-        return crate::chunked::run_file(&model, &job.model, &job.input, output, job.segments, job.threads, stdout);
+        let files = crate::chunked::SignalFiles { model: &job.model, input: &job.input, output: job.output.as_deref() };
+        return crate::chunked::run_file(session, &model, files, job.segments, job.threads, stdout);
     }
     if job.segments.is_some() {
         return Err(Failure::bad_input(format!(
@@ -178,20 +100,20 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
     let arch = model.architecture();
     let format = job.output.as_deref().map(OutputFormat::from_path).transpose()?;
     if let Some(path) = &job.output {
-        check_writable_place(path)?;
+        session.check_output_place(path)?;
     }
     if let Some(prefix) = &job.final_state {
-        check_state_place(prefix, arch)?;
+        check_state_place(session, prefix, arch)?;
     }
     let head = model.metadata().head.as_ref();
     if job.head && head.is_none() {
         return Err(Failure::bad_input(format!("{}: --head: this model has no output head", job.model.display())));
     }
-    let seq = io::read_input(&job.input, arch.input_size as usize, job.read)?;
+    let seq = data::read_input(session, &job.input, arch.input_size as usize, job.read)?;
     let head_width = head.filter(|_| job.head).map_or(0, |h| h.out_features as usize);
-    let (h_shape, c_shape) = io::state_shapes(arch, 1, false);
+    let (h_shape, c_shape) = data::state_shapes(arch, 1, false);
     let state_width = h_shape.iter().product::<usize>() + c_shape.iter().product::<usize>();
-    io::check_output_values(
+    data::check_output_values(
         &job.input.display().to_string(),
         seq.steps,
         seq.batch,
@@ -201,12 +123,13 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
     let mut state = model.new_batch_state(seq.batch).map_err(|e| model_failure(&job.model, e))?;
     state.set_threads(job.threads.max(1));
     if let Some(prefix) = &job.initial_state {
-        let (h, c) = io::read_state(prefix, arch, seq.batch, job.read.allow_nonfinite)?;
+        let (h, c) = data::read_state(session, prefix, arch, seq.batch, job.read.allow_nonfinite)?;
         state.set_h(&h).and_then(|()| state.set_c(&c)).map_err(|e| model_failure(&job.model, e))?;
     }
-    let lengths = job.lengths.as_deref().map(|path| io::read_lengths(path, seq.batch, seq.steps)).transpose()?;
+    let lengths =
+        job.lengths.as_deref().map(|path| data::read_lengths(session, path, seq.batch, seq.steps)).transpose()?;
     let width = arch.sequence_output_size();
-    let mut out = io::zeros(seq.steps * seq.batch * width, "the output")?;
+    let mut out = data::zeros(seq.steps * seq.batch * width, "the output")?;
     match &lengths {
         Some(lengths) => model.run_lengths_into(&mut state, &seq.data, lengths, &mut out),
         None => model.run_into(&mut state, &seq.data, &mut out),
@@ -216,7 +139,7 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
     let (result, names) = match head {
         Some(h) if job.head => {
             let n = h.out_features as usize;
-            let mut data = io::zeros(raw.steps * raw.batch * n, "the head's output")?;
+            let mut data = data::zeros(raw.steps * raw.batch * n, "the head's output")?;
             for (i, (x, y)) in raw.data.chunks_exact(width).zip(data.chunks_exact_mut(n)).enumerate() {
                 // Steps past a sequence's length stay zero, like the stack's output.
                 let (t, b) = (i / raw.batch, i % raw.batch);
@@ -229,11 +152,11 @@ pub fn run_file(job: &FileJob, stdout: &mut dyn Write) -> Result<(), Failure> {
         _ => (raw, None),
     };
     if let (Some(path), Some(format)) = (&job.output, format) {
-        write_file(path, &io::encode_output(format, &result, names)?)?;
+        session.write_output(path, &data::encode_output(format, &result, names)?)?;
     }
     if let Some(prefix) = &job.final_state {
-        check_state_outputs(prefix, arch)?;
-        io::write_state(prefix, arch, seq.batch, seq.is_batched(), state.h(), state.c())
+        check_state_outputs(session, prefix, arch)?;
+        data::write_state(prefix, arch, seq.batch, seq.is_batched(), state.h(), state.c())
             .map_err(|e| Failure::internal(format!("cannot write {e}")))?;
     }
     // Last, so a reader closing stdout early cannot stop the files being written.
@@ -317,8 +240,13 @@ pub struct StreamJob {
 /// Streams: reads a timestep per line from `input` (values separated by
 /// commas or whitespace; blank and `#` lines skipped), writes each step's
 /// output as a comma-separated line to `output` and flushes it at once.
-pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Write) -> Result<(), Failure> {
-    let model = open_model(&job.model)?;
+pub fn run_stream(
+    session: &Session,
+    job: &StreamJob,
+    input: &mut dyn BufRead,
+    output: &mut dyn Write,
+) -> Result<(), Failure> {
+    let model = session.open_model(&job.model)?;
     if model.stages_plan().is_some() {
         if job.initial_state.is_some() || job.final_state.is_some() {
             return Err(Failure::bad_input(format!(
@@ -337,7 +265,7 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
     }
     let arch = model.architecture();
     if let Some(prefix) = &job.final_state {
-        check_state_place(prefix, arch)?;
+        check_state_place(session, prefix, arch)?;
     }
     if let Some((kind, why)) = arch.whole_sequence_only() {
         return Err(Failure::bad_input(format!(
@@ -357,7 +285,7 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
     let mut state = model.new_state();
     state.set_threads(job.threads.max(1));
     if let Some(prefix) = &job.initial_state {
-        let (h, c) = io::read_state(prefix, arch, 1, job.allow_nonfinite)?;
+        let (h, c) = data::read_state(session, prefix, arch, 1, job.allow_nonfinite)?;
         state.set_h(&h).and_then(|()| state.set_c(&c)).map_err(|e| model_failure(&job.model, e))?;
     }
     let features = arch.input_size as usize;
@@ -388,7 +316,7 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
-        let x = io::parse_values(text, job.allow_nonfinite).map_err(|(column, message)| {
+        let x = data::parse_values(text, job.allow_nonfinite).map_err(|(column, message)| {
             Failure::bad_input(format!("stdin, line {number}, column {column}: {message}"))
         })?;
         if x.len() != features {
@@ -404,7 +332,7 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
         } else {
             y
         };
-        let mut text = io::format_values(values);
+        let mut text = data::format_values(values);
         text.push('\n');
         if let Err(e) = output.write_all(text.as_bytes()).and_then(|()| output.flush()) {
             match stdout_failure(e) {
@@ -417,8 +345,8 @@ pub fn run_stream(job: &StreamJob, input: &mut dyn BufRead, output: &mut dyn Wri
         }
     }
     if let Some(prefix) = &job.final_state {
-        check_state_outputs(prefix, arch)?;
-        io::write_state(prefix, arch, 1, false, state.h(), state.c())
+        check_state_outputs(session, prefix, arch)?;
+        data::write_state(prefix, arch, 1, false, state.h(), state.c())
             .map_err(|e| Failure::internal(format!("cannot write {e}")))?;
     }
     if reader_gone {
@@ -456,10 +384,10 @@ fn show_token(model: &Model, token: &str) -> String {
 }
 
 /// Reads a text and prints the prediction; see [`TextJob`].
-pub fn run_text(job: &TextJob, stdout: &mut dyn Write) -> Result<(), Failure> {
-    let model = open_model(&job.model)?;
+pub fn run_text(session: &Session, job: &TextJob, stdout: &mut dyn Write) -> Result<(), Failure> {
+    let model = session.open_model(&job.model)?;
     if let Some(path) = &job.trace_gates {
-        check_writable_place(path)?;
+        session.check_output_place(path)?;
     }
     let fail = |e| model_failure(&job.model, e);
     let tokens = predict::tokenize(&model, &job.text).map_err(fail)?;
@@ -469,7 +397,7 @@ pub fn run_text(job: &TextJob, stdout: &mut dyn Write) -> Result<(), Failure> {
     let last = predict::last_output(&model, &tokens.ids).map_err(fail)?;
     if let Some(path) = &job.trace_gates {
         let xs = model.token_inputs(&tokens.ids).map_err(fail)?;
-        write_file(path, trace::gate_trace_csv(&model, &xs, &tokens.pieces).as_bytes())?;
+        session.write_output(path, trace::gate_trace_csv(&model, &xs, &tokens.pieces).as_bytes())?;
     }
     print_reading(&model, job, &tokens, &last, stdout).map_err(stdout_failure)
 }
@@ -549,8 +477,13 @@ pub struct GenerateJob {
 }
 
 /// Prints the prompt, then each generated token as soon as it is drawn.
-pub fn run_generate(job: &GenerateJob, stdout: &mut dyn Write, notes: &mut dyn Write) -> Result<(), Failure> {
-    let model = open_model(&job.model)?;
+pub fn run_generate(
+    session: &Session,
+    job: &GenerateJob,
+    stdout: &mut dyn Write,
+    notes: &mut dyn Write,
+) -> Result<(), Failure> {
+    let model = session.open_model(&job.model)?;
     let fail = |e| model_failure(&job.model, e);
     generate::language_model_head(&model).map_err(fail)?;
     let tokens = predict::tokenize(&model, &job.prompt).map_err(fail)?;
@@ -584,8 +517,8 @@ pub struct InfoJob {
 }
 
 /// Prints what the model file holds; see [`InfoJob`].
-pub fn run_info(job: &InfoJob, stdout: &mut dyn Write) -> Result<(), Failure> {
-    let model = open_model(&job.model)?;
+pub fn run_info(session: &Session, job: &InfoJob, stdout: &mut dyn Write) -> Result<(), Failure> {
+    let model = session.open_model(&job.model)?;
     let mut info = ModelInfo::of(&model, &job.model.display().to_string());
     if job.verify {
         model.verify().map_err(|e| model_failure(&job.model, e))?;
@@ -632,8 +565,8 @@ pub struct BenchJob {
 }
 
 /// Times the model; see [`crate::bench`].
-pub fn run_bench(job: &BenchJob, stdout: &mut dyn Write) -> Result<(), Failure> {
-    let model = open_model(&job.model)?;
+pub fn run_bench(session: &Session, job: &BenchJob, stdout: &mut dyn Write) -> Result<(), Failure> {
+    let model = session.open_model(&job.model)?;
     let style = if job.json { Style::JsonLine } else { Style::Text };
     if model.stages_plan().is_some() {
         let mut report = bench::run_chunks(&model, &job.config).map_err(|e| model_failure(&job.model, e))?;
@@ -681,7 +614,7 @@ mod tests {
         ModelWriter::new(&meta, &weights).write(&model).unwrap();
         let job = StreamJob { model, final_state: Some(dir.join("s")), threads: 1, ..Default::default() };
         let mut pipe = ClosingPipe { lines: 2, written: Vec::new() };
-        let result = run_stream(&job, &mut "1,2\n3,4\n5,6\n7,8\n".as_bytes(), &mut pipe);
+        let result = run_stream(&Session::default(), &job, &mut "1,2\n3,4\n5,6\n7,8\n".as_bytes(), &mut pipe);
         assert_eq!(result, Err(Failure { code: exit::OK, message: String::new() }));
         assert_eq!(String::from_utf8(pipe.written).unwrap().lines().count(), 2);
         let h = lstmrt_import::npy::read(dir.join("s.h.npy")).unwrap();

@@ -18,7 +18,7 @@
 
 use std::fmt::Write;
 
-use crate::io::csv_field;
+use crate::data::csv_field;
 use lstmrt::Model;
 use lstmrt::reference;
 use lstmrt_format::CellKind;

@@ -138,7 +138,7 @@ fn a_source_model_and_an_input_file_one_byte_past_their_limits_are_refused_unrea
 fn an_input_whose_output_would_pass_the_limit_is_refused_before_the_run() {
     // 2^20 steps of one feature (4 MiB) into a bidirectional H=512 LSTM: 2^30
     // output values plus the state's, one state past the limit. At the limit:
-    // `io::tests::outputs_up_to_the_limit_pass_and_one_value_more_is_refused`.
+    // `data::tests::outputs_up_to_the_limit_pass_and_one_value_more_is_refused`.
     let dir = TempDir::new("limits-output");
     let model = dir.path("wide.lstm");
     let mut arch = Architecture::new(CellKind::Lstm, 1, 512, 1);
@@ -155,6 +155,7 @@ fn an_input_whose_output_would_pass_the_limit_is_refused_before_the_run() {
 #[test]
 fn a_stream_line_at_the_limit_is_read_and_one_byte_longer_is_refused() {
     use lstmrt_cli::run::{StreamJob, run_stream};
+    use lstmrt_cli::session::Session;
     let dir = TempDir::new("limits-stream");
     let model = dir.path("m.lstm");
     write_model(&model, Architecture::new(CellKind::Lstm, 3, 2, 1));
@@ -167,14 +168,14 @@ fn a_stream_line_at_the_limit_is_read_and_one_byte_longer_is_refused() {
         l
     };
     let mut out = Vec::new();
-    run_stream(&job, &mut &line(max)[..], &mut out).unwrap();
+    run_stream(&Session::default(), &job, &mut &line(max)[..], &mut out).unwrap();
     assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
-    let e = run_stream(&job, &mut &line(max + 1)[..], &mut Vec::new()).unwrap_err();
+    let e = run_stream(&Session::default(), &job, &mut &line(max + 1)[..], &mut Vec::new()).unwrap_err();
     assert_eq!(e.code, lstmrt_cli::exit::BAD_INPUT);
     assert!(e.message.contains("stdin, line 1: longer than 4288 bytes"), "{}", e.message);
     // A line that never ends is refused after the limit, not read to its end.
     let mut endless = std::io::BufReader::new(std::io::repeat(b' '));
-    let e = run_stream(&job, &mut endless, &mut Vec::new()).unwrap_err();
+    let e = run_stream(&Session::default(), &job, &mut endless, &mut Vec::new()).unwrap_err();
     assert!(e.message.contains("longer than"), "{}", e.message);
 }
 

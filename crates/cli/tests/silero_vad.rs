@@ -41,7 +41,7 @@ fn reference_segments() -> (usize, Vec<(usize, usize)>) {
 }
 
 fn signal() -> audio::Signal {
-    audio::read_signal(&dir().join("speech.wav")).unwrap()
+    audio::read_signal(&lstmrt_cli::session::Session::default(), &dir().join("speech.wav")).unwrap()
 }
 
 fn model() -> Model {
@@ -226,7 +226,7 @@ fn both_rates_match_the_package_file_probabilities_and_segments() {
         .unwrap();
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     assert!(std::fs::read(&converted).unwrap() == std::fs::read(dir().join("silero_vad_8k.lstm")).unwrap());
-    let s16 = audio::read_signal(&fix.join("audio16k.wav")).unwrap();
+    let s16 = audio::read_signal(&lstmrt_cli::session::Session::default(), &fix.join("audio16k.wav")).unwrap();
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fix.join("cases.json")).unwrap()).unwrap();
     for (rate, file) in [(16000u32, "silero_vad.lstm"), (8000, "silero_vad_8k.lstm")] {

@@ -37,6 +37,7 @@ macro_rules! wire_codes {
     };
 }
 
+mod arch;
 mod error;
 mod file;
 pub mod limits;
@@ -46,13 +47,11 @@ mod read;
 pub mod stages;
 mod write;
 
+pub use arch::{Architecture, CellKind};
 pub use error::{Error, IoError};
 pub use file::{ReadFiles, check_output_place, open_regular, read_regular};
 pub use limits::FileLimit;
-pub use meta::{
-    Architecture, CellKind, Embedding, Head, HeadActivation, HeadTask, KeyValue, Metadata, Provenance, Tokenizer,
-    Vocabulary,
-};
+pub use meta::{Embedding, Head, HeadActivation, HeadTask, KeyValue, Metadata, Provenance, Tokenizer, Vocabulary};
 pub use read::{FileInfo, parse, verify_tensor};
 pub use stages::{
     Chain, ChunkBuffers, MAX_STREAM_FLOATS, Padding, Stage, StageActivation, StageKind, StageShape, Stages, StagesPlan,

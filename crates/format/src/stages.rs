@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-use crate::meta::Architecture;
+use crate::arch::Architecture;
 
 /// What a stage computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -488,7 +488,7 @@ pub(crate) fn stage_tensors(stages: &Stages, plan: &StagesPlan) -> Vec<(String, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::CellKind;
+    use crate::arch::CellKind;
 
     fn no_stages(chunk: u32, context: u32, channels: u32) -> Stages {
         Stages { chunk, channels, context, sample_rate: 0, front: Vec::new(), back: Vec::new() }

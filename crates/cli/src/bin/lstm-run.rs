@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, CommandFactory, Parser, error::ErrorKind};
 use lstmrt_cli::bench::{self, Mode};
+use lstmrt_cli::data::ReadOptions;
 use lstmrt_cli::exit;
-use lstmrt_cli::io::ReadOptions;
 use lstmrt_cli::run::{self, BenchJob, Failure, FileJob, GenerateJob, InfoJob, StreamJob, TextJob};
+use lstmrt_cli::session::{OpenOptions, Session};
 
 const AFTER_HELP: &str = "\
 Modes:
@@ -222,7 +223,7 @@ fn usage_error(message: &str) -> ! {
 fn dispatch(args: Args) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     let int8_activations = lstmrt::Int8Activations::from_name(&args.int8_activations).expect("clap checked the value");
-    run::set_open_options(run::OpenOptions { no_mmap: args.no_mmap, int8_activations, report_changes: true });
+    let session = Session::new(OpenOptions { no_mmap: args.no_mmap, int8_activations, report_changes: true });
     let mut threads = args.threads as usize;
     if threads > lstmrt::max_threads() {
         threads = lstmrt::max_threads();
@@ -251,14 +252,18 @@ fn dispatch(args: Args) -> Result<(), Failure> {
             seed: args.seed.unwrap_or(bench::Config::default().seed),
             roofline: args.roofline,
         };
-        return run::run_bench(&BenchJob { model: args.model, config, json: args.json }, &mut stdout);
+        return run::run_bench(&session, &BenchJob { model: args.model, config, json: args.json }, &mut stdout);
     }
     if args.info {
-        return run::run_info(&InfoJob { model: args.model, verify: args.verify, json: args.json }, &mut stdout);
+        return run::run_info(
+            &session,
+            &InfoJob { model: args.model, verify: args.verify, json: args.json },
+            &mut stdout,
+        );
     }
     if let Some(text) = args.text {
         let job = TextJob { model: args.model, text, top: args.top, trace_gates: args.trace_gates };
-        return run::run_text(&job, &mut stdout);
+        return run::run_text(&session, &job, &mut stdout);
     }
     if let Some(tokens) = args.generate {
         if !(args.temperature.is_finite() && args.temperature >= 0.0) {
@@ -271,7 +276,7 @@ fn dispatch(args: Args) -> Result<(), Failure> {
             temperature: args.temperature,
             seed: args.seed,
         };
-        return run::run_generate(&job, &mut stdout, &mut std::io::stderr());
+        return run::run_generate(&session, &job, &mut stdout, &mut std::io::stderr());
     }
     let input = args.input.expect("clap requires one mode");
     let head = if args.head {
@@ -296,7 +301,7 @@ fn dispatch(args: Args) -> Result<(), Failure> {
             threads,
             pcm: args.pcm.as_deref().map(|p| lstmrt_cli::audio::Pcm::from_name(p).expect("clap checked the value")),
         };
-        return run::run_stream(&job, &mut std::io::stdin().lock(), &mut stdout);
+        return run::run_stream(&session, &job, &mut std::io::stdin().lock(), &mut stdout);
     }
     if let Some(s) = args.max_speech_s
         && (s.is_nan() || s <= 0.0)
@@ -327,7 +332,7 @@ fn dispatch(args: Args) -> Result<(), Failure> {
     if args.pcm.is_some() {
         usage_error("--pcm applies to streaming from stdin (INPUT `-`)");
     }
-    run::run_file(&job, &mut stdout)
+    run::run_file(&session, &job, &mut stdout)
 }
 
 fn main() -> ExitCode {

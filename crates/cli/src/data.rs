@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use lstmrt_format::Architecture;
 use lstmrt_import::npy;
 
+use crate::session::Session;
+
 /// An empty `Vec` with room for `len` values, or a message naming `what`
 /// and the bytes when this process cannot have them (rather than an abort):
 /// for buffers sized by an input.
@@ -37,8 +39,8 @@ pub fn with_room<T>(len: usize, what: &str) -> Result<Vec<T>, String> {
 }
 
 /// `len` zero floats ([`with_room`]), refused with exit code 2.
-pub fn zeros(len: usize, what: &str) -> Result<Vec<f32>, crate::run::Failure> {
-    let mut v = with_room(len, what).map_err(crate::run::Failure::bad_input)?;
+pub fn zeros(len: usize, what: &str) -> Result<Vec<f32>, crate::exit::Failure> {
+    let mut v = with_room(len, what).map_err(crate::exit::Failure::bad_input)?;
     v.resize(len, 0.0);
     Ok(v)
 }
@@ -155,9 +157,14 @@ fn extension(path: &Path) -> String {
 
 /// Reads an input sequence of `features` values per step from a `.npy` or
 /// `.csv` file.
-pub fn read_input(path: &Path, features: usize, options: ReadOptions) -> Result<Sequence, DataError> {
+pub fn read_input(
+    session: &Session,
+    path: &Path,
+    features: usize,
+    options: ReadOptions,
+) -> Result<Sequence, DataError> {
     let source = path.display().to_string();
-    note_input(path);
+    session.note_input(path);
     match extension(path).as_str() {
         "npy" => {
             let bytes = read_regular(path, DATA_FILE).map_err(|e| DataError::new(&source, e.to_string()))?;
@@ -410,12 +417,12 @@ pub fn encode_output(
     format: OutputFormat,
     seq: &Sequence,
     names: Option<&[String]>,
-) -> Result<Vec<u8>, crate::run::Failure> {
+) -> Result<Vec<u8>, crate::exit::Failure> {
     let per_value = if format == OutputFormat::Npy { 4 } else { 16 };
     // The largest buffer the encoding makes, asked for (and freed) first.
     drop(
         with_room::<u8>(seq.data.len().saturating_mul(per_value) + 4096, "the output file's bytes")
-            .map_err(crate::run::Failure::bad_input)?,
+            .map_err(crate::exit::Failure::bad_input)?,
     );
     Ok(match format {
         OutputFormat::Npy => npy::encode_f32(&seq.shape(), &seq.data_in_file_order()),
@@ -528,21 +535,6 @@ pub fn check_output_values(
     Ok(())
 }
 
-/// The files this process has read, by identity (device and inode, so a
-/// second name or a symlink is the same file), so no output lands on one.
-static INPUTS: std::sync::Mutex<lstmrt_format::ReadFiles> = std::sync::Mutex::new(lstmrt_format::ReadFiles::new());
-
-/// Records `path` as an input of this process (see [`check_not_an_input`]).
-pub fn note_input(path: &Path) {
-    INPUTS.lock().unwrap_or_else(|e| e.into_inner()).note(path);
-}
-
-/// Refuses `path` as an output when it is a file this process read: writing
-/// it (even by rename) would destroy an input.
-pub fn check_not_an_input(path: &Path) -> Result<(), String> {
-    INPUTS.lock().unwrap_or_else(|e| e.into_inner()).check_output(path)
-}
-
 /// Writes `h` (and `c` for LSTM) to the files of [`state_paths`], shaped as
 /// [`state_shapes`]. Each file is written atomically.
 pub fn write_state(
@@ -564,10 +556,10 @@ pub fn write_state(
 
 /// Reads per-row sequence lengths for `lengths`: an int32 or int64 `.npy` of
 /// shape `[batch]`, each in `0..=steps`.
-pub fn read_lengths(path: &Path, batch: usize, steps: usize) -> Result<Vec<usize>, DataError> {
+pub fn read_lengths(session: &Session, path: &Path, batch: usize, steps: usize) -> Result<Vec<usize>, DataError> {
     let source = path.display().to_string();
     let err = |message: String| DataError::new(&source, message);
-    note_input(path);
+    session.note_input(path);
     let bytes = read_regular(path, DATA_FILE).map_err(|e| err(e.to_string()))?;
     let array = npy::parse(&bytes).map_err(|e| err(e.0))?;
     if !matches!(array.dtype, "int32" | "int64") {
@@ -599,6 +591,7 @@ pub fn read_lengths(path: &Path, batch: usize, steps: usize) -> Result<Vec<usize
 /// `(h, c)` (`c` empty unless LSTM). A 2-D state (no batch dimension) is
 /// accepted for batch 1.
 pub fn read_state(
+    session: &Session,
     prefix: &Path,
     arch: &Architecture,
     batch: usize,
@@ -606,17 +599,22 @@ pub fn read_state(
 ) -> Result<(Vec<f32>, Vec<f32>), DataError> {
     let (h_path, c_path) = state_paths(prefix, arch);
     let (h_shape, c_shape) = state_shapes(arch, batch, true);
-    let h = read_state_file(&h_path, &h_shape, allow_nonfinite)?;
+    let h = read_state_file(session, &h_path, &h_shape, allow_nonfinite)?;
     let c = match c_path {
-        Some(p) => read_state_file(&p, &c_shape, allow_nonfinite)?,
+        Some(p) => read_state_file(session, &p, &c_shape, allow_nonfinite)?,
         None => Vec::new(),
     };
     Ok((h, c))
 }
 
-fn read_state_file(path: &Path, shape: &[usize], allow_nonfinite: bool) -> Result<Vec<f32>, DataError> {
+fn read_state_file(
+    session: &Session,
+    path: &Path,
+    shape: &[usize],
+    allow_nonfinite: bool,
+) -> Result<Vec<f32>, DataError> {
     let source = path.display().to_string();
-    note_input(path);
+    session.note_input(path);
     let bytes = read_regular(path, DATA_FILE).map_err(|e| DataError::new(&source, e.to_string()))?;
     let array = npy::parse(&bytes).map_err(|e| DataError::new(&source, e.0))?;
     if !matches!(array.dtype, "float32" | "float64") {
@@ -636,6 +634,12 @@ fn read_state_file(path: &Path, shape: &[usize], allow_nonfinite: bool) -> Resul
     Ok(data)
 }
 
+impl From<DataError> for crate::exit::Failure {
+    fn from(e: DataError) -> crate::exit::Failure {
+        crate::exit::Failure::bad_input(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,21 +654,6 @@ mod tests {
         assert_eq!(e.location, "x.npy");
         assert!(e.message.contains(&format!("make {} output values", limit + 1)), "{}", e.message);
         assert!(check_output_values("x.npy", usize::MAX, usize::MAX, usize::MAX, usize::MAX).is_err());
-    }
-
-    #[test]
-    fn a_file_read_again_is_noted_once() {
-        let path = std::env::temp_dir().join(format!("lstmrt-note-once-{}", std::process::id()));
-        std::fs::write(&path, b"x").unwrap();
-        note_input(&path);
-        let before = INPUTS.lock().unwrap().len();
-        for _ in 0..3 {
-            note_input(&path);
-        }
-        let after = INPUTS.lock().unwrap().len();
-        assert!(check_not_an_input(&path).is_err());
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(after, before);
     }
 
     fn array(shape: &[usize], dtype: &'static str) -> npy::Array {
