@@ -195,7 +195,8 @@ impl Blocking for ManyRegisters {
         rows: Range<usize>,
         panels: Range<usize>,
     ) {
-        // SAFETY: forwarded; every block lies inside rows x panels.
+        // SAFETY: `Blocking::for_blocks`'s contract (the CPU runs `S`; the rows
+        // and panels exist in `ctx`), and every block below lies inside rows x panels.
         unsafe {
             if rows.len() >= ROW_BLOCK {
                 let blocked = ctx.blockable::<P>();
@@ -317,7 +318,8 @@ impl Blocking for FewRegisters {
         if blocked {
             for i in 0..panels.len() {
                 let p = panels.start + ctx.in_step_order(panels.len(), i);
-                // SAFETY: forwarded; panel p and the rows exist.
+                // SAFETY: `Blocking::for_blocks`'s contract: the CPU runs `S`, and the
+                // rows and panel `p` (one of `panels`) exist in `ctx`.
                 unsafe { blocked_recurrence::<S, W, false>(ctx, rows.clone(), p) };
             }
             return;
@@ -325,7 +327,8 @@ impl Blocking for FewRegisters {
         for r in rows {
             for i in 0..panels.len() {
                 let p = panels.start + ctx.in_step_order(panels.len(), i);
-                // SAFETY: forwarded; the block lies inside rows x panels.
+                // SAFETY: `Blocking::for_blocks`'s contract: the CPU runs `S`, and row
+                // `r` and panel `p` lie inside rows x panels, which exist in `ctx`.
                 unsafe { P::block::<S, W, 1, 1>(ctx, r, p) };
             }
         }

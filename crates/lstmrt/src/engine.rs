@@ -545,7 +545,9 @@ impl Model {
             }
             bufs.io.batch = rows;
             let skip = schedule.offset(seg.start) - first;
-            // SAFETY: forwarded; the segment's rows are within the caller's.
+            // SAFETY: `run_segments`'s contract (`run.x` holds the packed rows of
+            // `range`, `run.dest` has room, `bufs` is this slot's), and the
+            // segment's steps and rows are within `range`'s.
             bufs.cur = unsafe { self.run_slot(run.skip(skip), bufs, pool, seg.len()) };
         }
         bufs.cur

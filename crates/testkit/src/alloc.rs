@@ -19,18 +19,21 @@ unsafe impl GlobalAlloc for CountingAllocator {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        // SAFETY: forwarded unchanged to the system allocator.
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which is
+        // `System.alloc`'s: the call is passed on unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
+        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract, which is
+        // `System.dealloc`'s: the call is passed on unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        // SAFETY: forwarded unchanged to the system allocator.
+        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract, which is
+        // `System.realloc`'s: the call is passed on unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

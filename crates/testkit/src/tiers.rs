@@ -105,6 +105,115 @@ macro_rules! per_int8_form {
     (@stamp [] [$($name:ident)+]) => {};
 }
 
+/// A case of a [`Serial`] run: its name and its function of the tier or product.
+pub type Case<K> = (&'static str, fn(K));
+
+/// [`per_tier!`](crate::per_tier) and [`per_int8_form!`](crate::per_int8_form)
+/// for a test file without the harness (`harness = false`, as a counter of
+/// every thread's allocations needs: nothing else may run meanwhile): the
+/// `main` of such a file lists its cases with [`serial_cases!`](crate::serial_cases) and runs
+/// each on each tier or int8 product in turn, one at a time, named as the
+/// stamped suites name them (`avx2::case`, `int8_avx2_maddubs::case`) and
+/// printed with `ok` or why it is skipped. Words on the command line
+/// (`cargo test --test no_alloc -- avx2`) keep the names holding one of them,
+/// as libtest's filter does.
+pub struct Serial {
+    filters: Vec<String>,
+    ran: usize,
+}
+
+impl Serial {
+    /// Reads the filter words from the command line (libtest's flags, which
+    /// cargo may pass, are ignored).
+    pub fn from_args() -> Serial {
+        Serial { filters: std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect(), ran: 0 }
+    }
+
+    fn wanted(&self, name: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+
+    /// `case` once, on the tier the runtime picks.
+    pub fn once(&mut self, name: &str, case: fn()) -> &mut Self {
+        if self.wanted(name) {
+            case();
+            println!("test {name} ... ok");
+            self.ran += 1;
+        }
+        self
+    }
+
+    /// Each case on every tier ([`Isa::ALL`]), as [`per_tier!`](crate::per_tier) stamps them.
+    pub fn per_tier(&mut self, cases: &[Case<Isa>]) -> &mut Self {
+        for isa in Isa::ALL {
+            for (case, run) in cases {
+                let name = format!("{}::{case}", isa.name());
+                if !self.wanted(&name) {
+                    continue;
+                }
+                match isa.unavailable_reason() {
+                    None => {
+                        run(isa);
+                        println!("test {name} ... ok");
+                        self.ran += 1;
+                    }
+                    Some(why) => println!("test {name} ... skipped: {why}"),
+                }
+            }
+        }
+        self
+    }
+
+    /// Each case with every int8 product ([`Int8Dot::ALL`]), as
+    /// [`per_int8_form!`](crate::per_int8_form) stamps them.
+    pub fn per_int8_form(&mut self, cases: &[Case<Int8Kernels>]) -> &mut Self {
+        for dot in Int8Dot::ALL {
+            for (case, run) in cases {
+                let name = format!("{}::{case}", int8_module(dot));
+                if !self.wanted(&name) {
+                    continue;
+                }
+                if dot.available() {
+                    run(Int8Kernels { isa: dot.isa(), dot });
+                    println!("test {name} ... ok");
+                    self.ran += 1;
+                } else {
+                    println!("test {name} ... skipped: this CPU cannot run the {dot} int8 product");
+                }
+            }
+        }
+        self
+    }
+
+    /// How many cases ran (not skipped, not filtered out).
+    pub fn ran(&self) -> usize {
+        self.ran
+    }
+}
+
+/// The module [`per_int8_form!`](crate::per_int8_form) stamps for `dot`.
+fn int8_module(dot: Int8Dot) -> &'static str {
+    match dot {
+        Int8Dot::Scalar => "int8_scalar",
+        Int8Dot::Portable => "int8_portable",
+        Int8Dot::Avx2Maddubs => "int8_avx2_maddubs",
+        Int8Dot::AvxVnni => "int8_avx_vnni",
+        Int8Dot::Avx512Maddubs => "int8_avx512_maddubs",
+        Int8Dot::Avx512Vnni => "int8_avx512_vnni",
+        Int8Dot::Amx => "int8_amx",
+        Int8Dot::AmxEmulated => "int8_amx_emulated",
+    }
+}
+
+/// `[(name, function)]` for [`Serial`]: `serial_cases![a, b]` is
+/// `[("a", a as fn(_)), ("b", b as fn(_))]`.
+#[macro_export]
+macro_rules! serial_cases {
+    ($($case:ident),+ $(,)?) => {
+        [$((stringify!($case), $case as fn(_))),+]
+    };
+}
+
 /// The relative difference `max |a - b| / max(1, max |b|)`; infinite when
 /// the lengths differ or either holds NaN, so a comparison `d <= tol` fails
 /// on NaN (the one comparison the tests share).
@@ -122,4 +231,40 @@ pub fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
         worst = worst.max(d);
     }
     worst / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn count(_: Isa) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_serial_filter_keeps_the_names_holding_one_of_its_words() {
+        let run = |words: &[&str]| {
+            CALLS.store(0, Ordering::Relaxed);
+            let mut serial = Serial { filters: words.iter().map(|w| w.to_string()).collect(), ran: 0 };
+            serial.per_tier(&crate::serial_cases![count]);
+            (serial.ran(), CALLS.load(Ordering::Relaxed))
+        };
+        assert_eq!(run(&["scalar::count"]), (1, 1));
+        assert_eq!(run(&["no-such-case"]), (0, 0));
+        let everywhere = Isa::ALL.iter().filter(|isa| isa.unavailable_reason().is_none()).count();
+        assert_eq!(run(&[]), (everywhere, everywhere));
+        assert_eq!(run(&["scalar", "wide"]), (2, 2));
+    }
+
+    #[test]
+    fn serial_runs_name_int8_products_as_the_stamped_modules_do() {
+        assert_eq!(int8_module(Int8Dot::Avx2Maddubs), "int8_avx2_maddubs");
+        for dot in Int8Dot::ALL {
+            let module = int8_module(dot);
+            assert!(module.starts_with("int8_") && !module.contains('-'), "{module}");
+        }
+    }
 }

@@ -134,7 +134,8 @@ macro_rules! impl_real {
                 rsc: isize,
                 csc: isize,
             ) {
-                // SAFETY: forwarded contract (see the trait method).
+                // SAFETY: `gemm_raw`'s contract (every element of A, B and C in
+                // bounds, C aliasing neither) is the one `$gemm` requires.
                 unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
             }
         }

@@ -134,7 +134,8 @@ pub(crate) unsafe fn add_product<D: Dot8, const R: usize, const Q: usize, const 
     r0: usize,
 ) {
     type S<D> = <D as Dot8>::S;
-    // SAFETY: forwarded; the scales and sums hold `panels * gates * 16` values.
+    // SAFETY: `add_product`'s contract (as [`dots`]: the CPU runs `D`, the rows
+    // and panels exist), and the scales and sums hold `panels * gates * 16` values.
     unsafe {
         let at = |q: usize, g: usize| ((p0 + q) * m.gates + gate0 + g) * LANES;
         if !x.split {
@@ -196,7 +197,8 @@ impl Pass8 for Gates8 {
     #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn block<D: Dot8, const R: usize, const Q: usize>(c: &Ctx8<'_, '_, '_>, r0: usize, p0: usize) {
         let (s, hh) = (c.s, &c.m.w_hh);
-        // SAFETY: forwarded; rows and panels exist.
+        // SAFETY: `Pass8::block`'s contract: the CPU runs `D`, rows r0..r0+R and
+        // panels p0..p0+Q exist.
         unsafe {
             match s.k.cell {
                 CellKind::Lstm => {
@@ -246,7 +248,8 @@ impl Pass8 for GruCandidate8 {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn block<D: Dot8, const R: usize, const Q: usize>(c: &Ctx8<'_, '_, '_>, r0: usize, p0: usize) {
-        // SAFETY: forwarded; `c.x` holds `r h` of these rows (synced).
+        // SAFETY: `Pass8::block`'s contract (the CPU runs `D`, these rows and
+        // panels exist), and `c.x` holds `r h` of these rows (synced).
         unsafe {
             let x = c.s.pre_part::<D::S, R, Q, 3>(c.pre, c.row_stride, r0, p0);
             let mut acc = c.s.b_hn_part::<D::S, R, Q>(p0);
@@ -264,7 +267,8 @@ impl Pass8 for Projection8 {
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline(never))]
     unsafe fn block<D: Dot8, const R: usize, const Q: usize>(c: &Ctx8<'_, '_, '_>, r0: usize, p0: usize) {
-        // SAFETY: forwarded; `w_hr` is present in this pass.
+        // SAFETY: `Pass8::block`'s contract (the CPU runs `D`, these rows and
+        // panels exist); `w_hr` is present in this pass (checked below).
         unsafe {
             let w = c.m.w_hr.as_ref().expect("projection pass only with w_hr");
             let mut acc = [[[<D::S as Simd>::zero(); 1]; Q]; R];
