@@ -13,6 +13,10 @@
 # exits 0, so CI on a stable-only machine passes and says plainly why nothing
 # was fuzzed. cargo-fuzz is installed (pinned) when missing.
 #
+# LSTMRT_FUZZ_SECONDS=N also stops each target after N seconds, whichever
+# comes first (libFuzzer's -max_total_time; the per-target line says how many
+# executions ran): CI's smoke run uses it so a slow target cannot take minutes.
+#
 # LSTMRT_FUZZ_SANITIZER=address (the default) builds with AddressSanitizer and
 # LeakSanitizer, which catch what the kernels' unsafe code could do wrong;
 # =none builds without them but with overflow checks and debug assertions
@@ -57,6 +61,8 @@ case "$sanitizer" in
     *) echo "fuzz: LSTMRT_FUZZ_SANITIZER must be address or none, not $sanitizer" >&2; exit 2 ;;
 esac
 (cd fuzz && cargo +nightly fuzz build "${build[@]}" >/dev/null 2>&1) || (cd fuzz && cargo +nightly fuzz build "${build[@]}")
+cap=()
+[ -n "${LSTMRT_FUZZ_SECONDS:-}" ] && cap=("-max_total_time=$LSTMRT_FUZZ_SECONDS")
 status=0
 for t in "${targets[@]}"; do
     corpus="fuzz/corpus/$t"
@@ -70,7 +76,7 @@ for t in "${targets[@]}"; do
     [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
     if "$dir"/x86_64-unknown-linux-gnu/release/"$t" "$corpus" "${seeds[@]}" $(extra "$t") \
         -runs="$runs" -rss_limit_mb=2048 -timeout=10 -max_len=65536 -print_final_stats=1 \
-        -artifact_prefix="fuzz/artifacts/$t/" "${dict[@]}" >"$log" 2>&1; then
+        -artifact_prefix="fuzz/artifacts/$t/" "${dict[@]}" "${cap[@]}" >"$log" 2>&1; then
         result=ok
     else
         result="FAILED (see $log)"

@@ -7,6 +7,7 @@
 
 use std::io::Write;
 
+use lstmrt::format::DType;
 use lstmrt_embed_check::{cases, check, on_small_stack};
 
 /// The profile this test binary was built in: the folder above `deps/`.
@@ -17,8 +18,9 @@ fn profile() -> String {
     dir.unwrap_or_default()
 }
 
-#[test]
-fn every_dtype_and_batch_runs_on_a_2_mib_thread_and_matches_the_reference() {
+/// The cases of one dtype on a 2 MiB thread against the reference. One
+/// test per dtype, so libtest runs them on every core (opt-level 0 is slow).
+fn every_batch_runs_on_a_2_mib_thread_and_matches_the_reference(dtype: DType) {
     let profile = profile();
     if profile != "embedder" {
         let note = format!(
@@ -30,7 +32,7 @@ fn every_dtype_and_batch_runs_on_a_2_mib_thread_and_matches_the_reference() {
         // Straight to stderr: libtest would hide an `eprintln!` of a passing test.
         let _ = writeln!(std::io::stderr(), "debug_build: {note}");
     }
-    for case in cases() {
+    for case in cases().into_iter().filter(|c| c.dtype == dtype) {
         let label = format!("{:?} {} {:?} batch {}", case.arch.cell, case.arch.hidden_size, case.dtype, case.batch);
         let c = case.clone();
         let worst = on_small_stack(move || check(&c)).unwrap_or_else(|e| panic!("{label}: {e}"));
@@ -39,11 +41,39 @@ fn every_dtype_and_batch_runs_on_a_2_mib_thread_and_matches_the_reference() {
         // tier with bf16 dot products (docs/performance.md); the others only by
         // arithmetic.
         let tol = match case.dtype {
-            lstmrt::format::DType::F32 => 2e-5,
-            lstmrt::format::DType::I8 => 1e-2,
-            lstmrt::format::DType::BF16 if lstmrt::bf16_dot(lstmrt::Isa::best()) => 3e-2,
+            DType::F32 => 2e-5,
+            DType::I8 => 1e-2,
+            DType::BF16 if lstmrt::bf16_dot(lstmrt::Isa::best()) => 3e-2,
             _ => 1e-4,
         };
         assert!(worst <= tol, "{label}: max abs difference {worst} > {tol}");
     }
+}
+
+#[test]
+fn f32_runs_on_a_2_mib_thread_and_matches_the_reference() {
+    every_batch_runs_on_a_2_mib_thread_and_matches_the_reference(DType::F32);
+}
+
+#[test]
+fn f16_runs_on_a_2_mib_thread_and_matches_the_reference() {
+    every_batch_runs_on_a_2_mib_thread_and_matches_the_reference(DType::F16);
+}
+
+#[test]
+fn bf16_runs_on_a_2_mib_thread_and_matches_the_reference() {
+    every_batch_runs_on_a_2_mib_thread_and_matches_the_reference(DType::BF16);
+}
+
+#[test]
+fn int8_runs_on_a_2_mib_thread_and_matches_the_reference() {
+    every_batch_runs_on_a_2_mib_thread_and_matches_the_reference(DType::I8);
+}
+
+#[test]
+fn the_cases_cover_every_dtype() {
+    for dtype in [DType::F32, DType::F16, DType::BF16, DType::I8] {
+        assert!(cases().iter().filter(|c| c.dtype == dtype).count() >= 10, "{dtype:?}");
+    }
+    assert!(cases().iter().all(|c| matches!(c.dtype, DType::F32 | DType::F16 | DType::BF16 | DType::I8)));
 }
