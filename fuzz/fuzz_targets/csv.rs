@@ -2,7 +2,7 @@
 //! byte-order marks; as a table and as a sequence of a fixed width.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use lstmrt_cli::io::{parse_csv, sequence_from_csv};
+use lstmrt_cli::data::{parse_csv, sequence_from_csv};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

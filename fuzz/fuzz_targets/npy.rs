@@ -2,7 +2,7 @@
 //! reordering `lstm-run` applies to an input (both layouts).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use lstmrt_cli::io::{ReadOptions, sequence_from_npy};
+use lstmrt_cli::data::{ReadOptions, sequence_from_npy};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(array) = lstmrt_import::npy::parse(data) else { return };

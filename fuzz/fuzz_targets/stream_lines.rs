@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
         threads: 1,
         pcm: (name == "chunked.lstm").then_some(pcm),
     };
-    let _ = run_stream(&job, &mut input, &mut std::io::sink());
+    let _ = run_stream(&lstmrt_cli::session::Session::default(), &job, &mut input, &mut std::io::sink());
 });

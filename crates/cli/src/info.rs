@@ -279,10 +279,15 @@ pub struct StagesInfo {
 impl StagesInfo {
     fn of(model: &Model) -> Option<StagesInfo> {
         let (stages, plan) = (model.metadata().stages.as_ref()?, model.stages_plan()?);
-        let describe = |list: &[lstmrt_format::Stage], shapes: &[lstmrt_format::StageShape]| {
+        // `first`: the index of the list's first stage in the model's numbering.
+        let describe = |list: &[lstmrt_format::Stage], shapes: &[lstmrt_format::StageShape], first: usize| {
             list.iter()
                 .zip(shapes)
-                .map(|(s, sh)| format!("{} -> {}x{}", s.describe(sh.channels_in), sh.positions, sh.channels))
+                .enumerate()
+                .map(|(i, (s, sh))| {
+                    let fft = if model.stage_runs_as_fft(first + i) { " (an STFT: runs as an FFT)" } else { "" };
+                    format!("{} -> {}x{}{fft}", s.describe(sh.channels_in), sh.positions, sh.channels)
+                })
                 .collect()
         };
         Some(StagesInfo {
@@ -292,8 +297,8 @@ impl StagesInfo {
             sample_rate: stages.sample_rate,
             steps: plan.steps,
             out_values: plan.out_values(),
-            front: describe(&stages.front, &plan.front),
-            back: describe(&stages.back, &plan.back),
+            front: describe(&stages.front, &plan.front, 0),
+            back: describe(&stages.back, &plan.back, stages.front.len()),
         })
     }
 }

@@ -527,6 +527,7 @@ impl Model {
                         None => part(0, 1),
                     }
                 };
+                let dft = self.stage_dft(index);
                 if unfolds_in_place(stage) {
                     debug_assert!(src.len() >= (rows_out - 1) * inp.stride + k);
                     gemm_rows(src.as_ptr(), inp.stride, rows_out, 0);
@@ -535,8 +536,16 @@ impl Model {
                     let mut first = 0;
                     while first < rows_out {
                         let rows = block.min(rows_out - first);
-                        unfold(stage, inp, batch, src, first, rows, &mut st.cols.as_mut_slice()[..rows * k]);
-                        gemm_rows(st.cols.as_slice().as_ptr(), k, rows, first);
+                        let cols = &mut st.cols.as_mut_slice()[..rows * k];
+                        unfold(stage, inp, batch, src, first, rows, cols);
+                        match dft {
+                            // An STFT: the FFT of each unfolded frame.
+                            Some(dft) => {
+                                debug_assert_eq!(dft.kernel(), k);
+                                dft.run(cols, k, rows, &mut dst[first * out.stride..], out.stride)
+                            }
+                            None => gemm_rows(st.cols.as_slice().as_ptr(), k, rows, first),
+                        }
                         first += rows;
                     }
                 }

@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod chunks;
+mod dft;
 mod engine;
 mod error;
 mod model;

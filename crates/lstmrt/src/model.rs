@@ -4,6 +4,7 @@ use std::path::Path;
 
 use half::{bf16, f16};
 
+use crate::dft::{self, Dft};
 use crate::weights::{HeadWeights, LayerWeights, Weights};
 use lstmrt_format::panel as pack;
 use lstmrt_format::{self as format, CellKind, DType, ExpectedTensor, FileInfo, Layout, Metadata, TensorInfo, names};
@@ -67,6 +68,8 @@ struct PackedLayer {
 pub(crate) struct PackedStage {
     matrix: PackedMatrix,
     bias: Vec<f32>,
+    /// An STFT stage runs as an FFT ([`crate::dft`]).
+    dft: Option<Dft>,
 }
 
 /// A borrowed view of one tensor's bytes in the file.
@@ -497,11 +500,40 @@ impl Model {
                     .tensor(&format::Stages::bias_name(chain, i))
                     .map(|t| t.to_f32_vec())
                     .unwrap_or_else(|| vec![0.0; out]);
-                let matrix = self.packed_matrix(&format::Stages::weight_name(chain, i))?;
-                packed.push(Some(PackedStage { matrix, bias: pack::pack_vector(&bias, 1, out) }));
+                let name = format::Stages::weight_name(chain, i);
+                let matrix = self.packed_matrix(&name)?;
+                let dft = self.stft(stage, &name, &bias);
+                packed.push(Some(PackedStage { matrix, bias: pack::pack_vector(&bias, 1, out), dft }));
             }
         }
         Ok(packed)
+    }
+
+    /// The FFT of convolution `stage` (weights `name`), when it is an STFT
+    /// held in f32 with no bias ([`Dft::detect`]; its activation follows as
+    /// for any convolution); a model stored in another dtype keeps the
+    /// product of its own rounded weights.
+    fn stft(&self, stage: &format::Stage, name: &str, bias: &[f32]) -> Option<Dft> {
+        let kernel = stage.kernel as usize;
+        let out = stage.out_channels as usize;
+        let f32_weights = self.tensor(name)?.dtype() == DType::F32;
+        if !f32_weights || bias.iter().any(|&b| b != 0.0) || out != kernel + 2 || kernel > dft::MAX_N {
+            return None;
+        }
+        let weights = self.canonical_f32(name)?;
+        (weights.len() == out * kernel).then(|| Dft::detect(&weights, out, kernel)).flatten()
+    }
+
+    /// The FFT that computes stage `index` ([`Model::stage_ref`]'s numbering), if any.
+    pub(crate) fn stage_dft(&self, index: usize) -> Option<&Dft> {
+        self.stages.get(index)?.as_ref()?.dft.as_ref()
+    }
+
+    /// Whether stage `index` (front stages first, then back ones) is an
+    /// STFT that runs as an FFT (`lstm-run --info` says so; tests check it).
+    #[doc(hidden)]
+    pub fn stage_runs_as_fft(&self, index: usize) -> bool {
+        self.stage_dft(index).is_some()
     }
 
     /// The sizes of the stages, when the model has them.

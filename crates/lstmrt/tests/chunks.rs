@@ -178,11 +178,60 @@ lstmrt_testkit::per_tier! {
         let f = |m: &Metadata, w: &Weights| write(m, w, DType::F32, Layout::Panel16).with_isa(isa).unwrap();
         some_streams_and_whole_signals_equal_the_reference(&f, isa.name());
     }
+
+    fn stft_fronts_run_as_an_fft_and_equal_the_reference_f32(isa: Isa) {
+        stft_fronts_run_as_an_fft_and_equal_the_reference(&|m| m.with_isa(isa).unwrap());
+    }
 }
 
 lstmrt_testkit::per_int8_form! {
     fn int8_chunks_equal_the_reference_for_every_batch(k: Int8Kernels) {
         chunks_equal_the_reference(&[DType::I8], &|m| k.apply(m), k.dot.name());
+    }
+}
+
+/// `vad_like` with its first stage an STFT: a Hann-windowed DFT basis of 32
+/// taps (34 channels, no bias), which the runtime recognises and runs as an
+/// FFT; the reference runs the matrix product of the same f32 weights.
+fn stft_front(cell: CellKind, rng: &mut Rng) -> (Metadata, Weights) {
+    let meta = vad_like(cell);
+    let mut weights = Weights::random(&meta, rng, 1.0);
+    let n = 32;
+    let mut basis = vec![0.0f32; (n + 2) * n];
+    for k in 0..=n / 2 {
+        for t in 0..n {
+            let window = 0.5 - 0.5 * (std::f64::consts::TAU * t as f64 / n as f64).cos();
+            let a = std::f64::consts::TAU * (k * t) as f64 / n as f64;
+            basis[k * n + t] = (window * a.cos()) as f32;
+            basis[(n / 2 + 1 + k) * n + t] = (-window * a.sin()) as f32;
+        }
+    }
+    assert!(weights.set(&meta.architecture, "front.0.weight", basis));
+    weights.stages.remove("front.0.bias");
+    (meta, weights)
+}
+
+fn stft_fronts_run_as_an_fft_and_equal_the_reference(on: &dyn Fn(Model) -> Model) {
+    let mut rng = Rng::new(11);
+    for cell in [CellKind::Lstm, CellKind::Gru] {
+        let (meta, weights) = stft_front(cell, &mut rng);
+        let per = meta.stages.as_ref().unwrap().chunk as usize;
+        let signals: Vec<Vec<f32>> = (0..5).map(|_| signal(&mut rng, per * 4)).collect();
+        let f32_model = on(write(&meta, &weights, DType::F32, Layout::Panel16));
+        assert!(f32_model.stage_runs_as_fft(0), "the f32 STFT is recognised");
+        assert!((1..7).all(|i| !f32_model.stage_runs_as_fft(i)), "and nothing else");
+        // f16 weights are the basis rounded to f16: the model computes with those.
+        assert!(!on(write(&meta, &weights, DType::F16, Layout::Panel16)).stage_runs_as_fft(0));
+        let stored = f32_model.weights();
+        // 1, 4 (one group of lanes) and 5 streams; two threads.
+        for (streams, threads) in [(1, 1), (4, 1), (5, 2)] {
+            let got = run_streams(&f32_model, &signals[..streams], threads);
+            for (b, g) in got.iter().enumerate() {
+                let want = reference::run_chunks(&meta, &stored, &signals[b]);
+                let diff = reference::max_abs_diff(g, &want);
+                assert!(diff <= 2e-5, "{} batch {streams} stream {b}: max diff {diff}", cell.name());
+            }
+        }
     }
 }
 

@@ -157,3 +157,13 @@ fn vad_streams_refuse_bad_audio_and_unbounded_waiting() {
     let demo = lstmrt::Model::open(lstmrt_testkit::demo_model()).unwrap();
     assert!(demo.new_vad_streams(1, VadStreamOptions::default()).is_err());
 }
+
+#[test]
+fn the_committed_silero_models_run_their_stft_as_an_fft() {
+    for name in ["silero_vad.lstm", "silero_vad_8k.lstm"] {
+        let model = lstmrt::Model::open(lstmrt_testkit::repo_root().join("models/silero_vad").join(name)).unwrap();
+        let stages = model.metadata().stages.as_ref().unwrap().front.len() + 3;
+        let fft: Vec<usize> = (0..stages).filter(|&i| model.stage_runs_as_fft(i)).collect();
+        assert_eq!(fft, [0], "{name}: only the first stage, the STFT");
+    }
+}
