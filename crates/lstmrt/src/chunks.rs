@@ -483,9 +483,10 @@ impl Model {
             StageKind::Conv1d => {
                 let (w, bias) = self.stage_ref(index).expect("convolutions are packed at open");
                 let k = stage.kernel as usize * inp.channels;
-                // Many rows: the panels are shared out between the state's
-                // threads (it has a pool only when it has several).
-                let pool = if rows_out * k * w.panels * LANES >= PARALLEL_WORK {
+                let dft = self.stage_dft(index);
+                // Many rows of a product: the panels are shared out between
+                // the state's threads (it has a pool only when it has several).
+                let pool = if dft.is_none() && rows_out * k * w.panels * LANES >= PARALLEL_WORK {
                     st.state.renew_pool_after_fork();
                     st.state.pool().cloned()
                 } else {
@@ -527,7 +528,6 @@ impl Model {
                         None => part(0, 1),
                     }
                 };
-                let dft = self.stage_dft(index);
                 if unfolds_in_place(stage) {
                     debug_assert!(src.len() >= (rows_out - 1) * inp.stride + k);
                     gemm_rows(src.as_ptr(), inp.stride, rows_out, 0);

@@ -20,7 +20,7 @@
 /// Positions transformed side by side.
 const LANES: usize = 4;
 /// The largest transform recognised (`N`): the work area lives on the stack.
-pub(crate) const MAX_N: usize = 1024;
+const MAX_N: usize = 1024;
 
 type Lanes = [f64; LANES];
 
@@ -41,7 +41,7 @@ impl Dft {
     /// windowed DFT basis as described above; `None` otherwise.
     pub(crate) fn detect(weights: &[f32], out: usize, kernel: usize) -> Option<Dft> {
         let n = kernel;
-        if !(8..=MAX_N).contains(&n) || !n.is_power_of_two() || out != n + 2 || weights.len() != out * n {
+        if !Dft::fits(out, kernel) || weights.len() != out * n {
             return None;
         }
         let half = n / 2;
@@ -78,6 +78,12 @@ impl Dft {
         let reversed = (0..half as u32).map(|m| if bits == 0 { 0 } else { m.reverse_bits() >> (32 - bits) }).collect();
         let window = window.iter().map(|&w| f64::from(w)).collect();
         Some(Dft { n, window, twiddles, reversed })
+    }
+
+    /// Whether a convolution of `kernel` taps and `out` channels has an
+    /// STFT's shape (checked before its weights are read).
+    pub(crate) fn fits(out: usize, kernel: usize) -> bool {
+        (8..=MAX_N).contains(&kernel) && kernel.is_power_of_two() && out == kernel + 2
     }
 
     /// The taps (`N`).

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use half::{bf16, f16};
 
-use crate::dft::{self, Dft};
+use crate::dft::Dft;
 use crate::weights::{HeadWeights, LayerWeights, Weights};
 use lstmrt_format::panel as pack;
 use lstmrt_format::{self as format, CellKind, DType, ExpectedTensor, FileInfo, Layout, Metadata, TensorInfo, names};
@@ -514,14 +514,12 @@ impl Model {
     /// for any convolution); a model stored in another dtype keeps the
     /// product of its own rounded weights.
     fn stft(&self, stage: &format::Stage, name: &str, bias: &[f32]) -> Option<Dft> {
-        let kernel = stage.kernel as usize;
-        let out = stage.out_channels as usize;
+        let (out, kernel) = (stage.out_channels as usize, stage.kernel as usize);
         let f32_weights = self.tensor(name)?.dtype() == DType::F32;
-        if !f32_weights || bias.iter().any(|&b| b != 0.0) || out != kernel + 2 || kernel > dft::MAX_N {
+        if !f32_weights || bias.iter().any(|&b| b != 0.0) || !Dft::fits(out, kernel) {
             return None;
         }
-        let weights = self.canonical_f32(name)?;
-        (weights.len() == out * kernel).then(|| Dft::detect(&weights, out, kernel)).flatten()
+        Dft::detect(&self.canonical_f32(name)?, out, kernel)
     }
 
     /// The FFT that computes stage `index` ([`Model::stage_ref`]'s numbering), if any.

@@ -53,11 +53,15 @@ impl std::fmt::Display for Int8Kernels {
 
 /// Runs `test` with int8 product `dot`, or says why this CPU cannot.
 pub fn on_int8_form(dot: Int8Dot, test: impl FnOnce(Int8Kernels)) {
-    if dot.available() {
-        test(Int8Kernels { isa: dot.isa(), dot })
-    } else {
-        eprintln!("skipped with the {dot} int8 product: this CPU cannot run it");
+    match int8_unavailable(dot) {
+        None => test(Int8Kernels { isa: dot.isa(), dot }),
+        Some(why) => eprintln!("skipped with the {dot} int8 product: {why}"),
     }
+}
+
+/// Why this CPU cannot run int8 product `dot`, if it cannot.
+fn int8_unavailable(dot: Int8Dot) -> Option<&'static str> {
+    (!dot.available()).then_some("this CPU cannot run it")
 }
 
 /// Stamps each `fn name(isa: Isa) { ... }` onto every tier: a module per
@@ -133,32 +137,34 @@ impl Serial {
         self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
     }
 
+    /// Runs `case` as `name` unless filtered out or skipped for `why`,
+    /// printing the outcome as libtest does.
+    fn run(&mut self, name: &str, skip: Option<&str>, case: impl FnOnce()) {
+        if !self.wanted(name) {
+            return;
+        }
+        match skip {
+            None => {
+                case();
+                println!("test {name} ... ok");
+                self.ran += 1;
+            }
+            Some(why) => println!("test {name} ... skipped: {why}"),
+        }
+    }
+
     /// `case` once, on the tier the runtime picks.
     pub fn once(&mut self, name: &str, case: fn()) -> &mut Self {
-        if self.wanted(name) {
-            case();
-            println!("test {name} ... ok");
-            self.ran += 1;
-        }
+        self.run(name, None, case);
         self
     }
 
     /// Each case on every tier ([`Isa::ALL`]), as [`per_tier!`](crate::per_tier) stamps them.
     pub fn per_tier(&mut self, cases: &[Case<Isa>]) -> &mut Self {
         for isa in Isa::ALL {
+            let skip = isa.unavailable_reason();
             for (case, run) in cases {
-                let name = format!("{}::{case}", isa.name());
-                if !self.wanted(&name) {
-                    continue;
-                }
-                match isa.unavailable_reason() {
-                    None => {
-                        run(isa);
-                        println!("test {name} ... ok");
-                        self.ran += 1;
-                    }
-                    Some(why) => println!("test {name} ... skipped: {why}"),
-                }
+                self.run(&format!("{}::{case}", isa.name()), skip.as_deref(), || run(isa));
             }
         }
         self
@@ -170,16 +176,7 @@ impl Serial {
         for dot in Int8Dot::ALL {
             for (case, run) in cases {
                 let name = format!("{}::{case}", int8_module(dot));
-                if !self.wanted(&name) {
-                    continue;
-                }
-                if dot.available() {
-                    run(Int8Kernels { isa: dot.isa(), dot });
-                    println!("test {name} ... ok");
-                    self.ran += 1;
-                } else {
-                    println!("test {name} ... skipped: this CPU cannot run the {dot} int8 product");
-                }
+                self.run(&name, int8_unavailable(dot), || run(Int8Kernels { isa: dot.isa(), dot }));
             }
         }
         self
