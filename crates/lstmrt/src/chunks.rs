@@ -542,7 +542,7 @@ impl Model {
                             // An STFT: the FFT of each unfolded frame.
                             Some(dft) => {
                                 debug_assert_eq!(dft.kernel(), k);
-                                dft.run(cols, k, rows, &mut dst[first * out.stride..], out.stride)
+                                dft.run(self.isa(), cols, k, rows, &mut dst[first * out.stride..], out.stride)
                             }
                             None => gemm_rows(st.cols.as_slice().as_ptr(), k, rows, first),
                         }

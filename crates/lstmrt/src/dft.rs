@@ -15,12 +15,17 @@
 //! the matrix product's (max 1.33e-5, mean 2.5e-7; an f32 FFT gave 1.73e-5).
 //!
 //! Four positions (or streams) run side by side, one per lane, so the
-//! compiler's baseline vectors carry them on every tier.
+//! compiler's vectors carry them on every tier (one AVX2 register from the
+//! avx2 tier up).
+
+use lstmrt_kernels::Isa;
 
 /// Positions transformed side by side.
 const LANES: usize = 4;
 /// The largest transform recognised (`N`): the work area lives on the stack.
 const MAX_N: usize = 1024;
+/// Half of the largest transform whose work area is the small one.
+const SMALL_HALF: usize = 128;
 
 type Lanes = [f64; LANES];
 
@@ -94,11 +99,48 @@ impl Dft {
     /// Transforms `rows` frames of `N` samples (`x_stride` apart in `x`)
     /// into rows of `N + 2` values (`out_stride` apart in `out`): the real
     /// parts of bins `0..=N/2`, then their imaginary parts.
-    pub(crate) fn run(&self, x: &[f32], x_stride: usize, rows: usize, out: &mut [f32], out_stride: usize) {
-        let (n, half) = (self.n, self.n / 2);
+    pub(crate) fn run(&self, isa: Isa, x: &[f32], x_stride: usize, rows: usize, out: &mut [f32], out_stride: usize) {
+        let n = self.n;
         assert!(rows == 0 || (x.len() >= (rows - 1) * x_stride + n && out.len() >= (rows - 1) * out_stride + n + 2));
-        let mut re = [[0.0f64; LANES]; MAX_N / 2];
-        let mut im = [[0.0f64; LANES]; MAX_N / 2];
+        #[cfg(target_arch = "x86_64")]
+        if isa >= Isa::Avx2 {
+            // SAFETY: a model's tier is available on this CPU (checked when
+            // it was chosen), and every tier from avx2 up has AVX2.
+            return unsafe { self.run_avx2(x, x_stride, rows, out, out_stride) };
+        }
+        let _ = isa;
+        self.run_any(x, x_stride, rows, out, out_stride)
+    }
+
+    /// [`Dft::run`] compiled for AVX2: the four lanes of f64 are one
+    /// register. The same operations in the same order (Rust does not fuse
+    /// a multiply and an add), so the same bits as the baseline build.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(&self, x: &[f32], x_stride: usize, rows: usize, out: &mut [f32], out_stride: usize) {
+        self.run_any(x, x_stride, rows, out, out_stride)
+    }
+
+    #[inline(always)]
+    fn run_any(&self, x: &[f32], x_stride: usize, rows: usize, out: &mut [f32], out_stride: usize) {
+        // The work area is on the stack and zeroed at every call: a small
+        // one for small transforms (Silero's N = 256: 2 x 4 KiB, not 2 x 16).
+        if self.n / 2 <= SMALL_HALF {
+            self.run_in::<SMALL_HALF>(x, x_stride, rows, out, out_stride)
+        } else {
+            self.run_in::<{ MAX_N / 2 }>(x, x_stride, rows, out, out_stride)
+        }
+    }
+
+    /// [`Dft::run`] with a work area of `H >= n / 2` lanes per part.
+    #[inline(always)]
+    fn run_in<const H: usize>(&self, x: &[f32], x_stride: usize, rows: usize, out: &mut [f32], out_stride: usize) {
+        let (n, half) = (self.n, self.n / 2);
+        let mut re = [[0.0f64; LANES]; H];
+        let mut im = [[0.0f64; LANES]; H];
         let (re, im) = (&mut re[..half], &mut im[..half]);
         for first in (0..rows).step_by(LANES) {
             let lanes = LANES.min(rows - first);
@@ -130,6 +172,7 @@ impl Dft {
     }
 
     /// The complex FFT of `half` points, in place, from bit-reversed input.
+    #[inline(always)]
     fn transform(&self, re: &mut [Lanes], im: &mut [Lanes]) {
         let half = re.len();
         let mut len = 2;
@@ -159,6 +202,7 @@ impl Dft {
 /// its even (real) and odd (imaginary) samples: with `E = (Z[k] +
 /// conj Z[n/2 - k]) / 2` and `O = (Z[k] - conj Z[n/2 - k]) / 2i`, bin `k` is
 /// `E + exp(-2 pi i k / n) O`.
+#[inline(always)]
 fn separate(re: &[Lanes], im: &[Lanes], twiddles: &[(f64, f64)], l: usize, out_re: &mut [f32], out_im: &mut [f32]) {
     let half = re.len();
     out_re[0] = (re[0][l] + im[0][l]) as f32;
@@ -220,7 +264,15 @@ mod tests {
                 let (x_stride, out_stride) = (n + 3, n + 7);
                 let x = values(&mut rng, rows * x_stride);
                 let mut out = vec![f32::NAN; rows * out_stride];
-                dft.run(&x, x_stride, rows, &mut out, out_stride);
+                dft.run(Isa::Scalar, &x, x_stride, rows, &mut out, out_stride);
+                // Every tier this CPU has computes the same bits (the avx2
+                // build is the same operations in one register).
+                for isa in Isa::available_tiers() {
+                    let mut tier = vec![f32::NAN; rows * out_stride];
+                    dft.run(isa, &x, x_stride, rows, &mut tier, out_stride);
+                    let same = out.iter().zip(&tier).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "n = {n}, {rows} rows: {} differs from the baseline", isa.name());
+                }
                 for r in 0..rows {
                     let want = direct(&w, &x[r * x_stride..][..n], n);
                     let got = &out[r * out_stride..][..n + 2];
