@@ -14,7 +14,7 @@ Rows:
 - ORT batched: one session given 64 streams as one batch (the model takes a
   batch dimension) - what a user could do instead of 64 sessions.
 - lstmrt: `lstm-run --bench --json` on models/silero_vad/silero_vad.lstm (f32) and
-  its int8 variant (int8 LSTM, f16 front-end: the writer's default for int8).
+  its int8 variant (int8 LSTM, f32 front-end: the writer's default for int8).
 Accuracy: max |p - p_ref| over the fixture's chunks and the share of chunks
 whose speech decision (p >= 0.5) agrees, p_ref being ORT f32 on silero_vad.onnx.
 """
@@ -143,7 +143,7 @@ def main():
         subprocess.run([os.path.join(ROOT, "target", "release", "lstm-convert"),
                         os.path.join(VAD, "silero_vad_16k_op15.onnx"), "--arch", os.path.join(VAD, "arch-onnx.json"),
                         "--dtype", "int8", "-o", int8], check=True, capture_output=True)
-        lst = [("lstmrt f32", f32), ("lstmrt int8 (f16 front-end)", int8)]
+        lst = [("lstmrt f32", f32), ("lstmrt int8 (f32 front-end)", int8)]
         for label, m in lst:
             rows.append((label, lstmrt_time(m, 1, args.seconds), *accuracy(lstmrt_probs(m), ref)))
         base = rows[0][1]

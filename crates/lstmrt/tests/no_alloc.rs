@@ -144,9 +144,13 @@ fn a_fresh_state_steps_without_allocating(isa: Isa) {
 }
 
 fn chunk_model(dtype: DType) -> Model {
+    chunk_model_with_stages(dtype, dtype)
+}
+
+fn chunk_model_with_stages(dtype: DType, stages: DType) -> Model {
     let meta = common::small_vad(CellKind::Lstm);
     let w = random_weights(&meta, &mut Rng::new(6), 1.0);
-    Model::from_bytes(&ModelWriter::new(&meta, &w).dtype(dtype).to_bytes().unwrap()).unwrap()
+    Model::from_bytes(&ModelWriter::new(&meta, &w).dtype(dtype).stage_dtype(stages).to_bytes().unwrap()).unwrap()
 }
 
 fn chunks_never_allocate_once_the_chunk_state_exists(m: &Model) {
@@ -171,7 +175,11 @@ fn float_chunks_without_allocating(isa: Isa) {
 }
 
 fn int8_chunks_without_allocating(k: Int8Kernels) {
-    chunks_never_allocate_once_the_chunk_state_exists(&k.apply(chunk_model(DType::I8)));
+    // An int8 stack beside f32 stages (the writer's default) and f16 ones
+    // (their widening buffers too).
+    for stages in [DType::F32, DType::F16] {
+        chunks_never_allocate_once_the_chunk_state_exists(&k.apply(chunk_model_with_stages(DType::I8, stages)));
+    }
 }
 
 fn the_counter_sees_allocations() {

@@ -51,8 +51,8 @@ struct Args {
     dtype: DTypeArg,
 
     /// Chunked models (--arch): element type of the stages' convolution weights, when not
-    /// --dtype's (default: --dtype's, except f16 for --dtype int8: int8 front-ends cost far
-    /// more accuracy, docs/silero-vad.md). Example: --stage-dtype f32
+    /// --dtype's (default: --dtype's, except f32 for --dtype int8: int8 front-ends cost far
+    /// more accuracy, and an STFT runs as an FFT only from f32, docs/silero-vad.md). Example: --stage-dtype f16
     #[arg(long, value_enum, value_name = "DTYPE")]
     stage_dtype: Option<DTypeArg>,
 
