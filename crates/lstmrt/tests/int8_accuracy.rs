@@ -207,6 +207,32 @@ fn stepping_gives_the_same_bits_as_whole_sequences(k: Int8Kernels) {
         assert!(whole.iter().zip(&stepped).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} {mode:?}: step != run");
     }
 }
+
+fn threads_give_the_same_bits_whichever_way_the_batch_is_split(k: Int8Kernels) {
+    // H = 256 is 16 panels: a batch of 3 on 2 threads splits the panels, a
+    // batch of 16 or 24 (8 rows a thread and more) splits the sequences,
+    // 3 threads on 16 rows split the panels again. Each row's arithmetic is
+    // the same whoever runs it, so every split gives one thread's bits.
+    let meta = lstm(40, 256, 2);
+    let weights = random_weights(&meta, &mut Rng::new(21), 1.0);
+    let bytes = ModelWriter::new(&meta, &weights).dtype(DType::I8).to_bytes().unwrap();
+    let model = k.apply(Model::from_bytes(&bytes).unwrap());
+    let steps = 12;
+    for batch in [3, 16, 24] {
+        let xs = Rng::new(batch as u64).vec(steps * batch * 40, 1.0);
+        let run = |threads: usize| {
+            let mut state = model.new_batch_state(batch).unwrap();
+            state.set_threads(threads);
+            model.run(&mut state, &xs).unwrap().to_vec()
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            let got = run(threads);
+            let same = one.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{k} batch {batch}: {threads} threads differ from one");
+        }
+    }
+}
 }
 
 #[test]
