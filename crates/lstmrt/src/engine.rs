@@ -770,9 +770,9 @@ impl Split {
     /// whatever their width (measured, not profiled: with a quarter of
     /// f32's bytes, each thread reading all the weights seems to cost less
     /// than the barrier after every step). Zen 4 (AVX-512 VNNI), 2 threads,
-    /// H=512 int8: batch 16 122-124 -> 104-105 us per step, batch 32
-    /// 242-243 -> 199-201, batch 64 471-472 -> 414-415; H=1024 batch 32
-    /// 778-790 -> 732-775.
+    /// H=512 int8: batch 16 122-124 -> 104-105 us per step, batch 64
+    /// 471-472 -> 414-415; batch 32, 8 runs each: panels 191-245 (6 of 8 at
+    /// 241-245: bimodal), rows 187-203; H=1024 batch 32 778-790 -> 732-775.
     fn choose(threads: usize, batch: usize, panels: usize, int8: bool) -> Split {
         if threads <= 1 {
             Split::Single
